@@ -1,0 +1,18 @@
+"""Options the SFU takes from the operator's configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SfuOptions:
+    # codecs answered to browsers, by preference; both legs use the same
+    audio_codecs: list[str] = field(default_factory=lambda: ["opus"])
+    video_codecs: list[str] = field(default_factory=lambda: ["VP8"])
+    # seconds a peer connection may take to connect before it is dropped
+    connect_timeout: float = 20.0
+    # minimum seconds between two keyframe requests sent to one publisher
+    keyframe_request_interval: float = 0.5
+    # frames a consumer may queue before it drops them (and waits for a keyframe)
+    consumer_queue_frames: int = 120

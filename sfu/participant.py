@@ -1,0 +1,183 @@
+"""Participant: one browser tab (or, later, the recorder) in a room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.sdp import SessionDescription
+from pyee.asyncio import AsyncIOEventEmitter
+
+from .consumer import Consumer
+from .errors import ClosedError, MediaError
+from .options import SfuOptions
+from .producer import Producer
+
+if TYPE_CHECKING:
+    from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+    from .room import Room
+
+logger = logging.getLogger(__name__)
+
+# the media sections of an offer, in order: (source, kind)
+SOURCES: tuple[tuple[str, str], ...] = (("mic", "audio"), ("camera", "video"))
+
+
+class Participant(AsyncIOEventEmitter):
+    """Owns one peer connection at a time, its producers (up) and consumers (down).
+
+    Each media section carries the participant's own track up and the
+    correspondent's down, so there is never any renegotiation.  A new offer
+    (reload, network change) replaces the peer connection.  Emits
+    "media-state" (connected / failed / timeout) and "close" once.
+    """
+
+    def __init__(self, id: str, role: str, room: Room, options: SfuOptions) -> None:
+        super().__init__()
+        self.id = id
+        self.role = role
+        self.room = room
+        self.closed = False
+        self.media_state = "new"
+        self.producers: dict[str, Producer] = {}
+        self.consumers: dict[str, Consumer] = {}
+        self._options = options
+        self._pc: RTCPeerConnection | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"Participant({self.id}, {self.role})"
+
+    @property
+    def pc(self) -> RTCPeerConnection | None:
+        return self._pc
+
+    async def handle_offer(self, sdp: str) -> str:
+        """Answer a browser's offer with a new peer connection; returns the answer SDP."""
+        if self.closed:
+            raise ClosedError(f"{self!r} is closed")
+        kinds = _media_kinds(sdp)
+        if kinds != [kind for _, kind in SOURCES]:
+            raise MediaError(f"the offer must carry audio then video sections, got {kinds}")
+        self._drop_media()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pc = pc
+        producers, consumers = {}, {}
+        for source, kind in SOURCES:
+            transceiver = pc.addTransceiver(kind, direction="sendrecv")
+            codecs = self._codecs(kind)
+            transceiver.setCodecPreferences(codecs)
+            consumer = Consumer(kind, source, codecs[0].mimeType.split("/")[1], self._options.consumer_queue_frames)
+            transceiver.sender.replaceTrack(consumer)
+            _forward_keyframe_requests(transceiver.sender, consumer)
+            producers[source] = Producer(
+                f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
+                transceiver.receiver, self._options.keyframe_request_interval,
+            )
+            consumers[source] = consumer
+        pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for t in pc.getTransceivers():
+                if not t._codecs:
+                    raise MediaError(f"no common {t.kind} codec (we offer {[c.mimeType for c in self._codecs(t.kind)]})")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except MediaError:
+            self._drop_media()
+            raise
+        except (ValueError, Exception) as exc:  # aiortc raises ValueError/InvalidStateError on bad SDP
+            self._drop_media()
+            raise MediaError(f"the offer could not be answered: {exc}") from None
+        if self.closed or self._pc is not pc:  # closed or replaced while we awaited
+            await pc.close()
+            raise ClosedError(f"{self!r} was closed during negotiation")
+        self.producers, self.consumers = producers, consumers
+        self._timeout = asyncio.get_running_loop().call_later(
+            self._options.connect_timeout, self._on_connect_timeout, pc
+        )
+        self.room._on_media(self)
+        assert pc.localDescription is not None
+        return pc.localDescription.sdp
+
+    def _codecs(self, kind: str) -> list[RTCRtpCodecCapability]:
+        wanted = [c.lower() for c in (self._options.audio_codecs if kind == "audio" else self._options.video_codecs)]
+        caps = RTCRtpSender.getCapabilities(kind).codecs
+        chosen = [c for name in wanted for c in caps if c.mimeType.split("/")[1].lower() == name]
+        if kind == "video":
+            chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
+        return chosen
+
+    def _on_connection_state(self, pc: RTCPeerConnection) -> None:
+        if pc is not self._pc:
+            return
+        state = pc.connectionState
+        logger.info("%r media %s", self, state)
+        if state == "connected":
+            self._cancel_timeout()
+            self._set_media_state("connected")
+        elif state == "failed":
+            self._drop_media()
+            self._set_media_state("failed")
+
+    def _on_connect_timeout(self, pc: RTCPeerConnection) -> None:
+        if pc is self._pc and pc.connectionState != "connected":
+            logger.info("%r media did not connect in %.0f s", self, self._options.connect_timeout)
+            self._drop_media()
+            self._set_media_state("timeout")
+
+    def _set_media_state(self, state: str) -> None:
+        self.media_state = state
+        self.emit("media-state", state)
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+            self._timeout = None
+
+    def _drop_media(self) -> None:
+        # close the current peer connection with its producers and consumers
+        self._cancel_timeout()
+        for producer in self.producers.values():
+            producer.close()
+        for consumer in self.consumers.values():
+            consumer.stop()
+        self.producers, self.consumers = {}, {}
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            task = asyncio.ensure_future(pc.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def close(self) -> None:
+        """Leave the room and drop all media; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        self._drop_media()
+        self.room._remove(self)
+        self.emit("close")
+
+    async def wait_closed(self) -> None:
+        """Wait until the peer connections being closed are closed."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _media_kinds(sdp: str) -> list[str]:
+    try:
+        return [m.kind for m in SessionDescription.parse(sdp).media]
+    except Exception as exc:  # aiortc's parser raises assorted errors on garbage
+        raise MediaError(f"the offer is not valid SDP: {exc}") from None
+
+
+def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:
+    # aiortc's sender only honours PLI/FIR when it encodes; we relay them upstream
+    def send_keyframe(*_: Any) -> None:
+        consumer.request_keyframe()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]

@@ -1,0 +1,70 @@
+"""Room: one live consultation; routes every producer to every other participant."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+from .errors import ClosedError
+from .options import SfuOptions
+from .participant import Participant
+
+logger = logging.getLogger(__name__)
+
+
+class Room(AsyncIOEventEmitter):
+    """Owns participants; `close()` cascades to them.  Emits "close" once."""
+
+    def __init__(self, id: str, options: SfuOptions) -> None:
+        super().__init__()
+        self.id = id
+        self.closed = False
+        self._options = options
+        self._participants: dict[str, Participant] = {}
+
+    def __repr__(self) -> str:
+        return f"Room({self.id})"
+
+    @property
+    def participants(self) -> tuple[Participant, ...]:
+        return tuple(self._participants.values())
+
+    def add_participant(self, id: str, role: str) -> Participant:
+        if self.closed:
+            raise ClosedError(f"{self!r} is closed")
+        if id in self._participants:
+            raise ValueError(f"{self!r} already has participant {id}")
+        participant = Participant(id, role, self, self._options)
+        self._participants[id] = participant
+        logger.info("%r + %r", self, participant)
+        return participant
+
+    def _on_media(self, participant: Participant) -> None:
+        # a participant has a new peer connection: wire it both ways
+        for other in self._participants.values():
+            if other is participant:
+                continue
+            for source, producer in participant.producers.items():
+                if source in other.consumers:
+                    other.consumers[source].bind(producer)
+            for source, producer in other.producers.items():
+                if source in participant.consumers:
+                    participant.consumers[source].bind(producer)
+
+    def _remove(self, participant: Participant) -> None:
+        if self._participants.pop(participant.id, None) is not None:
+            logger.info("%r - %r", self, participant)
+
+    def close(self) -> None:
+        """Close every participant; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        for participant in list(self._participants.values()):
+            participant.close()
+        self.emit("close")
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*(p.wait_closed() for p in self.participants), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Signaling: HTTP routes, the WebSocket protocol, the waiting room; wires the packages."""

@@ -1,0 +1,64 @@
+"""The aiohttp application: the one place that wires clinic, SFU and web together."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.resources
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from clinic import Clinic
+from sfu import IcePolicy, SfuOptions
+
+from .config import Config
+from .hub import HubRegistry
+from .keys import CLINIC, CONFIG, HUBS
+from .routes import setup_routes
+
+logger = logging.getLogger(__name__)
+
+DB_FILE = "teleconsult.sqlite3"
+
+
+def web_root() -> Path:
+    """The folder of the browser app (static files)."""
+    return Path(str(importlib.resources.files("web")))
+
+
+def sfu_options(config: Config) -> SfuOptions:
+    return SfuOptions(
+        audio_codecs=list(config.media.audio_codecs),
+        video_codecs=list(config.media.video_codecs),
+        connect_timeout=config.ice.connect_timeout,
+        keyframe_request_interval=config.media.keyframe_request_interval,
+    )
+
+
+async def open_clinic(config: Config) -> Clinic:
+    return await Clinic.open(
+        config.data_path / DB_FILE,
+        invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+    )
+
+
+def make_app(config: Config) -> web.Application:
+    """Build the application; storage opens and closes with it (cleanup_ctx)."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONFIG] = config
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
+        clinic = await open_clinic(config)
+        app[CLINIC] = clinic
+        app[HUBS] = HubRegistry(clinic, sfu_options(config))
+        logger.info("teleconsult ready, data in %s", config.data_path)
+        yield
+        app[HUBS].close()
+        await clinic.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    setup_routes(app, web_root())
+    return app

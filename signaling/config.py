@@ -1,0 +1,243 @@
+"""The operator's configuration: defaults in code, a TOML file decoded strictly.
+
+Every key lives in a dataclass below with its default; `config.toml` at the
+repository root shows every key with the same default.  Loading rejects an
+unknown key or a value of the wrong type with a message naming the key and
+the file, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # the address browsers use; invitation links are built on it
+    public_url: str = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    # SQLite database, documents and recordings live under this folder
+    data_dir: str = "data"
+
+
+@dataclass(frozen=True, slots=True)
+class IceServerConfig:
+    urls: list[str] = field(default_factory=list)
+    username: str = ""
+    credential: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IceConfig:
+    # UDP ports the SFU binds for media, inclusive
+    port_min: int = 40000
+    port_max: int = 40999
+    # addresses the SFU binds and announces; empty = every interface address
+    host_addresses: list[str] = field(default_factory=list)
+    # seconds a peer connection may take to connect before it is dropped
+    connect_timeout: float = 20.0
+    # STUN/TURN servers given to browsers; none by default
+    servers: list[IceServerConfig] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    audio_codecs: list[str] = field(default_factory=lambda: ["opus"])
+    video_codecs: list[str] = field(default_factory=lambda: ["VP8"])
+    # caps asked of browsers for what they send, in kbit/s
+    max_video_kbps: int = 1500
+    max_audio_kbps: int = 64
+    # minimum seconds between two keyframe requests sent to one publisher
+    keyframe_request_interval: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str = ""
+    port: int = 587
+    # "starttls", "tls" or "none"
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    sender: str = "Teleconsult <no-reply@teleconsult.invalid>"
+    # folder for .eml files when no SMTP host is set, relative to data_dir
+    outbox_dir: str = "outbox"
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationConfig:
+    # hours an invitation link stays valid after the consultation's time
+    lifetime_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    # largest WebSocket message accepted from a browser, in bytes
+    max_message_bytes: int = 262144
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    ice: IceConfig = field(default_factory=IceConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    invitations: InvitationConfig = field(default_factory=InvitationConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    # folder relative paths in this file are resolved against
+    base_dir: str = "."
+
+    @property
+    def data_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def outbox_path(self) -> Path:
+        return _resolve(str(self.data_path), self.mail.outbox_dir)
+
+
+def _resolve(base: str, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path(base) / p).resolve()
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Load `path` (or the defaults when None) and apply dotted-key overrides.
+
+    Overrides are for tests and the CLI: `load_config(None, **{"http.port": 0})`.
+    """
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    base_dir = "."
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        try:
+            with p.open("rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        base_dir = str(p.resolve().parent)
+        if "base_dir" in raw:
+            raise ConfigError(f"{where}: unknown key 'base_dir'")
+    for dotted, value in overrides.items():
+        _set_dotted(raw, dotted.replace("__", "."), value)
+    raw.setdefault("base_dir", base_dir)
+    config = _decode(Config, raw, "", where)
+    _validate(config, where)
+    return config
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = raw
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[last] = value
+
+
+def _decode(cls: type[Any], raw: Any, prefix: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [{prefix.rstrip('.')}] must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{prefix}{unknown[0]}' "
+            f"(known keys here: {', '.join(sorted(names - {'base_dir'}))})"
+        )
+    values = {
+        name: _coerce(hints[name], value, prefix + name, where)
+        for name, value in raw.items()
+    }
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, where: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _decode(typing.cast(type[Any], hint), value, key + ".", where)
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{key}' must be a list, got {_kind(value)}")
+        return [_coerce(item, v, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    ok = {
+        str: isinstance(value, str),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        bool: isinstance(value, bool),
+    }[hint]
+    if not ok:
+        raise ConfigError(
+            f"{where}: '{key}' must be {_TYPE_NAMES[hint]}, got {_kind(value)} {value!r}"
+        )
+    return float(value) if hint is float else value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _validate(c: Config, where: str) -> None:
+    def fail(key: str, why: str) -> None:
+        raise ConfigError(f"{where}: '{key}' {why}")
+
+    if not 0 <= c.http.port <= 65535:
+        fail("http.port", "must be between 0 and 65535")
+    if not c.http.public_url.startswith(("http://", "https://")):
+        fail("http.public_url", "must start with http:// or https://")
+    if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
+        fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
+    for i, addr in enumerate(c.ice.host_addresses):
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            fail(f"ice.host_addresses[{i}]", f"is not an IP address: {addr!r}")
+    for i, server in enumerate(c.ice.servers):
+        if not server.urls:
+            fail(f"ice.servers[{i}].urls", "must name at least one stun: or turn: URL")
+        for url in server.urls:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                fail(f"ice.servers[{i}].urls", f"has {url!r}, which is not stun:, turn: or turns:")
+    if c.ice.connect_timeout <= 0:
+        fail("ice.connect_timeout", "must be positive")
+    known_audio, known_video = {"opus", "pcmu", "pcma", "g722"}, {"vp8", "h264"}
+    if not c.media.audio_codecs or any(x.lower() not in known_audio for x in c.media.audio_codecs):
+        fail("media.audio_codecs", f"must list codecs among {sorted(known_audio)}")
+    if not c.media.video_codecs or any(x.lower() not in known_video for x in c.media.video_codecs):
+        fail("media.video_codecs", f"must list codecs among {sorted(known_video)}")
+    if c.media.max_video_kbps < 100 or c.media.max_audio_kbps < 6:
+        fail("media.max_video_kbps", "must be >= 100 (and media.max_audio_kbps >= 6)")
+    if c.mail.smtp.security not in ("starttls", "tls", "none"):
+        fail("mail.smtp.security", "must be \"starttls\", \"tls\" or \"none\"")
+    if c.invitations.lifetime_hours <= 0:
+        fail("invitations.lifetime_hours", "must be positive")
+    if c.limits.max_message_bytes < 1024:
+        fail("limits.max_message_bytes", "must be at least 1024")

@@ -1,0 +1,175 @@
+"""Live consultations: who is connected, the handshake, and the SFU room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Protocol
+
+from clinic import Clinic, Consultation, ConsultationState, Role, Stage
+from sfu import MediaError, Participant, Room, SfuOptions
+
+from . import lobby
+from .errors import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+
+class Connection(Protocol):
+    """What the hub needs of a participant's WebSocket session."""
+
+    id: str
+    role: Role
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    async def replaced(self) -> None: ...
+
+
+class Hub:
+    """One consultation while anyone is connected to it.
+
+    Holds the lobby state (persisted on every change), one connection per side
+    and the SFU room.  Every change runs under one lock, so two sides pressing
+    buttons at the same moment are applied one after the other.
+    """
+
+    def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions) -> None:
+        self.id = consultation.id
+        self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
+        self.connections: dict[Role, Connection] = {}
+        self.participants: dict[Role, Participant] = {}
+        self.room: Room | None = None
+        self._clinic = clinic
+        self._sfu_options = sfu_options
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"Hub({self.id})"
+
+    async def attach(self, conn: Connection) -> None:
+        """Connect a side; a previous tab of the same side is told and dropped."""
+        async with self._lock:
+            previous = self.connections.get(conn.role)
+            self.connections[conn.role] = conn
+            if previous is not None:
+                logger.info("%r %s opened elsewhere, replacing %s", self, conn.role.value, previous.id)
+                self._drop_participant(conn.role)
+                await previous.replaced()
+        await self.broadcast()
+
+    async def detach(self, conn: Connection) -> None:
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                return  # already replaced by another tab
+            del self.connections[conn.role]
+            self._drop_participant(conn.role)
+        await self.broadcast()
+
+    async def act(self, role: Role, action: str) -> None:
+        """Apply join / ready / hangup from `role`, persist, and tell both sides."""
+        async with self._lock:
+            new = lobby.apply(self.state, role, action)
+            await self._clinic.update_consultation(
+                self.id, state=new.consultation, practitioner_stage=new.practitioner, patient_stage=new.patient
+            )
+            self.state = new
+            logger.info("%r %s %s -> %s", self, role.value, action, new.consultation.value)
+            for side in Role:
+                if new.stage(side) is not Stage.IN_CALL:
+                    self._drop_participant(side)
+            if new.consultation is ConsultationState.ENDED and self.room is not None:
+                self.room.close()
+                self.room = None
+        await self.broadcast()
+
+    async def offer(self, conn: Connection, sdp: str) -> str:
+        """Answer the media offer of a side that is in the call."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            if self.state.stage(conn.role) is not Stage.IN_CALL:
+                raise ProtocolError("out-of-order", "'offer' is only valid in the call")
+            participant = self.participants.get(conn.role)
+            if participant is None:
+                if self.room is None or self.room.closed:
+                    self.room = Room(self.id, self._sfu_options)
+                participant = self.room.add_participant(f"{conn.role.value}-{uuid.uuid4().hex[:8]}", conn.role.value)
+                participant.on("media-state", lambda state, c=conn: self._send_soon(c, {"type": "media", "state": state}))
+                self.participants[conn.role] = participant
+        try:
+            return await participant.handle_offer(sdp)
+        except MediaError as exc:
+            raise ProtocolError("media-error", str(exc)) from None
+
+    def snapshot(self, role: Role) -> dict[str, Any]:
+        peer = lobby.other(role)
+        return {
+            "type": "state",
+            "consultation_state": self.state.consultation.value,
+            "self": {"stage": self.state.stage(role).value},
+            "peer": {"connected": peer in self.connections, "stage": self.state.stage(peer).value},
+        }
+
+    async def broadcast(self) -> None:
+        for role, conn in list(self.connections.items()):
+            await conn.send(self.snapshot(role))
+
+    @property
+    def empty(self) -> bool:
+        return not self.connections
+
+    def close(self) -> None:
+        for role in list(self.participants):
+            self._drop_participant(role)
+        if self.room is not None:
+            self.room.close()
+            self.room = None
+
+    def _drop_participant(self, role: Role) -> None:
+        participant = self.participants.pop(role, None)
+        if participant is not None:
+            participant.close()
+        if self.room is not None and not self.participants:
+            self.room.close()
+            self.room = None
+
+    def _send_soon(self, conn: Connection, message: dict[str, Any]) -> None:
+        if self.connections.get(conn.role) is conn:
+            task = asyncio.ensure_future(conn.send(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+class HubRegistry:
+    """The hubs of the consultations someone is connected to, in this process."""
+
+    def __init__(self, clinic: Clinic, sfu_options: SfuOptions) -> None:
+        self._clinic = clinic
+        self._sfu_options = sfu_options
+        self._hubs: dict[str, Hub] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, consultation_id: str) -> Hub:
+        async with self._lock:
+            hub = self._hubs.get(consultation_id)
+            if hub is None:
+                consultation = await self._clinic.get_consultation(consultation_id)
+                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options)
+            return hub
+
+    def release(self, hub: Hub) -> None:
+        """Forget a hub nobody is connected to (its state is in the database)."""
+        if hub.empty and self._hubs.get(hub.id) is hub:
+            hub.close()
+            del self._hubs[hub.id]
+
+    def find(self, consultation_id: str) -> Hub | None:
+        return self._hubs.get(consultation_id)
+
+    def close(self) -> None:
+        for hub in self._hubs.values():
+            hub.close()
+        self._hubs.clear()

@@ -1,0 +1,17 @@
+"""Typed application keys (aiohttp's AppKey: no string-keyed state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from clinic import Clinic
+
+from .config import Config
+from .hub import HubRegistry
+
+CONFIG = web.AppKey("config", Config)
+CLINIC = web.AppKey("clinic", Clinic)
+HUBS = web.AppKey("hubs", HubRegistry)
+WEB_ROOT = web.AppKey("web_root", Path)

@@ -1,0 +1,38 @@
+"""Plain French pages for a bad link; never a stack trace."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+_PAGE = """<!doctype html>
+<html lang="fr"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — Teleconsult</title>
+<link rel="stylesheet" href="/static/css/app.css"></head>
+<body><main class="notice" data-testid="error-page" data-status="{status}">
+<h1>{title}</h1><p>{text}</p>
+<p lang="en" class="translation">{english}</p>
+</main></body></html>
+"""
+
+MESSAGES = {
+    404: ("Lien d'invitation invalide",
+          "Ce lien ne correspond à aucune consultation. Vérifiez que vous avez copié "
+          "le lien en entier, ou demandez un nouveau lien à votre praticien.",
+          "This invitation link is not valid. Check that you copied the whole link, or ask your practitioner for a new one."),
+    410: ("Lien d'invitation expiré",
+          "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
+          "Demandez un nouveau lien à votre praticien.",
+          "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
+    500: ("Erreur du serveur",
+          "Une erreur est survenue de notre côté. Réessayez dans un instant.",
+          "Something went wrong on our side. Please try again in a moment."),
+}
+
+
+def error_page(status: int) -> web.Response:
+    title, text, english = MESSAGES[status]
+    body = _PAGE.format(status=status, title=html.escape(title), text=html.escape(text), english=html.escape(english))
+    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")

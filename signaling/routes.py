@@ -1,0 +1,88 @@
+"""HTTP routes: the waiting-room page, its WebSocket, static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked
+from clinic.models import Invitation
+
+from . import keys as app_keys
+from .pages import error_page
+from .session import Session
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+    ),
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+}
+
+
+async def _invitation(request: web.Request) -> Invitation | web.Response:
+    clinic = request.app[app_keys.CLINIC]
+    try:
+        return await clinic.resolve_invitation(request.match_info["token"])
+    except InvitationNotFound:
+        return error_page(404)
+    except (InvitationExpired, InvitationRevoked):
+        return error_page(410)
+
+
+async def waiting_room(request: web.Request) -> web.StreamResponse:
+    found = await _invitation(request)
+    if isinstance(found, web.Response):
+        return found
+    response = web.FileResponse(request.app[app_keys.WEB_ROOT] / "room.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    found = await _invitation(request)
+    if isinstance(found, web.Response):
+        return found
+    config = request.app[app_keys.CONFIG]
+    hubs = request.app[app_keys.HUBS]
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
+    await ws.prepare(request)
+    hub = await hubs.get(found.consultation_id)
+    session = Session(ws, found.role, hub, config)
+    try:
+        await session.run()
+    finally:
+        hubs.release(hub)
+    return ws
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            response = error_page(404)
+        else:
+            raise
+    if not response.prepared:
+        response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
+    return response
+
+
+def setup_routes(app: web.Application, web_root: Path) -> None:
+    app[app_keys.WEB_ROOT] = web_root
+    app.middlewares.append(security_headers)
+    app.router.add_get("/c/{token}", waiting_room)
+    app.router.add_get("/c/{token}/ws", websocket)
+    app.router.add_get("/healthz", health)
+    app.router.add_static("/static/", web_root, follow_symlinks=False)

@@ -1,0 +1,91 @@
+"""One participant's WebSocket: validation, dispatch, error replies."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from clinic import Role
+
+from .config import Config
+from .errors import ProtocolError
+from .hub import Hub
+from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
+
+logger = logging.getLogger(__name__)
+
+CLOSE_REPLACED = 4001
+
+
+class Session:
+    """A participant's WebSocket; implements `hub.Connection`."""
+
+    def __init__(self, ws: web.WebSocketResponse, role: Role, hub: Hub, config: Config) -> None:
+        self.id = uuid.uuid4().hex[:8]
+        self.role = role
+        self._ws = ws
+        self._hub = hub
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"Session({self.id}, {self.role.value}, {self._hub.id})"
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if not self._ws.closed:
+            try:
+                await self._ws.send_json(message)
+            except ConnectionError:
+                pass  # the socket went away; the read loop ends the session
+
+    async def replaced(self) -> None:
+        await self.send({"type": "replaced", "reason": "opened-elsewhere"})
+        await self._ws.close(code=CLOSE_REPLACED, message=b"opened elsewhere")
+
+    def welcome(self) -> dict[str, Any]:
+        ice = [
+            {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
+            for s in self._config.ice.servers
+        ]
+        return {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "role": self.role.value,
+            "consultation_id": self._hub.id,
+            "ice_servers": ice,
+            "max_video_kbps": self._config.media.max_video_kbps,
+            "max_audio_kbps": self._config.media.max_audio_kbps,
+        }
+
+    async def run(self) -> None:
+        """Serve the socket until it closes."""
+        await self.send(self.welcome())
+        await self._hub.attach(self)
+        try:
+            async for msg in self._ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self.send(error_message(ProtocolError("bad-json", "binary frames are not accepted")))
+                elif msg.type == WSMsgType.ERROR:
+                    # e.g. a frame over the size limit; aiohttp closes the socket after this
+                    logger.info("%r socket error: %s", self, self._ws.exception())
+        finally:
+            await self._hub.detach(self)
+
+    async def _handle(self, text: str) -> None:
+        ref_type: str | None = None
+        ref_id: str | None = None
+        try:
+            msg = parse_client_message(text, self._config.limits.max_message_bytes)
+            ref_type, ref_id = msg.type, msg.id
+            if msg.type == "offer":
+                answer = await self._hub.offer(self, msg.fields["sdp"])
+                await self.send({"type": "answer", "sdp": answer})
+            else:
+                await self._hub.act(self.role, msg.type)
+        except ProtocolError as exc:
+            logger.info("%r refused a message: %s", self, exc.code)
+            await self.send(error_message(exc, ref_type, ref_id))

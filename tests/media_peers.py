@@ -1,0 +1,88 @@
+"""aiortc peers used as stand-ins for browsers in integration tests (real WebRTC on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from av import VideoFrame
+
+COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 255, 0)}
+
+
+class ColourTrack(VideoStreamTrack):
+    """A solid-colour 160x120 camera at 15 fps."""
+
+    def __init__(self, colour: str) -> None:
+        super().__init__()
+        rgb = np.zeros((120, 160, 3), dtype=np.uint8)
+        rgb[:, :] = COLOURS[colour]
+        self._frame = rgb
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self._frame, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+def dominant_colour(frame: VideoFrame) -> str:
+    rgb = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+    return min(COLOURS, key=lambda c: sum((a - b) ** 2 for a, b in zip(COLOURS[c], rgb)))
+
+
+class Peer:
+    """One client: sends a colour camera and a tone, records what it receives."""
+
+    def __init__(self, colour: str) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+        self.pc.addTransceiver(ColourTrack(colour), direction="sendrecv")
+        self.video_frames: list[VideoFrame] = []
+        self.audio_frames = 0
+        self.first_video_at: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.ensure_future(self._drain(track)))
+
+    async def _drain(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    if self.first_video_at is None:
+                        self.first_video_at = time.monotonic()
+                    self.video_frames.append(frame)
+                    del self.video_frames[:-5]
+                else:
+                    self.audio_frames += 1
+        except MediaStreamError:
+            pass
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+
+    async def wait_video(self, count: int = 3, timeout: float = 15.0) -> VideoFrame:
+        deadline = time.monotonic() + timeout
+        while len(self.video_frames) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(self.video_frames) >= count, f"only {len(self.video_frames)} video frames received"
+        return self.video_frames[-1]
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

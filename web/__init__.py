@@ -1,0 +1,1 @@
+"""The browser app: static files served by signaling (this file makes them package data)."""

@@ -1,0 +1,102 @@
+// @ts-check
+/** The one FR/EN translation table of the browser app; French by default. */
+
+/** @type {Record<string, {fr: string, en: string}>} */
+export const STRINGS = {
+  language: { fr: "Langue", en: "Language" },
+  loading: { fr: "Connexion…", en: "Connecting…" },
+  "waiting.title": { fr: "Salle d'attente", en: "Waiting room" },
+  "preview.label": { fr: "Aperçu de votre caméra", en: "Your camera preview" },
+  "devices.mic": { fr: "Microphone", en: "Microphone" },
+  "devices.cam": { fr: "Caméra", en: "Camera" },
+  "devices.none": { fr: "Aucun appareil", en: "No device" },
+  "mic.toggle": { fr: "Micro", en: "Microphone" },
+  "mic.level": { fr: "Niveau du micro", en: "Microphone level" },
+  "cam.toggle": { fr: "Caméra", en: "Camera" },
+  "mic.on": { fr: "Couper le micro", en: "Mute the microphone" },
+  "mic.off": { fr: "Activer le micro", en: "Unmute the microphone" },
+  "cam.on": { fr: "Couper la caméra", en: "Turn the camera off" },
+  "cam.off": { fr: "Activer la caméra", en: "Turn the camera on" },
+  join: { fr: "Accéder à la vidéo consultation", en: "Enter the video consultation" },
+  ready: { fr: "Je suis prêt", en: "I'm ready" },
+  "peer.practitioner": { fr: "Votre praticien", en: "Your practitioner" },
+  "peer.patient": { fr: "Votre patient", en: "Your patient" },
+  "status.absent": { fr: "{peer} n'est pas encore connecté.", en: "{peer} is not connected yet." },
+  "status.waiting-room": { fr: "{peer} est dans la salle d'attente.", en: "{peer} is in the waiting room." },
+  "status.waiting-for-you": { fr: "{peer} vous attend : cliquez sur « Je suis prêt ».", en: "{peer} is waiting for you: click “I'm ready”." },
+  "status.invited": { fr: "{peer} a été invité à vous rejoindre. Veuillez patienter…", en: "{peer} has been invited to join you. Please wait…" },
+  "status.in-call": { fr: "{peer} est en consultation.", en: "{peer} is in the consultation." },
+  "call.title": { fr: "Vidéo consultation", en: "Video consultation" },
+  "call.toolbar": { fr: "Commandes de l'appel", en: "Call controls" },
+  "remote.label": { fr: "Vidéo de votre correspondant", en: "Your correspondent's video" },
+  "local.label": { fr: "Votre caméra", en: "Your camera" },
+  "call.connecting": { fr: "Connexion de la vidéo…", en: "Connecting the video…" },
+  "call.peer-away": { fr: "{peer} s'est déconnecté. Il peut revenir avec son lien.", en: "{peer} got disconnected and can come back with their link." },
+  "call.peer-left": { fr: "{peer} a quitté l'appel.", en: "{peer} left the call." },
+  "call.media-failed": { fr: "La connexion vidéo a été perdue, nouvelle tentative…", en: "The video connection was lost, retrying…" },
+  hangup: { fr: "Raccrocher", en: "Hang up" },
+  "ended.title": { fr: "La consultation est terminée", en: "The consultation has ended" },
+  "ended.text": { fr: "Vous pouvez fermer cette page.", en: "You can close this page." },
+  "replaced.title": { fr: "Consultation ouverte dans un autre onglet", en: "Consultation opened in another tab" },
+  "replaced.text": {
+    fr: "Cette page a été déconnectée car le même lien a été ouvert ailleurs. Fermez cette page ou rechargez-la pour reprendre ici.",
+    en: "This page was disconnected because the same link was opened elsewhere. Close this page, or reload it to continue here.",
+  },
+  "net.reconnecting": { fr: "Connexion perdue, reconnexion…", en: "Connection lost, reconnecting…" },
+  "device.denied": {
+    fr: "L'accès à la caméra ou au micro a été refusé. Autorisez-le dans la barre d'adresse du navigateur, puis rechargez la page. Vous pouvez aussi continuer sans.",
+    en: "Access to the camera or microphone was denied. Allow it from the browser's address bar, then reload. You can also continue without.",
+  },
+  "device.missing": {
+    fr: "Aucune caméra ni aucun micro n'a été trouvé. Vous pouvez tout de même rejoindre la consultation.",
+    en: "No camera or microphone was found. You can still join the consultation.",
+  },
+  "device.busy": {
+    fr: "La caméra ou le micro est utilisé par une autre application. Fermez-la, puis rechargez la page.",
+    en: "The camera or microphone is used by another application. Close it, then reload the page.",
+  },
+  "device.audio-only": {
+    fr: "Caméra indisponible : vous rejoindrez la consultation avec le micro seulement.",
+    en: "Camera unavailable: you will join with the microphone only.",
+  },
+  "error.generic": { fr: "Une erreur est survenue : {message}", en: "Something went wrong: {message}" },
+};
+
+const STORAGE_KEY = "teleconsult.lang";
+
+/** @returns {"fr"|"en"} */
+export function currentLang() {
+  const saved = globalThis.localStorage?.getItem(STORAGE_KEY);
+  return saved === "en" ? "en" : "fr";
+}
+
+/** @param {"fr"|"en"} lang */
+export function setLang(lang) {
+  globalThis.localStorage?.setItem(STORAGE_KEY, lang);
+}
+
+/**
+ * Translate a key, replacing {name} placeholders.
+ * @param {string} key
+ * @param {Record<string, string>} [vars]
+ */
+export function t(key, vars = {}) {
+  const entry = STRINGS[key];
+  if (!entry) return key;
+  let text = entry[currentLang()];
+  for (const [name, value] of Object.entries(vars)) text = text.replaceAll(`{${name}}`, value);
+  return text;
+}
+
+/** Apply translations to every element carrying data-i18n / data-i18n-aria under root. */
+export function translatePage(root = document) {
+  document.documentElement.lang = currentLang();
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    el.textContent = t(/** @type {string} */ (el.getAttribute("data-i18n")));
+  }
+  for (const el of root.querySelectorAll("[data-i18n-aria]")) {
+    const text = t(/** @type {string} */ (el.getAttribute("data-i18n-aria")));
+    el.setAttribute("aria-label", text);
+    el.setAttribute("title", text);
+  }
+}

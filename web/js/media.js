@@ -1,0 +1,165 @@
+// @ts-check
+/** Local devices and the call's peer connection (no screen logic here). */
+
+const MEDIA_TIMEOUT_MS = 10000;
+
+/**
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @returns {Promise<T>}
+ */
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(Object.assign(new Error("timeout"), { name: "TimeoutError" })), ms)),
+  ]);
+}
+
+/**
+ * Open the camera and microphone, falling back to what works.
+ * @param {{micId?: string, camId?: string}} choice
+ * @returns {Promise<{stream: MediaStream, problem: string|null}>} problem: an i18n key or null
+ */
+export async function openDevices(choice = {}) {
+  const audio = choice.micId ? { deviceId: { exact: choice.micId } } : true;
+  const video = {
+    width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30, max: 30 },
+    ...(choice.camId ? { deviceId: { exact: choice.camId } } : {}),
+  };
+  const md = navigator.mediaDevices;
+  if (!md?.getUserMedia) return { stream: new MediaStream(), problem: "device.missing" };
+  try {
+    return { stream: await withTimeout(md.getUserMedia({ audio, video }), MEDIA_TIMEOUT_MS), problem: null };
+  } catch (err) {
+    const name = /** @type {Error} */ (err).name;
+    if (name === "NotAllowedError" || name === "SecurityError") return { stream: new MediaStream(), problem: "device.denied" };
+    // camera missing or busy: try the microphone alone, so the consultation still works
+    try {
+      const stream = await withTimeout(md.getUserMedia({ audio }), MEDIA_TIMEOUT_MS);
+      return { stream, problem: "device.audio-only" };
+    } catch (err2) {
+      const name2 = /** @type {Error} */ (err2).name;
+      if (name2 === "NotReadableError") return { stream: new MediaStream(), problem: "device.busy" };
+      return { stream: new MediaStream(), problem: "device.missing" };
+    }
+  }
+}
+
+/** @returns {Promise<{mics: MediaDeviceInfo[], cams: MediaDeviceInfo[]}>} */
+export async function listDevices() {
+  const all = (await navigator.mediaDevices?.enumerateDevices?.()) ?? [];
+  return { mics: all.filter((d) => d.kind === "audioinput"), cams: all.filter((d) => d.kind === "videoinput") };
+}
+
+/**
+ * Calls onLevel(0..1) about 10 times a second with the microphone's level.
+ * @param {MediaStream} stream
+ * @param {(level: number) => void} onLevel
+ * @returns {() => void} stop
+ */
+export function watchLevel(stream, onLevel) {
+  const track = stream.getAudioTracks()[0];
+  if (!track || typeof AudioContext === "undefined") return () => {};
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  const timer = setInterval(() => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    onLevel(track.enabled ? Math.min(1, Math.sqrt(sum / buf.length) * 4) : 0);
+  }, 100);
+  return () => { clearInterval(timer); ctx.close(); };
+}
+
+/**
+ * The peer connection to our SFU: audio then video, each carrying our track up
+ * and the correspondent's down (docs/protocol.md), so it never renegotiates.
+ */
+export class Call extends EventTarget {
+  /**
+   * @param {import("./protocol.js").SignalingClient} client
+   * @param {MediaStream} local
+   */
+  constructor(client, local) {
+    super();
+    this.client = client;
+    this.local = local;
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** @type {Record<string, RTCRtpTransceiver>} */
+    this.transceivers = {};
+    this.remote = new MediaStream();
+    this.onAnswer = (/** @type {any} */ ev) => this.pc?.setRemoteDescription({ type: "answer", sdp: ev.detail.sdp });
+    client.addEventListener("answer", this.onAnswer);
+  }
+
+  /** (Re)start the media: a new peer connection and a new offer. */
+  async start() {
+    this.pc?.close();
+    const welcome = this.client.welcome;
+    const pc = new RTCPeerConnection({ iceServers: welcome?.ice_servers ?? [] });
+    this.pc = pc;
+    const audioTrack = this.local.getAudioTracks()[0] ?? null;
+    const videoTrack = this.local.getVideoTracks()[0] ?? null;
+    const audio = pc.addTransceiver(audioTrack ?? "audio", { direction: "sendrecv", streams: [this.local] });
+    const video = pc.addTransceiver(videoTrack ?? "video", { direction: "sendrecv", streams: [this.local] });
+    preferCodec(video, "video/VP8");
+    this.transceivers = { audio, video };
+    this.remote = new MediaStream([audio.receiver.track, video.receiver.track]);
+    this.dispatchEvent(new CustomEvent("remote", { detail: this.remote }));
+    pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringDone(pc, 3000);
+    if (this.pc !== pc) return;
+    this.client.offer(/** @type {RTCSessionDescription} */ (pc.localDescription).sdp);
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "connected") capBitrate(video.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
+    });
+  }
+
+  /**
+   * Replace the outgoing track of one kind (device change), without renegotiation.
+   * @param {MediaStreamTrack} track
+   */
+  async replaceTrack(track) {
+    await this.transceivers[track.kind]?.sender.replaceTrack(track);
+  }
+
+  stop() {
+    this.client.removeEventListener("answer", this.onAnswer);
+    this.pc?.close();
+    this.pc = null;
+  }
+}
+
+/** @param {RTCRtpTransceiver} transceiver @param {string} mime */
+function preferCodec(transceiver, mime) {
+  const caps = globalThis.RTCRtpReceiver?.getCapabilities?.("video");
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const first = caps.codecs.filter((c) => c.mimeType === mime);
+  const rtx = caps.codecs.filter((c) => c.mimeType === "video/rtx");
+  if (first.length) transceiver.setCodecPreferences([...first, ...rtx]);
+}
+
+/** @param {RTCPeerConnection} pc @param {number} ms */
+function gatheringDone(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(undefined); }
+    });
+  });
+}
+
+/** @param {RTCRtpSender} sender @param {number} bps */
+async function capBitrate(sender, bps) {
+  const params = sender.getParameters();
+  if (!params.encodings?.length) return;
+  params.encodings[0].maxBitrate = bps;
+  try { await sender.setParameters(params); } catch { /* not fatal: the browser keeps its own estimate */ }
+}

@@ -1,0 +1,101 @@
+// @ts-check
+/**
+ * The signaling client: one WebSocket, the messages of docs/protocol.md, and
+ * reconnection.  No DOM here: the screens listen to its events.
+ *
+ * Events (CustomEvent, detail = the server message): "welcome", "state",
+ * "answer", "media", "error", "replaced"; plus "connection" with detail
+ * {online: boolean} when the socket drops or comes back.
+ */
+
+export const PROTOCOL_VERSION = 1;
+const CLOSE_REPLACED = 4001;
+
+export class SignalingClient extends EventTarget {
+  /** @param {string} url WebSocket URL of this invitation */
+  constructor(url) {
+    super();
+    this.url = url;
+    /** @type {WebSocket|null} */
+    this.ws = null;
+    this.retries = 0;
+    this.stopped = false;
+    /** @type {any} */
+    this.welcome = null;
+    /** @type {any} */
+    this.state = null;
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.retries = 0;
+      this.dispatchEvent(new CustomEvent("connection", { detail: { online: true } }));
+    };
+    ws.onmessage = (ev) => {
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (msg.type === "welcome") this.welcome = msg;
+      if (msg.type === "state") this.state = msg;
+      this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (ev.code === CLOSE_REPLACED) {
+        this.stopped = true;
+        return;
+      }
+      if (this.stopped) return;
+      this.dispatchEvent(new CustomEvent("connection", { detail: { online: false } }));
+      // back off 0.5 s, 1 s, 2 s ... up to 5 s; a dropped network never loses one's place
+      const delay = Math.min(5000, 500 * 2 ** this.retries++);
+      setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  close() {
+    this.stopped = true;
+    this.ws?.close();
+  }
+
+  /** @param {Record<string, unknown>} message */
+  send(message) {
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  join() { return this.send({ type: "join" }); }
+  ready() { return this.send({ type: "ready" }); }
+  hangup() { return this.send({ type: "hangup" }); }
+  /** @param {string} sdp */
+  offer(sdp) { return this.send({ type: "offer", sdp }); }
+}
+
+/**
+ * What the waiting room should show about the other side.
+ * @param {{self: {stage: string}, peer: {connected: boolean, stage: string}}} state
+ * @returns {"absent"|"waiting-room"|"waiting-for-you"|"invited"|"in-call"}
+ */
+export function peerStatus(state) {
+  const { self, peer } = state;
+  if (peer.stage === "joined") return "waiting-for-you";
+  if (self.stage === "joined") return "invited";
+  if (peer.stage === "in_call") return "in-call";
+  return peer.connected ? "waiting-room" : "absent";
+}
+
+/** WebSocket URL for the invitation page at `location`. @param {Location} location */
+export function socketUrl(location) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${location.pathname.replace(/\/$/, "")}/ws`;
+}
