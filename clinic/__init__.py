@@ -1,0 +1,48 @@
+"""Teleconsult's domain: practitioners, patients, consultations, invitations.
+
+Imports neither aiohttp nor aiortc; signaling/ wires it to the web.
+"""
+
+from .clinic import Clinic
+from .errors import (
+    AlreadyExists,
+    ClinicError,
+    InvalidTransition,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationRevoked,
+    NotFound,
+)
+from .models import (
+    TRANSITIONS,
+    Consultation,
+    ConsultationState,
+    DemoPractice,
+    Invitation,
+    Patient,
+    Practitioner,
+    Role,
+    Stage,
+    check_transition,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "AlreadyExists",
+    "Clinic",
+    "ClinicError",
+    "Consultation",
+    "ConsultationState",
+    "DemoPractice",
+    "InvalidTransition",
+    "Invitation",
+    "InvitationExpired",
+    "InvitationNotFound",
+    "InvitationRevoked",
+    "NotFound",
+    "Patient",
+    "Practitioner",
+    "Role",
+    "Stage",
+    "check_transition",
+]

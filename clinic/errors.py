@@ -1,0 +1,31 @@
+"""Exceptions raised by the clinic domain; only signaling/ maps them to HTTP."""
+
+from __future__ import annotations
+
+
+class ClinicError(Exception):
+    """Base class of every error the clinic package raises on purpose."""
+
+
+class NotFound(ClinicError):
+    """A record (practitioner, patient, consultation, ...) does not exist."""
+
+
+class InvitationNotFound(NotFound):
+    """No invitation matches this token (unknown or malformed)."""
+
+
+class InvitationExpired(ClinicError):
+    """The invitation exists but its validity period is over."""
+
+
+class InvitationRevoked(ClinicError):
+    """The invitation exists but was revoked."""
+
+
+class InvalidTransition(ClinicError):
+    """A consultation state change that the state machine forbids."""
+
+
+class AlreadyExists(ClinicError):
+    """A record with the same unique key exists (e.g. a practitioner email)."""

@@ -1,0 +1,119 @@
+"""Schema migrations: an ordered list of SQL scripts, version in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from .database import transaction
+from .errors import ClinicError
+
+logger = logging.getLogger(__name__)
+
+# portable SQL only (TEXT/INTEGER, standard constraints): PostgreSQL comes later
+_V1: Final = """
+CREATE TABLE practitioner (
+    id TEXT NOT NULL PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE patient (
+    id TEXT NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    date_of_birth TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE INDEX patient_email ON patient (email);
+
+CREATE TABLE access_grant (
+    practitioner_id TEXT NOT NULL REFERENCES practitioner (id),
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    granted_at TEXT NOT NULL,
+    PRIMARY KEY (practitioner_id, patient_id)
+);
+
+CREATE INDEX access_grant_patient ON access_grant (patient_id);
+
+CREATE TABLE consultation (
+    id TEXT NOT NULL PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    practitioner_id TEXT NOT NULL REFERENCES practitioner (id),
+    scheduled_at TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('scheduled', 'waiting', 'in_call', 'ended', 'closed')),
+    practitioner_stage TEXT NOT NULL
+        CHECK (practitioner_stage IN ('waiting_room', 'joined', 'in_call', 'ended')),
+    patient_stage TEXT NOT NULL
+        CHECK (patient_stage IN ('waiting_room', 'joined', 'in_call', 'ended')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE INDEX consultation_patient ON consultation (patient_id);
+
+CREATE INDEX consultation_practitioner ON consultation (practitioner_id, scheduled_at);
+
+CREATE TABLE invitation (
+    id TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    role TEXT NOT NULL CHECK (role IN ('practitioner', 'patient')),
+    token_hash TEXT NOT NULL UNIQUE,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (consultation_id, role)
+);
+"""
+
+#: Every migration ever shipped, oldest first; index + 1 is the schema version.
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+
+
+def statements(script: str) -> Iterator[str]:
+    """Split a migration script into single statements (one per execute())."""
+    # executescript() would COMMIT on its own, breaking one-transaction-per-migration
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement at end of migration: {pending.strip()!r}")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return the schema version recorded in the database file."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Bring the schema up to date, one transaction per migration; return how many ran."""
+    known = len(migrations)
+    found = schema_version(conn)
+    if found > known:
+        raise ClinicError(
+            f"database schema version {found} is newer than this version of Teleconsult "
+            f"supports ({known}); upgrade Teleconsult or use a matching database"
+        )
+    applied = 0
+    for version in range(found + 1, known + 1):
+        with transaction(conn):
+            # re-read under the write lock: another process may have migrated meanwhile
+            if schema_version(conn) >= version:
+                continue
+            for statement in statements(migrations[version - 1]):
+                conn.execute(statement)
+            # user_version is part of the database header, so it commits atomically with the DDL
+            conn.execute(f"PRAGMA user_version = {version:d}")
+        applied += 1
+        logger.info("Database schema migrated to version %d", version)
+    return applied
