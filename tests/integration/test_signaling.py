@@ -1,0 +1,303 @@
+"""The signaling server for real on loopback: invitations, handshake, bad input, takeover, media."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from clinic import Role
+from media_peers import Peer, dominant_colour
+from server import Running, running_server
+
+
+class Client:
+    """One participant's WebSocket, as a browser tab would hold it."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session, self.ws = session, ws
+
+    @classmethod
+    async def open(cls, link: str) -> Client:
+        session = aiohttp.ClientSession()
+        ws = await session.ws_connect(link.replace("http://", "ws://") + "/ws")
+        return cls(session, ws)
+
+    async def send(self, **msg: Any) -> None:
+        await self.ws.send_str(json.dumps(msg))
+
+    async def recv(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            data: dict[str, Any] = json.loads(msg.data)
+            if kind is None or data["type"] == kind:
+                return data
+
+    async def state(self, **expect: Any) -> dict[str, Any]:
+        """The next state message matching `expect` (me=..., peer=..., connected=..., consultation=...)."""
+        while True:
+            s = await self.recv("state")
+            view = {"me": s["self"]["stage"], "peer": s["peer"]["stage"],
+                    "connected": s["peer"]["connected"], "consultation": s["consultation_state"]}
+            if all(view[k] == v for k, v in expect.items()):
+                return s
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> Any:
+    async with running_server(tmp_path / "data", **{"ice.connect_timeout": 2.0}) as running:
+        yield running
+
+
+async def both(server: Running) -> tuple[dict[str, Any], Client, Client]:
+    demo = await server.demo()
+    doctor = await Client.open(demo["practitioner_link"])
+    patient = await Client.open(demo["patient_link"])
+    return demo, doctor, patient
+
+
+async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) -> None:
+    demo = await server.demo()
+    client = await Client.open(demo["patient_link"])
+    welcome = await client.recv()
+    assert welcome["type"] == "welcome" and welcome["role"] == "patient"
+    assert welcome["consultation_id"] == demo["consultation_id"]
+    assert welcome["ice_servers"] == []
+    state = await client.recv()
+    assert state == {"type": "state", "consultation_state": "scheduled",
+                     "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room"}}
+    await client.close()
+
+
+@pytest.mark.parametrize("first", [Role.PRACTITIONER, Role.PATIENT])
+async def test_handshake_either_order_and_persisted(server: Running, first: Role) -> None:
+    demo, doctor, patient = await both(server)
+    a, b = (doctor, patient) if first is Role.PRACTITIONER else (patient, doctor)
+    await b.state(connected=True)
+    await a.send(type="join")
+    await a.state(me="joined")
+    await b.state(peer="joined", consultation="waiting")
+    await b.send(type="ready")
+    for c in (a, b):
+        await c.state(me="in_call", peer="in_call", consultation="in_call")
+    stored = await server.clinic.get_consultation(demo["consultation_id"])
+    assert (stored.state.value, stored.practitioner_stage.value, stored.patient_stage.value) == ("in_call", "in_call", "in_call")
+    await doctor.close()
+    await patient.close()
+
+
+async def test_late_arrival_sees_invitation_and_reload_keeps_place(server: Running) -> None:
+    demo = await server.demo()
+    doctor = await Client.open(demo["practitioner_link"])
+    await doctor.send(type="join")
+    await doctor.state(me="joined")
+    # the patient arrives after: the invitation is in the very first state
+    patient = await Client.open(demo["patient_link"])
+    first = await patient.recv("state")
+    assert first["peer"] == {"connected": True, "stage": "joined"}
+    # the practitioner reloads: still joined, and the patient sees them back
+    await doctor.close()
+    await patient.state(connected=False, peer="joined")
+    doctor = await Client.open(demo["practitioner_link"])
+    assert (await doctor.recv("state"))["self"]["stage"] == "joined"
+    await patient.send(type="ready")
+    await doctor.state(me="in_call")
+    # the patient reloads in the call: back in the call
+    await patient.close()
+    patient = await Client.open(demo["patient_link"])
+    assert (await patient.recv("state"))["self"]["stage"] == "in_call"
+    await doctor.close()
+    await patient.close()
+
+
+async def test_state_survives_a_server_restart(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as first:
+        demo = await first.demo()
+        doctor = await Client.open(demo["practitioner_link"])
+        await doctor.send(type="join")
+        await doctor.state(me="joined")
+        await doctor.close()
+    async with running_server(tmp_path / "data") as second:
+        patient = await Client.open(demo["patient_link"].replace(first.base_url, second.base_url))
+        state = await patient.recv("state")
+        assert state["peer"]["stage"] == "joined" and state["consultation_state"] == "waiting"
+        await patient.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad-json"),
+        ('{"type":"teleport"}', "unknown-type"),
+        ('{"type":"join","x":1}', "bad-message"),
+        ('{"type":"offer","sdp":"v=0"}', "out-of-order"),  # not in the call yet
+        ('{"type":"hangup","id":"h1"}', "out-of-order"),
+        ('{"type":"ready"}', "out-of-order"),  # nobody is waiting
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_session_keeps_working(server: Running, frame: str, code: str) -> None:
+    demo = await server.demo()
+    client = await Client.open(demo["patient_link"])
+    await client.recv("state")
+    await client.ws.send_str(frame)
+    error = await client.recv("error")
+    assert error["code"] == code and error["message"]
+    if code == "out-of-order" and "h1" in frame:
+        assert error["ref_type"] == "hangup" and error["ref_id"] == "h1"
+    await client.send(type="join")
+    assert (await client.state(me="joined"))["consultation_state"] == "waiting"
+    await client.close()
+
+
+async def test_binary_and_oversized_frames_are_refused(server: Running) -> None:
+    demo = await server.demo()
+    client = await Client.open(demo["patient_link"])
+    await client.recv("state")
+    await client.ws.send_bytes(b"\x00\x01")
+    assert (await client.recv("error"))["code"] == "bad-json"
+    await client.send(type="offer", sdp="x" * (server.config.limits.max_message_bytes + 10))
+    assert (await client.recv("error"))["code"] == "too-large"
+    await client.send(type="join")
+    await client.state(me="joined")
+    await client.close()
+
+
+async def test_second_tab_takes_over(server: Running) -> None:
+    demo = await server.demo()
+    old = await Client.open(demo["patient_link"])
+    await old.recv("state")
+    new = await Client.open(demo["patient_link"])
+    assert (await old.recv("replaced"))["reason"] == "opened-elsewhere"
+    closing = await old.ws.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4001
+    await new.recv("state")
+    await new.send(type="join")
+    await new.state(me="joined")
+    await old.close()
+    await new.close()
+
+
+@pytest.mark.parametrize(("mutate", "status", "words"), [
+    ("unknown", 404, "invalide"),
+    ("revoked", 410, "expiré"),
+    ("expired", 410, "expiré"),
+])
+async def test_bad_invitation_links_get_a_french_page(tmp_path: Path, mutate: str, status: int, words: str) -> None:
+    async with running_server(tmp_path / "data", **{"invitations.lifetime_hours": 0.0001}) as srv:
+        demo = await srv.demo()
+        link = demo["patient_link"]
+        if mutate == "unknown":
+            link = link[:-4] + "AAAA"
+        elif mutate == "revoked":
+            invitation = await srv.clinic.resolve_invitation(link.rsplit("/", 1)[1])
+            await srv.clinic.revoke_invitation(invitation.id)
+        else:
+            await asyncio.sleep(0.5)  # past the 0.36 s lifetime
+        async with aiohttp.ClientSession() as http:
+            for url in (link, link + "/ws"):
+                async with http.get(url) as resp:
+                    body = await resp.text()
+                    assert resp.status == status
+                    assert words in body and "Traceback" not in body
+                    assert resp.headers["Content-Type"].startswith("text/html")
+
+
+async def enter_call(doctor: Client, patient: Client) -> None:
+    await doctor.send(type="join")
+    await patient.state(peer="joined")
+    await patient.send(type="ready")
+    await doctor.state(me="in_call")
+    await patient.state(me="in_call")
+
+
+async def negotiate(client: Client, peer: Peer) -> None:
+    await client.send(type="offer", sdp=await peer.offer())
+    await peer.accept((await client.recv("answer"))["sdp"])
+
+
+async def test_media_crosses_and_a_reload_in_call_gets_it_back(server: Running) -> None:
+    demo, doctor, patient = await both(server)
+    await enter_call(doctor, patient)
+    red, blue = Peer("red"), Peer("blue")
+    blue2 = Peer("blue")
+    try:
+        await negotiate(doctor, red)
+        await negotiate(patient, blue)
+        assert (await doctor.recv("media"))["state"] == "connected"
+        assert dominant_colour(await red.wait_video()) == "blue"
+        assert dominant_colour(await blue.wait_video()) == "red"
+
+        # the patient reloads: new socket, new peer connection, nothing done on the other side
+        await patient.close()
+        await blue.close()
+        patient = await Client.open(demo["patient_link"])
+        assert (await patient.recv("state"))["self"]["stage"] == "in_call"
+        red.video_frames.clear()
+        await negotiate(patient, blue2)
+        assert dominant_colour(await blue2.wait_video()) == "red"
+        assert dominant_colour(await red.wait_video()) == "blue"  # the same consumer, rebound
+        hub = server.hubs.find(demo["consultation_id"])
+        assert hub is not None and hub.room is not None and len(hub.room.participants) == 2
+    finally:
+        await asyncio.gather(red.close(), blue.close(), blue2.close())
+        await doctor.close()
+        await patient.close()
+
+
+async def test_practitioner_hangup_ends_for_both_and_frees_the_room(server: Running) -> None:
+    demo, doctor, patient = await both(server)
+    await enter_call(doctor, patient)
+    red = Peer("red")
+    try:
+        await negotiate(doctor, red)
+        hub = server.hubs.find(demo["consultation_id"])
+        assert hub is not None and hub.room is not None
+        await doctor.send(type="hangup")
+        await patient.state(me="ended", consultation="ended")
+        assert hub.room is None and not hub.participants
+        await patient.send(type="join")
+        assert "ended" in (await patient.recv("error"))["message"]
+    finally:
+        await red.close()
+        await doctor.close()
+        await patient.close()
+    stored = await server.clinic.get_consultation(demo["consultation_id"])
+    assert stored.state.value == "ended"
+    assert server.hubs.find(demo["consultation_id"]) is None  # nobody connected: forgotten
+
+
+async def test_a_peer_that_never_completes_ice_is_dropped(server: Running) -> None:
+    demo, doctor, patient = await both(server)
+    await enter_call(doctor, patient)
+    ghost = Peer("red")
+    try:
+        await doctor.send(type="offer", sdp=await ghost.offer())
+        await doctor.recv("answer")  # never applied: ICE cannot complete
+        assert (await doctor.recv("media", timeout=10))["state"] == "timeout"
+        hub = server.hubs.find(demo["consultation_id"])
+        participant = hub.participants[Role.PRACTITIONER]
+        assert participant.pc is None and not participant.producers
+    finally:
+        await ghost.close()
+        await doctor.close()
+        await patient.close()
+
+
+async def test_garbage_sdp_gets_a_media_error(server: Running) -> None:
+    _, doctor, patient = await both(server)
+    await enter_call(doctor, patient)
+    await doctor.send(type="offer", sdp="v=0\r\nthis is not sdp\r\n")
+    error = await doctor.recv("error")
+    assert error["code"] == "media-error" and error["ref_type"] == "offer"
+    await doctor.close()
+    await patient.close()
