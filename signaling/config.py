@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -136,7 +137,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
                 raw = tomllib.load(f)
         except FileNotFoundError:
             raise ConfigError(f"{where}: file not found") from None
-        except tomllib.TOMLDecodeError as exc:
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
         base_dir = str(p.resolve().parent)
         if "base_dir" in raw:
@@ -144,7 +147,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     for dotted, value in overrides.items():
         _set_dotted(raw, dotted.replace("__", "."), value)
     raw.setdefault("base_dir", base_dir)
-    config = _decode(Config, raw, "", where)
+    config: Config = _decode(Config, raw, "", where)
     _validate(config, where)
     return config
 
@@ -187,7 +190,8 @@ def _coerce(hint: Any, value: Any, key: str, where: str) -> Any:
     ok = {
         str: isinstance(value, str),
         int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        # nan and inf slip through every `<= 0` check below
+        float: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
         bool: isinstance(value, bool),
     }[hint]
     if not ok:
@@ -197,7 +201,7 @@ def _coerce(hint: Any, value: Any, key: str, where: str) -> Any:
     return float(value) if hint is float else value
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false"}
 
 
 def _kind(value: Any) -> str:
@@ -233,8 +237,12 @@ def _validate(c: Config, where: str) -> None:
         fail("media.audio_codecs", f"must list codecs among {sorted(known_audio)}")
     if not c.media.video_codecs or any(x.lower() not in known_video for x in c.media.video_codecs):
         fail("media.video_codecs", f"must list codecs among {sorted(known_video)}")
-    if c.media.max_video_kbps < 100 or c.media.max_audio_kbps < 6:
-        fail("media.max_video_kbps", "must be >= 100 (and media.max_audio_kbps >= 6)")
+    if c.media.max_video_kbps < 100:
+        fail("media.max_video_kbps", "must be >= 100")
+    if c.media.max_audio_kbps < 6:
+        fail("media.max_audio_kbps", "must be >= 6")
+    if not 1 <= c.mail.smtp.port <= 65535:
+        fail("mail.smtp.port", "must be between 1 and 65535")
     if c.mail.smtp.security not in ("starttls", "tls", "none"):
         fail("mail.smtp.security", "must be \"starttls\", \"tls\" or \"none\"")
     if c.invitations.lifetime_hours <= 0:

@@ -65,6 +65,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def favicon(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     try:
@@ -85,4 +89,5 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/c/{token}", waiting_room)
     app.router.add_get("/c/{token}/ws", websocket)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static/", web_root, follow_symlinks=False)

@@ -119,3 +119,44 @@ async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: A
         # the consultation state is persisted
         consultation = await server.clinic.get_consultation(demo["consultation_id"])
         assert consultation.state.value == "in_call"
+
+
+async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo = await server.demo()
+        patient: Page = await open_page("blue")
+        await patient.set_viewport_size({"width": 390, "height": 780})  # a phone
+        await patient.goto(demo["patient_link"])
+        await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "absent")
+        await patient.get_by_test_id("join").click()
+        await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "invited")
+
+        # the practitioner arrives later and sees the invitation at once
+        doctor: Page = await open_page("red")
+        await doctor.goto(demo["practitioner_link"])
+        await expect(doctor.get_by_test_id("ready")).to_be_visible()
+        await expect(doctor.get_by_test_id("join")).to_be_hidden()
+        await doctor.get_by_test_id("ready").click()
+        assert await wait_for(lambda: remote_colour(patient)) == "red"
+        assert await wait_for(lambda: remote_colour(doctor)) == "blue"
+        await screenshot(patient, "05-patient-in-call-phone")
+
+        # the patient reloads: back in the call, pictures both ways, the practitioner did nothing
+        await patient.reload()
+        await expect(patient.get_by_test_id("remote-video")).to_be_visible()
+        assert await wait_for(lambda: remote_colour(patient)) == "red"
+        before = await frames_decoded(doctor)
+        await wait_for(lambda: _more(doctor, before))
+        assert await remote_colour(doctor) == "blue"
+
+        # the practitioner hangs up: the call ends for both
+        await doctor.get_by_test_id("hangup").click()
+        await expect(patient.get_by_test_id("ended")).to_be_visible()
+        await expect(doctor.get_by_test_id("ended")).to_be_visible()
+        await screenshot(patient, "06-patient-ended-phone")
+        consultation = await server.clinic.get_consultation(demo["consultation_id"])
+        assert consultation.state.value == "ended"
+
+
+async def _more(page: Page, before: int) -> bool:
+    return await frames_decoded(page) > before + 10
