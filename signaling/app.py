@@ -59,6 +59,11 @@ def make_app(config: Config) -> web.Application:
         app[HUBS].close()
         await clinic.close()
 
+    async def close_sockets(app: web.Application) -> None:
+        # open WebSockets would otherwise hold the shutdown for its whole timeout
+        await app[HUBS].shutdown()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
     return app

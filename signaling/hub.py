@@ -26,6 +26,8 @@ class Connection(Protocol):
 
     async def replaced(self) -> None: ...
 
+    async def going_away(self) -> None: ...
+
 
 class Hub:
     """One consultation while anyone is connected to it.
@@ -168,6 +170,12 @@ class HubRegistry:
 
     def find(self, consultation_id: str) -> Hub | None:
         return self._hubs.get(consultation_id)
+
+    async def shutdown(self) -> None:
+        """Tell every connected tab the server is stopping (they reconnect later)."""
+        for hub in list(self._hubs.values()):
+            for conn in list(hub.connections.values()):
+                await conn.going_away()
 
     def close(self) -> None:
         for hub in self._hubs.values():

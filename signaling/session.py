@@ -18,6 +18,7 @@ from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
 logger = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4001
+CLOSE_GOING_AWAY = 1001
 
 
 class Session:
@@ -43,6 +44,9 @@ class Session:
     async def replaced(self) -> None:
         await self.send({"type": "replaced", "reason": "opened-elsewhere"})
         await self._ws.close(code=CLOSE_REPLACED, message=b"opened elsewhere")
+
+    async def going_away(self) -> None:
+        await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
     def welcome(self) -> dict[str, Any]:
         ice = [
