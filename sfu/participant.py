@@ -90,7 +90,7 @@ class Participant(AsyncIOEventEmitter):
         except MediaError:
             self._drop_media()
             raise
-        except (ValueError, Exception) as exc:  # aiortc raises ValueError/InvalidStateError on bad SDP
+        except Exception as exc:  # aiortc raises ValueError, InvalidStateError... on a bad SDP
             self._drop_media()
             raise MediaError(f"the offer could not be answered: {exc}") from None
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited

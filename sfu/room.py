@@ -23,6 +23,7 @@ class Room(AsyncIOEventEmitter):
         self.closed = False
         self._options = options
         self._participants: dict[str, Participant] = {}
+        self._departed: list[Participant] = []  # closed, maybe still closing media
 
     def __repr__(self) -> str:
         return f"Room({self.id})"
@@ -55,6 +56,7 @@ class Room(AsyncIOEventEmitter):
 
     def _remove(self, participant: Participant) -> None:
         if self._participants.pop(participant.id, None) is not None:
+            self._departed.append(participant)
             logger.info("%r - %r", self, participant)
 
     def close(self) -> None:
@@ -67,4 +69,7 @@ class Room(AsyncIOEventEmitter):
         self.emit("close")
 
     async def wait_closed(self) -> None:
-        await asyncio.gather(*(p.wait_closed() for p in self.participants), return_exceptions=True)
+        """Wait until every participant's peer connection has closed."""
+        everyone = [*self._participants.values(), *self._departed]
+        await asyncio.gather(*(p.wait_closed() for p in everyone), return_exceptions=True)
+        self._departed = [p for p in self._departed if p._closing]

@@ -17,22 +17,26 @@ _PAGE = """<!doctype html>
 </main></body></html>
 """
 
+# kind -> (status, French title, French text, English text)
 MESSAGES = {
-    404: ("Lien d'invitation invalide",
+    "invitation-unknown": (404, "Lien d'invitation invalide",
           "Ce lien ne correspond à aucune consultation. Vérifiez que vous avez copié "
           "le lien en entier, ou demandez un nouveau lien à votre praticien.",
           "This invitation link is not valid. Check that you copied the whole link, or ask your practitioner for a new one."),
-    410: ("Lien d'invitation expiré",
+    "invitation-gone": (410, "Lien d'invitation expiré",
           "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
           "Demandez un nouveau lien à votre praticien.",
           "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
-    500: ("Erreur du serveur",
-          "Une erreur est survenue de notre côté. Réessayez dans un instant.",
-          "Something went wrong on our side. Please try again in a moment."),
+    "not-found": (404, "Page introuvable",
+                  "Cette adresse ne correspond à aucune page de Teleconsult.",
+                  "This address matches no Teleconsult page."),
+    "server-error": (500, "Erreur du serveur",
+                     "Une erreur est survenue de notre côté. Réessayez dans un instant.",
+                     "Something went wrong on our side. Please try again in a moment."),
 }
 
 
-def error_page(status: int) -> web.Response:
-    title, text, english = MESSAGES[status]
+def error_page(kind: str) -> web.Response:
+    status, title, text, english = MESSAGES[kind]
     body = _PAGE.format(status=status, title=html.escape(title), text=html.escape(text), english=html.escape(english))
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -12,6 +14,8 @@ from clinic.models import Invitation
 from . import keys as app_keys
 from .pages import error_page
 from .session import Session
+
+logger = logging.getLogger(__name__)
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -30,9 +34,9 @@ async def _invitation(request: web.Request) -> Invitation | web.Response:
     try:
         return await clinic.resolve_invitation(request.match_info["token"])
     except InvitationNotFound:
-        return error_page(404)
+        return error_page("invitation-unknown")
     except (InvitationExpired, InvitationRevoked):
-        return error_page(410)
+        return error_page("invitation-gone")
 
 
 async def waiting_room(request: web.Request) -> web.StreamResponse:
@@ -70,14 +74,19 @@ async def favicon(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            response = error_page(404)
-        else:
-            raise
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPNotFound:
+        response = error_page("not-found")
+    except web.HTTPException:
+        raise
+    except Exception:
+        # the operator gets the traceback in the log; the user a plain page
+        logger.exception("unhandled error on %s %s", request.method, request.path.split("/c/")[0] or "/")
+        response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
     return response

@@ -301,3 +301,18 @@ async def test_garbage_sdp_gets_a_media_error(server: Running) -> None:
     assert error["code"] == "media-error" and error["ref_type"] == "offer"
     await doctor.close()
     await patient.close()
+
+
+async def test_pages_carry_security_headers_and_unknown_paths_get_a_plain_404(server: Running) -> None:
+    demo = await server.demo()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(demo["patient_link"]) as resp:
+            assert resp.status == 200
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+            assert resp.headers["Referrer-Policy"] == "no-referrer"  # the link's token never leaks
+            assert resp.headers["Cache-Control"] == "no-store"
+        async with http.get(server.base_url + "/static/nope.js") as resp:
+            assert resp.status == 404 and "Page introuvable" in await resp.text()
+        async with http.get(server.base_url + "/healthz") as resp:
+            assert (await resp.json()) == {"status": "ok"}

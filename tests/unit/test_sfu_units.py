@@ -1,0 +1,193 @@
+"""SFU building blocks, table-driven: keyframes, jitter buffers, consumers, close cascades."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiortc import RTCRtpReceiver
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtp import RtpPacket
+
+from sfu import Consumer, Producer, Room, SfuOptions
+from sfu.frames import VIDEO_TIME_BASE, EncodedFrame, is_keyframe
+from sfu.receiver_hooks import AudioPassBuffer, FrameSink, MarkerJitterBuffer
+
+
+@pytest.mark.parametrize(
+    ("codec", "data", "key"),
+    [
+        ("vp8", bytes([0x10, 0x02, 0x00]), True),  # P bit 0: key frame
+        ("vp8", bytes([0x11, 0x02, 0x00]), False),
+        ("vp8", b"", False),
+        ("h264", b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x65\x88", True),  # SPS then IDR
+        ("h264", b"\x00\x00\x00\x01\x41\x9a", False),  # non-IDR slice
+        ("opus", b"\xfc\x01", True),
+    ],
+)
+def test_is_keyframe(codec: str, data: bytes, key: bool) -> None:
+    assert is_keyframe(codec, data) is key
+
+
+def rtp(seq: int, ts: int, marker: bool, data: bytes) -> RtpPacket:
+    p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts, marker=int(marker))
+    p._data = data  # type: ignore[attr-defined]
+    return p
+
+
+def test_marker_buffer_releases_a_frame_on_its_last_packet() -> None:
+    buf = MarkerJitterBuffer(capacity=128, is_video=True)
+    assert buf.add(rtp(1, 3000, False, b"a"))[1] is None
+    frame = buf.add(rtp(2, 3000, True, b"b"))[1]
+    assert frame is not None and (frame.data, frame.timestamp) == (b"ab", 3000)
+    # aiortc's own buffer would still hold it until the next frame starts
+    plain = JitterBuffer(capacity=128, is_video=True)
+    plain.add(rtp(1, 3000, False, b"a"))
+    assert plain.add(rtp(2, 3000, True, b"b"))[1] is None
+
+
+def test_marker_buffer_waits_for_a_missing_packet_then_releases() -> None:
+    buf = MarkerJitterBuffer(capacity=128, is_video=True)
+    buf.add(rtp(10, 6000, False, b"x"))
+    assert buf.add(rtp(12, 6000, True, b"z"))[1] is None  # 11 lost
+    frame = buf.add(rtp(11, 6000, False, b"y"))[1]  # repaired by NACK/RTX
+    assert frame is not None and frame.data == b"xyz"
+
+
+def test_audio_buffer_releases_each_packet_and_drops_late_ones() -> None:
+    buf = AudioPassBuffer()
+    assert buf.add(rtp(1, 960, False, b"1"))[1].data == b"1"  # type: ignore[union-attr]
+    assert buf.add(rtp(3, 2880, False, b"3"))[1].data == b"3"  # type: ignore[union-attr]
+    assert buf.add(rtp(2, 1920, False, b"2"))[1] is None  # late: would play out of order
+    assert buf.add(rtp(4, 2880, False, b"dup"))[1] is None
+
+
+def test_frame_sink_delivers_on_put_and_unblocks_get_on_stop() -> None:
+    got: list[Any] = []
+    sink = FrameSink(lambda codec, frame: got.append((codec, frame)))
+
+    class Codec:
+        name = "VP8"
+
+    sink.put((Codec(), "frame"))
+    assert got == [("vp8", "frame")]
+    sink.put(None)
+    assert sink.get() is None  # returns at once once stopped
+
+
+class FakeProducer:
+    """Stands in for a Producer: records keyframe requests (no receiver needed)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.consumers: list[Consumer] = []
+
+    def request_keyframe(self) -> bool:
+        self.requests += 1
+        return True
+
+    def add_consumer(self, c: Consumer) -> None:
+        self.consumers.append(c)
+
+    def remove_consumer(self, c: Consumer) -> None:
+        self.consumers.remove(c)
+
+
+def vframe(pts: int, key: bool) -> EncodedFrame:
+    return EncodedFrame(b"\x10" if key else b"\x11", pts, VIDEO_TIME_BASE, key)
+
+
+async def test_consumer_waits_for_a_keyframe_then_flows() -> None:
+    consumer = Consumer("video", "camera", "vp8", max_frames=10)
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    assert producer.requests == 1  # a keyframe is asked for as soon as it starts
+    consumer.push(producer, vframe(0, key=False))
+    assert producer.requests == 2
+    consumer.push(producer, vframe(3000, key=True))
+    consumer.push(producer, vframe(6000, key=False))
+    first, second = await consumer.recv(), await consumer.recv()
+    assert (first.pts, first.keyframe, second.pts) == (0, True, 3000)
+
+
+async def test_consumer_keeps_its_timeline_across_producers() -> None:
+    consumer = Consumer("video", "camera", "vp8", max_frames=10)
+    old: Any = FakeProducer()
+    consumer.bind(old)
+    consumer.push(old, vframe(90000, key=True))
+    assert (await consumer.recv()).pts == 0
+    new: Any = FakeProducer()  # the correspondent reloaded: a new producer starting at 0
+    consumer.bind(new)
+    assert old.consumers == [] and new.consumers == [consumer]
+    consumer.push(new, vframe(500, key=False))  # dropped: waiting for a keyframe
+    consumer.push(new, vframe(3500, key=True))
+    assert (await consumer.recv()).pts == 3000  # one frame after the last one sent
+
+
+async def test_consumer_that_falls_behind_drops_and_waits_for_a_keyframe() -> None:
+    consumer = Consumer("video", "camera", "vp8", max_frames=3)
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    for i in range(3):
+        consumer.push(producer, vframe(i * 3000, key=(i == 0)))
+    consumer.push(producer, vframe(9000, key=False))  # queue full: all dropped
+    assert consumer.frames_dropped == 3
+    consumer.push(producer, vframe(12000, key=True))
+    assert (await consumer.recv()).keyframe
+
+
+async def test_stopped_consumer_ends_its_track() -> None:
+    from aiortc.mediastreams import MediaStreamError
+
+    consumer = Consumer("audio", "mic", "opus", max_frames=10)
+    waiting = asyncio.ensure_future(consumer.recv())
+    await asyncio.sleep(0)
+    consumer.stop()
+    consumer.stop()  # twice is fine
+    with pytest.raises(MediaStreamError):
+        await waiting
+
+
+async def test_close_cascades_room_to_participants_and_is_idempotent() -> None:
+    room = Room("r", SfuOptions())
+    events: list[str] = []
+    a = room.add_participant("a", "practitioner")
+    b = room.add_participant("b", "patient")
+    room.on("close", lambda: events.append("room"))
+    for p in (a, b):
+        p.on("close", lambda p=p: events.append(p.id))
+    room.close()
+    room.close()
+    assert events == ["a", "b", "room"]
+    assert a.closed and b.closed and room.participants == ()
+    with pytest.raises(Exception, match="closed"):
+        room.add_participant("c", "patient")
+
+
+async def test_producer_close_unbinds_consumers_once() -> None:
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    receiver: RTCRtpReceiver = pc.addTransceiver("video").receiver
+    producer = Producer("p", "video", "camera", receiver, keyframe_request_interval=0.5)
+    consumer = Consumer("video", "camera", "vp8", max_frames=10)
+    consumer.bind(producer)
+    closes: list[int] = []
+    producer.on("close", lambda: closes.append(1))
+    producer.close()
+    producer.close()
+    assert closes == [1] and consumer.producer is None and producer.consumers == ()
+    await pc.close()
+
+
+async def test_keyframe_requests_are_throttled() -> None:
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("video").receiver
+    producer = Producer("p", "video", "camera", receiver, keyframe_request_interval=60.0)
+    assert producer.request_keyframe() is True
+    assert [producer.request_keyframe() for _ in range(5)] == [False] * 5
+    assert producer.keyframe_requests == 1
+    await pc.close()
