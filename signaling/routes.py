@@ -65,6 +65,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def static_file(request: web.Request) -> web.StreamResponse:
+    root = request.app[app_keys.WEB_ROOT].resolve()
+    path = (root / request.match_info["path"]).resolve()
+    # nothing outside the web folder, no Python sources, no folders
+    if not path.is_relative_to(root) or path.suffix == ".py" or not path.is_file():
+        return error_page("not-found")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -99,4 +108,4 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/c/{token}/ws", websocket)
     app.router.add_get("/healthz", health)
     app.router.add_get("/favicon.ico", favicon)
-    app.router.add_static("/static/", web_root, follow_symlinks=False)
+    app.router.add_get("/static/{path:.+}", static_file)

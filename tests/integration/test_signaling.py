@@ -316,3 +316,11 @@ async def test_pages_carry_security_headers_and_unknown_paths_get_a_plain_404(se
             assert resp.status == 404 and "Page introuvable" in await resp.text()
         async with http.get(server.base_url + "/healthz") as resp:
             assert (await resp.json()) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/static/../signaling/config.py", "/static/%2e%2e/pyproject.toml", "/static/__init__.py", "/static/js"])
+async def test_static_files_stay_inside_the_web_folder(server: Running, path: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.base_url + path) as resp:
+            assert resp.status == 404
+            assert "import" not in await resp.text()
