@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Protocol
 
 from clinic import Clinic, Consultation, ConsultationState, Role, Stage
-from sfu import MediaError, Participant, Room, SfuOptions
+from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
 from .errors import ProtocolError
@@ -103,7 +103,7 @@ class Hub:
                 self.participants[conn.role] = participant
         try:
             return await participant.handle_offer(sdp)
-        except MediaError as exc:
+        except SfuError as exc:  # a bad offer, or replaced/closed while negotiating
             raise ProtocolError("media-error", str(exc)) from None
 
     def snapshot(self, role: Role) -> dict[str, Any]:

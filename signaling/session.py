@@ -93,3 +93,7 @@ class Session:
         except ProtocolError as exc:
             logger.info("%r refused a message: %s", self, exc.code)
             await self.send(error_message(exc, ref_type, ref_id))
+        except Exception:
+            # a bug of ours must not end the session: log it, tell the client, go on
+            logger.exception("%r failed to handle %s", self, ref_type)
+            await self.send(error_message(ProtocolError("internal", "the server failed to handle this message"), ref_type, ref_id))

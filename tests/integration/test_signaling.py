@@ -324,3 +324,20 @@ async def test_static_files_stay_inside_the_web_folder(server: Running, path: st
         async with http.get(server.base_url + path) as resp:
             assert resp.status == 404
             assert "import" not in await resp.text()
+
+
+async def test_two_offers_at_once_leave_one_working_connection(server: Running) -> None:
+    _, doctor, patient = await both(server)
+    await enter_call(doctor, patient)
+    first, second = Peer("red"), Peer("red")
+    try:
+        await doctor.send(type="offer", sdp=await first.offer())
+        await doctor.send(type="offer", sdp=await second.offer())
+        replies = [await doctor.recv("answer") for _ in range(2)]
+        assert all(r["sdp"].startswith("v=0") for r in replies)
+        await second.accept(replies[1]["sdp"])
+        assert (await doctor.recv("media"))["state"] == "connected"
+    finally:
+        await asyncio.gather(first.close(), second.close())
+        await doctor.close()
+        await patient.close()
