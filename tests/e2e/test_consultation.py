@@ -160,3 +160,29 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
 
 async def _more(page: Page, before: int) -> bool:
     return await frames_decoded(page) > before + 10
+
+
+async def test_second_tab_takes_over_and_the_first_is_told(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo = await server.demo()
+        first: Page = await open_page("blue")
+        await first.goto(demo["patient_link"])
+        await expect(first.get_by_test_id("join")).to_be_visible()
+        second = await first.context.new_page()
+        await second.goto(demo["patient_link"])
+        await expect(second.get_by_test_id("join")).to_be_visible()
+        await expect(first.get_by_test_id("replaced")).to_be_visible()
+        await expect(first.get_by_test_id("join")).to_be_hidden()
+        # the first tab does not fight back by reconnecting
+        await asyncio.sleep(1.5)
+        await expect(second.get_by_test_id("join")).to_be_visible()
+        await expect(first.get_by_test_id("replaced")).to_be_visible()
+        await screenshot(first, "07-old-tab-replaced")
+
+
+async def test_bad_link_shows_a_french_page(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        page: Page = await open_page("blue")
+        response = await page.goto(server.base_url + "/c/not-a-real-token")
+        assert response is not None and response.status == 404
+        await expect(page.get_by_test_id("error-page")).to_contain_text("Lien d'invitation invalide")
