@@ -10,20 +10,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from chromium import CHROMIUM, FLAGS
 from y4m import write_y4m
 
-CHROMIUM = os.environ.get("TELECONSULT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TELECONSULT_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
 
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 BrowserFactory = Callable[[str], Awaitable[Page]]
 
