@@ -46,6 +46,9 @@ class Consumer(MediaStreamTrack):
         self._rebase = True
         self.frames_sent = 0
         self.frames_dropped = 0
+        self.keyframe_requests = 0
+        self.nacks_received = 0
+        self.estimate: int | None = None
 
     def __repr__(self) -> str:
         return f"Consumer({self.source})"
@@ -72,10 +75,20 @@ class Consumer(MediaStreamTrack):
             producer.remove_consumer(self)
             self._producer = None
 
+    def on_estimate(self, bitrate: int) -> None:
+        """The subscriber's bandwidth estimate (REMB) for this track."""
+        self.estimate = bitrate
+        if self._producer is not None:
+            self._producer.on_subscriber_estimate(self, bitrate)
+
     def request_keyframe(self) -> None:
         """The subscriber lost a picture (PLI/FIR): ask the publisher."""
+        self.keyframe_requests += 1
         if self._producer is not None:
             self._producer.request_keyframe()
+
+    def on_nack(self) -> None:
+        self.nacks_received += 1
 
     def push(self, producer: Producer, frame: EncodedFrame) -> None:
         if not self._open:

@@ -14,5 +14,7 @@ class SfuOptions:
     connect_timeout: float = 20.0
     # minimum seconds between two keyframe requests sent to one publisher
     keyframe_request_interval: float = 0.5
+    # highest bitrate asked of a publisher's video (bit/s, sent as REMB); 0: no cap
+    max_video_bitrate: int = 1_500_000
     # frames a consumer may queue before it drops them (and waits for a keyframe)
     consumer_queue_frames: int = 120

@@ -7,10 +7,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
+from . import receiver_hooks
 from .consumer import Consumer
 from .errors import ClosedError, MediaError
 from .options import SfuOptions
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # the media sections of an offer, in order: (source, kind)
-SOURCES: tuple[tuple[str, str], ...] = (("mic", "audio"), ("camera", "video"))
+SOURCES: tuple[tuple[str, str], ...] = (("mic", "audio"), ("camera", "video"), ("screen", "video"))
 
 
 class Participant(AsyncIOEventEmitter):
@@ -45,6 +46,7 @@ class Participant(AsyncIOEventEmitter):
         self.media_state = "new"
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Consumer] = {}
+        self.senders: dict[str, RTCRtpSender] = {}
         self._options = options
         self._pc: RTCPeerConnection | None = None
         self._timeout: asyncio.TimerHandle | None = None
@@ -63,11 +65,15 @@ class Participant(AsyncIOEventEmitter):
             raise ClosedError(f"{self!r} is closed")
         kinds = _media_kinds(sdp)
         if kinds != [kind for _, kind in SOURCES]:
-            raise MediaError(f"the offer must carry audio then video sections, got {kinds}")
+            want = ", ".join(f"{kind} ({source})" for source, kind in SOURCES)
+            raise MediaError(f"the offer must carry {want} sections in this order, got {kinds}")
         self._drop_media()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: one transport for every section.  With aiortc's default
+        # ("balanced") a second video transceiver made before the offer keeps a
+        # transport of its own that never connects (the screen share got nothing).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._pc = pc
-        producers, consumers = {}, {}
+        producers, consumers, senders = {}, {}, {}
         for source, kind in SOURCES:
             transceiver = pc.addTransceiver(kind, direction="sendrecv")
             codecs = self._codecs(kind)
@@ -75,9 +81,13 @@ class Participant(AsyncIOEventEmitter):
             consumer = Consumer(kind, source, codecs[0].mimeType.split("/")[1], self._options.consumer_queue_frames)
             transceiver.sender.replaceTrack(consumer)
             _forward_keyframe_requests(transceiver.sender, consumer)
+            receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)
+            receiver_hooks.count_retransmits(transceiver.sender, consumer.on_nack)
+            senders[source] = transceiver.sender
             producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
+                max_bitrate=self._options.max_video_bitrate if kind == "video" else 0,
             )
             consumers[source] = consumer
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
@@ -96,7 +106,7 @@ class Participant(AsyncIOEventEmitter):
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited
             await pc.close()
             raise ClosedError(f"{self!r} was closed during negotiation")
-        self.producers, self.consumers = producers, consumers
+        self.producers, self.consumers, self.senders = producers, consumers, senders
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
@@ -146,7 +156,7 @@ class Participant(AsyncIOEventEmitter):
             producer.close()
         for consumer in self.consumers.values():
             consumer.stop()
-        self.producers, self.consumers = {}, {}
+        self.producers, self.consumers, self.senders = {}, {}, {}
         pc, self._pc = self._pc, None
         if pc is not None:
             task = asyncio.ensure_future(pc.close())

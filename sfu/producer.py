@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -27,7 +28,7 @@ class Producer(AsyncIOEventEmitter):
     """
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
-                 keyframe_request_interval: float) -> None:
+                 keyframe_request_interval: float, max_bitrate: int = 0) -> None:
         super().__init__()
         self.id = id
         self.kind = kind
@@ -36,16 +37,33 @@ class Producer(AsyncIOEventEmitter):
         self.frames = 0
         self.keyframes = 0
         self.keyframe_requests = 0
+        self.nacks_sent = 0
+        self.bytes = 0
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
         self._consumers: list[Consumer] = []
         self._interval = keyframe_request_interval
         self._last_request = -1e9
-        self._tasks: set[asyncio.Task[int]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # bandwidth: the lowest of the cap, our own estimate and the subscribers' wins
+        self.max_bitrate = max_bitrate
+        self.own_estimate: int | None = None
+        self.sent_estimate: int | None = None
+        self._subscriber_estimates: dict[int, int] = {}
         receiver_hooks.attach(receiver, kind, self._on_frame)
+        if kind == "video":
+            receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
+            receiver_hooks.count_nacks(receiver, self._on_nack)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"
+
+    @property
+    def receiver(self) -> RTCRtpReceiver:
+        return self._receiver
+
+    def _on_nack(self, count: int) -> None:
+        self.nacks_sent += count
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:
@@ -58,12 +76,14 @@ class Producer(AsyncIOEventEmitter):
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self._consumers:
             self._consumers.remove(consumer)
+        self._subscriber_estimates.pop(id(consumer), None)
 
     def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
         # the hot path: called on the event loop for every re-assembled frame
         key = is_keyframe(codec, jframe.data)
         frame = EncodedFrame(jframe.data, jframe.timestamp, self._time_base, key)
         self.frames += 1
+        self.bytes += len(jframe.data)
         if key and self.kind == "video":
             self.keyframes += 1
         for consumer in self._consumers:
@@ -78,10 +98,31 @@ class Producer(AsyncIOEventEmitter):
             return False
         self._last_request = now
         self.keyframe_requests += 1
-        task = asyncio.ensure_future(receiver_hooks.request_keyframe(self._receiver))
+        self._spawn(receiver_hooks.request_keyframe(self._receiver))
+        return True
+
+    def estimate(self, own: int | None = None) -> int | None:
+        """The bitrate to ask of the publisher: the lowest of cap, own and subscribers'."""
+        known = [b for b in (own, self.max_bitrate or None, *self._subscriber_estimates.values()) if b]
+        return min(known) if known else None
+
+    def _rewrite_remb(self, bitrate: int) -> int:
+        self.own_estimate = bitrate
+        self.sent_estimate = self.estimate(bitrate) or bitrate
+        return self.sent_estimate
+
+    def on_subscriber_estimate(self, consumer: Consumer, bitrate: int) -> None:
+        """A subscriber reported its bandwidth (REMB); pass a drop on at once."""
+        self._subscriber_estimates[id(consumer)] = bitrate
+        wanted = self.estimate(self.own_estimate)
+        if wanted is not None and (self.sent_estimate is None or wanted < 0.9 * self.sent_estimate):
+            self.sent_estimate = wanted
+            self._spawn(receiver_hooks.send_remb(self._receiver, wanted))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
 
     def close(self) -> None:
         """Detach from consumers; safe to call twice."""

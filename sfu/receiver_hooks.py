@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
 Deliver = Callable[[str, JitterFrame], None]
 
@@ -107,3 +108,77 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> int:
         await receiver._send_rtcp_pli(source.source)
         sent += 1
     return sent
+
+
+def rewrite_remb(receiver: RTCRtpReceiver, rewrite: Callable[[int], int]) -> None:
+    """Pass every REMB the receiver sends upstream through `rewrite(bitrate)`.
+
+    aiortc's receiver estimates the publisher's bandwidth and sends REMB on its
+    own; the SFU lowers it to the config cap and the subscribers' estimates.
+    """
+    send = receiver._send_rtcp
+
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass
+            else:
+                packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
+                                        fci=pack_remb_fci(rewrite(bitrate), ssrcs))
+        await send(packet)
+
+    receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]
+    receiver._sfu_send_rtcp_raw = send  # type: ignore[attr-defined]  # for send_remb
+
+
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int) -> bool:
+    """Send a REMB for the receiver's active SSRCs now; False if none is known yet."""
+    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+    ssrcs = [s.source for s in receiver.getSynchronizationSources()]
+    if rtcp_ssrc is None or not ssrcs:
+        return False
+    # not through rewrite_remb's wrapper: this bitrate is already the one wanted
+    send = getattr(receiver, "_sfu_send_rtcp_raw", receiver._send_rtcp)
+    await send(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)))
+    return True
+
+
+def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
+    """Call `on_remb(bitrate)` for every REMB the subscriber sends about this sender."""
+    handle = sender._handle_rtcp_packet
+
+    async def handle_rtcp(packet: Any) -> None:
+        await handle(packet)
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                on_remb(bitrate)
+
+    sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def count_nacks(receiver: RTCRtpReceiver, on_nack: Callable[[int], None]) -> None:
+    """Call `on_nack(n)` when the receiver asks the publisher to resend n packets."""
+    send_nack = receiver._send_rtcp_nack
+
+    async def send_rtcp_nack(media_ssrc: int, lost: list[int]) -> None:
+        on_nack(len(lost))
+        await send_nack(media_ssrc, lost)
+
+    receiver._send_rtcp_nack = send_rtcp_nack  # type: ignore[method-assign]
+
+
+def count_retransmits(sender: RTCRtpSender, on_nack: Callable[[], None]) -> None:
+    """Call `on_nack()` for every packet the subscriber asks this sender to resend."""
+    retransmit = sender._retransmit
+
+    async def retransmit_counted(sequence_number: int) -> None:
+        on_nack()
+        await retransmit(sequence_number)
+
+    sender._retransmit = retransmit_counted  # type: ignore[method-assign]

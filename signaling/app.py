@@ -15,7 +15,8 @@ from sfu import IcePolicy, SfuOptions
 
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS
+from .keys import CLINIC, CONFIG, HUBS, MONITOR
+from .monitor import Monitor
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def sfu_options(config: Config) -> SfuOptions:
         video_codecs=list(config.media.video_codecs),
         connect_timeout=config.ice.connect_timeout,
         keyframe_request_interval=config.media.keyframe_request_interval,
+        max_video_bitrate=config.media.max_video_kbps * 1000,
     )
 
 
@@ -54,8 +56,11 @@ def make_app(config: Config) -> web.Application:
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         app[HUBS] = HubRegistry(clinic, sfu_options(config))
+        app[MONITOR] = Monitor(app[HUBS], config.stats)
+        app[MONITOR].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        await app[MONITOR].stop()
         app[HUBS].close()
         await clinic.close()
 

@@ -37,8 +37,12 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class IceServerConfig:
     urls: list[str] = field(default_factory=list)
+    # static credentials, the same for every browser
     username: str = ""
     credential: str = ""
+    # TURN REST shared secret (coturn's static-auth-secret): when set, each
+    # session gets a time-limited username/credential and the two above stay empty
+    secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,10 @@ class IceConfig:
     connect_timeout: float = 20.0
     # STUN/TURN servers given to browsers; none by default
     servers: list[IceServerConfig] = field(default_factory=list)
+    # seconds the credentials made from a server's `secret` stay valid
+    turn_credential_ttl: float = 86400.0
+    # browsers' iceTransportPolicy: "all", or "relay" to send media only through TURN
+    transport_policy: str = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,14 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsConfig:
+    # seconds between two collections of media statistics (and quality pushes)
+    interval: float = 2.0
+    # client networks allowed to read /stats and /metrics (CIDR)
+    allowed_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -104,6 +120,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
@@ -230,6 +247,14 @@ def _validate(c: Config, where: str) -> None:
         for url in server.urls:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 fail(f"ice.servers[{i}].urls", f"has {url!r}, which is not stun:, turn: or turns:")
+        if server.secret:
+            for key, value in (("username", server.username), ("credential", server.credential)):
+                if value:
+                    fail(f"ice.servers[{i}].{key}", "must be empty when 'secret' is set (credentials are then made per session)")
+    if c.ice.turn_credential_ttl <= 0:
+        fail("ice.turn_credential_ttl", "must be positive")
+    if c.ice.transport_policy not in ("all", "relay"):
+        fail("ice.transport_policy", "must be \"all\" or \"relay\"")
     if c.ice.connect_timeout <= 0:
         fail("ice.connect_timeout", "must be positive")
     known_audio, known_video = {"opus", "pcmu", "pcma", "g722"}, {"vp8", "h264"}
@@ -249,3 +274,10 @@ def _validate(c: Config, where: str) -> None:
         fail("invitations.lifetime_hours", "must be positive")
     if c.limits.max_message_bytes < 1024:
         fail("limits.max_message_bytes", "must be at least 1024")
+    if c.stats.interval < 0.5:
+        fail("stats.interval", "must be at least 0.5 seconds")
+    for i, net in enumerate(c.stats.allowed_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            fail(f"stats.allowed_networks[{i}]", f"is not a network in CIDR form: {net!r}")

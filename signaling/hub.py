@@ -29,6 +29,9 @@ class Connection(Protocol):
     async def going_away(self) -> None: ...
 
 
+DEFAULT_TRACKS = {"mic": True, "camera": True, "screen": False}
+
+
 class Hub:
     """One consultation while anyone is connected to it.
 
@@ -43,6 +46,8 @@ class Hub:
         self.connections: dict[Role, Connection] = {}
         self.participants: dict[Role, Participant] = {}
         self.room: Room | None = None
+        # what each side says it sends (mute, camera off, screen share)
+        self.tracks: dict[Role, dict[str, bool]] = {role: dict(DEFAULT_TRACKS) for role in Role}
         self._clinic = clinic
         self._sfu_options = sfu_options
         self._lock = asyncio.Lock()
@@ -67,6 +72,7 @@ class Hub:
             if self.connections.get(conn.role) is not conn:
                 return  # already replaced by another tab
             del self.connections[conn.role]
+            self.tracks[conn.role] = dict(DEFAULT_TRACKS)
             self._drop_participant(conn.role)
         await self.broadcast()
 
@@ -85,6 +91,14 @@ class Hub:
             if new.consultation is ConsultationState.ENDED and self.room is not None:
                 self.room.close()
                 self.room = None
+        await self.broadcast()
+
+    async def set_tracks(self, conn: Connection, tracks: dict[str, bool]) -> None:
+        """Record what a side sends and tell the other (e.g. its microphone is muted)."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                return
+            self.tracks[conn.role] = {name: bool(tracks[name]) for name in DEFAULT_TRACKS}
         await self.broadcast()
 
     async def offer(self, conn: Connection, sdp: str) -> str:
@@ -112,7 +126,11 @@ class Hub:
             "type": "state",
             "consultation_state": self.state.consultation.value,
             "self": {"stage": self.state.stage(role).value},
-            "peer": {"connected": peer in self.connections, "stage": self.state.stage(peer).value},
+            "peer": {
+                "connected": peer in self.connections,
+                "stage": self.state.stage(peer).value,
+                "tracks": self.tracks[peer],
+            },
         }
 
     async def broadcast(self) -> None:
@@ -167,6 +185,9 @@ class HubRegistry:
         if hub.empty and self._hubs.get(hub.id) is hub:
             hub.close()
             del self._hubs[hub.id]
+
+    def hubs(self) -> list[Hub]:
+        return list(self._hubs.values())
 
     def find(self, consultation_id: str) -> Hub | None:
         return self._hubs.get(consultation_id)

@@ -10,8 +10,10 @@ from clinic import Clinic
 
 from .config import Config
 from .hub import HubRegistry
+from .monitor import Monitor
 
 CONFIG = web.AppKey("config", Config)
 CLINIC = web.AppKey("clinic", Clinic)
 HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
+MONITOR = web.AppKey("monitor", Monitor)

@@ -16,6 +16,7 @@ CLIENT_MESSAGES: dict[str, dict[str, type]] = {
     "ready": {},
     "offer": {"sdp": str},
     "hangup": {},
+    "tracks": {"mic": bool, "camera": bool, "screen": bool},
 }
 
 MAX_ID_LENGTH = 64

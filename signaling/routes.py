@@ -74,6 +74,21 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
+async def stats(request: web.Request) -> web.Response:
+    monitor = request.app[app_keys.MONITOR]
+    if not monitor.allowed(request):
+        return error_page("not-found")  # no hint that it exists
+    return web.json_response(monitor.snapshot)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    monitor = request.app[app_keys.MONITOR]
+    if not monitor.allowed(request):
+        return error_page("not-found")
+    return web.Response(text=monitor.prometheus(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Prometheus-Format": "0.0.4"})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -107,5 +122,7 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/c/{token}", waiting_room)
     app.router.add_get("/c/{token}/ws", websocket)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{path:.+}", static_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from .config import Config
 from .errors import ProtocolError
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
+from .turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +51,14 @@ class Session:
         await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
     def welcome(self) -> dict[str, Any]:
-        ice = [
-            {k: v for k, v in (("urls", s.urls), ("username", s.username), ("credential", s.credential)) if v}
-            for s in self._config.ice.servers
-        ]
+        ice = ice_servers_for(self._config.ice, self.id, time.time())
         return {
             "type": "welcome",
             "protocol": PROTOCOL_VERSION,
             "role": self.role.value,
             "consultation_id": self._hub.id,
             "ice_servers": ice,
+            "ice_transport_policy": self._config.ice.transport_policy,
             "max_video_kbps": self._config.media.max_video_kbps,
             "max_audio_kbps": self._config.media.max_audio_kbps,
         }
@@ -88,6 +88,8 @@ class Session:
             if msg.type == "offer":
                 answer = await self._hub.offer(self, msg.fields["sdp"])
                 await self.send({"type": "answer", "sdp": answer})
+            elif msg.type == "tracks":
+                await self._hub.set_tracks(self, msg.fields)
             else:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:

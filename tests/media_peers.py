@@ -7,7 +7,7 @@ import fractions
 import time
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
@@ -39,27 +39,38 @@ class Peer:
     """One client: sends a colour camera and a tone, records what it receives."""
 
     def __init__(self, colour: str) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: aiortc's "balanced" leaves a second video section on a dead transport
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
         self.pc.addTransceiver(ColourTrack(colour), direction="sendrecv")
-        self.video_frames: list[VideoFrame] = []
+        self.pc.addTransceiver("video", direction="recvonly")  # the screen-share slot
+        self.video_frames: list[VideoFrame] = []  # the camera section's
+        self.screen_frames: list[VideoFrame] = []
         self.audio_frames = 0
         self.first_video_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.ensure_future(self._drain(track)))
+    def share_screen(self, colour: str) -> None:
+        """Send a second picture in the screen section (before the offer)."""
+        screen = self.pc.getTransceivers()[2]
+        screen.direction = "sendrecv"
+        screen.sender.replaceTrack(ColourTrack(colour))
 
-    async def _drain(self, track: MediaStreamTrack) -> None:
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = next(t.mid for t in self.pc.getTransceivers() if t.receiver.track is track)
+        self._tasks.append(asyncio.ensure_future(self._drain(track, mid)))
+
+    async def _drain(self, track: MediaStreamTrack, mid: str | None) -> None:
         try:
             while True:
                 frame = await track.recv()
                 if track.kind == "video":
-                    if self.first_video_at is None:
+                    frames = self.screen_frames if mid == "2" else self.video_frames
+                    if self.first_video_at is None and mid != "2":
                         self.first_video_at = time.monotonic()
-                    self.video_frames.append(frame)
-                    del self.video_frames[:-5]
+                    frames.append(frame)
+                    del frames[:-5]
                 else:
                     self.audio_frames += 1
         except MediaStreamError:

@@ -72,9 +72,11 @@ PROBE_VIDEO = """(testid) => {
 INBOUND_STATS = """async () => {
   const pc = window.__teleconsult?.call?.pc;
   if (!pc) return null;
-  const out = {video: 0, audio: 0, audioEnergy: 0};
+  // sections: 0 microphone, 1 camera, 2 screen (docs/protocol.md)
+  const out = {video: 0, screen: 0, audio: 0, audioEnergy: 0};
   (await pc.getStats()).forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') out.video = s.framesDecoded || 0;
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.mid === '1') out.video = s.framesDecoded || 0;
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.mid === '2') out.screen = s.framesDecoded || 0;
     if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.audio = s.packetsReceived || 0; out.audioEnergy = s.totalAudioEnergy || 0; }
   });
   return out;

@@ -63,6 +63,11 @@ async def remote_colour(page: Page) -> str | None:
     return colour_name(px) if px else None
 
 
+async def shows(page: Page, colour: str) -> bool:
+    """Whether the remote video shows `colour` now (the first frames may still be black)."""
+    return await remote_colour(page) == colour
+
+
 async def frames_decoded(page: Page) -> int:
     stats = await page.evaluate(INBOUND_STATS)
     return int(stats["video"]) if stats else 0
@@ -96,9 +101,9 @@ async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: A
             await expect(page.get_by_test_id("remote-video")).to_be_visible()
 
         # media crossed the SFU: each side decodes frames of the other's colour
-        assert await wait_for(lambda: remote_colour(doctor)) == "blue"
+        await wait_for(lambda: shows(doctor, "blue"))
         first_frame_ms = (time.monotonic() - ready_at) * 1000
-        assert await wait_for(lambda: remote_colour(patient)) == "red"
+        await wait_for(lambda: shows(patient, "red"))
         n_doctor = await wait_for(lambda: frames_decoded(doctor))
         n_patient = await wait_for(lambda: frames_decoded(patient))
         await asyncio.sleep(1.0)
@@ -107,6 +112,9 @@ async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: A
         for page in (doctor, patient):
             stats = await page.evaluate(INBOUND_STATS)
             assert stats["audio"] > 0, stats
+        # the SFU's measure of each side's connection is shown in the call
+        await expect(doctor.get_by_test_id("connection-quality")).to_have_attribute("data-level", "good", timeout=15000)
+        await expect(patient.get_by_test_id("connection-quality")).to_have_attribute("data-peer-level", "good", timeout=15000)
         await screenshot(doctor, "03-practitioner-in-call")
         await screenshot(patient, "04-patient-in-call")
         print(f"ready -> first remote frame: {first_frame_ms:.0f} ms")
@@ -137,14 +145,14 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
         await expect(doctor.get_by_test_id("ready")).to_be_visible()
         await expect(doctor.get_by_test_id("join")).to_be_hidden()
         await doctor.get_by_test_id("ready").click()
-        assert await wait_for(lambda: remote_colour(patient)) == "red"
-        assert await wait_for(lambda: remote_colour(doctor)) == "blue"
+        await wait_for(lambda: shows(patient, "red"))
+        await wait_for(lambda: shows(doctor, "blue"))
         await screenshot(patient, "05-patient-in-call-phone")
 
         # the patient reloads: back in the call, pictures both ways, the practitioner did nothing
         await patient.reload()
         await expect(patient.get_by_test_id("remote-video")).to_be_visible()
-        assert await wait_for(lambda: remote_colour(patient)) == "red"
+        await wait_for(lambda: shows(patient, "red"))
         before = await frames_decoded(doctor)
         await wait_for(lambda: _more(doctor, before))
         assert await remote_colour(doctor) == "blue"
@@ -186,3 +194,55 @@ async def test_bad_link_shows_a_french_page(tmp_path: Path, open_page: Any) -> N
         response = await page.goto(server.base_url + "/c/not-a-real-token")
         assert response is not None and response.status == 404
         await expect(page.get_by_test_id("error-page")).to_contain_text("Lien d'invitation invalide")
+
+
+async def _in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
+    demo = await server.demo()
+    doctor: Page = await open_page("red")
+    patient: Page = await open_page("blue")
+    await doctor.goto(demo["practitioner_link"])
+    await patient.goto(demo["patient_link"])
+    await doctor.get_by_test_id("join").click()
+    await patient.get_by_test_id("ready").click()
+    await wait_for(lambda: shows(doctor, "blue"))
+    await wait_for(lambda: shows(patient, "red"))
+    return doctor, patient
+
+
+async def test_screen_share_and_mute_reach_the_other_side(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        doctor, patient = await _in_call(server, open_page)
+
+        # mute: the other side sees it; unmute: it goes away
+        await expect(doctor.get_by_test_id("remote-muted")).to_be_hidden()
+        await patient.get_by_test_id("mic-toggle").click()
+        await expect(patient.get_by_test_id("mic-toggle")).to_have_attribute("aria-pressed", "false")
+        await expect(doctor.get_by_test_id("remote-muted")).to_be_visible()
+        await patient.get_by_test_id("mic-toggle").click()
+        await expect(doctor.get_by_test_id("remote-muted")).to_be_hidden()
+
+        # screen share: an extra picture at the screen's size; the camera keeps flowing
+        await expect(doctor.get_by_test_id("remote-screen")).to_be_hidden()
+        await patient.get_by_test_id("screen-toggle").click()
+        await expect(patient.get_by_test_id("screen-toggle")).to_have_attribute("aria-pressed", "true")
+        await expect(doctor.get_by_test_id("remote-screen")).to_be_visible()
+        size = await wait_for(lambda: doctor.evaluate(
+            "() => { const v = document.querySelector('[data-testid=remote-screen]'); return v.videoWidth > 0 && [v.videoWidth, v.videoHeight]; }"))
+        assert size[0] >= 640 and size[0] > size[1], size  # a landscape screen, not the 320x240 camera
+        assert await wait_for(lambda: _screen_frames(doctor)) > 0
+        before = await frames_decoded(doctor)
+        await wait_for(lambda: _more(doctor, before))
+        assert await remote_colour(doctor) == "blue"  # the camera is still there
+        await screenshot(doctor, "08-practitioner-sees-shared-screen")
+
+        # stop sharing: the screen goes, the camera stays
+        await patient.get_by_test_id("screen-toggle").click()
+        await expect(doctor.get_by_test_id("remote-screen")).to_be_hidden()
+        before = await frames_decoded(doctor)
+        await wait_for(lambda: _more(doctor, before))
+        assert await remote_colour(doctor) == "blue"
+
+
+async def _screen_frames(page: Page) -> int:
+    stats = await page.evaluate(INBOUND_STATS)
+    return int(stats["screen"]) if stats else 0

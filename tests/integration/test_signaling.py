@@ -75,7 +75,8 @@ async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) 
     assert welcome["ice_servers"] == []
     state = await client.recv()
     assert state == {"type": "state", "consultation_state": "scheduled",
-                     "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room"}}
+                     "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room",
+                              "tracks": {"mic": True, "camera": True, "screen": False}}}
     await client.close()
 
 
@@ -104,7 +105,7 @@ async def test_late_arrival_sees_invitation_and_reload_keeps_place(server: Runni
     # the patient arrives after: the invitation is in the very first state
     patient = await Client.open(demo["patient_link"])
     first = await patient.recv("state")
-    assert first["peer"] == {"connected": True, "stage": "joined"}
+    assert (first["peer"]["connected"], first["peer"]["stage"]) == (True, "joined")
     # the practitioner reloads: still joined, and the patient sees them back
     await doctor.close()
     await patient.state(connected=False, peer="joined")
@@ -341,3 +342,66 @@ async def test_two_offers_at_once_leave_one_working_connection(server: Running) 
         await asyncio.gather(first.close(), second.close())
         await doctor.close()
         await patient.close()
+
+
+async def test_mute_and_screen_share_state_reach_the_other_side(server: Running) -> None:
+    _, doctor, patient = await both(server)
+    await patient.state(connected=True)
+    await doctor.send(type="tracks", mic=False, camera=True, screen=True)
+    seen = await patient.state(connected=True)
+    while seen["peer"]["tracks"]["mic"]:
+        seen = await patient.recv("state")
+    assert seen["peer"]["tracks"] == {"mic": False, "camera": True, "screen": True}
+    await doctor.send(type="tracks", mic="no", camera=True, screen=False)
+    assert (await doctor.recv("error"))["message"] == "'tracks.mic' must be a bool"
+    # a side that leaves counts as unmuted again for whoever comes next
+    await doctor.close()
+    while True:
+        s = await patient.recv("state")
+        if not s["peer"]["connected"]:
+            break
+    assert s["peer"]["tracks"] == {"mic": True, "camera": True, "screen": False}
+    await patient.close()
+
+
+async def test_stats_metrics_and_quality_during_a_call(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data", **{"stats.interval": 0.5}) as srv:
+        _, doctor, patient = await both(srv)
+        await enter_call(doctor, patient)
+        red, blue = Peer("red"), Peer("blue")
+        try:
+            await negotiate(doctor, red)
+            await negotiate(patient, blue)
+            await red.wait_video()
+            await blue.wait_video()
+            # each browser is told its own connection quality and its correspondent's
+            q = await doctor.recv("quality")
+            while q["self"] != "good" or q["peer"] != "good":
+                q = await doctor.recv("quality")
+            await asyncio.sleep(1.2)  # two collections: rates need a previous sample
+            async with aiohttp.ClientSession() as http:
+                async with http.get(srv.base_url + "/stats") as resp:
+                    snapshot = await resp.json()
+                async with http.get(srv.base_url + "/metrics") as resp:
+                    metrics = await resp.text()
+            (room,) = snapshot["rooms"]
+            assert {p["role"] for p in room["participants"]} == {"practitioner", "patient"}
+            for p in room["participants"]:
+                assert p["up"]["camera"]["frames"] > 0 and p["up"]["camera"]["packets"] > 0
+                assert p["down"]["camera"]["packets"] > 0 and p["down"]["mic"]["bytes"] > 0
+                assert p["up_kbps"] > 0 and p["quality"] == "good" and p["loss"] < 0.02
+            assert "teleconsult_rooms{} 1.0" in metrics
+            assert 'teleconsult_up_frames_total{room="' in metrics
+            assert "patient@" not in json.dumps(snapshot)  # ids and counters only
+        finally:
+            await asyncio.gather(red.close(), blue.close())
+            await doctor.close()
+            await patient.close()
+
+
+async def test_stats_are_hidden_from_other_networks(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data", **{"stats.allowed_networks": ["192.0.2.0/24"]}) as srv:
+        async with aiohttp.ClientSession() as http:
+            for path in ("/stats", "/metrics"):
+                async with http.get(srv.base_url + path) as resp:
+                    assert resp.status == 404

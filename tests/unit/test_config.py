@@ -78,15 +78,24 @@ def test_config_toml_every_key_is_commented() -> None:
         assert above.startswith("#") or (above and not above.startswith("[")), line
 
 
-def test_config_toml_commented_turn_example_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["secret", "static"])
+def test_config_toml_commented_turn_example_loads(tmp_path: Path, variant: str) -> None:
     text = CONFIG_TOML.read_text(encoding="utf-8")
     example = text[text.index("# [[ice.servers]]"):text.index("\n[media]")]
-    uncommented = "\n".join(line.removeprefix("# ") for line in example.splitlines())
+    lines = [line.removeprefix("# ") for line in example.splitlines()]
+    if variant == "static":  # the alternative: fixed credentials instead of the secret
+        lines = [line.removeprefix("# ") if line.startswith(("# username", "# credential")) else line
+                 for line in lines if not line.startswith("secret")]
+    uncommented = "\n".join(lines)
     text = text.replace("servers = []\n", "").replace(example, "").replace("\n[media]", uncommented + "\n[media]")
     config = load_config(write(tmp_path, text))
     assert len(config.ice.servers) == 1
     server = config.ice.servers[0]
-    assert server.urls and server.username and server.credential
+    assert server.urls
+    if variant == "secret":
+        assert server.secret and not server.username and not server.credential
+    else:
+        assert server.username and server.credential and not server.secret
     assert dataclasses.replace(config, base_dir=".", ice=Config().ice) == Config()
 
 
@@ -109,6 +118,10 @@ urls = ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349
 username = "tc"
 credential = "secret"
 
+[[ice.servers]]
+urls = ["turn:turn2.example.org:3478"]
+secret = "shared with coturn"
+
 [mail.smtp]
 host = "smtp.example.org"
 security = "tls"
@@ -126,7 +139,10 @@ port = 465
     ("ice.port_min", 40000),
     ("ice.servers", [IceServerConfig(
         urls=["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
-        username="tc", credential="secret")]),
+        username="tc", credential="secret"),
+        IceServerConfig(urls=["turn:turn2.example.org:3478"], secret="shared with coturn")]),
+    ("ice.turn_credential_ttl", 86400.0),
+    ("ice.transport_policy", "all"),
     ("mail.smtp.host", "smtp.example.org"),
     ("mail.smtp.security", "tls"),
     ("mail.smtp.port", 465),
@@ -172,6 +188,8 @@ UNKNOWN_KEYS = [
     ("[http]\nprot = 80\n", "http.prot"),
     ("[ice]\nport_range = [1, 2]\n", "ice.port_range"),
     ('[mail.smtp]\nhost = "x"\npasword = "y"\n', "mail.smtp.pasword"),
+    ('[[ice.servers]]\nurls = ["turn:x"]\nsecrets = "y"\n', "ice.servers[0].secrets"),
+    ("[ice]\nturn_ttl = 60\n", "ice.turn_ttl"),
     ('[[ice.servers]]\nurls = ["turn:x"]\npassword = "y"\n', "ice.servers[0].password"),]
 
 
@@ -200,7 +218,11 @@ WRONG_TYPES = [
     ("[media]\naudio_codecs = \"opus\"\n", "media.audio_codecs"),
     ("[mail]\nsender = 1979-05-27\n", "mail.sender"),
     ('http = "0.0.0.0"\n', "http"),
-    ("[ice]\nservers = [\"turn:x\"]\n", "ice.servers[0]"),]
+    ("[ice]\nservers = [\"turn:x\"]\n", "ice.servers[0]"),
+    ('[[ice.servers]]\nurls = ["turn:x"]\nsecret = 42\n', "ice.servers[0].secret"),
+    ('[ice]\nturn_credential_ttl = "1d"\n', "ice.turn_credential_ttl"),
+    ("[ice]\nturn_credential_ttl = inf\n", "ice.turn_credential_ttl"),
+    ("[ice]\ntransport_policy = true\n", "ice.transport_policy"),]
 
 
 @pytest.mark.parametrize(("text", "key"), WRONG_TYPES, ids=[key for _, key in WRONG_TYPES])
@@ -222,6 +244,14 @@ INVALID_VALUES = [
     ('[[ice.servers]]\nurls = ["http://x"]\n', "ice.servers[0].urls"),
     ("[[ice.servers]]\nurls = []\n", "ice.servers[0].urls"),
     ("[ice]\nconnect_timeout = 0\n", "ice.connect_timeout"),
+    ('[[ice.servers]]\nurls = ["turn:x"]\nsecret = "s"\nusername = "u"\n', "ice.servers[0].username"),
+    ('[[ice.servers]]\nurls = ["turn:x"]\nsecret = "s"\ncredential = "c"\n', "ice.servers[0].credential"),
+    ('[[ice.servers]]\nurls = ["stun:x"]\n[[ice.servers]]\nurls = ["turn:y"]\nsecret = "s"\nusername = "u"\ncredential = "c"\n',
+     "ice.servers[1].username"),
+    ("[ice]\nturn_credential_ttl = 0\n", "ice.turn_credential_ttl"),
+    ("[ice]\nturn_credential_ttl = -60\n", "ice.turn_credential_ttl"),
+    ('[ice]\ntransport_policy = "none"\n', "ice.transport_policy"),
+    ('[ice]\ntransport_policy = "Relay"\n', "ice.transport_policy"),
     ('[media]\naudio_codecs = ["mp3"]\n', "media.audio_codecs"),
     ("[media]\naudio_codecs = []\n", "media.audio_codecs"),
     ('[media]\nvideo_codecs = ["VP8", "AV1"]\n', "media.video_codecs"),
@@ -270,6 +300,10 @@ def test_unreadable_file_is_an_error_naming_the_file(tmp_path: Path, content: by
     ({"mail.smtp.host": "localhost"}, "mail.smtp.host", "localhost"),
     ({"ice.host_addresses": ["127.0.0.1"]}, "ice.host_addresses", ["127.0.0.1"]),
     ({"storage.data_dir": "/srv/teleconsult"}, "storage.data_dir", "/srv/teleconsult"),
+    ({"ice.transport_policy": "relay"}, "ice.transport_policy", "relay"),
+    ({"ice.turn_credential_ttl": 600}, "ice.turn_credential_ttl", 600.0),
+    ({"ice.servers": [{"urls": ["turn:127.0.0.1:3478"], "secret": "s"}]}, "ice.servers",
+     [IceServerConfig(urls=["turn:127.0.0.1:3478"], secret="s")]),
 ])
 def test_override_without_file(overrides: dict[str, Any], attribute: str, expected: Any) -> None:
     node: Any = load_config(None, **overrides)

@@ -19,6 +19,7 @@ LIMIT = 4096
         ('{"type":"ready","id":"r1"}', "ready", {}),
         ('{"type":"offer","sdp":"v=0"}', "offer", {"sdp": "v=0"}),
         ('{"type":"hangup"}', "hangup", {}),
+        ('{"type":"tracks","mic":false,"camera":true,"screen":false}', "tracks", {"mic": False, "camera": True, "screen": False}),
     ],
 )
 def test_valid_messages(text: str, kind: str, fields: dict[str, str]) -> None:
@@ -38,6 +39,8 @@ def test_valid_messages(text: str, kind: str, fields: dict[str, str]) -> None:
         ('{"type":"offer","sdp":5}', "bad-message", "offer.sdp"),
         ('{"type":"join","extra":true}', "bad-message", "extra"),
         ('{"type":"join","id":7}', "bad-message", "id"),
+        ('{"type":"tracks","mic":1,"camera":true,"screen":false}', "bad-message", "tracks.mic"),
+        ('{"type":"tracks","mic":true}', "bad-message", "camera"),
         ('{"type":"join","id":"' + "x" * 65 + '"}', "bad-message", "id"),
         (json.dumps({"type": "offer", "sdp": "x" * LIMIT}), "too-large", str(LIMIT)),
     ],

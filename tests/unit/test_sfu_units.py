@@ -191,3 +191,14 @@ async def test_keyframe_requests_are_throttled() -> None:
     assert [producer.request_keyframe() for _ in range(5)] == [False] * 5
     assert producer.keyframe_requests == 1
     await pc.close()
+
+
+@pytest.mark.parametrize(
+    ("loss", "rtt", "level"),
+    [(0.0, None, "good"), (0.01, 80.0, "good"), (0.05, 80.0, "fair"), (0.01, 300.0, "fair"),
+     (0.2, 50.0, "poor"), (0.0, 900.0, "poor")],
+)
+def test_quality_levels(loss: float, rtt: float | None, level: str) -> None:
+    from signaling.monitor import quality
+
+    assert quality(loss, rtt) == level

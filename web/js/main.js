@@ -2,7 +2,7 @@
 /** The invitation page: waiting room, then the call, then the end. */
 
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
-import { Call, listDevices, openDevices, watchLevel } from "./media.js";
+import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { SignalingClient, peerStatus, socketUrl } from "./protocol.js";
 
 /** @param {string} id */
@@ -17,6 +17,10 @@ const ui = {
   preview: /** @type {HTMLVideoElement} */ (byTestId("local-preview")),
   localVideo: /** @type {HTMLVideoElement} */ (byTestId("local-video")),
   remoteVideo: /** @type {HTMLVideoElement} */ (byTestId("remote-video")),
+  remoteScreen: /** @type {HTMLVideoElement} */ (byTestId("remote-screen")),
+  remoteMuted: byTestId("remote-muted"),
+  screenToggle: byTestId("screen-toggle"),
+  stage: /** @type {HTMLElement} */ (document.querySelector(".stage")),
   micSelect: /** @type {HTMLSelectElement} */ (byTestId("mic-select")),
   camSelect: /** @type {HTMLSelectElement} */ (byTestId("cam-select")),
   micToggle: byTestId("mic-toggle"),
@@ -43,6 +47,9 @@ const app = {
   /** @type {string|null} */
   deviceProblem: null,
   mediaFailed: false,
+  /** @type {MediaStreamTrack|null} */
+  screen: null,
+  quality: { self: "unknown", peer: "unknown" },
 };
 
 /** @param {string} id */
@@ -102,6 +109,16 @@ async function chooseDevices() {
 /** @param {HTMLElement} button */
 const isOn = (button) => button.getAttribute("aria-pressed") === "true";
 
+/** Tell the server what we send, so the other side can show it (muted, sharing...). */
+function sendTracks() {
+  app.client.send({
+    type: "tracks",
+    mic: Boolean(app.local.getAudioTracks()[0]?.enabled),
+    camera: Boolean(app.local.getVideoTracks()[0]?.enabled),
+    screen: Boolean(app.screen),
+  });
+}
+
 function renderToggles() {
   for (const [button, kind, key] of /** @type {const} */ ([[ui.micToggle, "audio", "mic"], [ui.camToggle, "video", "cam"]])) {
     const track = kind === "audio" ? app.local.getAudioTracks()[0] : app.local.getVideoTracks()[0];
@@ -112,6 +129,37 @@ function renderToggles() {
     button.setAttribute("aria-label", label);
     button.title = label;
   }
+  const sharing = Boolean(app.screen);
+  ui.screenToggle.setAttribute("aria-pressed", String(sharing));
+  const label = t(`screen.${sharing ? "on" : "off"}`);
+  ui.screenToggle.setAttribute("aria-label", label);
+  ui.screenToggle.title = label;
+}
+
+async function toggleScreen() {
+  if (app.screen) return stopScreen();
+  try {
+    const track = await openScreen();
+    app.screen = track;
+    // the browser's own "stop sharing" bar ends the track
+    track.addEventListener("ended", () => { if (app.screen === track) stopScreen(); });
+    await app.call?.setScreen(track);
+  } catch (err) {
+    console.warn("screen share failed:", /** @type {Error} */ (err).name);
+    ui.callStatus.textContent = t("screen.failed");
+    ui.callStatus.hidden = false;
+  }
+  renderToggles();
+  sendTracks();
+}
+
+async function stopScreen() {
+  const track = app.screen;
+  app.screen = null;
+  track?.stop();
+  await app.call?.setScreen(null);
+  renderToggles();
+  sendTracks();
 }
 
 /** @param {"audio"|"video"} kind */
@@ -119,6 +167,7 @@ function toggle(kind) {
   const track = kind === "audio" ? app.local.getAudioTracks()[0] : app.local.getVideoTracks()[0];
   if (track) track.enabled = !track.enabled;
   renderToggles();
+  sendTracks();
 }
 
 /** @param {any} state */
@@ -144,8 +193,20 @@ function render(state) {
   ui.join.disabled = stage === "joined";
 }
 
+function renderQuality() {
+  const el = byTestId("connection-quality");
+  const { self, peer } = app.quality;
+  el.dataset.level = self;
+  el.dataset.peerLevel = peer;
+  el.textContent = `${t("quality.self", { level: t(`quality.${self}`) })} · ${t("quality.peer", { peer: peerName(), level: t(`quality.${peer}`) })}`;
+}
+
 /** @param {any} state */
 function renderCallStatus(state) {
+  const tracks = state.peer.tracks ?? { mic: true, camera: true, screen: false };
+  ui.remoteMuted.hidden = !state.peer.connected || tracks.mic;
+  ui.remoteScreen.hidden = !tracks.screen;
+  ui.stage.classList.toggle("sharing", Boolean(tracks.screen));
   let text = "";
   if (!state.peer.connected) text = t("call.peer-away", { peer: peerName() });
   else if (state.peer.stage !== "in_call") text = t("call.peer-left", { peer: peerName() });
@@ -159,7 +220,20 @@ function enterCall() {
   if (app.call) return;
   const call = new Call(app.client, app.local);
   app.call = call;
+  call.screen = app.screen;
+  // the media path broke (network change, ICE failure): a new offer rebuilds it
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  let retry;
+  call.addEventListener("state", (ev) => {
+    const state = /** @type {CustomEvent} */ (ev).detail;
+    clearTimeout(retry);
+    app.mediaFailed = state === "failed" || state === "disconnected";
+    if (state === "failed") retry = setTimeout(() => app.call === call && call.start(), 500);
+    else if (state === "disconnected") retry = setTimeout(() => app.call === call && call.start(), 4000);
+    if (app.client.state) renderCallStatus(app.client.state);
+  });
   call.addEventListener("remote", (ev) => { ui.remoteVideo.srcObject = /** @type {CustomEvent} */ (ev).detail; });
+  call.addEventListener("remote-screen", (ev) => { ui.remoteScreen.srcObject = /** @type {CustomEvent} */ (ev).detail; });
   call.start();
 }
 
@@ -167,6 +241,8 @@ function leaveCall() {
   app.call?.stop();
   app.call = null;
   ui.remoteVideo.srcObject = null;
+  ui.remoteScreen.srcObject = null;
+  if (app.screen) { app.screen.stop(); app.screen = null; renderToggles(); }
 }
 
 function wire() {
@@ -177,6 +253,7 @@ function wire() {
     renderToggles();
     if (app.client.state) render(app.client.state);
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
+    renderQuality();
   });
   ui.micToggle.addEventListener("click", () => toggle("audio"));
   ui.camToggle.addEventListener("click", () => toggle("video"));
@@ -186,8 +263,10 @@ function wire() {
   ui.join.addEventListener("click", () => { ui.join.disabled = true; app.client.join(); });
   ui.ready.addEventListener("click", () => { ui.ready.disabled = true; app.client.ready(); });
   ui.hangup.addEventListener("click", () => app.client.hangup());
+  ui.screenToggle.addEventListener("click", toggleScreen);
 
   const client = app.client;
+  client.addEventListener("welcome", sendTracks);
   client.addEventListener("state", (ev) => { ui.ready.disabled = false; render(/** @type {CustomEvent} */ (ev).detail); });
   client.addEventListener("media", (ev) => {
     const state = /** @type {CustomEvent} */ (ev).detail.state;
@@ -200,6 +279,10 @@ function wire() {
     console.warn("server refused a message:", detail.code, detail.message);
     ui.join.disabled = false;
     ui.ready.disabled = false;
+  });
+  client.addEventListener("quality", (ev) => {
+    app.quality = /** @type {CustomEvent} */ (ev).detail;
+    renderQuality();
   });
   client.addEventListener("replaced", () => { leaveCall(); show("replaced"); });
   client.addEventListener("connection", (ev) => {

@@ -92,6 +92,8 @@ export class Call extends EventTarget {
     this.pc = null;
     /** @type {Record<string, RTCRtpTransceiver>} */
     this.transceivers = {};
+    /** @type {MediaStreamTrack|null} the screen being shared, if any */
+    this.screen = null;
     this.remote = new MediaStream();
     this.onAnswer = (/** @type {any} */ ev) => this.pc?.setRemoteDescription({ type: "answer", sdp: ev.detail.sdp });
     client.addEventListener("answer", this.onAnswer);
@@ -101,23 +103,29 @@ export class Call extends EventTarget {
   async start() {
     this.pc?.close();
     const welcome = this.client.welcome;
-    const pc = new RTCPeerConnection({ iceServers: welcome?.ice_servers ?? [] });
+    const pc = new RTCPeerConnection({ iceServers: welcome?.ice_servers ?? [], iceTransportPolicy: welcome?.ice_transport_policy ?? "all" });
     this.pc = pc;
     const audioTrack = this.local.getAudioTracks()[0] ?? null;
     const videoTrack = this.local.getVideoTracks()[0] ?? null;
     const audio = pc.addTransceiver(audioTrack ?? "audio", { direction: "sendrecv", streams: [this.local] });
     const video = pc.addTransceiver(videoTrack ?? "video", { direction: "sendrecv", streams: [this.local] });
+    const screen = pc.addTransceiver(this.screen ?? "video", { direction: "sendrecv" });
     preferCodec(video, "video/VP8");
-    this.transceivers = { audio, video };
+    preferCodec(screen, "video/VP8");
+    this.transceivers = { audio, video, screen };
     this.remote = new MediaStream([audio.receiver.track, video.receiver.track]);
     this.dispatchEvent(new CustomEvent("remote", { detail: this.remote }));
+    this.dispatchEvent(new CustomEvent("remote-screen", { detail: new MediaStream([screen.receiver.track]) }));
     pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringDone(pc, 3000);
     if (this.pc !== pc) return;
     this.client.offer(/** @type {RTCSessionDescription} */ (pc.localDescription).sdp);
     pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "connected") capBitrate(video.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
+      if (pc.connectionState !== "connected") return;
+      capBitrate(video.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
+      capBitrate(screen.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
+      capBitrate(audio.sender, (welcome?.max_audio_kbps ?? 64) * 1000);
     });
   }
 
@@ -127,6 +135,17 @@ export class Call extends EventTarget {
    */
   async replaceTrack(track) {
     await this.transceivers[track.kind]?.sender.replaceTrack(track);
+  }
+
+  /**
+   * Start or stop sending a shared screen (its own section: the camera goes on).
+   * @param {MediaStreamTrack|null} track
+   */
+  async setScreen(track) {
+    this.screen = track;
+    const sender = this.transceivers.screen?.sender;
+    await sender?.replaceTrack(track);
+    if (sender && track) await capBitrate(sender, (this.client.welcome?.max_video_kbps ?? 1500) * 1000);
   }
 
   stop() {
@@ -159,7 +178,19 @@ function gatheringDone(pc, ms) {
 /** @param {RTCRtpSender} sender @param {number} bps */
 async function capBitrate(sender, bps) {
   const params = sender.getParameters();
-  if (!params.encodings?.length) return;
+  if (!sender.track || !params.encodings?.length) return;
   params.encodings[0].maxBitrate = bps;
   try { await sender.setParameters(params); } catch { /* not fatal: the browser keeps its own estimate */ }
+}
+
+/**
+ * Ask the browser for a screen to share (bounded: without a user answer it may hang).
+ * @returns {Promise<MediaStreamTrack>}
+ */
+export async function openScreen() {
+  const stream = await withTimeout(
+    navigator.mediaDevices.getDisplayMedia({ video: { width: { max: 1920 }, height: { max: 1080 }, frameRate: { max: 15 } }, audio: false }),
+    60000,
+  );
+  return stream.getVideoTracks()[0];
 }

@@ -1,0 +1,59 @@
+"""Per-participant media statistics, from aiortc's reports and the SFU's own counters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .participant import Participant
+
+
+async def participant_stats(participant: Participant) -> dict[str, Any]:
+    """Cumulative counters of one participant's media, up (to us) and down (to them)."""
+    pc = participant.pc
+    report = list((await pc.getStats()).values()) if pc is not None else []
+    by_ssrc: dict[tuple[str, int], Any] = {(s.type, s.ssrc): s for s in report if hasattr(s, "ssrc")}
+    up: dict[str, dict[str, Any]] = {}
+    for source, producer in participant.producers.items():
+        sources = producer.receiver.getSynchronizationSources()
+        inbound = [by_ssrc[key] for s in sources if (key := ("inbound-rtp", s.source)) in by_ssrc]
+        up[source] = {
+            "kind": producer.kind,
+            "frames": producer.frames,
+            "bytes": producer.bytes,
+            "keyframes": producer.keyframes,
+            "keyframe_requests_sent": producer.keyframe_requests,
+            "nacks_sent": producer.nacks_sent,
+            "packets": sum(s.packetsReceived for s in inbound),
+            "packets_lost": sum(max(0, s.packetsLost) for s in inbound),
+            "jitter": max((s.jitter for s in inbound), default=0),
+            "bitrate_estimate": producer.sent_estimate,
+        }
+    down: dict[str, dict[str, Any]] = {}
+    rtts = []
+    for source, consumer in participant.consumers.items():
+        sender = participant.senders.get(source)
+        outbound = by_ssrc.get(("outbound-rtp", sender._ssrc)) if sender is not None else None
+        remote = by_ssrc.get(("remote-inbound-rtp", sender._ssrc)) if sender is not None else None
+        if remote is not None and remote.roundTripTime is not None:
+            rtts.append(remote.roundTripTime)
+        down[source] = {
+            "kind": consumer.kind,
+            "frames": consumer.frames_sent,
+            "frames_dropped": consumer.frames_dropped,
+            "keyframe_requests_received": consumer.keyframe_requests,
+            "nacks_received": consumer.nacks_received,
+            "packets": outbound.packetsSent if outbound else 0,
+            "bytes": outbound.bytesSent if outbound else 0,
+            "packets_lost": max(0, remote.packetsLost) if remote else 0,
+            "fraction_lost": (remote.fractionLost / 256) if remote and remote.fractionLost is not None else 0.0,
+            "estimate": consumer.estimate,
+        }
+    return {
+        "id": participant.id,
+        "role": participant.role,
+        "media_state": participant.media_state,
+        "rtt_ms": round(1000 * max(rtts), 1) if rtts else None,
+        "up": up,
+        "down": down,
+    }

@@ -1,0 +1,52 @@
+"""The call survives a dropped signaling link and a broken media path, by itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page, expect
+
+from clinic import Role
+from server import running_server
+from test_consultation import shows, _in_call, _more, frames_decoded, remote_colour, wait_for
+
+
+async def test_a_network_drop_shows_a_banner_and_the_call_comes_back(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        doctor, patient = await _in_call(server, open_page)
+        # the patient's network goes: no new connection can be made, and the socket breaks
+        # (Chromium's offline emulation leaves an open WebSocket alone, so the server cuts it)
+        await patient.context.set_offline(True)
+        (hub,) = server.hubs._hubs.values()
+        await hub.connections[Role.PATIENT]._ws.close(code=1001)
+        await expect(patient.get_by_test_id("connection-banner")).to_be_visible()
+        await expect(doctor.get_by_test_id("call-status")).to_be_visible()  # "the patient got disconnected"
+        await patient.context.set_offline(False)
+        await expect(patient.get_by_test_id("connection-banner")).to_be_hidden(timeout=15000)
+        # back in the call without anyone pressing anything, pictures both ways
+        before_doctor, before_patient = await frames_decoded(doctor), 0
+        await wait_for(lambda: shows(patient, "red"))
+        await wait_for(lambda: _more(doctor, before_doctor))
+        await wait_for(lambda: _more(patient, before_patient))
+        await expect(doctor.get_by_test_id("call-status")).to_be_hidden()
+
+
+async def test_a_media_failure_seen_by_the_server_is_repaired_by_a_new_offer(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        doctor, patient = await _in_call(server, open_page)
+        (hub,) = server.hubs._hubs.values()
+        participant = hub.participants[Role.PATIENT]
+        old_pc = participant.pc
+        # what the SFU does when ICE fails on its side: drop the media, tell the browser
+        participant._drop_media()
+        participant._set_media_state("failed")
+        await wait_for(lambda: _has_new_pc(participant, old_pc))
+        before = await frames_decoded(doctor)
+        await wait_for(lambda: _more(doctor, before))
+        assert await remote_colour(doctor) == "blue"
+        await wait_for(lambda: shows(patient, "red"))
+
+
+async def _has_new_pc(participant: Any, old: Any) -> bool:
+    return participant.pc is not None and participant.pc is not old and participant.media_state == "connected"
