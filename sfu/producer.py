@@ -50,10 +50,11 @@ class Producer(AsyncIOEventEmitter):
         self.own_estimate: int | None = None
         self.sent_estimate: int | None = None
         self._subscriber_estimates: dict[int, int] = {}
-        receiver_hooks.attach(receiver, kind, self._on_frame)
+        self._nacks: receiver_hooks.NackRetrier | None = None
+        receiver_hooks.attach(receiver, kind, self._on_frame, self._is_keyframe)
         if kind == "video":
             receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
-            receiver_hooks.count_nacks(receiver, self._on_nack)
+            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"
@@ -61,6 +62,11 @@ class Producer(AsyncIOEventEmitter):
     @property
     def receiver(self) -> RTCRtpReceiver:
         return self._receiver
+
+    def _is_keyframe(self, data: bytes) -> bool:
+        codecs = self._receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+        name = next(iter(codecs.values())).name.lower() if codecs else "vp8"
+        return is_keyframe(name, data)
 
     def _on_nack(self, count: int) -> None:
         self.nacks_sent += count
@@ -129,6 +135,8 @@ class Producer(AsyncIOEventEmitter):
         if self.closed:
             return
         self.closed = True
+        if self._nacks is not None:
+            self._nacks.close()
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()

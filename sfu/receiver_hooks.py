@@ -10,6 +10,7 @@ unchanged.  `tests/test_sfu_hooks.py` pins these private names.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any, Callable
 
@@ -45,20 +46,59 @@ class MarkerJitterBuffer(JitterBuffer):
     """Releases a video frame as soon as it is complete (its marker packet is in).
 
     aiortc's buffer only closes a frame when the next one starts: one frame of
-    delay, up to a second for a low-rate screen share.
+    delay, up to a second for a low-rate screen share.  It also waits forever
+    for a lost packet; here a frame still incomplete once the stream is
+    `give_up` ticks further is dropped, a keyframe is asked for (PLI) and the
+    frames that depend on the lost one are skipped until it comes.
     """
 
+    def __init__(self, capacity: int, keyframe: Callable[[bytes], bool],
+                 emit: Callable[[JitterFrame], None], give_up: int = 18000) -> None:
+        super().__init__(capacity=capacity, is_video=True)
+        self._is_keyframe = keyframe
+        self._emit = emit
+        self._give_up = give_up  # 200 ms of media time at 90 kHz
+        self._waiting_for_keyframe = False
+        self.frames_dropped = 0
+
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """Emit every frame completed by this packet, in order; never returns one.
+
+        The receiver can take one frame per packet, but a repaired gap may
+        complete several at once: holding them back would delay the stream
+        for good, so frames go to `emit` instead.
+        """
         pli, frame = super().add(packet)
-        if frame is None and self._origin is not None:
-            frame = self._complete_frame_at_origin()
-        return pli, frame
+        frames = [frame] if frame is not None else []
+        frames += self._drain()
+        if not frames and self._origin_is_stale(packet.timestamp):
+            self._drop_origin_frame()
+            self._waiting_for_keyframe = True
+            pli = True
+            frames = self._drain()
+        for frame in frames:
+            if self._waiting_for_keyframe:
+                if not self._is_keyframe(frame.data):
+                    self.frames_dropped += 1
+                    continue
+                self._waiting_for_keyframe = False
+            self._emit(frame)
+        return pli, None
+
+    def _drain(self) -> list[JitterFrame]:
+        frames = []
+        while self._origin is not None and (frame := self._complete_frame_at_origin()) is not None:
+            frames.append(frame)
+        return frames
+
+    def _packet_at(self, n: int) -> RtpPacket | None:
+        return self._packets[(self._origin + n) % self._capacity]  # type: ignore[operator]
 
     def _complete_frame_at_origin(self) -> JitterFrame | None:
         packets: list[RtpPacket] = []
         timestamp = None
         for n in range(self._capacity):
-            p = self._packets[(self._origin + n) % self._capacity]  # type: ignore[operator]
+            p = self._packet_at(n)
             if p is None or (timestamp is not None and p.timestamp != timestamp):
                 return None
             timestamp = p.timestamp
@@ -67,6 +107,35 @@ class MarkerJitterBuffer(JitterBuffer):
                 self.remove(n + 1)
                 return JitterFrame(b"".join(x._data for x in packets), p.timestamp)  # type: ignore[attr-defined]
         return None
+
+    def _oldest_timestamp(self) -> int | None:
+        for n in range(self._capacity):
+            p = self._packet_at(n)
+            if p is not None:
+                return p.timestamp
+        return None
+
+    def _origin_is_stale(self, newest: int) -> bool:
+        oldest = self._oldest_timestamp()
+        if oldest is None:
+            return False
+        ahead = (newest - oldest) & 0xFFFFFFFF
+        return self._give_up < ahead < 0x80000000
+
+    def _drop_origin_frame(self) -> None:
+        # remove packets up to the start of the next frame after the oldest one
+        oldest = None
+        for n in range(self._capacity):
+            p = self._packet_at(n)
+            if p is None:
+                continue
+            if oldest is None:
+                oldest = p.timestamp
+            elif p.timestamp != oldest:
+                self.remove(n)
+                self.frames_dropped += 1
+                return
+        self.remove(self._capacity)
 
 
 class AudioPassBuffer(JitterBuffer):
@@ -90,15 +159,43 @@ class AudioPassBuffer(JitterBuffer):
         return False, JitterFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
 
 
-def attach(receiver: RTCRtpReceiver, kind: str, deliver: Deliver) -> None:
+def attach(receiver: RTCRtpReceiver, kind: str, deliver: Deliver, keyframe: Callable[[bytes], bool]) -> None:
     """Make `receiver` deliver encoded frames to `deliver` with low latency.
 
     Must be called before the receiver starts (before setRemoteDescription).
     """
     receiver._RTCRtpReceiver__decoder_queue = FrameSink(deliver)  # type: ignore[attr-defined]
-    receiver._RTCRtpReceiver__jitter_buffer = (  # type: ignore[attr-defined]
-        MarkerJitterBuffer(capacity=512, is_video=True) if kind == "video" else AudioPassBuffer()
+    _route_rtx(receiver)
+    if kind != "video":
+        receiver._RTCRtpReceiver__jitter_buffer = AudioPassBuffer()  # type: ignore[attr-defined]
+        return
+    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+
+    def emit(frame: JitterFrame) -> None:
+        # what the receiver does with a frame it gets back, minus the decoder thread
+        frame.timestamp = mapper.map(frame.timestamp)
+        codec = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
+        deliver(codec, frame)
+
+    receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer(  # type: ignore[attr-defined]
+        capacity=512, keyframe=keyframe, emit=emit
     )
+
+
+def _route_rtx(receiver: RTCRtpReceiver) -> None:
+    # aiortc's router learns an unknown SSRC from its payload type only when one
+    # receiver has that type; with two video sections (camera, screen) every
+    # retransmission (RTX) was dropped, so no loss was ever repaired
+    receive = receiver.receive
+
+    async def receive_and_route_rtx(parameters: Any) -> None:
+        await receive(parameters)
+        router = receiver.transport._rtp_router
+        for rtx_ssrc in receiver._RTCRtpReceiver__rtx_ssrc:  # type: ignore[attr-defined]
+            router.ssrc_table[rtx_ssrc] = receiver
+
+    receiver.receive = receive_and_route_rtx  # type: ignore[method-assign]
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> int:
@@ -162,15 +259,55 @@ def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
 
-def count_nacks(receiver: RTCRtpReceiver, on_nack: Callable[[int], None]) -> None:
-    """Call `on_nack(n)` when the receiver asks the publisher to resend n packets."""
-    send_nack = receiver._send_rtcp_nack
+class NackRetrier:
+    """Asks again for packets still missing; aiortc NACKs a gap only once.
 
-    async def send_rtcp_nack(media_ssrc: int, lost: list[int]) -> None:
-        on_nack(len(lost))
-        await send_nack(media_ssrc, lost)
+    A lost retransmission would otherwise leave the frame incomplete until the
+    next new gap.  Each missing packet is asked for every `interval` seconds,
+    at most `tries` times.  Calls `on_nack(n)` for every n packets asked.
+    """
 
-    receiver._send_rtcp_nack = send_rtcp_nack  # type: ignore[method-assign]
+    def __init__(self, receiver: RTCRtpReceiver, on_nack: Callable[[int], None],
+                 interval: float = 0.04, tries: int = 6) -> None:
+        self._receiver = receiver
+        self._send_nack = receiver._send_rtcp_nack
+        self._on_nack = on_nack
+        self._interval = interval
+        self._tries = tries
+        self._asked: dict[int, int] = {}
+        self._ssrc = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        receiver._send_rtcp_nack = self._first_nack  # type: ignore[method-assign]
+
+    async def _first_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        self._ssrc = media_ssrc
+        await self._nack(lost)
+
+    async def _nack(self, lost: list[int]) -> None:
+        lost = [seq for seq in lost if self._asked.get(seq, 0) < self._tries]
+        if not lost:
+            return
+        for seq in lost:
+            self._asked[seq] = self._asked.get(seq, 0) + 1
+        self._on_nack(len(lost))
+        await self._send_nack(self._ssrc, lost)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._again)
+
+    def _again(self) -> None:
+        self._timer = None
+        missing = self._receiver._RTCRtpReceiver__nack_generator.missing  # type: ignore[attr-defined]
+        for seq in list(self._asked):
+            if seq not in missing:
+                del self._asked[seq]
+        if missing:
+            self._task = asyncio.ensure_future(self._nack(sorted(missing)))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def count_retransmits(sender: RTCRtpSender, on_nack: Callable[[], None]) -> None:

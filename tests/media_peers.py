@@ -46,6 +46,7 @@ class Peer:
         self.pc.addTransceiver("video", direction="recvonly")  # the screen-share slot
         self.video_frames: list[VideoFrame] = []  # the camera section's
         self.screen_frames: list[VideoFrame] = []
+        self.video_pts: list[int] = []  # every decoded camera frame's timestamp (90 kHz)
         self.audio_frames = 0
         self.first_video_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -71,6 +72,8 @@ class Peer:
                         self.first_video_at = time.monotonic()
                     frames.append(frame)
                     del frames[:-5]
+                    if mid != "2" and frame.pts is not None:
+                        self.video_pts.append(frame.pts)
                 else:
                     self.audio_frames += 1
         except MediaStreamError:

@@ -32,6 +32,10 @@ async def test_each_side_sees_the_other_colour_without_server_decoding() -> None
                 assert isinstance(t.receiver._RTCRtpReceiver__decoder_queue, FrameSink)
                 assert t._codecs[0].mimeType in ("audio/opus", "video/VP8")
         assert red.audio_frames > 0 and blue.audio_frames > 0
+        # retransmissions (RTX) reach the camera's receiver, though two video sections share the RTX type
+        camera = a.pc.getTransceivers()[1].receiver
+        rtx = camera._RTCRtpReceiver__rtx_ssrc
+        assert rtx and all(camera.transport._rtp_router.ssrc_table[s] is camera for s in rtx)
     finally:
         room.close()
         await room.wait_closed()

@@ -23,6 +23,11 @@ async def test_receiver_private_attributes_exist() -> None:
     assert hasattr(receiver, "_RTCRtpReceiver__decoder_queue")
     assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, JitterBuffer)
     assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp_pli)
+    assert isinstance(receiver._RTCRtpReceiver__rtx_ssrc, dict)
+    assert hasattr(receiver._RTCRtpReceiver__timestamp_mapper, "map")
+    assert isinstance(receiver._RTCRtpReceiver__codecs, dict)
+    assert receiver._RTCRtpReceiver__nack_generator is not None
+    assert isinstance(receiver.transport._rtp_router.ssrc_table, dict)
     await pc.close()
 
 

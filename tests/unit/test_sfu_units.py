@@ -36,23 +36,56 @@ def rtp(seq: int, ts: int, marker: bool, data: bytes) -> RtpPacket:
     return p
 
 
+def VP8_KEY(data: bytes) -> bool:
+    return is_keyframe("vp8", data)
+
+
+class Collect(list):  # type: ignore[type-arg]
+    """The frames a MarkerJitterBuffer emits."""
+
+    def __call__(self, frame: Any) -> None:
+        self.append((frame.data, frame.timestamp))
+
+
+def marker_buffer(give_up: int = 18000) -> tuple[MarkerJitterBuffer, Collect]:
+    out = Collect()
+    return MarkerJitterBuffer(capacity=128, keyframe=VP8_KEY, emit=out, give_up=give_up), out
+
+
 def test_marker_buffer_releases_a_frame_on_its_last_packet() -> None:
-    buf = MarkerJitterBuffer(capacity=128, is_video=True)
-    assert buf.add(rtp(1, 3000, False, b"a"))[1] is None
-    frame = buf.add(rtp(2, 3000, True, b"b"))[1]
-    assert frame is not None and (frame.data, frame.timestamp) == (b"ab", 3000)
+    buf, out = marker_buffer()
+    buf.add(rtp(1, 3000, False, b"a"))
+    assert out == []
+    buf.add(rtp(2, 3000, True, b"b"))
+    assert out == [(b"ab", 3000)]
     # aiortc's own buffer would still hold it until the next frame starts
     plain = JitterBuffer(capacity=128, is_video=True)
     plain.add(rtp(1, 3000, False, b"a"))
     assert plain.add(rtp(2, 3000, True, b"b"))[1] is None
 
 
-def test_marker_buffer_waits_for_a_missing_packet_then_releases() -> None:
-    buf = MarkerJitterBuffer(capacity=128, is_video=True)
+def test_marker_buffer_waits_for_a_missing_packet_then_releases_all_it_completes() -> None:
+    buf, out = marker_buffer()
     buf.add(rtp(10, 6000, False, b"x"))
-    assert buf.add(rtp(12, 6000, True, b"z"))[1] is None  # 11 lost
-    frame = buf.add(rtp(11, 6000, False, b"y"))[1]  # repaired by NACK/RTX
-    assert frame is not None and frame.data == b"xyz"
+    buf.add(rtp(12, 6000, True, b"z"))  # 11 lost
+    buf.add(rtp(13, 9000, True, b"w"))  # the next frame is complete, but waits its turn
+    assert out == []
+    buf.add(rtp(11, 6000, False, b"y"))  # repaired by NACK/RTX: both frames go at once
+    assert out == [(b"xyz", 6000), (b"w", 9000)]
+
+
+def test_marker_buffer_gives_up_on_a_lost_packet_and_waits_for_a_keyframe() -> None:
+    buf, out = marker_buffer(give_up=9000)
+    key, delta = b"\x10", b"\x11"  # VP8 frame tags: key frame, inter frame
+    buf.add(rtp(1, 0, True, key))
+    buf.add(rtp(2, 3000, False, delta))  # packet 3 (end of this frame) is lost for good
+    plis = [buf.add(rtp(seq, ts, True, delta))[0] for seq, ts in ((4, 6000), (5, 9000), (6, 12000), (7, 15000))]
+    # the broken frame is dropped once the stream is 9000 ticks further, a keyframe is
+    # asked for, and inter frames that depend on the lost one are not forwarded
+    assert any(plis) and out == [(key, 0)] and buf.frames_dropped >= 2
+    buf.add(rtp(8, 18000, True, key))
+    buf.add(rtp(9, 21000, True, delta))
+    assert out[1:] == [(key, 18000), (delta, 21000)]  # flowing again
 
 
 def test_audio_buffer_releases_each_packet_and_drops_late_ones() -> None:
