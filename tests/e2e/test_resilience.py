@@ -94,3 +94,29 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
         assert all(d["in"] > 5 and d["out"] > 5 for d in dropped), dropped
         await wait_for(lambda: shows(doctor, "blue"))
         await wait_for(lambda: shows(patient, "red"))
+
+
+async def test_a_device_change_replaces_the_track_without_renegotiating(tmp_path: Path, open_page: Any) -> None:
+    async with running_server(tmp_path / "data") as server:
+        doctor, patient = await _in_call(server, open_page)
+        (hub,) = server.hubs._hubs.values()
+        pc_before = hub.participants[Role.PATIENT].pc
+        # a new camera: a green canvas stands in for the device the patient picks
+        await patient.evaluate("""async () => {
+          const c = document.createElement('canvas'); c.width = 320; c.height = 240;
+          const g = c.getContext('2d');
+          setInterval(() => { g.fillStyle = '#00ff00'; g.fillRect(0, 0, 320, 240); }, 50);
+          const track = c.captureStream(15).getVideoTracks()[0];
+          await window.__teleconsult.call.replaceTrack(track);
+        }""")
+        await wait_for(lambda: _green(doctor))
+        assert hub.participants[Role.PATIENT].pc is pc_before  # same peer connection: no renegotiation
+        before = await frames_decoded(doctor)
+        await wait_for(lambda: _more(doctor, before))
+
+
+async def _green(page: Page) -> bool:
+    from conftest import PROBE_VIDEO
+
+    px = await page.evaluate(PROBE_VIDEO, "remote-video")
+    return bool(px) and px["g"] > 150 and px["r"] < 90 and px["b"] < 90
