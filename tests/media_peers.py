@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from typing import Any
 
 import numpy as np
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
@@ -100,3 +101,10 @@ class Peer:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def connect(room: Any, pid: str, role: str, peer: Peer) -> Any:
+    """Join `peer` to an SFU room directly (no signaling); returns the Participant."""
+    participant = room.add_participant(pid, role)
+    await peer.accept(await participant.handle_offer(await peer.offer()))
+    return participant

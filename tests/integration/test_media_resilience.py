@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 
 from loss import inject_loss
-from media_peers import Peer, dominant_colour
+from media_peers import Peer, connect, dominant_colour
 from sfu import Participant, Room, SfuOptions
-
-
-async def connect(room: Room, pid: str, role: str, peer: Peer) -> Participant:
-    participant = room.add_participant(pid, role)
-    await peer.accept(await participant.handle_offer(await peer.offer()))
-    return participant
 
 
 async def test_five_percent_loss_on_the_publishers_leg_is_repaired_by_the_sfu() -> None:

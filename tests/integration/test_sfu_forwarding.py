@@ -5,16 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from media_peers import Peer, dominant_colour
+from media_peers import Peer, connect, dominant_colour
 from sfu import Room, SfuOptions
 from sfu.receiver_hooks import FrameSink
-
-
-async def connect(room: Room, pid: str, role: str, peer: Peer):
-    participant = room.add_participant(pid, role)
-    answer = await participant.handle_offer(await peer.offer())
-    await peer.accept(answer)
-    return participant
 
 
 async def test_each_side_sees_the_other_colour_without_server_decoding() -> None:
