@@ -73,7 +73,8 @@ class Participant(AsyncIOEventEmitter):
         # transport of its own that never connects (the screen share got nothing).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._pc = pc
-        producers, consumers, senders = {}, {}, {}
+        # owned from the start (self.producers...), so that a failure or a newer
+        # offer drops them with the pc
         for source, kind in SOURCES:
             transceiver = pc.addTransceiver(kind, direction="sendrecv")
             codecs = self._codecs(kind)
@@ -83,13 +84,13 @@ class Participant(AsyncIOEventEmitter):
             _forward_keyframe_requests(transceiver.sender, consumer)
             receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)
             receiver_hooks.count_retransmits(transceiver.sender, consumer.on_nack)
-            senders[source] = transceiver.sender
-            producers[source] = Producer(
+            self.senders[source] = transceiver.sender
+            self.producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
                 max_bitrate=self._options.max_video_bitrate if kind == "video" else 0,
             )
-            consumers[source] = consumer
+            self.consumers[source] = consumer
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -103,10 +104,8 @@ class Participant(AsyncIOEventEmitter):
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError... on a bad SDP
             self._drop_media()
             raise MediaError(f"the offer could not be answered: {exc}") from None
-        if self.closed or self._pc is not pc:  # closed or replaced while we awaited
-            await pc.close()
+        if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
-        self.producers, self.consumers, self.senders = producers, consumers, senders
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
