@@ -1,4 +1,4 @@
-"""HTTP routes: the waiting-room page, its WebSocket, static files."""
+"""HTTP routes: the waiting-room page, its WebSocket, the closing page, static files."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked
+from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked, Role
 from clinic.models import Invitation
 
 from . import keys as app_keys
-from .pages import error_page
+from .pages import closing_page, error_page
 from .session import Session
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,16 @@ async def waiting_room(request: web.Request) -> web.StreamResponse:
     response = web.FileResponse(request.app[app_keys.WEB_ROOT] / "room.html")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def closing(request: web.Request) -> web.Response:
+    """Where the practitioner lands after hanging up; a patient link has no such page."""
+    found = await _invitation(request)
+    if isinstance(found, web.Response):
+        return found
+    if found.role is not Role.PRACTITIONER:
+        return error_page("not-found")  # no hint that it exists
+    return closing_page()
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -121,6 +131,7 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.middlewares.append(security_headers)
     app.router.add_get("/c/{token}", waiting_room)
     app.router.add_get("/c/{token}/ws", websocket)
+    app.router.add_get("/c/{token}/closing", closing)
     app.router.add_get("/healthz", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)

@@ -52,6 +52,19 @@ async def _has_new_pc(participant: Any, old: Any) -> bool:
     return participant.pc is not None and participant.pc is not old and participant.media_state == "connected"
 
 
+# the longest wait between two pictures the remote video showed, by the browser's clock
+WATCH_FREEZES = """() => {
+  const v = document.querySelector('[data-testid="remote-video"]');
+  window.__longestGap = 0;
+  let last = null;
+  const tick = (now) => {
+    if (last !== null) window.__longestGap = Math.max(window.__longestGap, now - last);
+    last = now;
+    v.requestVideoFrameCallback(tick);
+  };
+  v.requestVideoFrameCallback(tick);
+}"""
+
 VIDEO_IN = """async () => {
   const out = {frames: 0, freezes: 0, freezeSeconds: 0, nacks: 0, lost: 0};
   (await window.__teleconsult.call.pc.getStats()).forEach((s) => {
@@ -76,6 +89,8 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
         rng = random.Random(11)
         dropped = [inject_loss(p, 0.05, rng) for p in hub.participants.values()]
         before = {"doctor": await doctor.evaluate(VIDEO_IN), "patient": await patient.evaluate(VIDEO_IN)}
+        for page in (doctor, patient):
+            await page.evaluate(WATCH_FREEZES)
         await asyncio.sleep(8)
         for role, p in hub.participants.items():
             cam = p.producers["camera"]
@@ -86,10 +101,12 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
             after = await page.evaluate(VIDEO_IN)
             frames = after["frames"] - before[name]["frames"]
             freeze = after["freezeSeconds"] - before[name]["freezeSeconds"]
+            longest = await page.evaluate("() => window.__longestGap")
             print(name, "frames", frames, "freezes", after["freezes"] - before[name]["freezes"],
-                  f"{freeze:.2f}s", "nacks", after["nacks"] - before[name]["nacks"])
+                  f"{freeze:.2f}s", f"longest gap {longest:.0f} ms", "nacks", after["nacks"] - before[name]["nacks"])
             assert frames > 8 * 15 * 0.7  # the 15 fps camera kept coming
-            assert freeze < 0.5  # Chromium's own freeze accounting: no freeze of 500 ms
+            # no picture stayed on screen for 500 ms (the browser's own frame clock)
+            assert longest < 500, longest
             assert after["nacks"] > before[name]["nacks"]  # loss towards it was repaired by NACK
         assert all(d["in"] > 5 and d["out"] > 5 for d in dropped), dropped
         await wait_for(lambda: shows(doctor, "blue"))

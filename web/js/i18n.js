@@ -46,6 +46,19 @@ export const STRINGS = {
   "quality.fair": { fr: "moyenne", en: "fair" },
   "quality.poor": { fr: "faible", en: "poor" },
   "quality.unknown": { fr: "en mesure…", en: "measuring…" },
+  "pip.toggle": { fr: "Incrustation", en: "Picture-in-picture" },
+  "pip.off": { fr: "Afficher votre correspondant dans une fenêtre flottante", en: "Show your correspondent in a floating window" },
+  "pip.on": { fr: "Fermer la fenêtre flottante", en: "Close the floating window" },
+  "pip.title": { fr: "Vidéo consultation — Teleconsult", en: "Video consultation — Teleconsult" },
+  "pip.note": { fr: "Votre correspondant et les commandes de l'appel sont dans la fenêtre flottante.", en: "Your correspondent and the call controls are in the floating window." },
+  "pip.failed": { fr: "La fenêtre flottante n'a pas pu s'ouvrir.", en: "The floating window could not open." },
+  "devices.button": { fr: "Micro et caméra", en: "Mic and camera" },
+  "devices.title": { fr: "Changer de micro ou de caméra", en: "Change the microphone or camera" },
+  "devices.close": { fr: "Fermer", en: "Close" },
+  "role.patient": { fr: "Patient", en: "Patient" },
+  "role.practitioner": { fr: "Praticien", en: "Practitioner" },
+  "placeholder.camera-off": { fr: "caméra coupée", en: "camera off" },
+  "placeholder.away": { fr: "absent de l'appel", en: "not in the call" },
   hangup: { fr: "Raccrocher", en: "Hang up" },
   "ended.title": { fr: "La consultation est terminée", en: "The consultation has ended" },
   "ended.text": { fr: "Vous pouvez fermer cette page.", en: "You can close this page." },
@@ -100,11 +113,14 @@ export function t(key, vars = {}) {
   return text;
 }
 
-/** Apply translations to every element carrying data-i18n / data-i18n-aria under root. */
+/** Apply translations to every element carrying data-i18n / data-i18n-title / data-i18n-aria under root. */
 export function translatePage(root = document) {
-  document.documentElement.lang = currentLang();
+  root.documentElement.lang = currentLang();
   for (const el of root.querySelectorAll("[data-i18n]")) {
     el.textContent = t(/** @type {string} */ (el.getAttribute("data-i18n")));
+  }
+  for (const el of root.querySelectorAll("[data-i18n-title]")) {
+    el.setAttribute("title", t(/** @type {string} */ (el.getAttribute("data-i18n-title"))));
   }
   for (const el of root.querySelectorAll("[data-i18n-aria]")) {
     const text = t(/** @type {string} */ (el.getAttribute("data-i18n-aria")));

@@ -3,7 +3,8 @@
 
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
-import { SignalingClient, peerStatus, socketUrl } from "./protocol.js";
+import { Pip } from "./pip.js";
+import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
 
 /** @param {string} id */
 const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
@@ -19,7 +20,16 @@ const ui = {
   remoteVideo: /** @type {HTMLVideoElement} */ (byTestId("remote-video")),
   remoteScreen: /** @type {HTMLVideoElement} */ (byTestId("remote-screen")),
   remoteMuted: byTestId("remote-muted"),
+  placeholder: byTestId("remote-placeholder"),
   screenToggle: byTestId("screen-toggle"),
+  pipToggle: byTestId("pip-toggle"),
+  pipNote: byTestId("pip-note"),
+  devices: byTestId("devices"),
+  devicesDialog: /** @type {HTMLDialogElement} */ (byTestId("devices-dialog")),
+  devicesFields: /** @type {HTMLElement} */ (document.querySelector("#devices-dialog .dialog-fields")),
+  devicesClose: byTestId("devices-close"),
+  micField: /** @type {HTMLElement} */ (document.querySelector('.device-field[data-field="mic"]')),
+  camField: /** @type {HTMLElement} */ (document.querySelector('.device-field[data-field="cam"]')),
   stage: /** @type {HTMLElement} */ (document.querySelector(".stage")),
   micSelect: /** @type {HTMLSelectElement} */ (byTestId("mic-select")),
   camSelect: /** @type {HTMLSelectElement} */ (byTestId("cam-select")),
@@ -27,6 +37,7 @@ const ui = {
   camToggle: byTestId("cam-toggle"),
   micLevel: /** @type {HTMLMeterElement} */ (byTestId("mic-level")),
   deviceError: byTestId("device-error"),
+  previewBox: /** @type {HTMLElement} */ (document.querySelector("#waiting .preview")),
   peerStatus: byTestId("peer-status"),
   join: /** @type {HTMLButtonElement} */ (byTestId("join")),
   ready: /** @type {HTMLButtonElement} */ (byTestId("ready")),
@@ -50,18 +61,74 @@ const app = {
   /** @type {MediaStreamTrack|null} */
   screen: null,
   quality: { self: "unknown", peer: "unknown" },
+  /** @type {string} the screen shown */
+  screenId: "loading",
+  /** device changes run one after the other */
+  switching: Promise.resolve(),
 };
+const pip = new Pip(ui.remoteVideo);
 
 /** @param {string} id */
 function show(id) {
   for (const s of SCREENS) screen(s).hidden = s !== id;
-  // one mic and one cam toggle: they live in the toolbar during the call
-  if (id === "call") ui.toolbar.prepend(ui.micToggle, ui.camToggle);
-  else { ui.waitingRow[0].prepend(ui.micToggle); ui.waitingRow[1].prepend(ui.camToggle); }
+  app.screenId = id;
+  placeControls();
+}
+
+/**
+ * Move `el` to `parent` (first or last), unless it is already there: moving a
+ * focused element would drop the keyboard focus.
+ * @param {HTMLElement} el @param {HTMLElement} parent @param {"first"|"last"} where
+ */
+function putIn(el, parent, where) {
+  if (el.parentElement === parent) return;
+  if (where === "first") parent.prepend(el); else parent.append(el);
+}
+
+/** @param {HTMLElement} el @param {HTMLElement} next */
+function putBefore(el, next) {
+  if (el.nextElementSibling !== next) next.before(el);
+}
+
+/**
+ * One element per control (same testids everywhere): the mic and cam toggles, the
+ * source lists and their error live in the waiting room, then in the call (toolbar,
+ * sources dialog); the toggles and hang-up in the floating window while it is open.
+ */
+function placeControls() {
+  const inCall = app.screenId === "call";
+  if (inCall && pip.bar) {
+    for (const el of [ui.micToggle, ui.camToggle, ui.hangup]) putIn(el, pip.bar, "last");
+  } else if (inCall) {
+    putIn(ui.camToggle, ui.toolbar, "first");
+    putIn(ui.micToggle, ui.toolbar, "first");
+    if (ui.micToggle.nextElementSibling !== ui.camToggle) ui.micToggle.after(ui.camToggle);
+    putIn(ui.hangup, ui.toolbar, "last");
+  } else {
+    putIn(ui.micToggle, ui.waitingRow[0], "first");
+    putIn(ui.camToggle, ui.waitingRow[1], "first");
+    putIn(ui.hangup, ui.toolbar, "last");
+  }
+  if (inCall) {
+    putIn(ui.micField, ui.devicesFields, "first");
+    putIn(ui.camField, ui.devicesFields, "last");
+    putIn(ui.deviceError, ui.devicesFields, "last");
+  } else {
+    putIn(ui.deviceError, ui.previewBox, "last");
+    putBefore(ui.micField, ui.waitingRow[0]);
+    putBefore(ui.camField, ui.waitingRow[1]);
+    if (ui.devicesDialog.open) ui.devicesDialog.close();
+  }
+  ui.pipNote.hidden = !(inCall && pip.bar);
 }
 
 function peerName() {
   return t(app.client.welcome?.role === "patient" ? "peer.practitioner" : "peer.patient");
+}
+
+/** The correspondent's role, as a label ("Patient", "Praticien"): the page knows no names. */
+function peerRole() {
+  return t(app.client.welcome?.role === "patient" ? "role.practitioner" : "role.patient");
 }
 
 function loadChoice() {
@@ -96,14 +163,24 @@ async function fillDeviceLists() {
   fill(ui.camSelect, cams, app.local.getVideoTracks()[0]?.getSettings().deviceId);
 }
 
-async function chooseDevices() {
+/** A source was picked (waiting room or the call's sources dialog): switch, never renegotiate. */
+function chooseDevices() {
+  app.switching = app.switching.then(switchDevices, switchDevices);
+  return app.switching;
+}
+
+async function switchDevices() {
   localStorage.setItem(DEVICE_KEY, JSON.stringify({ micId: ui.micSelect.value, camId: ui.camSelect.value }));
   const enabled = { audio: isOn(ui.micToggle), video: isOn(ui.camToggle) };
   for (const track of app.local.getTracks()) track.stop();
   await startDevices();
   for (const track of app.local.getTracks()) track.enabled = enabled[/** @type {"audio"|"video"} */ (track.kind)];
   renderToggles();
-  for (const track of app.local.getTracks()) await app.call?.replaceTrack(track);
+  const call = app.call;
+  if (!call) return;
+  call.local = app.local; // a media restart must offer the new tracks, not the stopped ones
+  for (const track of app.local.getTracks()) await call.replaceTrack(track);
+  sendTracks();
 }
 
 /** @param {HTMLElement} button */
@@ -134,6 +211,28 @@ function renderToggles() {
   const label = t(`screen.${sharing ? "on" : "off"}`);
   ui.screenToggle.setAttribute("aria-label", label);
   ui.screenToggle.title = label;
+  const floating = pip.open;
+  ui.pipToggle.setAttribute("aria-pressed", String(floating));
+  const pipLabel = t(`pip.${floating ? "on" : "off"}`);
+  ui.pipToggle.setAttribute("aria-label", pipLabel);
+  ui.pipToggle.title = pipLabel;
+}
+
+async function togglePip() {
+  try {
+    if (pip.open) pip.close();
+    else await pip.show();
+  } catch (err) {
+    console.warn("picture-in-picture failed:", /** @type {Error} */ (err).name);
+    ui.callStatus.textContent = t("pip.failed");
+    ui.callStatus.hidden = false;
+  }
+  renderToggles();
+}
+
+async function openDevicesDialog() {
+  ui.devicesDialog.showModal();
+  await fillDeviceLists(); // a device plugged in since
 }
 
 async function toggleScreen() {
@@ -175,6 +274,12 @@ function render(state) {
   const stage = state.self.stage;
   if (stage === "ended" || state.consultation_state === "ended" || state.consultation_state === "closed") {
     leaveCall();
+    if (app.client.welcome?.role === "practitioner") {
+      // the practitioner goes on to the consultation's closing page
+      app.client.close();
+      location.assign(closingUrl(location));
+      return;
+    }
     show("ended");
     return;
   }
@@ -204,6 +309,16 @@ function renderQuality() {
 /** @param {any} state */
 function renderCallStatus(state) {
   const tracks = state.peer.tracks ?? { mic: true, camera: true, screen: false };
+  const away = !state.peer.connected || state.peer.stage !== "in_call";
+  // no frozen picture: the correspondent's role stands in while their camera is off or they are away
+  const pictureOff = away || tracks.camera === false;
+  ui.placeholder.hidden = !pictureOff;
+  ui.remoteVideo.hidden = pictureOff; // hidden, not paused: its sound goes on
+  const who = peerRole();
+  /** @type {HTMLElement} */ (ui.placeholder.querySelector(".initials")).textContent = who.charAt(0).toUpperCase();
+  /** @type {HTMLElement} */ (ui.placeholder.querySelector(".who")).textContent =
+    `${who} · ${t(away ? "placeholder.away" : "placeholder.camera-off")}`;
+  pip.mirror(ui.placeholder);
   ui.remoteMuted.hidden = !state.peer.connected || tracks.mic;
   ui.remoteScreen.hidden = !tracks.screen;
   ui.stage.classList.toggle("sharing", Boolean(tracks.screen));
@@ -232,12 +347,17 @@ function enterCall() {
     else if (state === "disconnected") retry = setTimeout(() => app.call === call && call.start(), 4000);
     if (app.client.state) renderCallStatus(app.client.state);
   });
-  call.addEventListener("remote", (ev) => { ui.remoteVideo.srcObject = /** @type {CustomEvent} */ (ev).detail; });
+  call.addEventListener("remote", (ev) => {
+    const stream = /** @type {MediaStream} */ (/** @type {CustomEvent} */ (ev).detail);
+    ui.remoteVideo.srcObject = stream;
+    pip.setStream(stream);
+  });
   call.addEventListener("remote-screen", (ev) => { ui.remoteScreen.srcObject = /** @type {CustomEvent} */ (ev).detail; });
   call.start();
 }
 
 function leaveCall() {
+  pip.close();
   app.call?.stop();
   app.call = null;
   ui.remoteVideo.srcObject = null;
@@ -250,6 +370,7 @@ function wire() {
   ui.lang.addEventListener("change", () => {
     setLang(ui.lang.value === "en" ? "en" : "fr");
     translatePage();
+    if (pip.win) translatePage(pip.win.document); // the buttons that float there
     renderToggles();
     if (app.client.state) render(app.client.state);
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
@@ -262,7 +383,14 @@ function wire() {
   navigator.mediaDevices?.addEventListener?.("devicechange", fillDeviceLists);
   ui.join.addEventListener("click", () => { ui.join.disabled = true; app.client.join(); });
   ui.ready.addEventListener("click", () => { ui.ready.disabled = true; app.client.ready(); });
-  ui.hangup.addEventListener("click", () => app.client.hangup());
+  ui.hangup.addEventListener("click", () => { pip.close(); app.client.hangup(); });
+  ui.pipToggle.addEventListener("click", togglePip);
+  pip.addEventListener("change", () => { placeControls(); renderToggles(); });
+  ui.devices.addEventListener("click", openDevicesDialog);
+  ui.devicesClose.addEventListener("click", () => ui.devicesDialog.close());
+  // no screen sharing or floating video on browsers without them (most phones)
+  ui.screenToggle.hidden = !navigator.mediaDevices?.getDisplayMedia;
+  ui.pipToggle.hidden = !Pip.supported;
   ui.screenToggle.addEventListener("click", toggleScreen);
 
   const client = app.client;

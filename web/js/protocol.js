@@ -99,3 +99,8 @@ export function socketUrl(location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${location.pathname.replace(/\/$/, "")}/ws`;
 }
+
+/** The practitioner's closing page for the invitation page at `location`. @param {Location} location */
+export function closingUrl(location) {
+  return `${location.pathname.replace(/\/$/, "")}/closing`;
+}
