@@ -198,13 +198,29 @@ def _route_rtx(receiver: RTCRtpReceiver) -> None:
     receiver.receive = receive_and_route_rtx  # type: ignore[method-assign]
 
 
+def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
+    """The SSRCs the receiver got media from lately (retransmission streams left out)."""
+    rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
+
+
+def stream_statistics(receiver: RTCRtpReceiver) -> list[Any]:
+    """aiortc's per-SSRC reception statistics for the media streams (not RTX).
+
+    `getStats()` cannot be used: it gives every SSRC of a receiver the same id,
+    so the RTX stream's figures replace the media stream's.
+    """
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [stream for ssrc, stream in list(streams.items()) if ssrc not in rtx]
+
+
 async def request_keyframe(receiver: RTCRtpReceiver) -> int:
-    """Send a PLI for every active SSRC of `receiver`; returns how many were sent."""
-    sent = 0
-    for source in receiver.getSynchronizationSources():
-        await receiver._send_rtcp_pli(source.source)
-        sent += 1
-    return sent
+    """Send a PLI for every media SSRC of `receiver`; returns how many were sent."""
+    ssrcs = media_ssrcs(receiver)
+    for ssrc in ssrcs:
+        await receiver._send_rtcp_pli(ssrc)
+    return len(ssrcs)
 
 
 def rewrite_remb(receiver: RTCRtpReceiver, rewrite: Callable[[int], int]) -> None:
@@ -233,7 +249,7 @@ def rewrite_remb(receiver: RTCRtpReceiver, rewrite: Callable[[int], int]) -> Non
 async def send_remb(receiver: RTCRtpReceiver, bitrate: int) -> bool:
     """Send a REMB for the receiver's active SSRCs now; False if none is known yet."""
     rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
-    ssrcs = [s.source for s in receiver.getSynchronizationSources()]
+    ssrcs = media_ssrcs(receiver)
     if rtcp_ssrc is None or not ssrcs:
         return False
     # not through rewrite_remb's wrapper: this bitrate is already the one wanted

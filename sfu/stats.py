@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import receiver_hooks
+
 if TYPE_CHECKING:
     from .participant import Participant
 
@@ -15,8 +17,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
     by_ssrc: dict[tuple[str, int], Any] = {(s.type, s.ssrc): s for s in report if hasattr(s, "ssrc")}
     up: dict[str, dict[str, Any]] = {}
     for source, producer in participant.producers.items():
-        sources = producer.receiver.getSynchronizationSources()
-        inbound = [by_ssrc[key] for s in sources if (key := ("inbound-rtp", s.source)) in by_ssrc]
+        inbound = receiver_hooks.stream_statistics(producer.receiver)
         up[source] = {
             "kind": producer.kind,
             "frames": producer.frames,
@@ -24,8 +25,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "keyframes": producer.keyframes,
             "keyframe_requests_sent": producer.keyframe_requests,
             "nacks_sent": producer.nacks_sent,
-            "packets": sum(s.packetsReceived for s in inbound),
-            "packets_lost": sum(max(0, s.packetsLost) for s in inbound),
+            "packets": sum(s.packets_received for s in inbound),
+            "packets_lost": sum(max(0, s.packets_lost) for s in inbound),
             "jitter": max((s.jitter for s in inbound), default=0),
             "bitrate_estimate": producer.sent_estimate,
         }
