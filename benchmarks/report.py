@@ -1,0 +1,175 @@
+"""The one table of `sfu_compare.py`, with the ratios against the performance targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMES = {"direct": "direct (no server)", "ours": "ours (teleconsult)", "relay": "aiortc MediaRelay",
+         "janus": "Janus 1.1.2 videoroom"}
+
+# targets of issue 3 item 7
+TARGET_CPU_PER_PKT_VS_JANUS = 3.0
+TARGET_ADDED_P95_MS = 5.0
+TARGET_RELAY_OVER_OURS = 5.0
+
+
+def _f(v: Any, fmt: str = "{:.1f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def _pair(a: Any, b: Any) -> str:
+    return "—" if a is None or b is None else f"{a:.2f} / {b:.2f}"
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y over x."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return None if den == 0 else sum((x - mx) * (y - my) for x, y in points) / den
+
+
+def annotate(results: list[dict[str, Any]], max_gen_cpu: float) -> None:
+    for r in results:
+        r["rooms"] = int(r["rooms"])
+    direct = {r["rooms"]: r for r in results if r.get("mode") == "direct" and "error" not in r}
+    for r in results:
+        notes = []
+        if "error" in r:
+            notes.append("FAILED")
+        else:
+            if r.get("gen_cpu_pct", 0) > max_gen_cpu:
+                notes.append(f"INVALID: generator {r['gen_cpu_pct']:.0f}% > {max_gen_cpu:.0f}%")
+            if r.get("server_cpu_pct", 0) > 85:
+                notes.append("server saturated")
+            if r.get("keyframe_requests"):
+                notes.append(f"{r['keyframe_requests']} keyframe requests (PLI) to the senders")
+            if r["mode"] == "relay":
+                notes.append("latency: room 0 only (barcode)")
+            if r.get("runs", 1) > 1:
+                runs = f"median of {r['runs_ok']}/{r['runs']} runs"
+                if r.get("latency_p95_runs"):
+                    runs += " (p95 per run: " + ", ".join(f"{x:.1f}" for x in r["latency_p95_runs"]) + ")"
+                notes.append(runs)
+            d = direct.get(r["rooms"])
+            if d and r["mode"] != "direct" and r.get("latency_p50_ms") is not None and d.get("latency_p50_ms") is not None:
+                r["added_p50_ms"] = round(r["latency_p50_ms"] - d["latency_p50_ms"], 2)
+                r["added_p95_ms"] = round(r["latency_p95_ms"] - d["latency_p95_ms"], 2)
+        r["note"] = "; ".join(notes)
+
+
+def _cores(r: dict[str, Any]) -> str:
+    c = r.get("core_busy_pct") or {}
+    return f"{c.get('cpu0', 0):.0f} / {c.get('cpu1', 0):.0f}" if c else "—"
+
+
+def table(results: list[dict[str, Any]]) -> list[str]:
+    head = ("| server | rooms | fwd pkt/s | server CPU % | µs CPU / fwd pkt | ms CPU / fwd stream-s "
+            "| latency p50 / p95 ms | added p50 / p95 ms | loss % | gaps > 500 ms | video fps min | "
+            "RSS / participant MB | gen CPU % | cores busy % 0 / 1 | note |")
+    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {NAMES.get(r['mode'], r['mode'])} | {r['rooms']} | " + " | ".join(["—"] * 12)
+                         + " | FAILED: " + r["error"].replace("\n", " ").replace("|", "/")[:200] + " |")
+            continue
+        lines.append(" | ".join([
+            f"| {NAMES.get(r['mode'], r['mode'])}", str(r["rooms"]), _f(r.get("fwd_pkt_s"), "{:.0f}"),
+            _f(r.get("server_cpu_pct")), _f(r.get("us_per_pkt"), "{:.0f}"), _f(r.get("ms_per_stream_s"), "{:.1f}"),
+            _pair(r.get("latency_p50_ms"), r.get("latency_p95_ms")),
+            _pair(r.get("added_p50_ms"), r.get("added_p95_ms")),
+            _f(r.get("loss_pct"), "{:.2f}"), str(r.get("gaps_500ms", "—")), _f(r.get("video_fps_min")),
+            _f(r.get("rss_per_participant_mb"), "{:.2f}"), _f(r.get("gen_cpu_pct")), _cores(r), r.get("note", "") + " |",
+        ]))
+    return lines
+
+
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    ok = {(r["mode"], r["rooms"]): r for r in results if "error" not in r}
+    rooms = sorted({r["rooms"] for r in results})
+    out = ["", "Ratios and targets:"]
+    for n in rooms:
+        o, j, rl = ok.get(("ours", n)), ok.get(("janus", n)), ok.get(("relay", n))
+        parts = [f"  {n} room(s):"]
+        if o and j and o.get("us_per_pkt") and j.get("us_per_pkt"):
+            ratio = o["us_per_pkt"] / j["us_per_pkt"]
+            parts.append(f"ours/Janus CPU per packet = {ratio:.2f}x "
+                         f"({'meets' if ratio <= TARGET_CPU_PER_PKT_VS_JANUS else 'MISSES'} <= {TARGET_CPU_PER_PKT_VS_JANUS:.0f}x)")
+        if o and rl and o.get("ms_per_stream_s") and rl.get("ms_per_stream_s"):
+            ratio = rl["ms_per_stream_s"] / o["ms_per_stream_s"]
+            parts.append(f"MediaRelay/ours CPU per stream = {ratio:.1f}x "
+                         f"({'meets' if ratio >= TARGET_RELAY_OVER_OURS else 'MISSES'} >= {TARGET_RELAY_OVER_OURS:.0f}x)")
+        if o and o.get("added_p95_ms") is not None:
+            parts.append(f"ours added p95 = {o['added_p95_ms']:.2f} ms, loss = {o['loss_pct']:.3f}%, "
+                         f"gaps = {o['gaps_500ms']}")
+        out.append("  ".join(parts) if len(parts) > 1 else parts[0] + " (no comparable pair)")
+    top = max(rooms) if rooms else None
+    o = ok.get(("ours", top)) if top else None
+    if o:
+        p95 = o.get("added_p95_ms")
+        out.append(f"  at {top} rooms, ours: added latency p95 {_f(p95, '{:.2f}')} ms "
+                   f"({'meets' if p95 is not None and p95 <= TARGET_ADDED_P95_MS else 'MISSES'} <= {TARGET_ADDED_P95_MS:.0f} ms); "
+                   f"loss {o['loss_pct']:.3f}% ({'meets' if o['lost'] == 0 else 'MISSES'} zero loss)")
+    out.append("")
+    out.append("Server RSS slope across room counts (MB per participant, least squares of end RSS):")
+    for mode in ("ours", "relay", "janus"):
+        pts = [(2 * r["rooms"], r["rss_end_mb"]) for r in results
+               if r.get("mode") == mode and "error" not in r and "rss_end_mb" in r]
+        s = slope(pts)
+        if s is not None:
+            out.append(f"  {NAMES[mode]}: {s:.2f} MB/participant over {len(pts)} points")
+    return out
+
+
+def background_pct(r: dict[str, Any]) -> float | None:
+    """% of the two cores used by others during the window (busy minus server minus generator)."""
+    c = r.get("core_busy_pct")
+    if not c:
+        return None
+    return max(0.0, (c.get("cpu0", 0) + c.get("cpu1", 0) - r.get("server_cpu_pct", 0) - r.get("gen_cpu_pct", 0)) / 2)
+
+
+def quietest(runs: list[dict[str, Any]]) -> list[str]:
+    """Latency of the run with the least background load, per point (shared boxes)."""
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in runs:
+        if "error" in r or background_pct(r) is None:
+            continue
+        k = (r["mode"], r["rooms"])
+        if k not in best or background_pct(r) < background_pct(best[k]):  # type: ignore[operator]
+            best[k] = r
+    direct = {n: r for (m, n), r in best.items() if m == "direct"}
+    out = ["", "Quietest run of each point (least background load on the box during the window):", "",
+           "| server | rooms | background % of 2 cores | latency p50 / p95 ms | added p50 / p95 ms vs quietest direct "
+           "| gaps > 500 ms | keyframe requests | µs CPU / fwd pkt |", "|---|---|---|---|---|---|---|---|"]
+    order = list(NAMES)
+    for (mode, n), r in sorted(best.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        d = direct.get(n)
+        added = "—"
+        if d and mode != "direct" and r.get("latency_p50_ms") is not None:
+            added = _pair(r["latency_p50_ms"] - d["latency_p50_ms"], r["latency_p95_ms"] - d["latency_p95_ms"])
+        out.append(f"| {NAMES[mode]} | {n} | {background_pct(r):.0f} | {_pair(r.get('latency_p50_ms'), r.get('latency_p95_ms'))} "
+                   f"| {added} | {r.get('gaps_500ms')} | {r.get('keyframe_requests', '—')} | {_f(r.get('us_per_pkt'), '{:.0f}')} |")
+    return out
+
+
+def print_report(results: list[dict[str, Any]], meta: dict[str, Any], max_gen_cpu: float,
+                 runs: list[dict[str, Any]] | None = None) -> None:
+    annotate(results, max_gen_cpu)
+    print()
+    print(f"SFU comparison, {meta['date']}; {meta['machine']}; Python {meta['python']}; "
+          f"window {meta['duration']:.0f} s after {meta['warmup']:.0f} s warm-up; server on core 0, generator on core 1, "
+          f"both at nice {meta.get('nice', 0)}; code: {meta.get('git', '?')}")
+    print("Load per room: 2 peers, each sending VP8 640x480 30 fps (~1 Mbit/s, pre-encoded) + Opus and "
+          "receiving the other's 2 tracks: 4 forwarded streams.")
+    print()
+    for line in table(results):
+        print(line)
+    for line in verdicts(results):
+        print(line)
+    if runs and meta.get("repeat", 1) > 1:
+        for line in quietest(runs):
+            print(line)
