@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .frames import EncodedFrame
+from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -31,12 +31,14 @@ class Consumer(MediaStreamTrack):
     behind, the queue is dropped and the next keyframe is awaited.
     """
 
-    def __init__(self, kind: str, source: str, codec: str, max_frames: int) -> None:
+    def __init__(self, kind: str, source: str, codec: str, max_frames: int, max_delay: float = 0.5) -> None:
         super().__init__()
         self.kind = kind
         self.source = source
         self._codec = codec.lower()
         self._max = max_frames
+        # media a queue may hold, in clock ticks (no Fraction maths per frame)
+        self._max_ticks = int(max_delay / (VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE))
         self._queue: deque[EncodedFrame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._producer: Producer | None = None
@@ -96,7 +98,8 @@ class Consumer(MediaStreamTrack):
                 producer.request_keyframe()
                 return
             self._open = True
-        if len(self._queue) >= self._max:
+        if len(self._queue) >= self._max or self._too_late(frame):
+            # the subscriber's sender fell behind: stale media helps no one
             self.frames_dropped += len(self._queue)
             self._queue.clear()
             if self.kind == "video":
@@ -112,6 +115,10 @@ class Consumer(MediaStreamTrack):
         self._queue.append(frame)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _too_late(self, frame: EncodedFrame) -> bool:
+        # more media time waiting than max_delay: drop rather than add latency
+        return bool(self._queue) and frame.pts - self._queue[0].pts > self._max_ticks
 
     async def recv(self) -> Any:
         while not self._queue:

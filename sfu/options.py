@@ -18,3 +18,5 @@ class SfuOptions:
     max_video_bitrate: int = 1_500_000
     # frames a consumer may queue before it drops them (and waits for a keyframe)
     consumer_queue_frames: int = 120
+    # seconds of media a consumer may hold before it drops them (bounds latency)
+    consumer_max_delay: float = 0.5

@@ -79,7 +79,8 @@ class Participant(AsyncIOEventEmitter):
             transceiver = pc.addTransceiver(kind, direction="sendrecv")
             codecs = self._codecs(kind)
             transceiver.setCodecPreferences(codecs)
-            consumer = Consumer(kind, source, codecs[0].mimeType.split("/")[1], self._options.consumer_queue_frames)
+            consumer = Consumer(kind, source, codecs[0].mimeType.split("/")[1],
+                                self._options.consumer_queue_frames, self._options.consumer_max_delay)
             transceiver.sender.replaceTrack(consumer)
             _forward_keyframe_requests(transceiver.sender, consumer)
             receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)

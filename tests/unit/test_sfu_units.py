@@ -170,6 +170,20 @@ async def test_consumer_that_falls_behind_drops_and_waits_for_a_keyframe() -> No
     assert (await consumer.recv()).keyframe
 
 
+async def test_consumer_holds_at_most_half_a_second_of_media() -> None:
+    consumer = Consumer("video", "camera", "vp8", max_frames=1000, max_delay=0.5)
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.push(producer, vframe(0, key=True))
+    for i in range(1, 15):  # 14 frames, 0.47 s behind the first: kept
+        consumer.push(producer, vframe(i * 3000, key=False))
+    assert consumer.frames_dropped == 0
+    consumer.push(producer, vframe(16 * 3000, key=False))  # 0.53 s: the backlog goes
+    assert consumer.frames_dropped == 15
+    consumer.push(producer, vframe(17 * 3000, key=True))
+    assert (await consumer.recv()).keyframe  # and video resumes at a keyframe
+
+
 async def test_stopped_consumer_ends_its_track() -> None:
     from aiortc.mediastreams import MediaStreamError
 
