@@ -22,12 +22,15 @@ from .models import (
     ConsultationState,
     DemoPractice,
     Invitation,
+    NetTest,
     Patient,
     Practitioner,
+    Readiness,
     Role,
     Stage,
 )
 from .passwords import Passwords
+from .readiness import ReadinessBook
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class _Backend:
             migrate(self.conn)
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
+            self.readiness = ReadinessBook(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -202,6 +206,24 @@ class Clinic:
             practitioner_stage=practitioner_stage,
             patient_stage=patient_stage,
         )
+
+    # readiness (waiting room: devices and connection test)
+
+    async def save_readiness(
+        self, consultation_id: str, role: Role, *, mic: str, camera: str, test: NetTest | None
+    ) -> Readiness:
+        """Store a side's device state and, when given, its latest connection test.
+
+        `test=None` keeps the test stored before.  ValueError on a bad value,
+        NotFound if the consultation is unknown.
+        """
+        return await self._run(
+            self._backend.readiness.save, consultation_id, role, mic=mic, camera=camera, test=test
+        )
+
+    async def get_readiness(self, consultation_id: str) -> dict[Role, Readiness]:
+        """Each side's latest readiness, for the sides that reported one."""
+        return await self._run(self._backend.readiness.get, consultation_id)
 
     # demo
 

@@ -72,8 +72,29 @@ CREATE TABLE invitation (
 );
 """
 
+# each side's latest device state and connection test (docs/connection-test.md)
+_V2: Final = """
+CREATE TABLE readiness (
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    role TEXT NOT NULL CHECK (role IN ('practitioner', 'patient')),
+    mic TEXT NOT NULL CHECK (mic IN ('on', 'off', 'missing')),
+    camera TEXT NOT NULL CHECK (camera IN ('on', 'off', 'missing')),
+    verdict TEXT CHECK (verdict IN ('good', 'fair', 'poor', 'failed')),
+    reason TEXT,
+    rtt_ms REAL,
+    jitter_ms REAL,
+    loss_pct REAL,
+    up_kbps REAL,
+    down_kbps REAL,
+    relay INTEGER CHECK (relay IN (0, 1)),
+    tested_at TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (consultation_id, role)
+);
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 
 
 def statements(script: str) -> Iterator[str]:

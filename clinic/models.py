@@ -134,3 +134,69 @@ class DemoPractice:
             "practitioner_link": self.practitioner_link,
             "patient_link": self.patient_link,
         }
+
+
+VERDICTS: Final = ("good", "fair", "poor", "failed")
+DEVICE_STATES: Final = ("on", "off", "missing")
+
+
+def _check_number(name: str, value: float | None, high: float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+        raise ValueError(f"{name} must be a number between 0 and {high:g}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetTest:
+    """A connection test's outcome (docs/connection-test.md); numbers are None when not measured."""
+
+    verdict: str
+    reason: str | None = None  # why a test failed: "ice", "channel", "timeout", "server", "unsupported"
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    up_kbps: float | None = None
+    down_kbps: float | None = None
+    relay: bool | None = None  # None: no TURN server configured, so not asked
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.reason is not None and (not self.reason or len(self.reason) > 40):
+            raise ValueError("reason must be a short code")
+        _check_number("rtt_ms", self.rtt_ms, 60000)
+        _check_number("jitter_ms", self.jitter_ms, 60000)
+        _check_number("loss_pct", self.loss_pct, 100)
+        _check_number("up_kbps", self.up_kbps, 10_000_000)
+        _check_number("down_kbps", self.down_kbps, 10_000_000)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Readiness:
+    """What one side last reported from the waiting room: its devices and its connection test."""
+
+    consultation_id: str
+    role: Role
+    mic: str  # "on", "off" or "missing"
+    camera: str
+    test: NetTest | None  # None: no test run yet
+    tested_at: datetime.datetime | None  # UTC, when `test` was received
+    updated_at: datetime.datetime  # UTC
+
+    def __post_init__(self) -> None:
+        for name in ("mic", "camera"):
+            if getattr(self, name) not in DEVICE_STATES:
+                raise ValueError(f"{name} must be one of {DEVICE_STATES}, got {getattr(self, name)!r}")
+
+    def as_json(self) -> dict[str, Any]:
+        """The `readiness` object of the protocol's `state` message."""
+        test = None
+        if self.test is not None:
+            test = dataclasses.asdict(self.test)
+        return {
+            "mic": self.mic,
+            "camera": self.camera,
+            "test": test,
+            "tested_at": None if self.tested_at is None else self.tested_at.isoformat(timespec="seconds"),
+        }

@@ -15,7 +15,7 @@ from sfu import IcePolicy, SfuOptions
 
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS, MONITOR
+from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
 from .monitor import Monitor
 from .routes import setup_routes
 
@@ -50,6 +50,7 @@ def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
+    app[PROBE_DROP_RATE] = 0.0
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()

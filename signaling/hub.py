@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from clinic import Clinic, Consultation, ConsultationState, Role, Stage
+from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, Role, Stage
 from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
@@ -40,7 +40,8 @@ class Hub:
     buttons at the same moment are applied one after the other.
     """
 
-    def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions) -> None:
+    def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
+                 readiness: dict[Role, Readiness] | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -48,6 +49,8 @@ class Hub:
         self.room: Room | None = None
         # what each side says it sends (mute, camera off, screen share)
         self.tracks: dict[Role, dict[str, bool]] = {role: dict(DEFAULT_TRACKS) for role in Role}
+        # each side's devices and connection test, as stored (survives reloads and restarts)
+        self.readiness: dict[Role, Readiness] = dict(readiness or {})
         self._clinic = clinic
         self._sfu_options = sfu_options
         self._lock = asyncio.Lock()
@@ -101,6 +104,18 @@ class Hub:
             self.tracks[conn.role] = {name: bool(tracks[name]) for name in DEFAULT_TRACKS}
         await self.broadcast()
 
+    async def set_readiness(self, conn: Connection, mic: str, camera: str, test: NetTest | None) -> None:
+        """Store a side's devices and latest connection test, and show them to the other side."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                return
+            try:
+                saved = await self._clinic.save_readiness(self.id, conn.role, mic=mic, camera=camera, test=test)
+            except ValueError as exc:
+                raise ProtocolError("bad-message", f"'readiness': {exc}") from None
+            self.readiness[conn.role] = saved
+        await self.broadcast()
+
     async def offer(self, conn: Connection, sdp: str) -> str:
         """Answer the media offer of a side that is in the call."""
         async with self._lock:
@@ -130,6 +145,7 @@ class Hub:
                 "connected": peer in self.connections,
                 "stage": self.state.stage(peer).value,
                 "tracks": self.tracks[peer],
+                "readiness": _readiness_json(self.readiness.get(peer)),
             },
         }
 
@@ -163,6 +179,10 @@ class Hub:
             task.add_done_callback(self._tasks.discard)
 
 
+def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
+    return None if readiness is None else readiness.as_json()
+
+
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
@@ -177,7 +197,8 @@ class HubRegistry:
             hub = self._hubs.get(consultation_id)
             if hub is None:
                 consultation = await self._clinic.get_consultation(consultation_id)
-                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options)
+                readiness = await self._clinic.get_readiness(consultation_id)
+                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness)
             return hub
 
     def release(self, hub: Hub) -> None:

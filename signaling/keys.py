@@ -17,3 +17,5 @@ CLINIC = web.AppKey("clinic", Clinic)
 HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
+# share of the connection test's packets the server drops: tests set it, production keeps 0
+PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)

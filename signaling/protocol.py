@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 
-# type -> {field: python type}; every field listed is required
-CLIENT_MESSAGES: dict[str, dict[str, type]] = {
+Types = type | tuple[type, ...]
+NUMBER: Final = (int, float)  # JSON numbers; booleans are refused although bool is an int
+NULL: Final = type(None)
+
+# the connection test's result inside `readiness` (docs/connection-test.md)
+NET_TEST: dict[str, Types] = {
+    "verdict": str,
+    "reason": (str, NULL),
+    "rtt_ms": (*NUMBER, NULL),
+    "jitter_ms": (*NUMBER, NULL),
+    "loss_pct": (*NUMBER, NULL),
+    "up_kbps": (*NUMBER, NULL),
+    "down_kbps": (*NUMBER, NULL),
+    "relay": (bool, NULL),
+}
+
+# type -> {field: python type(s)}; every field listed is required
+CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "join": {},
     "ready": {},
     "offer": {"sdp": str},
     "hangup": {},
     "tracks": {"mic": bool, "camera": bool, "screen": bool},
+    "probe-offer": {"sdp": str},
+    "readiness": {"mic": str, "camera": str, "test": (dict, NULL)},
 }
+
+# fields holding an object: its own schema, checked the same way
+NESTED: dict[tuple[str, str], dict[str, Types]] = {("readiness", "test"): NET_TEST}
 
 MAX_ID_LENGTH = 64
 
@@ -46,16 +68,42 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
     if not isinstance(kind, str) or kind not in CLIENT_MESSAGES:
         shown = kind if isinstance(kind, str) else "(missing)"
         raise ProtocolError("unknown-type", f"unknown message type {shown[:40]!r}")
-    schema = CLIENT_MESSAGES[kind]
+    _check_fields(kind, data, CLIENT_MESSAGES[kind])
+    for (owner, name), schema in NESTED.items():
+        if owner == kind and isinstance(data.get(name), dict):
+            _check_fields(f"{kind}.{name}", data[name], schema)
+    return ClientMessage(type=kind, fields=data, id=msg_id)
+
+
+def _check_fields(where: str, data: dict[str, Any], schema: dict[str, Types]) -> None:
     for name in data:
         if name not in schema:
-            raise ProtocolError("bad-message", f"'{kind}' has unknown field {name[:40]!r}")
+            raise ProtocolError("bad-message", f"'{where}' has unknown field {name[:40]!r}")
     for name, expected in schema.items():
         if name not in data:
-            raise ProtocolError("bad-message", f"'{kind}' is missing field '{name}'")
-        if not isinstance(data[name], expected):
-            raise ProtocolError("bad-message", f"'{kind}.{name}' must be a {expected.__name__}")
-    return ClientMessage(type=kind, fields=data, id=msg_id)
+            raise ProtocolError("bad-message", f"'{where}' is missing field '{name}'")
+        if not _is(data[name], expected):
+            raise ProtocolError("bad-message", f"'{where}.{name}' must be {_describe(expected)}")
+
+
+def _is(value: Any, expected: Types) -> bool:
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, allowed)
+
+
+_NAMES = {str: "a string", bool: "a boolean", int: "a number", float: "a number", dict: "an object", NULL: "null"}
+
+
+def _describe(expected: Types) -> str:
+    if not isinstance(expected, tuple):
+        return f"a {expected.__name__}"
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    names = list(dict.fromkeys(_NAMES.get(t, t.__name__) for t in allowed))
+    return " or ".join(names)
 
 
 def error_message(exc: ProtocolError, ref_type: str | None = None, ref_id: str | None = None) -> dict[str, Any]:

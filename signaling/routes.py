@@ -67,7 +67,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
     await ws.prepare(request)
     hub = await hubs.get(found.consultation_id)
-    session = Session(ws, found.role, hub, config)
+    session = Session(ws, found.role, hub, config, probe_drop_rate=request.app[app_keys.PROBE_DROP_RATE])
     try:
         await session.run()
     finally:

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from clinic import Role
+from clinic import NetTest, Role
+from sfu import ConnectionProbe, SfuError
 
 from .config import Config
 from .errors import ProtocolError
@@ -21,17 +22,23 @@ logger = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4001
 CLOSE_GOING_AWAY = 1001
+# seconds a connection test's peer connection may live (the browser's test takes ~7 s)
+PROBE_TIMEOUT = 15.0
 
 
 class Session:
     """A participant's WebSocket; implements `hub.Connection`."""
 
-    def __init__(self, ws: web.WebSocketResponse, role: Role, hub: Hub, config: Config) -> None:
+    def __init__(self, ws: web.WebSocketResponse, role: Role, hub: Hub, config: Config,
+                 *, probe_drop_rate: float = 0.0) -> None:
         self.id = uuid.uuid4().hex[:8]
         self.role = role
         self._ws = ws
         self._hub = hub
         self._config = config
+        self._probe_drop_rate = probe_drop_rate
+        # the connection test's peer connection: at most one per session
+        self._probe: ConnectionProbe | None = None
 
     def __repr__(self) -> str:
         return f"Session({self.id}, {self.role.value}, {self._hub.id})"
@@ -77,7 +84,25 @@ class Session:
                     # e.g. a frame over the size limit; aiohttp closes the socket after this
                     logger.info("%r socket error: %s", self, self._ws.exception())
         finally:
+            self._close_probe()
             await self._hub.detach(self)
+
+    async def _answer_probe(self, sdp: str) -> str:
+        """A connection test: a new short-lived peer connection replaces any previous one."""
+        self._close_probe()
+        probe = ConnectionProbe(f"{self.id}-{uuid.uuid4().hex[:4]}", timeout=PROBE_TIMEOUT,
+                                drop_rate=self._probe_drop_rate)
+        self._probe = probe
+        try:
+            return await probe.answer(sdp)
+        except SfuError as exc:
+            probe.close()
+            raise ProtocolError("media-error", str(exc)) from None
+
+    def _close_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.close()
 
     async def _handle(self, text: str) -> None:
         ref_type: str | None = None
@@ -90,6 +115,10 @@ class Session:
                 await self.send({"type": "answer", "sdp": answer})
             elif msg.type == "tracks":
                 await self._hub.set_tracks(self, msg.fields)
+            elif msg.type == "probe-offer":
+                await self.send({"type": "probe-answer", "sdp": await self._answer_probe(msg.fields["sdp"])})
+            elif msg.type == "readiness":
+                await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
             else:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:
@@ -99,3 +128,13 @@ class Session:
             # a bug of ours must not end the session: log it, tell the client, go on
             logger.exception("%r failed to handle %s", self, ref_type)
             await self.send(error_message(ProtocolError("internal", "the server failed to handle this message"), ref_type, ref_id))
+
+
+def _net_test(raw: dict[str, Any] | None) -> NetTest | None:
+    """The `test` object of a `readiness` message (fields already type-checked)."""
+    if raw is None:
+        return None
+    try:
+        return NetTest(**raw)
+    except ValueError as exc:
+        raise ProtocolError("bad-message", f"'readiness.test': {exc}") from None

@@ -14,7 +14,7 @@ from aiohttp import web
 from clinic import Clinic
 from signaling.app import make_app
 from signaling.config import Config, load_config
-from signaling.keys import CLINIC, HUBS
+from signaling.keys import CLINIC, HUBS, PROBE_DROP_RATE
 
 
 def free_port() -> int:
@@ -42,7 +42,12 @@ class Running:
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Running]:
+async def running_server(data_dir: Path, *, probe_drop_rate: float = 0.0, **overrides: Any) -> AsyncIterator[Running]:
+    """Serve the app on a free loopback port; `overrides` are dotted config keys.
+
+    `probe_drop_rate` makes the connection test's server side drop that share of
+    its packets (an app setting, not a config key: production never has it).
+    """
     port = free_port()
     settings = {
         "http.host": "127.0.0.1",
@@ -56,6 +61,7 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Runn
     }
     config = load_config(None, **settings)
     app = make_app(config)
+    app[PROBE_DROP_RATE] = probe_drop_rate
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -273,3 +274,30 @@ async def test_wrong_secret_gets_no_relay_and_no_media(tmp_path: Path, open_page
 async def _gathered(page: Page) -> dict[str, Any] | None:
     state = await ice_state(page)
     return state if state and state["iceGatheringState"] == "complete" else None
+
+
+@pytest.mark.parametrize("good_secret", [True, False])
+async def test_connection_test_through_turn(tmp_path: Path, open_page: Any, coturn: Coturn, good_secret: bool) -> None:
+    """The waiting room's connection test goes the call's way: relayed when the policy says so,
+    and failed (ICE) when the relay refuses us."""
+    secret = coturn.secret if good_secret else "not-" + coturn.secret
+    overrides = {"ice.servers": [{"urls": [coturn.url], "secret": secret}], "ice.transport_policy": "relay"}
+    async with running_server(tmp_path / "data", **overrides) as server:
+        demo = await server.demo()
+        patient = await open_page("blue")
+        await patient.goto(demo["patient_link"])
+        await patient.get_by_test_id("net-test").click()
+        result = patient.get_by_test_id("net-test-result")
+        await expect(result).to_have_attribute("data-verdict", re.compile(r"^(good|fair|poor|failed)$"), timeout=15000)
+        if good_secret:
+            await expect(result).to_have_attribute("data-verdict", "good")
+            await expect(result.locator("dl")).to_contain_text("relais TURN")
+            await screenshot(patient, "turn-04-patient-connection-test-relayed")
+        else:
+            await expect(result).to_have_attribute("data-verdict", "failed")
+            await expect(result).to_contain_text("n'a pas pu s'établir")
+            await screenshot(patient, "turn-05-patient-connection-test-failed")
+        stored = (await server.clinic.get_readiness(demo["consultation_id"]))
+        test = next(iter(stored.values())).test
+        assert test is not None
+        assert (test.verdict, test.relay, test.reason) == (("good", True, None) if good_secret else ("failed", None, "ice"))

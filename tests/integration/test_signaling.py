@@ -76,7 +76,8 @@ async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) 
     state = await client.recv()
     assert state == {"type": "state", "consultation_state": "scheduled",
                      "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room",
-                              "tracks": {"mic": True, "camera": True, "screen": False}}}
+                              "tracks": {"mic": True, "camera": True, "screen": False},
+                              "readiness": None}}
     await client.close()
 
 
@@ -406,3 +407,49 @@ async def test_stats_are_hidden_from_other_networks(tmp_path: Path) -> None:
             for path in ("/stats", "/metrics"):
                 async with http.get(srv.base_url + path) as resp:
                     assert resp.status == 404
+
+
+async def test_readiness_is_stored_shown_to_the_other_side_and_survives(server: Running) -> None:
+    demo, doctor, patient = await both(server)
+    test = {"verdict": "good", "reason": None, "rtt_ms": 40.2, "jitter_ms": 1.5, "loss_pct": 0,
+            "up_kbps": 990, "down_kbps": 1000, "relay": None}
+    await patient.send(type="readiness", mic="on", camera="off", test=test)
+    seen = await doctor.state()
+    while seen["peer"]["readiness"] is None:
+        seen = await doctor.state()
+    assert seen["peer"]["readiness"]["camera"] == "off"
+    assert seen["peer"]["readiness"]["test"]["rtt_ms"] == 40.2
+    # devices alone keep the last test
+    await patient.send(type="readiness", mic="off", camera="off", test=None)
+    while (seen := await doctor.state())["peer"]["readiness"]["mic"] != "off":
+        pass
+    assert seen["peer"]["readiness"]["test"]["verdict"] == "good"
+    # a reload of the practitioner (and a fresh hub) reads it from the database
+    await doctor.close()
+    await patient.close()
+    doctor = await Client.open(demo["practitioner_link"])
+    first = await doctor.recv("state")
+    assert first["peer"]["readiness"]["test"]["up_kbps"] == 990
+    stored = await server.clinic.get_readiness(demo["consultation_id"])
+    assert stored[Role.PATIENT].mic == "off"
+    await doctor.close()
+
+
+@pytest.mark.parametrize(("fields", "names"), [
+    ({"mic": "loud", "camera": "on", "test": None}, "mic"),
+    ({"mic": "on", "camera": "on", "test": {"verdict": "great", "reason": None, "rtt_ms": None, "jitter_ms": None,
+                                            "loss_pct": None, "up_kbps": None, "down_kbps": None, "relay": None}}, "verdict"),
+    ({"mic": "on", "camera": "on", "test": {"verdict": "good"}}, "reason"),
+    ({"mic": "on", "camera": "on", "test": {"verdict": "good", "reason": None, "rtt_ms": "fast", "jitter_ms": None,
+                                            "loss_pct": None, "up_kbps": None, "down_kbps": None, "relay": None}}, "rtt_ms"),
+])
+async def test_bad_readiness_is_refused(server: Running, fields: dict[str, Any], names: str) -> None:
+    demo = await server.demo()
+    patient = await Client.open(demo["patient_link"])
+    try:
+        await patient.send(type="readiness", **fields)
+        error = await patient.recv("error")
+        assert error["code"] == "bad-message" and names in error["message"], error
+        assert await server.clinic.get_readiness(demo["consultation_id"]) == {}
+    finally:
+        await patient.close()

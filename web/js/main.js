@@ -3,6 +3,7 @@
 
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
+import { runNetTest } from "./nettest.js";
 import { Pip } from "./pip.js";
 import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
 
@@ -39,6 +40,9 @@ const ui = {
   deviceError: byTestId("device-error"),
   previewBox: /** @type {HTMLElement} */ (document.querySelector("#waiting .preview")),
   peerStatus: byTestId("peer-status"),
+  netTest: /** @type {HTMLButtonElement} */ (byTestId("net-test")),
+  netResult: byTestId("net-test-result"),
+  readinessCard: byTestId("readiness-card"),
   join: /** @type {HTMLButtonElement} */ (byTestId("join")),
   ready: /** @type {HTMLButtonElement} */ (byTestId("ready")),
   hangup: byTestId("hangup"),
@@ -63,6 +67,8 @@ const app = {
   quality: { self: "unknown", peer: "unknown" },
   /** @type {string} the screen shown */
   screenId: "loading",
+  /** @type {import("./verdict.js").NetResult|null} the last connection test's result */
+  netResult: null,
   /** device changes run one after the other */
   switching: Promise.resolve(),
 };
@@ -120,6 +126,9 @@ function placeControls() {
     if (ui.devicesDialog.open) ui.devicesDialog.close();
   }
   ui.pipNote.hidden = !(inCall && pip.bar);
+  // the practitioner's view of the patient's readiness: in the waiting room, then above the call's controls
+  if (inCall) putBefore(ui.readinessCard, ui.toolbar);
+  else putBefore(ui.readinessCard, ui.peerStatus);
 }
 
 function peerName() {
@@ -183,6 +192,97 @@ async function switchDevices() {
   sendTracks();
 }
 
+/** @param {"audio"|"video"} kind @returns {"on"|"off"|"missing"} */
+function deviceState(kind) {
+  const track = kind === "audio" ? app.local.getAudioTracks()[0] : app.local.getVideoTracks()[0];
+  if (!track || track.readyState === "ended") return "missing";
+  return track.enabled ? "on" : "off";
+}
+
+/**
+ * Tell the server our devices and, after a test, its result: stored with the consultation
+ * and shown to the practitioner. `test` null keeps the last stored result.
+ * @param {import("./verdict.js").NetResult|null} test
+ */
+function sendReadiness(test) {
+  app.client.send({ type: "readiness", mic: deviceState("audio"), camera: deviceState("video"), test });
+}
+
+async function runTest() {
+  ui.netTest.disabled = true;
+  app.netResult = null;
+  renderNetResult();
+  try {
+    app.netResult = await runNetTest(app.client);
+  } finally {
+    ui.netTest.disabled = false;
+  }
+  renderNetResult();
+  sendReadiness(app.netResult);
+}
+
+const NUMBERS = /** @type {const} */ ([
+  ["rtt_ms", "rttMs", "net.rtt", "ms"], ["jitter_ms", "jitterMs", "net.jitter", "ms"], ["loss_pct", "lossPct", "net.loss", "%"],
+  ["up_kbps", "upKbps", "net.up", "kbit/s"], ["down_kbps", "downKbps", "net.down", "kbit/s"],
+]);
+
+function renderNetResult() {
+  const el = ui.netResult;
+  const result = app.netResult;
+  const text = /** @type {HTMLElement} */ (el.querySelector(".net-verdict"));
+  const list = /** @type {HTMLElement} */ (el.querySelector("dl"));
+  el.hidden = !result && !ui.netTest.disabled;
+  if (!result) {
+    delete el.dataset.verdict;
+    for (const [, attr] of NUMBERS) delete el.dataset[attr];
+    text.textContent = ui.netTest.disabled ? t("net.running") : "";
+    list.replaceChildren();
+    /** @type {HTMLDetailsElement} */ (el.querySelector("details")).hidden = true;
+    return;
+  }
+  el.dataset.verdict = result.verdict;
+  text.textContent = t(result.verdict === "failed" ? `net.failed.${result.reason}` : `net.${result.verdict}`);
+  const rows = [];
+  for (const [key, attr, label, unit] of NUMBERS) {
+    const value = result[key];
+    if (value === null) delete el.dataset[attr];
+    else el.dataset[attr] = String(value);
+    rows.push([t(label), value === null ? t("net.unknown") : `${value} ${unit}`]);
+  }
+  if (result.verdict !== "failed") rows.push([t("net.path"), t(result.relay ? "net.relay" : "net.direct")]);
+  list.replaceChildren(...rows.flatMap(([dt, dd]) => {
+    const a = document.createElement("dt"); a.textContent = dt;
+    const b = document.createElement("dd"); b.textContent = dd;
+    return [a, b];
+  }));
+  /** @type {HTMLDetailsElement} */ (el.querySelector("details")).hidden = false;
+}
+
+/** The practitioner sees the patient's devices and connection test (stored: survives reloads). @param {any} state */
+function renderReadiness(state) {
+  const card = ui.readinessCard;
+  const readiness = state?.peer?.readiness;
+  if (app.client.welcome?.role !== "practitioner" || !readiness) { card.hidden = true; return; }
+  const test = readiness.test;
+  let conn = t("readiness.untested");
+  if (test?.verdict === "failed") conn = t("readiness.failed");
+  else if (test) {
+    conn = t(`quality.${test.verdict}`) + (test.rtt_ms === null ? "" : `, ${Math.round(test.rtt_ms)} ms`);
+    if (test.relay) conn += ` (${t("readiness.relay")})`;
+  }
+  const devices = readiness.mic === "on" && readiness.camera === "on"
+    ? t("readiness.all-ready")
+    : `${t(`readiness.mic.${readiness.mic}`)}, ${t(`readiness.camera.${readiness.camera}`)}`;
+  card.textContent = t("readiness.line", { peer: t("readiness.of-patient"), conn, devices });
+  card.dataset.verdict = test?.verdict ?? "none";
+  card.dataset.mic = readiness.mic;
+  card.dataset.camera = readiness.camera;
+  if (test?.rtt_ms != null) card.dataset.rttMs = String(test.rtt_ms); else delete card.dataset.rttMs;
+  if (test?.loss_pct != null) card.dataset.lossPct = String(test.loss_pct); else delete card.dataset.lossPct;
+  card.title = test ? NUMBERS.map(([key, , label, unit]) => `${t(label)} : ${test[key] ?? "–"} ${unit}`).join(" · ") : "";
+  card.hidden = false;
+}
+
 /** @param {HTMLElement} button */
 const isOn = (button) => button.getAttribute("aria-pressed") === "true";
 
@@ -194,6 +294,7 @@ function sendTracks() {
     camera: Boolean(app.local.getVideoTracks()[0]?.enabled),
     screen: Boolean(app.screen),
   });
+  sendReadiness(null);
 }
 
 function renderToggles() {
@@ -271,6 +372,7 @@ function toggle(kind) {
 
 /** @param {any} state */
 function render(state) {
+  renderReadiness(state);
   const stage = state.self.stage;
   if (stage === "ended" || state.consultation_state === "ended" || state.consultation_state === "closed") {
     leaveCall();
@@ -375,7 +477,9 @@ function wire() {
     if (app.client.state) render(app.client.state);
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
     renderQuality();
+    renderNetResult();
   });
+  ui.netTest.addEventListener("click", runTest);
   ui.micToggle.addEventListener("click", () => toggle("audio"));
   ui.camToggle.addEventListener("click", () => toggle("video"));
   ui.micSelect.addEventListener("change", chooseDevices);
