@@ -220,3 +220,23 @@ async def test_verdict_table(tmp_path: Path, launch: Launcher) -> None:
         assert got["jitter"] == [None, 0, 3]
         assert got["rate"][0] == pytest.approx(1000, rel=1e-3) and got["rate"][1] == 0
         assert got["loss"] == [30, 0, 0]
+
+
+async def test_mic_level_moves_with_the_sound_and_stops_when_muted(tmp_path: Path, open_page: Any) -> None:
+    from test_consultation import wait_for
+
+    async with running_server(tmp_path / "data") as server:
+        demo = await server.demo()
+        page = await open_page("blue")
+        await page.goto(demo["patient_link"])
+        level = page.get_by_test_id("mic-level")
+
+        async def loud() -> bool:
+            return float(await level.get_attribute("data-level") or 0) > 0.3
+
+        await wait_for(loud)  # Chromium's fake microphone beeps
+        await page.get_by_test_id("mic-toggle").click()
+        await page.wait_for_timeout(300)
+        for _ in range(10):  # muted: the meter stays at zero
+            assert float(await level.get_attribute("data-level") or 0) == 0
+            await page.wait_for_timeout(100)

@@ -63,15 +63,18 @@ export function watchLevel(stream, onLevel) {
   if (!track || typeof AudioContext === "undefined") return () => {};
   const ctx = new AudioContext();
   const analyser = ctx.createAnalyser();
-  analyser.fftSize = 512;
+  analyser.fftSize = 4096; // ~85 ms: every sound between two reads is seen
   ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
   const buf = new Float32Array(analyser.fftSize);
+  let level = 0;
   const timer = setInterval(() => {
     analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const v of buf) sum += v * v;
-    onLevel(track.enabled ? Math.min(1, Math.sqrt(sum / buf.length) * 4) : 0);
-  }, 100);
+    let peak = 0;
+    for (const v of buf) peak = Math.max(peak, Math.abs(v));
+    // a peak meter that falls back slowly, like a sound engineer's: speech reads clearly
+    level = track.enabled ? Math.max(Math.min(1, peak), level * 0.8) : 0;
+    onLevel(level < 0.01 ? 0 : level);
+  }, 80);
   return () => { clearInterval(timer); ctx.close(); };
 }
 
