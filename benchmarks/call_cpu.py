@@ -54,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
+from procs import tail, wait_http  # type: ignore[import-not-found]
 from y4m import YUV, write_y4m  # type: ignore[import-not-found]
 
 
@@ -224,28 +224,6 @@ def write_config(tmp: Path, port: int) -> Path:
         'host_addresses = ["127.0.0.1"]\n'
     )
     return cfg
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}:\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not healthy after {timeout} s:\n{tail(log)}")
-
-
-def tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -575,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = ["taskset", "-c", str(allowed[0]), *cmd]
         with log.open("wb") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, log)
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log=log)
         print(f"server pid {proc.pid} on 127.0.0.1:{port}, CPUs {sorted(os.sched_getaffinity(proc.pid))}", flush=True)
 
         # this process, Playwright's driver and both Chromium browsers: the other core

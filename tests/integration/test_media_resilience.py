@@ -6,13 +6,12 @@ import asyncio
 import os
 import random
 import threading
-from typing import Any
 
 import pytest
 
 from loss import inject_loss
 from media_peers import Peer, connect, dominant_colour
-from sfu import Participant, Room, SfuOptions
+from sfu import Room, SfuOptions
 
 
 async def test_five_percent_loss_on_the_publishers_leg_is_repaired_by_the_sfu() -> None:

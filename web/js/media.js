@@ -167,8 +167,11 @@ function preferCodec(transceiver, mime) {
   if (first.length) transceiver.setCodecPreferences([...first, ...rtx]);
 }
 
-/** @param {RTCPeerConnection} pc @param {number} ms */
-function gatheringDone(pc, ms) {
+/**
+ * Resolves when ICE gathering completes (we send whole offers, no trickle), or after `ms`.
+ * @param {RTCPeerConnection} pc @param {number} ms
+ */
+export function gatheringDone(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);

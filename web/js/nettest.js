@@ -5,6 +5,7 @@
  * time, upload and download at ~1 Mbit/s.  No DOM here.
  */
 
+import { gatheringDone } from "./media.js";
 import { failed, jitter, lossPct, median, rateKbps, verdict } from "./verdict.js";
 
 export const BOUND_MS = 10000;
@@ -230,15 +231,4 @@ async function until(check, ms) {
     await sleep(50);
   }
   return true;
-}
-
-/** @param {RTCPeerConnection} pc @param {number} ms */
-function gatheringDone(pc, ms) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(undefined); }
-    });
-  });
 }
