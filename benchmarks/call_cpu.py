@@ -62,7 +62,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
-from procs import tail, wait_http  # type: ignore[import-not-found]
+from procs import stop, tail, wait_http  # type: ignore[import-not-found]
 from y4m import YUV, write_y4m  # type: ignore[import-not-found]
 
 
@@ -224,17 +224,6 @@ def write_config(tmp: Path, port: int) -> Path:
         'host_addresses = ["127.0.0.1"]\n'
     )
     return cfg
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------- browsers
@@ -590,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         if proc is not None:
-            stop_server(proc)
+            stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -33,3 +33,15 @@ def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30.0, log:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} not answering after {timeout} s:\n{tail(log)}")
+
+
+def stop(proc: subprocess.Popen[Any] | None) -> None:
+    """Stop one process we started, by its PID: terminate, then kill."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
