@@ -65,7 +65,7 @@ class Producer(AsyncIOEventEmitter):
 
     def _is_keyframe(self, data: bytes) -> bool:
         codecs = self._receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
-        name = next(iter(codecs.values())).name.lower() if codecs else "vp8"
+        name = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
         return is_keyframe(name, data)
 
     def _on_nack(self, count: int) -> None:
