@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 from clinic import Role
 from conftest import INBOUND_STATS, screenshot
 from server import running_server
-from test_consultation import _in_call, _more, frames_decoded, shows, wait_for
+from test_consultation import _in_call, _more, _screen_frames, frames_decoded, shows, wait_for
 
 
 async def _audio(page: Page) -> tuple[int, float]:
@@ -97,11 +97,6 @@ async def test_the_browsers_stop_sharing_bar_ends_the_share_on_the_other_side(tm
         before = await frames_decoded(doctor)
         await wait_for(lambda: _more(doctor, before))  # the camera goes on
         await wait_for(lambda: shows(doctor, "blue"))
-
-
-async def _screen_frames(page: Page) -> int:
-    stats = await page.evaluate(INBOUND_STATS)
-    return int(stats["screen"]) if stats else 0
 
 
 SPY_REPLACE = """() => {
