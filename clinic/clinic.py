@@ -425,7 +425,7 @@ class Clinic:
         self, *, consultation_id: str | None = None, patient_id: str | None = None
     ) -> list[Document]:
         """Documents not removed, oldest first, of a consultation and/or a patient (one is needed)."""
-        return await self._run(self._backend.documents.list, consultation_id, patient_id)
+        return await self._run(self._backend.documents.select, consultation_id, patient_id)
 
     async def remove_document(self, document_id: str) -> None:
         """Mark a document removed and delete its file; NotFound if unknown (twice is fine)."""

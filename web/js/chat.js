@@ -135,7 +135,7 @@ export class ChatPanel {
     const text = this.input.value;
     if (!text.trim()) return;
     if (text.length > this.maxChars) { this.showError(t("chat.too-long", { max: String(this.maxChars) })); return; }
-    if (!this.client.send({ type: "chat", text })) { this.showError(t("chat.offline")); return; }
+    if (!this.client.chat(text)) { this.showError(t("chat.offline")); return; }
     this.input.value = "";
     this.showError("");
   }
