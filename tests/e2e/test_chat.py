@@ -151,6 +151,11 @@ async def test_text_and_files_reach_the_other_side_and_survive_a_reload(tmp_path
         await expect(patient.locator(f"{MESSAGES}[data-kind=text]").last.locator(".who")).to_have_text("Praticien")
         await expect(patient.get_by_test_id("chat-unread")).to_be_hidden()
         await screenshot(patient, "chat-04-patient-conversation")
+        # Escape closes the panel and gives the focus back to its button
+        await patient.get_by_test_id("chat-input").press("Escape")
+        await expect(patient.get_by_test_id("chat-panel")).to_be_hidden()
+        await expect(patient.get_by_test_id("chat-toggle")).to_be_focused()
+        await expect(patient.get_by_test_id("chat-toggle")).to_have_attribute("aria-pressed", "false")
 
 
 GROS = """(size) => {

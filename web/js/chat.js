@@ -73,6 +73,9 @@ export class ChatPanel {
   wire() {
     this.toggle.addEventListener("click", () => this.setOpen(!this.open));
     byTestId("chat-close").addEventListener("click", () => { this.setOpen(false); this.toggle.focus(); });
+    this.panel.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") { this.setOpen(false); this.toggle.focus(); }
+    });
     this.form.addEventListener("submit", (ev) => { ev.preventDefault(); this.sendText(); });
     this.input.addEventListener("keydown", (ev) => {
       // Enter sends, Shift+Enter starts a new line
