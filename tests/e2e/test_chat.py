@@ -64,7 +64,7 @@ async def test_text_and_files_reach_the_other_side_and_survive_a_reload(tmp_path
         await expect(patient.get_by_test_id("chat-toggle")).to_have_attribute("aria-pressed", "true")
         system = patient.locator(f"{MESSAGES}[data-kind=system]")
         await expect(system).to_have_count(2)
-        await expect(system.first).to_contain_text("a rejoint l'appel")
+        await expect(system.locator(".text")).to_have_text(["Le praticien a rejoint l'appel", "Vous avez rejoint l'appel"])
 
         # text: shown as text (never as HTML), with its time; unread on the closed side
         await patient.get_by_test_id("chat-input").fill("Bonjour docteur <b>gras</b>\nligne 2")
@@ -141,7 +141,8 @@ async def test_text_and_files_reach_the_other_side_and_survive_a_reload(tmp_path
 
         # English: the same history, translated in the browser
         await doctor.get_by_test_id("lang-select").select_option("en")
-        await expect(doctor.locator(f"{MESSAGES}[data-kind=system]").first).to_contain_text("joined the call")
+        await expect(doctor.locator(f"{MESSAGES}[data-kind=system] .text")).to_have_text(
+            ["You joined the call", "The patient joined the call"])
         await expect(doctor.get_by_test_id("chat-pdf")).to_contain_text("Open")
 
         # the practitioner answers: the patient (panel open) reads it, no badge

@@ -223,7 +223,8 @@ export class ChatPanel {
       const text = document.createElement("span");
       text.className = "text";
       const params = message.params ?? {};
-      const vars = { ...params, who: params.role ? this.who(params.role) : "" };
+      // "Le patient a rejoint l'appel": the role as the subject of a sentence
+      const vars = { ...params, who: t(params.role === "practitioner" ? "chat.who.practitioner" : "chat.who.patient") };
       const key = `chat.system.${message.key}${params.role && params.role === this.me ? ".self" : ""}`;
       text.textContent = t(key, vars);
       li.append(text, " ", time);

@@ -150,6 +150,8 @@ export const STRINGS = {
   "chat.open-pdf": { fr: "Ouvrir « {name} » (PDF)", en: "Open “{name}” (PDF)" },
   "chat.download": { fr: "Télécharger « {name} »", en: "Download “{name}”" },
   "chat.removed": { fr: "Fichier retiré", en: "File removed" },
+  "chat.who.practitioner": { fr: "Le praticien", en: "The practitioner" },
+  "chat.who.patient": { fr: "Le patient", en: "The patient" },
   "chat.system.joined": { fr: "{who} a rejoint l'appel", en: "{who} joined the call" },
   "chat.system.joined.self": { fr: "Vous avez rejoint l'appel", en: "You joined the call" },
   "chat.system.left": { fr: "{who} a quitté l'appel", en: "{who} left the call" },
