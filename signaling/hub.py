@@ -106,14 +106,20 @@ class Hub:
         await self._call_events(old, new)
 
     async def _call_events(self, old: lobby.LobbyState, new: lobby.LobbyState) -> None:
-        """The chat's system lines for who entered or left the call."""
+        """The chat's system lines for who entered or left the call (a failure here never undoes the step)."""
+        events: list[tuple[str, dict[str, str]]] = []
         if new.consultation is ConsultationState.ENDED and old.consultation is not ConsultationState.ENDED:
-            await self.system_message("ended")
-            return
-        for side in Role:
-            was, now = old.stage(side) is Stage.IN_CALL, new.stage(side) is Stage.IN_CALL
-            if was != now:
-                await self.system_message("joined" if now else "left", role=side.value)
+            events.append(("ended", {}))
+        else:
+            for side in Role:
+                was, now = old.stage(side) is Stage.IN_CALL, new.stage(side) is Stage.IN_CALL
+                if was != now:
+                    events.append(("joined" if now else "left", {"role": side.value}))
+        for key, params in events:
+            try:
+                await self.system_message(key, **params)
+            except Exception:
+                logger.exception("%r could not post the %s chat line", self, key)
 
     async def set_tracks(self, conn: Connection, tracks: dict[str, bool]) -> None:
         """Record what a side sends and tell the other (e.g. its microphone is muted)."""
