@@ -14,6 +14,8 @@ from typing import ParamSpec, TypeVar
 
 from . import demo, tokens
 from .agenda import Agenda
+from .board import Background, Board, BoardChanges, BoardLimits
+from .boardstore import BoardStore
 from .database import connect
 from .errors import ClinicError, InvitationNotFound
 from .migrations import migrate
@@ -49,6 +51,7 @@ class _Backend:
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
+            self.boards = BoardStore(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -224,6 +227,24 @@ class Clinic:
     async def get_readiness(self, consultation_id: str) -> dict[Role, Readiness]:
         """Each side's latest readiness, for the sides that reported one."""
         return await self._run(self._backend.readiness.get, consultation_id)
+
+    # whiteboard (clinic/board.py)
+
+    async def load_board(self, consultation_id: str, limits: BoardLimits) -> Board:
+        """The consultation's whiteboard as last saved (an empty, closed board if never used)."""
+        return await self._run(self._backend.boards.load, consultation_id, limits)
+
+    async def save_board(self, consultation_id: str, board: Board, changes: BoardChanges) -> None:
+        """Persist what one board operation changed (call before the board changes again)."""
+        await self._run(self._backend.boards.save, consultation_id, board, changes)
+
+    async def add_board_background(self, consultation_id: str, background: Background) -> None:
+        """Record a background document whose pages are rendered on disk; NotFound if no such consultation."""
+        await self._run(self._backend.boards.add_background, consultation_id, background)
+
+    async def get_board_background(self, consultation_id: str, background_id: str) -> Background:
+        """A background of this consultation's board; NotFound otherwise."""
+        return await self._run(self._backend.boards.get_background, consultation_id, background_id)
 
     # demo
 

@@ -8,10 +8,14 @@ import uuid
 from typing import Any, Protocol
 
 from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, Role, Stage
+from clinic.board import Board, BoardLimits
+from clinic.boardimages import BoardImages
 from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
+from .config import WhiteboardConfig
 from .errors import ProtocolError
+from .whiteboard import SavePng, Whiteboard
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,9 @@ class Hub:
     """
 
     def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
-                 readiness: dict[Role, Readiness] | None = None) -> None:
+                 readiness: dict[Role, Readiness] | None = None, *, board: Board | None = None,
+                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
+                 save_png: SavePng | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -55,6 +61,11 @@ class Hub:
         self._sfu_options = sfu_options
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        wb = whiteboard or WhiteboardConfig()
+        self.whiteboard = Whiteboard(
+            self.id, board or Board(board_limits(wb)), clinic, wb, connections=self.connections,
+            stage=lambda role: self.state.stage(role), images=board_images, save_png=save_png,
+        )
 
     def __repr__(self) -> str:
         return f"Hub({self.id})"
@@ -69,6 +80,7 @@ class Hub:
                 self._drop_participant(conn.role)
                 await previous.replaced()
         await self.broadcast()
+        await self.whiteboard.attach(conn)
 
     async def detach(self, conn: Connection) -> None:
         async with self._lock:
@@ -77,6 +89,7 @@ class Hub:
             del self.connections[conn.role]
             self.tracks[conn.role] = dict(DEFAULT_TRACKS)
             self._drop_participant(conn.role)
+        await self.whiteboard.detach(conn.role)
         await self.broadcast()
 
     async def act(self, role: Role, action: str) -> None:
@@ -179,6 +192,11 @@ class Hub:
             task.add_done_callback(self._tasks.discard)
 
 
+def board_limits(config: WhiteboardConfig) -> BoardLimits:
+    return BoardLimits(max_points_per_stroke=config.max_points_per_stroke, max_strokes=config.max_strokes,
+                       undo_depth=config.undo_depth)
+
+
 def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
     return None if readiness is None else readiness.as_json()
 
@@ -186,9 +204,12 @@ def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
-    def __init__(self, clinic: Clinic, sfu_options: SfuOptions) -> None:
+    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, *, whiteboard: WhiteboardConfig | None = None,
+                 board_images: BoardImages | None = None) -> None:
         self._clinic = clinic
         self._sfu_options = sfu_options
+        self._whiteboard = whiteboard or WhiteboardConfig()
+        self._board_images = board_images
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
 
@@ -198,8 +219,17 @@ class HubRegistry:
             if hub is None:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
-                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness)
+                board = await self._clinic.load_board(consultation_id, board_limits(self._whiteboard))
+                hub = self._hubs[consultation_id] = Hub(
+                    consultation, self._clinic, self._sfu_options, readiness, board=board,
+                    whiteboard=self._whiteboard, board_images=self._board_images,
+                    save_png=self._png_saver(consultation_id),
+                )
             return hub
+
+    def _png_saver(self, consultation_id: str) -> SavePng | None:
+        """How a saved board becomes one of the consultation's documents (none before the document store)."""
+        return None
 
     def release(self, hub: Hub) -> None:
         """Forget a hub nobody is connected to (its state is in the database)."""

@@ -17,6 +17,7 @@ from .errors import ProtocolError
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
 from .turn import ice_servers_for
+from .whiteboard import MESSAGE_TYPES as WHITEBOARD_MESSAGES
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class Session:
                 await self.send({"type": "probe-answer", "sdp": await self._answer_probe(msg.fields["sdp"])})
             elif msg.type == "readiness":
                 await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
+            elif msg.type in WHITEBOARD_MESSAGES:
+                await self._hub.whiteboard.handle(self, msg, len(text))
             else:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:
