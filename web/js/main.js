@@ -6,6 +6,7 @@ import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.
 import { runNetTest } from "./nettest.js";
 import { Pip } from "./pip.js";
 import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
+import { WhiteboardUI } from "./whiteboard.js";
 
 /** @param {string} id */
 const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
@@ -73,6 +74,7 @@ const app = {
   switching: Promise.resolve(),
 };
 const pip = new Pip(ui.remoteVideo);
+const board = new WhiteboardUI(app.client, ui.stage, byTestId("whiteboard-toggle"));
 
 /** @param {string} id */
 function show(id) {
@@ -478,6 +480,7 @@ function wire() {
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
     renderQuality();
     renderNetResult();
+    board.translate();
   });
   ui.netTest.addEventListener("click", runTest);
   ui.micToggle.addEventListener("click", () => toggle("audio"));
