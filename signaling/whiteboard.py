@@ -177,6 +177,8 @@ class Whiteboard:
             await self._finish_live(role)  # a new stroke ends the previous one
             live = None
         if live is None:
+            if not points:
+                raise BoardError("a stroke message needs points")
             if stroke_id in self.board.strokes or any(s.id == stroke_id for s in self._live.values()):
                 raise BoardError("a stroke with this id exists already")
             self.board.check_room(extra_live=len(self._live))
