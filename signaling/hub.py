@@ -15,7 +15,7 @@ from sfu import Participant, Room, SfuError, SfuOptions
 from . import lobby
 from .config import WhiteboardConfig
 from .errors import ProtocolError
-from .whiteboard import SavePng, Whiteboard
+from .whiteboard import SavePng, Whiteboard, document_saver
 
 logger = logging.getLogger(__name__)
 
@@ -228,8 +228,10 @@ class HubRegistry:
             return hub
 
     def _png_saver(self, consultation_id: str) -> SavePng | None:
-        """How a saved board becomes one of the consultation's documents (none before the document store)."""
-        return None
+        """How a saved board becomes one of the consultation's documents."""
+        if self._board_images is None:
+            return None
+        return document_saver(self._clinic, self._board_images, consultation_id)
 
     def release(self, hub: Hub) -> None:
         """Forget a hub nobody is connected to (its state is in the database)."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -272,3 +274,25 @@ def _stroke_ids(raw: list[Any]) -> list[str]:
     if not raw or len(raw) > _MAX_ERASE or not all(isinstance(i, str) for i in raw):
         raise BoardError(f"'strokes' is a list of 1 to {_MAX_ERASE} stroke ids")
     return [check_stroke_id(i) for i in raw]
+
+
+def document_saver(clinic: Clinic, images: BoardImages, consultation_id: str) -> SavePng:
+    """Store a saved board's PNG as a document of the consultation (source 'whiteboard'); returns its id."""
+
+    async def save(png: bytes) -> str:
+        folder = images.folder(consultation_id)
+        path = folder / f".save-{uuid.uuid4().hex}.png"
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+
+        await asyncio.to_thread(write)
+        try:
+            name = datetime.datetime.now(datetime.UTC).strftime("tableau-%Y-%m-%d-%H%M%S.png")
+            document = await clinic.add_document_file(consultation_id, "whiteboard", name, "practitioner", path)
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        return document.id
+
+    return save

@@ -331,3 +331,30 @@ async def test_background_upload_refuses_bad_files_and_serves_good_pages(server:
             assert r.status == 404
     for c in (doctor, patient):
         await c.close()
+
+
+async def test_the_practitioner_saves_the_board_as_a_png_document(server: Running) -> None:
+    demo, doctor, patient = await in_call(server)
+    status, body = await post(demo["practitioner_link"], png_bytes(400, 300), "image/png")
+    assert status == 200, body
+    await patient.recv("whiteboard-changes")
+    # a thick red line across the top quarter, over the white part of the background
+    await send(patient, {**stroke("red", [0.1, 0.1, 0.9, 0.1]), "width": 0.05})
+    await patient.recv("whiteboard-changes")
+    await send(doctor, {"type": "whiteboard-save", "id": "save"})
+    saved_msg = await doctor.recv("whiteboard-saved")
+    document = await server.clinic.get_document(saved_msg["document_id"])
+    assert (document.source, document.added_by, document.media_type) == ("whiteboard", "practitioner", "image/png")
+    assert document.consultation_id == demo["consultation_id"] and document.name.endswith(".png")
+    path = await server.clinic.document_path(document)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image.shape == (300, 400, 3)  # the background page's size
+    b, g, r = (int(v) for v in image[30, 200])  # the stroke (BGR)
+    assert r > 150 and g < 80 and b < 80, (b, g, r)
+    assert image[150, 200].max() < 50  # the background's black square
+    assert image[280, 20].min() > 200  # white elsewhere
+    assert [d.id for d in await server.clinic.list_documents(consultation_id=demo["consultation_id"])] == [document.id]
+    # no temporary file left behind
+    assert not list((server.config.data_path / "whiteboard" / demo["consultation_id"]).glob(".save-*"))
+    for c in (doctor, patient):
+        await c.close()
