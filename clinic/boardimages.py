@@ -14,12 +14,13 @@ import functools
 import logging
 import os
 import pathlib
+import struct
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Literal, ParamSpec, TypeVar
+from typing import Final, Literal, ParamSpec, TypeVar
 
 # refuse decompression bombs: a small file that decodes to gigapixels
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))  # also checked below, see MAX_PIXELS
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,6 +28,7 @@ import pypdfium2 as pdfium  # noqa: E402
 
 from .board import Background, Stroke  # noqa: E402
 from .errors import ClinicError  # noqa: E402
+from .filetypes import HEAD_BYTES, sniff_media_type  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +44,47 @@ class BackgroundRefused(ClinicError):
     """An uploaded background is not an image or PDF we can show; the message says why."""
 
 
+_IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
 def sniff_background(head: bytes) -> BackgroundKind | None:
     """'image' or 'pdf' from the first bytes of a file (never from its name or label), else None."""
-    if head.startswith(b"%PDF-"):
+    media_type = sniff_media_type(head)
+    if media_type == "application/pdf":
         return "pdf"
-    if (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")
-            or head[:6] in (b"GIF87a", b"GIF89a") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
-        return "image"
+    return "image" if media_type in _IMAGE_TYPES else None
+
+
+#: Largest picture decoded, in pixels (a small file may claim gigapixels).
+MAX_PIXELS: Final = 40_000_000
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height an image file declares in its header (PNG, GIF, WebP, JPEG), without decoding it."""
+    if head.startswith(b"\x89PNG") and len(head) >= 24:
+        w, h = struct.unpack(">II", head[16:24])
+        return int(w), int(h)
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        w, h = struct.unpack("<HH", head[6:10])
+        return int(w), int(h)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8 ":
+            w, h = struct.unpack("<HH", head[26:30])
+            return int(w) & 0x3FFF, int(h) & 0x3FFF
+        if chunk == b"VP8L":
+            b = head[21:25]
+            return 1 + (b[0] | (b[1] & 0x3F) << 8), 1 + (b[1] >> 6 | b[2] << 2 | (b[3] & 0xF) << 10)
+        if chunk == b"VP8X":
+            return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if head.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 <= len(head) and head[i] == 0xFF:
+            marker = head[i + 1]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                return int(w), int(h)
+            i += 2 + struct.unpack(">H", head[i + 2:i + 4])[0]
     return None
 
 
@@ -99,7 +135,7 @@ def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int
     Raises BackgroundRefused for a file that is not a readable image or PDF.
     """
     with source.open("rb") as f:
-        kind = sniff_background(f.read(16))
+        kind = sniff_background(f.read(HEAD_BYTES))
     if kind is None:
         raise BackgroundRefused("only images (PNG, JPEG, GIF, WebP) and PDF documents can be shown on the board")
     bg_id = uuid.uuid4().hex
@@ -107,6 +143,10 @@ def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int
     target.mkdir(parents=True)
     try:
         if kind == "image":
+            with source.open("rb") as f:
+                declared = image_size(f.read(262144))
+            if declared is not None and declared[0] * declared[1] > MAX_PIXELS:
+                raise BackgroundRefused("this image could not be read (damaged, or too large)")
             try:
                 image = cv2.imread(str(source), cv2.IMREAD_COLOR)
             except cv2.error:
