@@ -90,9 +90,17 @@ async def test_a_stroke_drawn_on_one_side_appears_at_the_same_place_on_the_other
         for box in (d_box, p_box):
             assert abs(box["width"] / box["height"] - 4 / 3) < 0.02, box
 
-        # the practitioner draws a horizontal red line across the middle (red is the default pen)
-        assert await _pixel(patient, 0.5, 0.5) and _white(await _pixel(patient, 0.5, 0.5))
-        await _draw(doctor, [(0.2, 0.5), (0.8, 0.5)])
+        # the stroke streams while it is drawn: the patient sees its start before the mouse is released
+        assert _white(await _pixel(patient, 0.5, 0.5))
+        box = d_box
+        await doctor.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.5 * box["height"])
+        await doctor.mouse.down()
+        await doctor.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"], steps=10)
+        await wait_for(lambda: _is(patient, 0.35, 0.5, _reddish))
+        assert await doctor.evaluate("() => document.querySelector('[data-testid=whiteboard-canvas]') !== null")
+        # then the whole line (red is the default pen)
+        await doctor.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.5 * box["height"], steps=10)
+        await doctor.mouse.up()
         for fx in (0.25, 0.5, 0.75):
             await wait_for(lambda fx=fx: _is(patient, fx, 0.5, _reddish))
         # nothing drawn away from the line
@@ -144,6 +152,13 @@ async def test_a_stroke_drawn_on_one_side_appears_at_the_same_place_on_the_other
         assert _is_sync(await _pixel(patient, 0.3, 0.3), lambda px: px[2] > 150)
 
 
+async def _pointer_near(page: Page, fx: float, fy: float) -> bool:
+    box = await _box(page)
+    b = await page.get_by_test_id("remote-pointer").bounding_box()
+    return b is not None and abs(b["x"] + b["width"] / 2 - (box["x"] + fx * box["width"])) <= 3 \
+        and abs(b["y"] + b["height"] / 2 - (box["y"] + fy * box["height"])) <= 3
+
+
 def _is_sync(px: list[int], test: Any) -> bool:
     return bool(test(px))
 
@@ -166,6 +181,9 @@ async def test_a_pdf_page_and_the_pointer_line_up_on_both_sides(tmp_path: Path, 
         await expect(doctor.get_by_test_id("whiteboard-page")).to_have_text("Page 1 sur 2")
         await screenshot(doctor, "42-whiteboard-pdf-page")
 
+        # count the pointer messages the practitioner gets, to print the rate the browser sends
+        await doctor.evaluate("""() => { window.__pointers = 0;
+          window.__teleconsult.client.addEventListener('pointer', () => { window.__pointers += 1; }); }""")
         # the pointer: the patient points at a known place, the practitioner sees it at the same fraction
         p_box = await _box(patient)
         for fx, fy in ((0.25, 0.75), (0.6, 0.3)):
@@ -181,6 +199,34 @@ async def test_a_pdf_page_and_the_pointer_line_up_on_both_sides(tmp_path: Path, 
                 return b is not None and abs(b["x"] + b["width"] / 2 - want[0]) <= 3 and abs(b["y"] + b["height"] / 2 - want[1]) <= 3
             await wait_for(at_place, timeout=10)
         await screenshot(doctor, "43-whiteboard-remote-pointer")
+        # a long sweep of mouse moves: the browser throttles (~25/s), it does not send one per move
+        await doctor.evaluate("() => { window.__pointers = 0; }")
+        start = await patient.evaluate("() => performance.now()")
+        moves = 120
+        for i in range(moves):
+            await patient.mouse.move(p_box["x"] + (0.1 + 0.8 * i / moves) * p_box["width"], p_box["y"] + 0.5 * p_box["height"])
+        elapsed = (await patient.evaluate("() => performance.now()") - start) / 1000
+        await wait_for(lambda: _pointer_near(doctor, 0.9 - 0.8 / moves, 0.5))
+        received = await doctor.evaluate("() => window.__pointers")
+        print(f"pointer: {moves} mouse moves over {elapsed:.2f} s -> {received} positions relayed "
+              f"({received / elapsed:.1f}/s)")
+        assert 1 <= received <= moves
+        # a burst of 100 pointer events 5 ms apart: throttled to about one per 40 ms
+        await doctor.evaluate("() => { window.__pointers = 0; }")
+        burst_ms = await patient.evaluate("""async () => {
+          const c = document.querySelector('[data-testid="whiteboard-canvas"]');
+          const r = c.getBoundingClientRect();
+          const t0 = performance.now();
+          for (let i = 0; i < 100; i++) {
+            c.dispatchEvent(new PointerEvent('pointermove', {bubbles: true, clientX: r.left + r.width * (0.1 + 0.008 * i), clientY: r.top + r.height / 2}));
+            await new Promise((ok) => setTimeout(ok, 5));
+          }
+          return performance.now() - t0;
+        }""")
+        await wait_for(lambda: _pointer_near(doctor, 0.1 + 0.008 * 99, 0.5))
+        received = await doctor.evaluate("() => window.__pointers")
+        print(f"pointer: 100 events over {burst_ms:.0f} ms -> {received} positions sent ({received * 1000 / burst_ms:.1f}/s)")
+        assert 1 <= received < 100
         # leaving the board hides it
         await patient.mouse.move(5, 5)
         await expect(doctor.get_by_test_id("remote-pointer")).to_be_hidden()
@@ -198,3 +244,18 @@ async def test_a_pdf_page_and_the_pointer_line_up_on_both_sides(tmp_path: Path, 
         await expect(doctor.get_by_test_id("whiteboard-page")).to_have_text("Page 1 sur 2")
         await wait_for(lambda: _is(doctor, 0.5, 0.5, _dark))
         assert _white(await _pixel(doctor, 0.85, 0.5)), "the stroke of page 2 is not on page 1"
+
+        # the practitioner saves the board as a document; the patient has no such button
+        await expect(patient.get_by_test_id("whiteboard-save")).to_be_hidden()
+        await doctor.get_by_test_id("whiteboard-save").click()
+        await expect(doctor.get_by_test_id("whiteboard-status")).to_contain_text("enregistré")
+        (hub,) = server.hubs.hubs()
+        documents = await server.clinic.list_documents(consultation_id=hub.id)
+        assert [(d.source, d.media_type) for d in documents] == [("whiteboard", "image/png")]
+
+        # a file that is not an image or PDF: refused with a plain message, the page stays
+        bad = tmp_path / "notes.png"
+        bad.write_text("not a picture at all", encoding="utf-8")
+        await patient.get_by_test_id("whiteboard-file").set_input_files(str(bad))
+        await expect(patient.get_by_test_id("whiteboard-status")).to_contain_text("Seules les images")
+        await expect(doctor.get_by_test_id("whiteboard-page")).to_have_text("Page 1 sur 2")
