@@ -237,7 +237,12 @@ class BoardImages:
         folder = self.folder(consultation_id) / background.id
         path = folder / f"page-{page}.png"
         if not path.exists():
-            _write_png(path, _render_pdf_page(folder / "source.pdf", page, self.max_px))
+            try:
+                pixels = _render_pdf_page(folder / "source.pdf", page, self.max_px)
+            except (pdfium.PdfiumError, OSError) as exc:
+                logger.warning("Background(%s) page %d could not be rendered: %s", background.id, page, type(exc).__name__)
+                raise BackgroundRefused("this page could not be rendered") from None
+            _write_png(path, pixels)
         return path
 
     async def board_png(self, consultation_id: str, background: Background | None, page: int,
