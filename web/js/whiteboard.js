@@ -43,6 +43,8 @@ export class WhiteboardUI {
     this.width = WIDTHS[1];
     /** @type {{id: string, points: number[], pending: number[], timer: number}|null} our stroke being drawn */
     this.drawing = null;
+    /** @type {string|null} the id of our last stroke, to drop it if the server refuses it */
+    this.lastStroke = null;
     /** @type {Set<string>} strokes the eraser went over, sent when it lifts */
     this.erasing = new Set();
     this.erasingActive = false;
@@ -143,6 +145,12 @@ export class WhiteboardUI {
       const msg = /** @type {CustomEvent} */ (ev).detail;
       if (!String(msg.ref_type ?? "").startsWith("whiteboard")) return;
       this.save.removeAttribute("disabled");
+      if (msg.ref_type === "whiteboard-stroke" && this.lastStroke && !this.state.strokes.has(this.lastStroke)) {
+        // our stroke was refused (e.g. the board is full): it is not on the board, so not on our screen either
+        this.state.live.delete(this.lastStroke);
+        if (this.drawing?.id === this.lastStroke) this.stopDrawing();
+        this.paint();
+      }
       this.say(msg.ref_type === "whiteboard-stroke" && /at most/.test(msg.message) ? "wb.full" : "wb.refused");
     });
 
@@ -180,7 +188,9 @@ export class WhiteboardUI {
       this.eraseAt(x, y);
       return;
     }
+    if (this.drawing) this.flush(true); // a second finger: the first stroke ends
     const id = newStrokeId();
+    this.lastStroke = id;
     this.drawing = { id, points: [x, y], pending: [x, y], timer: window.setInterval(() => this.flush(false), FLUSH_MS) };
     this.state.live.set(id, { id, author: this.client.welcome?.role ?? "", sheet: this.state.sheet, color: this.color, width: this.width, points: this.drawing.points });
     this.paint();
