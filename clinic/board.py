@@ -46,6 +46,8 @@ class BoardLimits:
     max_points_per_stroke: int = 2000
     max_strokes: int = 1000
     undo_depth: int = 100
+    # all strokes shown together: bounds what a (re)joining tab receives and redraws
+    max_points: int = 200000
 
 
 def check_stroke_id(stroke_id: str) -> str:
@@ -217,17 +219,22 @@ class Board:
 
     # drawing
 
-    def check_room(self, extra_live: int = 0) -> None:
-        """BoardFull unless one more stroke (besides `extra_live` being drawn) fits."""
+    def points_shown(self) -> int:
+        return sum(len(s.points) // 2 for s in self.strokes.values() if self.visible[s.id])
+
+    def check_room(self, extra_live: int = 0, extra_points: int = 0) -> None:
+        """BoardFull unless one more stroke (besides `extra_live` being drawn) and `extra_points` fit."""
         if sum(self.visible.values()) + extra_live >= self.limits.max_strokes:
             raise BoardFull(f"the board holds at most {self.limits.max_strokes} strokes: erase, undo or clear first")
+        if self.points_shown() + extra_points > self.limits.max_points:
+            raise BoardFull(f"the board holds at most {self.limits.max_points} points: erase, undo or clear first")
 
     def add_stroke(self, stroke: Stroke) -> BoardChanges:
         if stroke.id in self.strokes:
             raise BoardError("a stroke with this id exists already")
         if len(stroke.points) // 2 > self.limits.max_points_per_stroke:
             raise BoardError(f"a stroke has at most {self.limits.max_points_per_stroke} points")
-        self.check_room()
+        self.check_room(extra_points=len(stroke.points) // 2)
         changes = BoardChanges()
         self.strokes[stroke.id] = stroke
         self.visible[stroke.id] = True
@@ -288,9 +295,11 @@ class Board:
             want_now, want_then = (change.after, change.before) if undo else (change.before, change.after)
             if change.stroke_id in self.visible and self.visible[change.stroke_id] == want_now:
                 moves.append((change.stroke_id, want_then))
-        shown = sum(1 for _, then in moves if then)
-        if shown and sum(self.visible.values()) + shown > self.limits.max_strokes:
+        shown = [i for i, then in moves if then]
+        if shown and sum(self.visible.values()) + len(shown) > self.limits.max_strokes:
             raise BoardFull(f"the board holds at most {self.limits.max_strokes} strokes: erase or clear first")
+        if shown and self.points_shown() + sum(len(self.strokes[i].points) // 2 for i in shown) > self.limits.max_points:
+            raise BoardFull(f"the board holds at most {self.limits.max_points} points: erase or clear first")
         for stroke_id, then in moves:
             self.visible[stroke_id] = then
             (changes.shown if then else changes.hidden).append(stroke_id)

@@ -119,6 +119,8 @@ class WhiteboardConfig:
     max_strokes: int = 1000
     # actions each side can undo
     undo_depth: int = 100
+    # points of every stroke shown, together: bounds what a (re)joining tab receives
+    max_points: int = 200000
     # largest whiteboard WebSocket message, in bytes (also capped by limits.max_message_bytes)
     max_message_bytes: int = 65536
     # pointer positions a side may send per second; the extra ones are dropped
@@ -307,6 +309,7 @@ def _validate(c: Config, where: str) -> None:
         ("max_points_per_stroke", wb.max_points_per_stroke, 2, 100000),
         ("max_strokes", wb.max_strokes, 1, 100000),
         ("undo_depth", wb.undo_depth, 1, 10000),
+        ("max_points", wb.max_points, 2, 10000000),
         ("max_message_bytes", wb.max_message_bytes, 1024, 16777216),
         ("max_upload_bytes", wb.max_upload_bytes, 1024, 1073741824),
         ("max_pdf_pages", wb.max_pdf_pages, 1, 10000),

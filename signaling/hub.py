@@ -194,7 +194,7 @@ class Hub:
 
 def board_limits(config: WhiteboardConfig) -> BoardLimits:
     return BoardLimits(max_points_per_stroke=config.max_points_per_stroke, max_strokes=config.max_strokes,
-                       undo_depth=config.undo_depth)
+                       undo_depth=config.undo_depth, max_points=config.max_points)
 
 
 def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:

@@ -51,6 +51,14 @@ class Session:
             except ConnectionError:
                 pass  # the socket went away; the read loop ends the session
 
+    async def send_text(self, text: str) -> None:
+        """Send a message already turned into JSON (big ones are, off the event loop)."""
+        if not self._ws.closed:
+            try:
+                await self._ws.send_str(text)
+            except ConnectionError:
+                pass
+
     async def replaced(self) -> None:
         await self.send({"type": "replaced", "reason": "opened-elsewhere"})
         await self._ws.close(code=CLOSE_REPLACED, message=b"opened elsewhere")

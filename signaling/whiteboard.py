@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import json
 import logging
 import time
 import uuid
@@ -98,7 +99,7 @@ class Whiteboard:
         }
 
     async def attach(self, conn: Peer) -> None:
-        await conn.send(self.full(conn.role))
+        await _deliver(conn, self.full(conn.role))
 
     async def detach(self, role: Role) -> None:
         """A side left: its stroke in progress is kept as drawn so far, its pointer hidden."""
@@ -183,12 +184,14 @@ class Whiteboard:
                 raise BoardError("a stroke message needs points")
             if stroke_id in self.board.strokes or any(s.id == stroke_id for s in self._live.values()):
                 raise BoardError("a stroke with this id exists already")
-            self.board.check_room(extra_live=len(self._live))
             live = LiveStroke(stroke_id, role, self.board.sheet, f["color"], float(f["width"]))
         elif (live.color, live.width) != (f["color"], float(f["width"])):
             raise BoardError("a stroke keeps its colour and width")
         if (len(live.points) + len(points)) // 2 > self._config.max_points_per_stroke:
             raise BoardError(f"a stroke has at most {self._config.max_points_per_stroke} points")
+        others = [s for r, s in self._live.items() if r is not role]
+        self.board.check_room(extra_live=len(others),
+                              extra_points=(sum(len(s.points) for s in [*others, live]) + len(points)) // 2)
         live.points.extend(points)
         self._live[role] = live
         await self._send(other(role), {"type": "whiteboard-live", "stroke": live.id, "author": role.value,
@@ -235,7 +238,7 @@ class Whiteboard:
     async def _send(self, role: Role, message: dict[str, Any]) -> None:
         conn = self._connections.get(role)
         if conn is not None:
-            await conn.send(message)
+            await _deliver(conn, message)
 
     # pointer and saving
 
@@ -268,6 +271,19 @@ class Whiteboard:
         document_id = await self._save_png(png)
         logger.info("%r saved as document %s", self, document_id)
         await self._send(role, {"type": "whiteboard-saved", "document_id": document_id})
+
+
+#: Above this many coordinates a message is serialised in a thread (a full board is megabytes of JSON).
+HEAVY_COORDINATES = 10000
+
+
+async def _deliver(conn: Any, message: dict[str, Any]) -> None:
+    """Send a message; a big one is turned into JSON off the event loop (the strokes in it are immutable)."""
+    strokes = [*message.get("strokes", ()), *message.get("live", ()), *message.get("add", ())]
+    if sum(len(s["points"]) for s in strokes) < HEAVY_COORDINATES or not hasattr(conn, "send_text"):
+        await conn.send(message)
+        return
+    await conn.send_text(await asyncio.to_thread(json.dumps, message))
 
 
 def _stroke_ids(raw: list[Any]) -> list[str]:

@@ -358,3 +358,28 @@ async def test_the_practitioner_saves_the_board_as_a_png_document(server: Runnin
     assert not list((server.config.data_path / "whiteboard" / demo["consultation_id"]).glob(".save-*"))
     for c in (doctor, patient):
         await c.close()
+
+
+async def test_points_per_board_bound_and_a_big_board_reaches_a_new_tab(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data", **{"whiteboard.max_points": 6000}) as server:
+        demo, doctor, patient = await in_call(server)
+        await send(doctor, {"type": "whiteboard-open", "open": True})
+        # 5 strokes of 1000 points: 10000 coordinates, sent whole to a new tab (serialised off the loop)
+        points = [round(0.1 + 0.8 * i / 2000, 5) for i in range(2000)]
+        for i in range(5):
+            await send(doctor, stroke(f"big{i}", points))
+        await wait_saved(server, demo, [f"big{i}" for i in range(5)])
+        # a 6th of 1000 points fits exactly; one more point does not
+        await send(doctor, stroke("tail", points[:-2] + [0.5, 0.5], end=False))
+        await send(doctor, stroke("tail", [0.6, 0.6], id="over"))
+        error = await doctor.recv("error")
+        assert (error["code"], error["ref_id"]) == ("bad-message", "over") and "6000 points" in error["message"]
+        await send(doctor, stroke("tail", [], end=True))
+        await wait_saved(server, demo, [*(f"big{i}" for i in range(5)), "tail"])
+        await patient.close()
+        patient = await Client.open(demo["patient_link"])
+        board = await patient.recv("whiteboard")
+        assert [len(s["points"]) for s in board["strokes"]] == [2000] * 6
+        assert board["strokes"][0]["points"] == points
+        for c in (doctor, patient):
+            await c.close()

@@ -180,3 +180,16 @@ async def test_the_store_brings_back_strokes_and_each_sides_history(tmp_path: pa
         assert await clinic.get_board_background(cid, bg.id) == bg
     finally:
         await clinic.close()
+
+
+def test_points_shown_together_are_bounded() -> None:
+    board = Board(BoardLimits(max_points=5))
+    board.add_stroke(s("a", points=(0.1,) * 6))
+    with pytest.raises(BoardFull, match="5 points"):
+        board.add_stroke(s("b", points=(0.1,) * 6))
+    board.add_stroke(s("b", points=(0.1,) * 4))
+    board.undo(DOC)
+    board.add_stroke(s("c", PAT, points=(0.2,) * 4))
+    with pytest.raises(BoardFull, match="5 points"):
+        board.redo(DOC)  # b would not fit beside a and c
+    assert board.points_shown() == 5
