@@ -58,6 +58,9 @@ export class WhiteboardUI {
     /** @type {Map<string, HTMLImageElement>} */
     this.images = new Map();
     this.frame = 0;
+    /** @type {HTMLCanvasElement|null} the page and the saved strokes, drawn once per change */
+    this.base = null;
+    this.dirty = true;
     this.build();
     this.wire();
     this.render();
@@ -220,7 +223,7 @@ export class WhiteboardUI {
       this.erasingActive = false;
       if (this.erasing.size) this.client.whiteboardErase([...this.erasing]);
       this.erasing.clear();
-      this.paint();
+      this.paint(true);
       return;
     }
     if (this.drawing) this.flush(true);
@@ -245,8 +248,9 @@ export class WhiteboardUI {
   /** @param {number} x @param {number} y */
   eraseAt(x, y) {
     const r = this.canvas.getBoundingClientRect();
+    const before = this.erasing.size;
     for (const id of this.state.hit(x, y, 8 / Math.max(r.width, 1), r.width / Math.max(r.height, 1))) this.erasing.add(id);
-    this.paint();
+    if (this.erasing.size !== before) this.paint(true);
   }
 
   /** Throttled to one position every FLUSH_MS (the server drops more than its rate). @param {number} x @param {number} y */
@@ -313,12 +317,17 @@ export class WhiteboardUI {
     const dpr = window.devicePixelRatio || 1;
     const w = Math.round(width * dpr), h = Math.round(height * dpr);
     if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
-    this.paint();
+    this.paint(true);
     this.placePointer();
   }
 
-  /** Repaint on the next frame (many chunks, one paint). */
-  paint() {
+  /**
+   * Repaint on the next frame (many chunks, one paint). `invalidate`: the saved strokes,
+   * the page or the size changed, so the cached picture under the live strokes is redrawn.
+   * @param {boolean} [invalidate]
+   */
+  paint(invalidate = false) {
+    if (invalidate) this.dirty = true;
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => { this.frame = 0; this.draw(); });
   }
@@ -331,36 +340,54 @@ export class WhiteboardUI {
     let img = this.images.get(url);
     if (!img) {
       img = new Image();
-      img.addEventListener("load", () => this.paint());
+      img.addEventListener("load", () => this.paint(true));
       img.src = url;
       this.images.set(url, img);
     }
     return img.complete && img.naturalWidth ? img : null;
   }
 
+  /** The page and its saved strokes are drawn once into `base`; each frame adds only the strokes being drawn. */
   draw() {
     const cv = this.canvas;
-    const g = /** @type {CanvasRenderingContext2D} */ (cv.getContext("2d"));
     const w = cv.width, h = cv.height;
-    g.fillStyle = "#ffffff";
-    g.fillRect(0, 0, w, h);
-    const bg = this.backgroundImage();
-    if (bg) g.drawImage(bg, 0, 0, w, h);
+    const base = this.base ?? (this.base = document.createElement("canvas"));
+    if (this.dirty || base.width !== w || base.height !== h) {
+      base.width = w;
+      base.height = h;
+      const g = /** @type {CanvasRenderingContext2D} */ (base.getContext("2d"));
+      g.fillStyle = "#ffffff";
+      g.fillRect(0, 0, w, h);
+      const bg = this.backgroundImage();
+      if (bg) g.drawImage(bg, 0, 0, w, h);
+      const saved = [...this.state.strokes.values()].filter((st) => st.sheet === this.state.sheet);
+      this.strokes(g, saved, w, h);
+      this.dirty = Boolean(this.state.background) && !bg; // the page is still loading: draw again when it comes
+    }
+    const g = /** @type {CanvasRenderingContext2D} */ (cv.getContext("2d"));
+    g.drawImage(base, 0, 0);
+    this.strokes(g, [...this.state.live.values()].filter((st) => st.sheet === this.state.sheet), w, h);
+  }
+
+  /**
+   * @param {CanvasRenderingContext2D} g @param {import("./board.js").Stroke[]} list
+   * @param {number} w @param {number} h
+   */
+  strokes(g, list, w, h) {
     g.lineCap = "round";
     g.lineJoin = "round";
-    for (const s of this.state.sheetStrokes()) {
+    for (const s of list) {
       g.globalAlpha = this.erasing.has(s.id) ? 0.3 : 1;
       g.strokeStyle = s.color;
       g.fillStyle = s.color;
       g.lineWidth = Math.max(1, s.width * w);
       const p = s.points;
+      g.beginPath();
       if (p.length === 2) {
-        g.beginPath();
         g.arc(p[0] * w, p[1] * h, g.lineWidth / 2, 0, 2 * Math.PI);
         g.fill();
         continue;
       }
-      g.beginPath();
       g.moveTo(p[0] * w, p[1] * h);
       for (let i = 2; i < p.length; i += 2) g.lineTo(p[i] * w, p[i + 1] * h);
       g.stroke();
