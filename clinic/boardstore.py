@@ -108,3 +108,8 @@ class BoardStore:
         if row is None:
             raise NotFound("no such whiteboard background")
         return _background(row)
+
+    def count_backgrounds(self, consultation_id: str) -> int:
+        row = self._conn.execute("SELECT COUNT(*) FROM whiteboard_background WHERE consultation_id = ?",
+                                 (consultation_id,)).fetchone()
+        return int(row[0])

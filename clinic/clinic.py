@@ -284,6 +284,10 @@ class Clinic:
         """Record a background document whose pages are rendered on disk; NotFound if no such consultation."""
         await self._run(self._backend.boards.add_background, consultation_id, background)
 
+    async def count_board_backgrounds(self, consultation_id: str) -> int:
+        """How many background documents this consultation's board has had."""
+        return await self._run(self._backend.boards.count_backgrounds, consultation_id)
+
     async def get_board_background(self, consultation_id: str, background_id: str) -> Background:
         """A background of this consultation's board; NotFound otherwise."""
         return await self._run(self._backend.boards.get_background, consultation_id, background_id)

@@ -36,6 +36,8 @@ async def upload_background(request: web.Request) -> web.StreamResponse:
     limit = config.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         return _refuse(413, "too-large", f"a background document has at most {limit} bytes")
+    if await request.app[app_keys.CLINIC].count_board_backgrounds(found.consultation_id) >= config.max_backgrounds:
+        return _refuse(409, "too-many", f"a consultation shows at most {config.max_backgrounds} documents on its board")
     images = request.app[app_keys.BOARD_IMAGES]
     folder = images.folder(found.consultation_id)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

@@ -129,6 +129,8 @@ class WhiteboardConfig:
     max_upload_bytes: int = 20971520
     # pages of a PDF background
     max_pdf_pages: int = 100
+    # background documents one consultation may upload (each is kept on disk with its pages)
+    max_backgrounds: int = 30
     # longest side, in pixels, of a rendered background page and of a board saved as PNG
     page_max_px: int = 1600
 
@@ -313,6 +315,7 @@ def _validate(c: Config, where: str) -> None:
         ("max_message_bytes", wb.max_message_bytes, 1024, 16777216),
         ("max_upload_bytes", wb.max_upload_bytes, 1024, 1073741824),
         ("max_pdf_pages", wb.max_pdf_pages, 1, 10000),
+        ("max_backgrounds", wb.max_backgrounds, 1, 10000),
         ("page_max_px", wb.page_max_px, 64, 8192),
     )
     for name, number, low, high in bounds:

@@ -383,3 +383,16 @@ async def test_points_per_board_bound_and_a_big_board_reaches_a_new_tab(tmp_path
         assert board["strokes"][0]["points"] == points
         for c in (doctor, patient):
             await c.close()
+
+
+async def test_a_consultation_uploads_a_bounded_number_of_backgrounds(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data", **{"whiteboard.max_backgrounds": 2}) as server:
+        demo, doctor, patient = await in_call(server)
+        for _ in range(2):
+            status, body = await post(demo["patient_link"], png_bytes(40, 30))
+            assert status == 200, body
+        status, body = await post(demo["patient_link"], png_bytes(40, 30))
+        assert (status, body["error"]) == (409, "too-many") and "at most 2" in body["message"]
+        assert await server.clinic.count_board_backgrounds(demo["consultation_id"]) == 2
+        for c in (doctor, patient):
+            await c.close()

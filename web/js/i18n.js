@@ -171,6 +171,7 @@ export const STRINGS = {
   "wb.uploaded": { fr: "Document affiché sur le tableau.", en: "Document shown on the whiteboard." },
   "wb.too-large": { fr: "Ce document est trop volumineux.", en: "This document is too large." },
   "wb.bad-type": { fr: "Seules les images (PNG, JPEG, GIF, WebP) et les PDF peuvent être affichés.", en: "Only images (PNG, JPEG, GIF, WebP) and PDF documents can be shown." },
+  "wb.too-many": { fr: "Trop de documents ont déjà été affichés pendant cette consultation.", en: "Too many documents were already shown during this consultation." },
   "wb.upload-failed": { fr: "Le document n'a pas pu être affiché. Réessayez.", en: "The document could not be shown. Try again." },
   "wb.full": { fr: "Le tableau est plein : effacez des traits pour continuer.", en: "The board is full: erase some strokes to go on." },
   "wb.refused": { fr: "Cette action n'a pas pu être faite sur le tableau.", en: "This could not be done on the whiteboard." },

@@ -415,7 +415,8 @@ export class WhiteboardUI {
       const reply = await fetch(boardUploadUrl(location), { method: "POST", body: file });
       if (reply.ok) { this.say("wb.uploaded"); return; }
       const body = await reply.json().catch(() => ({}));
-      this.say(reply.status === 413 ? "wb.too-large" : body.error === "bad-type" ? "wb.bad-type" : "wb.upload-failed");
+      this.say(reply.status === 413 ? "wb.too-large" : body.error === "bad-type" ? "wb.bad-type"
+        : body.error === "too-many" ? "wb.too-many" : "wb.upload-failed");
     } catch {
       this.say("wb.upload-failed");
     }
