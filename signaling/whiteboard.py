@@ -147,8 +147,11 @@ class Whiteboard:
                     await self._finish_live(conn.role)
                     await self._apply(self.board.clear(conn.role))
                 elif msg.type == "whiteboard-page":
+                    self.board.set_page(f["page"])  # checked first: a bad page changes nothing
+                    await self._finish_all()
                     await self._apply(self.board.set_page(f["page"]))
                 elif msg.type == "whiteboard-background-remove":
+                    await self._finish_all()
                     await self._apply(self.board.set_background(None))
             except BoardError as exc:
                 raise ProtocolError("bad-message" if msg.type in ("whiteboard-stroke", "whiteboard-erase",
@@ -157,8 +160,7 @@ class Whiteboard:
     async def set_background(self, background: Background) -> None:
         """A document uploaded over HTTP becomes the board's background (page 1), for both sides."""
         async with self._lock:
-            for role in list(self._live):
-                await self._finish_live(role)
+            await self._finish_all()
             changes = self.board.set_background(background)
             if not self.board.is_open:
                 changes.settings = True
@@ -200,6 +202,14 @@ class Whiteboard:
         if f["end"]:
             del self._live[role]
             await self._commit(live)
+
+    async def _finish_all(self) -> None:
+        """Strokes in progress end where they are before the page changes under them."""
+        for role in list(self._live):
+            try:
+                await self._finish_live(role)
+            except BoardError:
+                pass  # it no longer fits: dropped on both sides (see _commit)
 
     async def _finish_live(self, role: Role) -> None:
         live = self._live.pop(role, None)

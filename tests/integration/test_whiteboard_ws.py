@@ -396,3 +396,25 @@ async def test_a_consultation_uploads_a_bounded_number_of_backgrounds(tmp_path: 
         assert await server.clinic.count_board_backgrounds(demo["consultation_id"]) == 2
         for c in (doctor, patient):
             await c.close()
+
+
+async def test_a_stroke_in_progress_stays_on_its_page_when_the_page_changes(server: Running, tmp_path: Path) -> None:
+    demo, doctor, patient = await in_call(server)
+    pdf = write_pdf(tmp_path / "two.pdf", [(0, 0, 10, 10), (0, 0, 20, 20)])
+    status, body = await post(demo["practitioner_link"], pdf.read_bytes(), "application/pdf")
+    assert status == 200, body
+    bg = body["background"]["id"]
+    await patient.recv("whiteboard-changes")
+    await send(patient, stroke("half", [0.1, 0.1, 0.2, 0.2], end=False))
+    await send(doctor, {"type": "whiteboard-page", "page": 1})
+    added = await patient.recv("whiteboard-changes")
+    assert [(s["id"], s["sheet"]) for s in added["add"]] == [("half", f"{bg}/0")]
+    assert (await patient.recv("whiteboard-changes"))["sheet"] == f"{bg}/1"
+    # the rest of that stroke was meant for page 0: refused, the kept part stays
+    await send(patient, stroke("half", [0.3, 0.3], id="late"))
+    error = await patient.recv("error")
+    assert (error["code"], error["ref_id"]) == ("bad-message", "late") and "page" in error["message"]
+    board = server.hubs.find(demo["consultation_id"]).whiteboard.board
+    assert board.strokes["half"].points == (0.1, 0.1, 0.2, 0.2) and board.page == 1
+    for c in (doctor, patient):
+        await c.close()
