@@ -15,6 +15,8 @@ from typing import ParamSpec, TypeVar
 from . import demo, timestamps, tokens
 from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
+from .board import Background, Board, BoardChanges, BoardLimits
+from .boardstore import BoardStore
 from .database import connect
 from .documents import (
     DocumentBook,
@@ -80,6 +82,7 @@ class _Backend:
             self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents")
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
+            self.boards = BoardStore(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -268,6 +271,28 @@ class Clinic:
     async def get_readiness(self, consultation_id: str) -> dict[Role, Readiness]:
         """Each side's latest readiness, for the sides that reported one."""
         return await self._run(self._backend.readiness.get, consultation_id)
+
+    # whiteboard (clinic/board.py)
+
+    async def load_board(self, consultation_id: str, limits: BoardLimits) -> Board:
+        """The consultation's whiteboard as last saved (an empty, closed board if never used)."""
+        return await self._run(self._backend.boards.load, consultation_id, limits)
+
+    async def save_board(self, consultation_id: str, board: Board, changes: BoardChanges) -> None:
+        """Persist what one board operation changed (call before the board changes again)."""
+        await self._run(self._backend.boards.save, consultation_id, board, changes)
+
+    async def add_board_background(self, consultation_id: str, background: Background) -> None:
+        """Record a background document whose pages are rendered on disk; NotFound if no such consultation."""
+        await self._run(self._backend.boards.add_background, consultation_id, background)
+
+    async def count_board_backgrounds(self, consultation_id: str) -> int:
+        """How many background documents this consultation's board has had."""
+        return await self._run(self._backend.boards.count_backgrounds, consultation_id)
+
+    async def get_board_background(self, consultation_id: str, background_id: str) -> Background:
+        """A background of this consultation's board; NotFound otherwise."""
+        return await self._run(self._backend.boards.get_background, consultation_id, background_id)
 
     # demo
 

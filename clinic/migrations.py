@@ -131,8 +131,52 @@ CREATE TABLE chat_message (
 CREATE INDEX chat_message_consultation ON chat_message (consultation_id, created_at);
 """
 
+# the shared whiteboard (clinic/board.py): settings, background documents, strokes, each side's history
+_WHITEBOARD: Final = """
+CREATE TABLE whiteboard (
+    consultation_id TEXT NOT NULL PRIMARY KEY REFERENCES consultation (id),
+    is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+    background_id TEXT,
+    page INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE whiteboard_background (
+    id TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'pdf')),
+    sizes TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE INDEX whiteboard_background_consultation ON whiteboard_background (consultation_id);
+
+CREATE TABLE whiteboard_stroke (
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL CHECK (author IN ('practitioner', 'patient')),
+    sheet TEXT NOT NULL,
+    color TEXT NOT NULL,
+    width REAL NOT NULL,
+    points TEXT NOT NULL,
+    visible INTEGER NOT NULL CHECK (visible IN (0, 1)),
+    PRIMARY KEY (consultation_id, id)
+);
+
+CREATE TABLE whiteboard_action (
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL CHECK (author IN ('practitioner', 'patient')),
+    kind TEXT NOT NULL CHECK (kind IN ('draw', 'erase', 'clear')),
+    changes TEXT NOT NULL,
+    undone INTEGER NOT NULL CHECK (undone IN (0, 1)),
+    PRIMARY KEY (consultation_id, seq)
+);
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _WHITEBOARD)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -11,12 +11,14 @@ from pathlib import Path
 from aiohttp import web
 
 from clinic import Clinic
+from clinic.boardimages import BoardImages
 from sfu import IcePolicy, SfuOptions
 
+from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
+from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
 from .monitor import Monitor
 from .routes import setup_routes
 
@@ -57,13 +59,18 @@ def make_app(config: Config) -> web.Application:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config))
+        wb = config.whiteboard
+        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+                                                 max_pages=wb.max_pdf_pages)
+        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
+                                whiteboard=wb, board_images=images)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
         app[HUBS].close()
+        images.close()
         await clinic.close()
 
     async def close_sockets(app: web.Application) -> None:
@@ -73,4 +80,5 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
+    setup_board_routes(app)
     return app

@@ -142,6 +142,30 @@ class ChatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WhiteboardConfig:
+    # points one stroke may hold (a stroke drawn longer is refused past it)
+    max_points_per_stroke: int = 2000
+    # strokes shown on one consultation's board, every page together
+    max_strokes: int = 1000
+    # actions each side can undo
+    undo_depth: int = 100
+    # points of every stroke shown, together: bounds what a (re)joining tab receives
+    max_points: int = 200000
+    # largest whiteboard WebSocket message, in bytes (also capped by limits.max_message_bytes)
+    max_message_bytes: int = 65536
+    # pointer positions a side may send per second; the extra ones are dropped
+    pointer_rate: float = 30.0
+    # largest background document (image or PDF) uploaded, in bytes
+    max_upload_bytes: int = 20971520
+    # pages of a PDF background
+    max_pdf_pages: int = 100
+    # background documents one consultation may upload (each is kept on disk with its pages)
+    max_backgrounds: int = 30
+    # longest side, in pixels, of a rendered background page and of a board saved as PNG
+    page_max_px: int = 1600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -153,6 +177,7 @@ class Config:
     stats: StatsConfig = field(default_factory=StatsConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    whiteboard: WhiteboardConfig = field(default_factory=WhiteboardConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
@@ -324,3 +349,20 @@ def _validate(c: Config, where: str) -> None:
         fail("chat.max_per_minute", "must be at least 1")
     if c.chat.history_limit < 1:
         fail("chat.history_limit", "must be at least 1")
+    wb = c.whiteboard
+    bounds: tuple[tuple[str, int, int, int], ...] = (
+        ("max_points_per_stroke", wb.max_points_per_stroke, 2, 100000),
+        ("max_strokes", wb.max_strokes, 1, 100000),
+        ("undo_depth", wb.undo_depth, 1, 10000),
+        ("max_points", wb.max_points, 2, 10000000),
+        ("max_message_bytes", wb.max_message_bytes, 1024, 16777216),
+        ("max_upload_bytes", wb.max_upload_bytes, 1024, 1073741824),
+        ("max_pdf_pages", wb.max_pdf_pages, 1, 10000),
+        ("max_backgrounds", wb.max_backgrounds, 1, 10000),
+        ("page_max_px", wb.page_max_px, 64, 8192),
+    )
+    for name, number, low, high in bounds:
+        if not low <= number <= high:
+            fail(f"whiteboard.{name}", f"must be between {low} and {high}")
+    if not 1.0 <= wb.pointer_rate <= 120.0:
+        fail("whiteboard.pointer_rate", "must be between 1 and 120 per second")

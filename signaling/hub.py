@@ -8,11 +8,15 @@ import uuid
 from typing import Any, Protocol
 
 from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, Role, Stage
+from clinic.board import Board, BoardLimits
+from clinic.boardimages import BoardImages
 from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
 from .chat import ChatLimits, ChatRoom
+from .config import WhiteboardConfig
 from .errors import ProtocolError
+from .whiteboard import SavePng, Whiteboard, document_saver
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,10 @@ class Hub:
     """
 
     def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
-                 readiness: dict[Role, Readiness] | None = None, chat_limits: ChatLimits | None = None) -> None:
+                 readiness: dict[Role, Readiness] | None = None, chat_limits: ChatLimits | None = None, *,
+                 board: Board | None = None,
+                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
+                 save_png: SavePng | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -58,6 +65,11 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         # the consultation's chat (signaling/chat.py), sent to whoever is connected
         self.chat = ChatRoom(self.id, clinic, chat_limits or ChatLimits(), lambda: list(self.connections.values()))
+        wb = whiteboard or WhiteboardConfig()
+        self.whiteboard = Whiteboard(
+            self.id, board or Board(board_limits(wb)), clinic, wb, connections=self.connections,
+            stage=lambda role: self.state.stage(role), images=board_images, save_png=save_png,
+        )
 
     def __repr__(self) -> str:
         return f"Hub({self.id})"
@@ -76,6 +88,7 @@ class Hub:
                 self._drop_participant(conn.role)
                 await previous.replaced()
         await self.broadcast()
+        await self.whiteboard.attach(conn)
 
     async def detach(self, conn: Connection) -> None:
         async with self._lock:
@@ -84,6 +97,7 @@ class Hub:
             del self.connections[conn.role]
             self.tracks[conn.role] = dict(DEFAULT_TRACKS)
             self._drop_participant(conn.role)
+        await self.whiteboard.detach(conn.role)
         await self.broadcast()
 
     async def act(self, role: Role, action: str) -> None:
@@ -204,6 +218,11 @@ class Hub:
             task.add_done_callback(self._tasks.discard)
 
 
+def board_limits(config: WhiteboardConfig) -> BoardLimits:
+    return BoardLimits(max_points_per_stroke=config.max_points_per_stroke, max_strokes=config.max_strokes,
+                       undo_depth=config.undo_depth, max_points=config.max_points)
+
+
 def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
     return None if readiness is None else readiness.as_json()
 
@@ -211,10 +230,13 @@ def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
-    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, chat_limits: ChatLimits | None = None) -> None:
+    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, chat_limits: ChatLimits | None = None, *,
+                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None) -> None:
         self._clinic = clinic
         self._sfu_options = sfu_options
         self._chat_limits = chat_limits
+        self._whiteboard = whiteboard or WhiteboardConfig()
+        self._board_images = board_images
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
 
@@ -224,9 +246,19 @@ class HubRegistry:
             if hub is None:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
-                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness,
-                                                        self._chat_limits)
+                board = await self._clinic.load_board(consultation_id, board_limits(self._whiteboard))
+                hub = self._hubs[consultation_id] = Hub(
+                    consultation, self._clinic, self._sfu_options, readiness, self._chat_limits, board=board,
+                    whiteboard=self._whiteboard, board_images=self._board_images,
+                    save_png=self._png_saver(consultation_id),
+                )
             return hub
+
+    def _png_saver(self, consultation_id: str) -> SavePng | None:
+        """How a saved board becomes one of the consultation's documents."""
+        if self._board_images is None:
+            return None
+        return document_saver(self._clinic, self._board_images, consultation_id)
 
     def release(self, hub: Hub) -> None:
         """Forget a hub nobody is connected to (its state is in the database)."""

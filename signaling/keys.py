@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from clinic import Clinic
+from clinic.boardimages import BoardImages
 
 from .config import Config
 from .hub import HubRegistry
@@ -19,3 +20,5 @@ WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
 # share of the connection test's packets the server drops: tests set it, production keeps 0
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
+# background pages of the whiteboard, rendered in their own thread
+BOARD_IMAGES = web.AppKey("board_images", BoardImages)

@@ -37,6 +37,17 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "probe-offer": {"sdp": str},
     "readiness": {"mic": str, "camera": str, "test": (dict, NULL)},
     "chat": {"text": str},
+    # the whiteboard (signaling/whiteboard.py checks the values: ids, colours, coordinates, pages)
+    "whiteboard-open": {"open": bool},
+    "whiteboard-stroke": {"stroke": str, "page": int, "color": str, "width": NUMBER, "points": list, "end": bool},
+    "whiteboard-erase": {"strokes": list},
+    "whiteboard-undo": {},
+    "whiteboard-redo": {},
+    "whiteboard-clear": {},
+    "whiteboard-page": {"page": int},
+    "whiteboard-background-remove": {},
+    "whiteboard-save": {},
+    "pointer": {"x": (*NUMBER, NULL), "y": (*NUMBER, NULL)},
 }
 
 # fields holding an object: its own schema, checked the same way

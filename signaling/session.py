@@ -17,6 +17,7 @@ from .errors import ProtocolError
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
 from .turn import ice_servers_for
+from .whiteboard import MESSAGE_TYPES as WHITEBOARD_MESSAGES
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ class Session:
                 await self._ws.send_json(message)
             except ConnectionError:
                 pass  # the socket went away; the read loop ends the session
+
+    async def send_text(self, text: str) -> None:
+        """Send a message already turned into JSON (big ones are, off the event loop)."""
+        if not self._ws.closed:
+            try:
+                await self._ws.send_str(text)
+            except ConnectionError:
+                pass
 
     async def replaced(self) -> None:
         await self.send({"type": "replaced", "reason": "opened-elsewhere"})
@@ -122,6 +131,8 @@ class Session:
                 await self._hub.chat.post_text(self, msg.fields["text"])
             elif msg.type == "readiness":
                 await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
+            elif msg.type in WHITEBOARD_MESSAGES:
+                await self._hub.whiteboard.handle(self, msg, len(text))
             else:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:

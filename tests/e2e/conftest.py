@@ -27,19 +27,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
-    """open_page(colour) -> a page in its own Chromium whose fake camera shows `colour`."""
+    """open_page(colour[, (width, height)]) -> a page in its own Chromium whose fake camera shows `colour`."""
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test, which installs it")
     browsers: list[Browser] = []
     async with async_playwright() as pw:
-        async def factory(colour: str) -> Page:
+        async def factory(colour: str, viewport: tuple[int, int] = (1024, 700)) -> Page:
             y4m = write_y4m(tmp_path / f"{colour}.y4m", colour)
             browser = await pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True,
                 args=[*FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
             )
             browsers.append(browser)
-            context = await browser.new_context(viewport={"width": 1024, "height": 700})
+            context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
             page = await context.new_page()
             page.on("console", lambda m: print(f"[{colour} console] {m.type}: {m.text}"))
             return page

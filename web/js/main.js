@@ -7,6 +7,7 @@ import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.
 import { runNetTest } from "./nettest.js";
 import { Pip } from "./pip.js";
 import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
+import { WhiteboardUI } from "./whiteboard.js";
 
 /** @param {string} id */
 const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
@@ -75,6 +76,7 @@ const app = {
 };
 const pip = new Pip(ui.remoteVideo);
 const chat = new ChatPanel(app.client);
+const board = new WhiteboardUI(app.client, ui.stage, byTestId("whiteboard-toggle"));
 
 /** @param {string} id */
 function show(id) {
@@ -480,6 +482,7 @@ function wire() {
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
     renderQuality();
     renderNetResult();
+    board.translate();
   });
   ui.netTest.addEventListener("click", runTest);
   ui.micToggle.addEventListener("click", () => toggle("audio"));

@@ -81,6 +81,26 @@ export class SignalingClient extends EventTarget {
   offer(sdp) { return this.send({ type: "offer", sdp }); }
   /** A chat message (docs/protocol.md `chat`). @param {string} text */
   chat(text) { return this.send({ type: "chat", text }); }
+
+  // the whiteboard (docs/protocol.md, "Whiteboard"): coordinates are fractions 0..1 of the board
+  /** @param {boolean} open */
+  whiteboardOpen(open) { return this.send({ type: "whiteboard-open", open }); }
+  /**
+   * One chunk of a stroke being drawn; `end` finishes it.
+   * @param {{stroke: string, page: number, color: string, width: number, points: number[], end: boolean}} chunk
+   */
+  whiteboardStroke(chunk) { return this.send({ type: "whiteboard-stroke", ...chunk }); }
+  /** @param {string[]} strokes */
+  whiteboardErase(strokes) { return this.send({ type: "whiteboard-erase", strokes }); }
+  whiteboardUndo() { return this.send({ type: "whiteboard-undo" }); }
+  whiteboardRedo() { return this.send({ type: "whiteboard-redo" }); }
+  whiteboardClear() { return this.send({ type: "whiteboard-clear" }); }
+  /** @param {number} page */
+  whiteboardPage(page) { return this.send({ type: "whiteboard-page", page }); }
+  whiteboardBackgroundRemove() { return this.send({ type: "whiteboard-background-remove" }); }
+  whiteboardSave() { return this.send({ type: "whiteboard-save" }); }
+  /** The pointer over the board, or null when it left. @param {number|null} x @param {number|null} y */
+  pointer(x, y) { return this.send({ type: "pointer", x, y }); }
 }
 
 /**
@@ -138,4 +158,14 @@ export function fileUrl(pagePath, url) {
 /** The practitioner's closing page for the invitation page at `location`. @param {Location} location */
 export function closingUrl(location) {
   return `${location.pathname.replace(/\/$/, "")}/closing`;
+}
+
+/** Where the invitation page at `location` uploads a whiteboard background. @param {Location} location */
+export function boardUploadUrl(location) {
+  return `${location.pathname.replace(/\/$/, "")}/whiteboard/background`;
+}
+
+/** A background page's PNG. @param {Location} location @param {string} background @param {number} page */
+export function boardPageUrl(location, background, page) {
+  return `${location.pathname.replace(/\/$/, "")}/whiteboard/${background}/${page}.png`;
 }
