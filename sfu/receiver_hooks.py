@@ -30,7 +30,7 @@ class FrameSink:
     """Stands in for the receiver's decoder queue (a `queue.Queue`)."""
 
     def __init__(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+        self.deliver = deliver
         self._stopped = threading.Event()
 
     def put(self, item: tuple[Any, JitterFrame] | None) -> None:
@@ -38,7 +38,7 @@ class FrameSink:
             self._stopped.set()
             return
         codec, frame = item
-        self._deliver(codec.name.lower(), frame)
+        self.deliver(codec.name.lower(), frame)
 
     def get(self) -> None:
         # the receiver's decoder thread waits here, idle, until the receiver stops
@@ -169,9 +169,10 @@ def attach(receiver: RTCRtpReceiver, kind: str, on_packet: Callable[[RtpPacket],
     Must be called before the receiver starts (before setRemoteDescription).
     No frame is assembled until `assemble_frames` is called.
     """
-    receiver._RTCRtpReceiver__decoder_queue = FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
-    _route_rtx(receiver)
+    # the receiver's decoder thread waits on this until the receiver stops
     tap = PacketTap(on_packet)
+    receiver._RTCRtpReceiver__decoder_queue = tap.sink = FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
+    _route_rtx(receiver)
     receiver._RTCRtpReceiver__jitter_buffer = tap  # type: ignore[attr-defined]
     return tap
 
@@ -179,7 +180,7 @@ def attach(receiver: RTCRtpReceiver, kind: str, on_packet: Callable[[RtpPacket],
 def assemble_frames(receiver: RTCRtpReceiver, kind: str, tap: PacketTap, deliver: Deliver,
                     keyframe: Callable[[bytes], bool]) -> None:
     """Also re-assemble the packets `tap` sees into encoded frames, given to `deliver` with low latency."""
-    receiver._RTCRtpReceiver__decoder_queue = FrameSink(deliver)  # type: ignore[attr-defined]
+    tap.sink.deliver = deliver
     if kind != "video":
         tap.frames = AudioPassBuffer()
         return

@@ -103,6 +103,7 @@ class PacketTap(JitterBuffer):
         super().__init__(capacity=16)
         self._on_packet = on_packet
         self.frames: JitterBuffer | None = None
+        self.sink: Any = None  # the receiver's decoder queue (receiver_hooks.FrameSink)
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         self._on_packet(packet)
