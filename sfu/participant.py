@@ -12,7 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks
+from . import receiver_hooks, rtp_forward
 from .consumer import Consumer
 from .errors import ClosedError, MediaError
 from .options import SfuOptions
@@ -109,6 +109,8 @@ class Participant(AsyncIOEventEmitter):
             raise MediaError(f"the offer could not be answered: {exc}") from None
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
+        for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
+            rtp_forward.receive_directly(dtls)
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )

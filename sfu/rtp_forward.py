@@ -15,17 +15,22 @@ counters so its sender reports stay right.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import struct
 import time
 from collections.abc import Coroutine
 from typing import Any, Callable
 
+import pylibsrtp
+from aiortc import clock
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, is_rtcp
+
+logger = logging.getLogger(__name__)
 
 # seconds between 1900 (NTP) and 1970 (Unix)
 _NTP_OFFSET = 2208988800
@@ -146,6 +151,42 @@ async def _finish(coro: Coroutine[Any, Any, None], waited: Any) -> None:
         pass
     finally:
         coro.close()
+
+
+def receive_directly(dtls: RTCDtlsTransport) -> None:
+    """Handle SRTP/SRTCP datagrams as they arrive, without aioice's queue and aiortc's reader task.
+
+    aiortc queues every datagram and wakes the DTLS transport's task to read
+    it; here, once the DTLS handshake has given us SRTP keys, the packet is
+    unprotected and handed to the RTP router (and so to the receiver, the
+    producer and the consumers) within the socket callback.  Anything else
+    (DTLS records, data channels, packets before the keys) still takes the queue.
+    """
+    connection = dtls.transport._connection
+    enqueue = connection.data_received
+    pending: set[asyncio.Task[None]] = set()
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        if srtp is None or not data or not 127 < data[0] < 192:
+            enqueue(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        try:
+            if is_rtcp(data):
+                coro = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
+            else:
+                arrival_ms = clock.current_ms()
+                coro = dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_ms)
+        except pylibsrtp.Error:
+            return  # replayed or forged: what aiortc drops too
+        try:
+            run_now(coro, pending)
+        except Exception:  # never let one packet break the socket's protocol
+            logger.exception("RTP handling failed")
+
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 class LegParameters:
