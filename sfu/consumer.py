@@ -58,6 +58,8 @@ class Consumer(MediaStreamTrack):
         """The subscriber leg is up: send through `egress` from now on."""
         self._egress = egress
         self._open = False
+        if self._producer is not None:  # what came before the leg was up is lost: start afresh
+            self._producer.request_keyframe()
 
     def bind(self, producer: Producer) -> None:
         """Take packets from `producer` (replacing any previous one)."""

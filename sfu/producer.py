@@ -148,8 +148,8 @@ class Producer(AsyncIOEventEmitter):
 
     def request_keyframe(self) -> bool:
         """Ask the publisher for a keyframe, at most once per interval; True if sent."""
-        if self.kind != "video" or self.closed:
-            return False
+        if self.kind != "video" or self.closed or self._ssrc is None:
+            return False  # (nothing received yet: the first packets bring a keyframe anyway)
         now = time.monotonic()
         if now - self._last_request < self._interval:
             return False

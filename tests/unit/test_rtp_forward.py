@@ -249,6 +249,16 @@ def started_consumer(kind: str = "video") -> tuple[Consumer, Sender]:
     return consumer, sender
 
 
+def test_consumer_asks_for_a_keyframe_when_its_leg_comes_up() -> None:
+    consumer = Consumer("video", "camera")
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    asked = producer.requests
+    sender, parameters = leg("video")
+    consumer.start(RtpEgress("video", sender, parameters))  # type: ignore[arg-type]
+    assert producer.requests == asked + 1  # the keyframe sent before the leg was up is lost to it
+
+
 def test_consumer_sends_nothing_until_a_keyframe_then_flows() -> None:
     consumer, sender = started_consumer()
     producer: Any = FakeProducer()

@@ -159,6 +159,8 @@ async def test_keyframe_requests_are_throttled() -> None:
     pc = RTCPeerConnection()
     receiver = pc.addTransceiver("video").receiver
     producer = Producer("p", "video", "camera", receiver, keyframe_request_interval=60.0)
+    assert producer.request_keyframe() is False  # nothing received yet: no stream to ask
+    producer._on_packet(RtpPacket(payload_type=96, sequence_number=1, timestamp=0, ssrc=5, payload=b"\x10\x01"))
     assert producer.request_keyframe() is True
     assert [producer.request_keyframe() for _ in range(5)] == [False] * 5
     assert producer.keyframe_requests == 1
