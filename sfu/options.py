@@ -16,7 +16,3 @@ class SfuOptions:
     keyframe_request_interval: float = 0.5
     # highest bitrate asked of a publisher's video (bit/s, sent as REMB); 0: no cap
     max_video_bitrate: int = 1_500_000
-    # frames a consumer may queue before it drops them (and waits for a keyframe)
-    consumer_queue_frames: int = 120
-    # seconds of media a consumer may hold before it drops them (bounds latency)
-    consumer_max_delay: float = 0.5

@@ -8,14 +8,16 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks
+from . import receiver_hooks, rtp_forward
 from .consumer import Consumer
 from .errors import ClosedError, MediaError
 from .options import SfuOptions
 from .producer import Producer
+from .rtp_forward import LegParameters, RtpEgress
 
 if TYPE_CHECKING:
     from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -79,10 +81,10 @@ class Participant(AsyncIOEventEmitter):
             transceiver = pc.addTransceiver(kind, direction="sendrecv")
             codecs = self._codecs(kind)
             transceiver.setCodecPreferences(codecs)
-            consumer = Consumer(kind, source, codecs[0].mimeType.split("/")[1],
-                                self._options.consumer_queue_frames, self._options.consumer_max_delay)
+            consumer = Consumer(kind, source)
             transceiver.sender.replaceTrack(consumer)
             _forward_keyframe_requests(transceiver.sender, consumer)
+            _forward_packets(transceiver.sender, consumer)
             receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)
             receiver_hooks.count_retransmits(transceiver.sender, consumer.on_nack)
             self.senders[source] = transceiver.sender
@@ -107,6 +109,8 @@ class Participant(AsyncIOEventEmitter):
             raise MediaError(f"the offer could not be answered: {exc}") from None
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
+        for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
+            rtp_forward.receive_directly(dtls)
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
@@ -191,3 +195,17 @@ def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None
         consumer.request_keyframe()
 
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def _forward_packets(sender: RTCRtpSender, consumer: Consumer) -> None:
+    # once the leg is negotiated and connected, the consumer sends rewritten packets
+    # itself; the sender's RTP loop idles on the consumer (a track that never yields)
+    # and the subscriber's NACKs are answered from the consumer's history
+    send = sender.send
+
+    async def send_and_forward(parameters: RTCRtpSendParameters) -> None:
+        consumer.start(RtpEgress(consumer.kind, sender, LegParameters(sender, parameters)))
+        await send(parameters)
+
+    sender.send = send_and_forward  # type: ignore[method-assign]
+    sender._retransmit = consumer.retransmit  # type: ignore[method-assign]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import receiver_hooks
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
+from .rtp_forward import is_keyframe_start
+
+FrameSink = Callable[[EncodedFrame], None]
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -22,9 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 class Producer(AsyncIOEventEmitter):
-    """Receives encoded frames from one `RTCRtpReceiver` and hands them to consumers.
+    """Receives RTP packets from one `RTCRtpReceiver` and hands each to its consumers.
 
-    Emits "close" once.
+    Whole frames are assembled only for frame sinks (`add_frame_sink`, e.g. a
+    recorder).  Emits "close" once.
     """
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
@@ -36,6 +41,13 @@ class Producer(AsyncIOEventEmitter):
         self.closed = False
         self.frames = 0
         self.keyframes = 0
+        self.packets = 0
+        # a new SSRC from the publisher starts a new stream: consumers wait for a keyframe
+        self.epoch = 0
+        self._ssrc: int | None = None
+        self._seen = [-1] * 1024  # sequence numbers forwarded lately (duplicates are not)
+        self._codec_names: dict[int, str] = {}
+        self._frame_sinks: list[FrameSink] = []
         self.keyframe_requests = 0
         self.nacks_sent = 0
         self.bytes = 0
@@ -51,7 +63,7 @@ class Producer(AsyncIOEventEmitter):
         self.sent_estimate: int | None = None
         self._subscriber_estimates: dict[int, int] = {}
         self._nacks: receiver_hooks.NackRetrier | None = None
-        receiver_hooks.attach(receiver, kind, self._on_frame, self._is_keyframe)
+        self._tap = receiver_hooks.attach(receiver, kind, self._on_packet)
         if kind == "video":
             receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
             self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack)
@@ -67,6 +79,12 @@ class Producer(AsyncIOEventEmitter):
         codecs = self._receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
         name = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
         return is_keyframe(name, data)
+
+    def _codec_name(self, payload_type: int) -> str:
+        codec = self._receiver._RTCRtpReceiver__codecs.get(payload_type)  # type: ignore[attr-defined]
+        name: str = codec.name.lower() if codec is not None else ""
+        self._codec_names[payload_type] = name
+        return name
 
     def _on_nack(self, count: int) -> None:
         self.nacks_sent += count
@@ -84,21 +102,54 @@ class Producer(AsyncIOEventEmitter):
             self._consumers.remove(consumer)
         self._subscriber_estimates.pop(id(consumer), None)
 
-    def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
-        # the hot path: called on the event loop for every re-assembled frame
-        key = is_keyframe(codec, jframe.data)
-        frame = EncodedFrame(jframe.data, jframe.timestamp, self._time_base, key)
-        self.frames += 1
-        self.bytes += len(jframe.data)
-        if key and self.kind == "video":
-            self.keyframes += 1
+    def _on_packet(self, packet: RtpPacket) -> None:
+        # the hot path: every media packet the receiver accepts, RTX already unwrapped
+        seq = packet.sequence_number
+        if packet.ssrc != self._ssrc:
+            self._ssrc = packet.ssrc
+            self.epoch += 1
+            self._seen = [-1] * 1024
+        elif self._seen[seq & 1023] == seq:
+            return  # a retransmission of a packet already forwarded
+        self._seen[seq & 1023] = seq
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        if self.kind == "video":
+            codec = self._codec_names.get(packet.payload_type) or self._codec_name(packet.payload_type)
+            key = is_keyframe_start(codec, packet.payload)
+            if key:
+                self.keyframes += 1
+            if packet.marker:
+                self.frames += 1
+        else:
+            key = True
+            self.frames += 1
+        now = time.time()
         for consumer in self._consumers:
-            consumer.push(self, frame)
+            consumer.on_packet(self, packet, key, now)
+
+    def add_frame_sink(self, sink: FrameSink) -> None:
+        """Also deliver whole encoded frames to `sink` (assembled only while one is attached)."""
+        if not self._frame_sinks:
+            receiver_hooks.assemble_frames(self._receiver, self.kind, self._tap, self._on_frame, self._is_keyframe)
+            self.request_keyframe()
+        self._frame_sinks.append(sink)
+
+    def remove_frame_sink(self, sink: FrameSink) -> None:
+        if sink in self._frame_sinks:
+            self._frame_sinks.remove(sink)
+        if not self._frame_sinks:
+            self._tap.frames = None
+
+    def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
+        frame = EncodedFrame(jframe.data, jframe.timestamp, self._time_base, is_keyframe(codec, jframe.data))
+        for sink in list(self._frame_sinks):
+            sink(frame)
 
     def request_keyframe(self) -> bool:
         """Ask the publisher for a keyframe, at most once per interval; True if sent."""
-        if self.kind != "video" or self.closed:
-            return False
+        if self.kind != "video" or self.closed or self._ssrc is None:
+            return False  # (nothing received yet: the first packets bring a keyframe anyway)
         now = time.monotonic()
         if now - self._last_request < self._interval:
             return False
@@ -140,5 +191,7 @@ class Producer(AsyncIOEventEmitter):
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()
+        self._frame_sinks.clear()
+        self._tap.frames = None
         logger.debug("%r closed after %d frames", self, self.frames)
         self.emit("close")

@@ -1,11 +1,13 @@
 """Private hooks into aiortc 1.16's RTCRtpReceiver that turn it into an SFU ingress.
 
-aiortc has no public API for encoded frames (aiortc#55, #449).  The receiver
-hands every re-assembled frame to `__decoder_queue.put((codec, frame))` on the
-event loop; replacing that queue with `FrameSink` delivers frames straight to a
-producer, so no decoder is ever created and no thread hop is paid.  NACK, RTX,
-REMB and receiver reports keep working because the rest of the receiver runs
-unchanged.  `tests/test_sfu_hooks.py` pins these private names.
+aiortc has no public API for encoded frames or packets (aiortc#55, #449).
+The receiver's jitter buffer is replaced by a `PacketTap` that hands every
+accepted packet to the producer (sfu/rtp_forward.py).  When a frame sink
+wants whole frames, the tap also feeds a `MarkerJitterBuffer`, and the
+receiver's `__decoder_queue` is a `FrameSink` that delivers frames straight
+to the producer, so no decoder is ever created and no thread hop is paid.
+NACK, RTX, REMB and receiver reports keep working because the rest of the
+receiver runs unchanged.  `tests/test_sfu_hooks.py` pins these private names.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
+from .rtp_forward import PacketTap
+
 Deliver = Callable[[str, JitterFrame], None]
 
 
@@ -26,7 +30,7 @@ class FrameSink:
     """Stands in for the receiver's decoder queue (a `queue.Queue`)."""
 
     def __init__(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+        self.deliver = deliver
         self._stopped = threading.Event()
 
     def put(self, item: tuple[Any, JitterFrame] | None) -> None:
@@ -34,7 +38,7 @@ class FrameSink:
             self._stopped.set()
             return
         codec, frame = item
-        self._deliver(codec.name.lower(), frame)
+        self.deliver(codec.name.lower(), frame)
 
     def get(self) -> None:
         # the receiver's decoder thread waits here, idle, until the receiver stops
@@ -159,15 +163,26 @@ class AudioPassBuffer(JitterBuffer):
         return False, JitterFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
 
 
-def attach(receiver: RTCRtpReceiver, kind: str, deliver: Deliver, keyframe: Callable[[bytes], bool]) -> None:
-    """Make `receiver` deliver encoded frames to `deliver` with low latency.
+def attach(receiver: RTCRtpReceiver, kind: str, on_packet: Callable[[RtpPacket], None]) -> PacketTap:
+    """Make `receiver` hand every media packet it accepts to `on_packet`, at once.
 
     Must be called before the receiver starts (before setRemoteDescription).
+    No frame is assembled until `assemble_frames` is called.
     """
-    receiver._RTCRtpReceiver__decoder_queue = FrameSink(deliver)  # type: ignore[attr-defined]
+    # the receiver's decoder thread waits on this until the receiver stops
+    tap = PacketTap(on_packet)
+    receiver._RTCRtpReceiver__decoder_queue = tap.sink = FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
     _route_rtx(receiver)
+    receiver._RTCRtpReceiver__jitter_buffer = tap  # type: ignore[attr-defined]
+    return tap
+
+
+def assemble_frames(receiver: RTCRtpReceiver, kind: str, tap: PacketTap, deliver: Deliver,
+                    keyframe: Callable[[bytes], bool]) -> None:
+    """Also re-assemble the packets `tap` sees into encoded frames, given to `deliver` with low latency."""
+    tap.sink.deliver = deliver
     if kind != "video":
-        receiver._RTCRtpReceiver__jitter_buffer = AudioPassBuffer()  # type: ignore[attr-defined]
+        tap.frames = AudioPassBuffer()
         return
     mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
     codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
@@ -178,9 +193,7 @@ def attach(receiver: RTCRtpReceiver, kind: str, deliver: Deliver, keyframe: Call
         codec = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
         deliver(codec, frame)
 
-    receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer(  # type: ignore[attr-defined]
-        capacity=512, keyframe=keyframe, emit=emit
-    )
+    tap.frames = MarkerJitterBuffer(capacity=512, keyframe=keyframe, emit=emit)
 
 
 def _route_rtx(receiver: RTCRtpReceiver) -> None:

@@ -79,8 +79,9 @@ async def test_publisher_is_told_the_lowest_of_cap_own_and_subscriber_estimates(
         a = await connect(room, "a", "practitioner", red)
         camera = a.producers["camera"]
         # alone in the room, the publisher is held to the configured cap
-        await eventually(lambda: heard and camera.own_estimate)
-        assert camera.own_estimate > 6_000 and set(heard) == {6_000}
+        # (on a starved box the estimator may dip below the cap for a moment: wait it out)
+        await eventually(lambda: heard and (camera.own_estimate or 0) > 6_000 and heard[-1] == 6_000)
+        assert max(heard) == 6_000  # never above the cap
         await connect(room, "b", "patient", blue)
         assert dominant_colour(await blue.wait_video()) == "red"
         # the subscriber's lower estimate reaches the publisher at once: the lowest wins
@@ -89,7 +90,7 @@ async def test_publisher_is_told_the_lowest_of_cap_own_and_subscriber_estimates(
         # the subscriber leaves: back to the cap
         blue_participant = room.participants[1]
         blue_participant.close()
-        assert camera.estimate(camera.own_estimate) == 6_000
+        assert camera.estimate(1_000_000) == 6_000  # its 3 000 no longer counts
     finally:
         room.close()
         await room.wait_closed()

@@ -47,3 +47,26 @@ def test_sender_keyframe_hook_and_pack_path() -> None:
     assert callable(RTCRtpSender._send_keyframe)
     src = inspect.getsource(RTCRtpSender._next_encoded_frame)
     assert "self.__encoder.pack(data)" in src
+
+
+def test_receiver_gives_each_unwrapped_packet_to_the_jitter_buffer() -> None:
+    # sfu/rtp_forward.py PacketTap: every packet after RTX unwrapping and NACK bookkeeping
+    src = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert src.index("unwrap_rtx(") < src.index("self.__jitter_buffer.add(packet)")
+    assert src.index("self.__nack_generator.add(packet)") < src.index("self.__jitter_buffer.add(packet)")
+
+
+async def test_sender_private_names_the_egress_writes() -> None:
+    # sfu/rtp_forward.py RtpEgress and participant._forward_packets
+    pc = RTCPeerConnection()
+    sender = pc.addTransceiver("video").sender
+    for name in ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp"):
+        assert isinstance(getattr(sender, f"_RTCRtpSender__{name}"), int)
+    assert isinstance(sender._ssrc, int) and isinstance(sender._rtx_ssrc, int)
+    assert inspect.iscoroutinefunction(RTCRtpSender._retransmit)
+    assert "await self._retransmit(seq)" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in inspect.getsource(RTCRtpSender.send)
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+    await pc.close()

@@ -1,0 +1,168 @@
+"""RTP-level forwarding over real aiortc peers on loopback: what the subscriber's receiver sees."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import av
+
+from loss import is_rtp
+from media_peers import Peer, connect, dominant_colour
+from sfu import Participant, Room, SfuOptions
+from sfu.frames import EncodedFrame
+
+
+def record_rtp(peer: Peer, index: int) -> list[tuple[int, int, int, int]]:
+    """(ssrc, payload type, sequence number, timestamp) of every RTP packet a section receives."""
+    receiver = peer.pc.getTransceivers()[index].receiver
+    seen: list[tuple[int, int, int, int]] = []
+    handle = receiver._handle_rtp_packet
+
+    async def recording(packet: Any, arrival_time_ms: int) -> None:
+        seen.append((packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp))
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = recording  # type: ignore[method-assign]
+    return seen
+
+
+async def eventually(check: Any, timeout: float = 15.0) -> Any:
+    for _ in range(int(timeout / 0.05)):
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+async def test_a_publisher_reconnecting_leaves_one_continuous_stream_for_the_subscriber() -> None:
+    room = Room("switch", SfuOptions())
+    red, blue, green = Peer("red"), Peer("blue"), Peer("green")
+    try:
+        a = await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        camera_in = record_rtp(blue, 1)
+        assert dominant_colour(await blue.wait_video()) == "red"
+        old_producer = a.producers["camera"]
+        # the practitioner reloads: a new peer connection, new SSRCs and sequence numbers
+        await green.accept(await a.handle_offer(await green.offer()))
+        await red.close()
+        assert a.producers["camera"] is not old_producer
+        await eventually(lambda: blue.video_frames and dominant_colour(blue.video_frames[-1]) == "green")
+        await blue.wait_video(count=5)
+        media = [p for p in camera_in if p[1] == camera_in[0][1]]  # the media payload type, not RTX
+        sender = b.senders["camera"]
+        assert {ssrc for ssrc, *_ in media} == {sender._ssrc}  # one SSRC: the subscriber's leg
+        steps = [(s2 - s1) & 0xFFFF for (_, _, s1, _), (_, _, s2, _) in zip(media, media[1:])]
+        stamps = [(t2 - t1) & 0xFFFFFFFF for (_, _, _, t1), (_, _, _, t2) in zip(media, media[1:])]
+        # sequence numbers go on by one (loopback: no loss, no reordering), timestamps never go back
+        assert set(steps) == {1}, sorted(set(steps))
+        assert all(step < 0x80000000 for step in stamps)
+        assert b.consumers["camera"].producer is a.producers["camera"]
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close(), green.close())
+
+
+def drop_towards(participant: Participant, rate: float, rng: random.Random) -> dict[str, int]:
+    """Drop `rate` of the RTP packets the SFU sends to `participant` (user space, no netem)."""
+    dropped = {"out": 0}
+    assert participant.pc is not None
+    connection = participant.pc.getTransceivers()[0].receiver.transport.transport._connection
+    for protocol in connection._protocols:
+        send = protocol.send_data
+
+        async def send_data(data: bytes, addr: Any, send: Any = send) -> None:
+            if is_rtp(data) and rng.random() < rate:
+                dropped["out"] += 1
+                return
+            await send(data, addr)
+
+        protocol.send_data = send_data
+    return dropped
+
+
+async def test_the_subscribers_nacks_are_answered_with_rtx_from_the_history() -> None:
+    room = Room("rtx", SfuOptions())
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        camera_in = record_rtp(blue, 1)
+        await blue.wait_video()
+        # aiortc routes an RTX SSRC by payload type, which two video sections share:
+        # point it at the camera's receiver, as sfu/receiver_hooks.py does for the SFU
+        camera = blue.pc.getTransceivers()[1].receiver
+        camera.transport._rtp_router.ssrc_table[b.senders["camera"]._rtx_ssrc] = camera
+        dropped = drop_towards(b, 0.03, random.Random(3))
+        egress = b.consumers["camera"].egress
+        assert egress is not None
+        await eventually(lambda: egress.retransmitted >= 5)
+        sender = b.senders["camera"]
+        rtx = [p for p in camera_in if p[0] == sender._rtx_ssrc]
+        assert rtx and dropped["out"] > 0
+        assert b.consumers["camera"].nacks_received >= egress.retransmitted
+        before = len(blue.video_pts)
+        await eventually(lambda: len(blue.video_pts) > before + 10)  # still decoding
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+
+
+async def test_sender_reports_carry_the_forwarded_counts() -> None:
+    room = Room("sr", SfuOptions())
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        await blue.wait_video()
+        egress = b.consumers["camera"].egress
+        assert egress is not None
+
+        async def remote_outbound() -> Any:
+            stats = await blue.pc.getStats()
+            return next((s for s in stats.values() if s.type == "remote-outbound-rtp" and s.kind == "video"
+                         and s.ssrc == b.senders["camera"]._ssrc), None)
+
+        for _ in range(60):  # the sender's RTCP loop reports every 0.5-1.5 s
+            report = await remote_outbound()
+            if report is not None and report.packetsSent > 0:
+                break
+            await asyncio.sleep(0.1)
+        assert report is not None and 0 < report.packetsSent <= egress.packets
+        assert report.bytesSent > 0
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+
+
+async def test_a_frame_sink_gets_whole_frames_starting_with_a_keyframe() -> None:
+    room = Room("sink", SfuOptions())
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        a = await connect(room, "a", "practitioner", red)
+        await connect(room, "b", "patient", blue)
+        await blue.wait_video()
+        frames: list[EncodedFrame] = []
+        camera = a.producers["camera"]
+        camera.add_frame_sink(frames.append)  # what a recorder does; it asks for a keyframe
+        await eventually(lambda: any(f.keyframe for f in frames) and len(frames) >= 5)
+        first_key = next(i for i, f in enumerate(frames) if f.keyframe)
+        decoder = av.CodecContext.create("vp8", "r")
+        pictures = [p for f in frames[first_key:] for p in decoder.decode(av.Packet(f.data))]
+        assert pictures and dominant_colour(pictures[-1]) == "red"
+        camera.remove_frame_sink(frames.append)
+        count = len(frames)
+        await blue.wait_video(count=5)
+        await asyncio.sleep(0.3)
+        assert len(frames) == count  # no sink: no assembly
+        assert dominant_colour(blue.video_frames[-1]) == "red"  # packets still flow
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())

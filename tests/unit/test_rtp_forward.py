@@ -1,0 +1,331 @@
+"""RTP-level forwarding, packet by packet: keyframe detection, rewriting, gate, NACK answers.
+
+The egress under test sends through `_send_rtp` of a stand-in transport that
+records the bytes (a DTLS transport cannot send without a connected peer);
+tests/integration/test_rtp_forwarding.py runs the same code over real peers.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from aiortc.rtcrtpparameters import (
+    RTCRtcpParameters,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from sfu import Consumer
+from sfu.rtp_forward import HISTORY, LegParameters, PacketTap, RtpEgress, is_keyframe_start
+
+MID, AST, LEVEL = 1, 3, 2  # extension ids on the subscriber leg
+
+
+@pytest.mark.parametrize(
+    ("codec", "payload", "key"),
+    [
+        # VP8 (RFC 7741): descriptor S=1 PID=0, then the payload header's P bit
+        ("vp8", bytes([0x10, 0x00]), True),
+        ("vp8", bytes([0x10, 0x01]), False),  # inter frame
+        ("vp8", bytes([0x00, 0x00]), False),  # not the start of a partition
+        ("vp8", bytes([0x11, 0x00]), False),  # partition 1
+        ("vp8", bytes([0x90, 0x80, 0x05, 0x00]), True),  # X, I: 7-bit picture id
+        ("vp8", bytes([0x90, 0x80, 0x85, 0x01, 0x00]), True),  # 15-bit picture id
+        ("vp8", bytes([0x90, 0x80, 0x85, 0x01, 0x01]), False),
+        ("vp8", bytes([0x90, 0xE0, 0x85, 0x01, 0x07, 0x20, 0x00]), True),  # I, L and T: four more bytes
+        ("vp8", bytes([0x90, 0xE0, 0x85, 0x01, 0x07, 0x20, 0x01]), False),
+        ("vp8", bytes([0x90, 0x80, 0x85]), False),  # truncated
+        ("vp8", b"", False),
+        # H.264 (RFC 6184): single NAL, STAP-A, FU-A start
+        ("h264", bytes([0x65, 0x88]), True),  # IDR slice
+        ("h264", bytes([0x67, 0x42]), True),  # SPS
+        ("h264", bytes([0x41, 0x9A]), False),  # non-IDR slice
+        ("h264", bytes([0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xCE]), True),  # STAP-A: SPS, PPS
+        ("h264", bytes([0x78, 0x00, 0x02, 0x41, 0x9A]), False),  # STAP-A of a P slice
+        ("h264", bytes([0x7C, 0x85, 0x88]), True),  # FU-A, start of an IDR
+        ("h264", bytes([0x7C, 0x05, 0x88]), False),  # FU-A, middle of an IDR
+        ("h264", bytes([0x7C, 0x81, 0x9A]), False),  # FU-A, start of a P slice
+        ("opus", b"\xfc\x01", True),
+    ],
+)
+def test_keyframe_start_on_packets(codec: str, payload: bytes, key: bool) -> None:
+    assert is_keyframe_start(codec, payload) is key
+
+
+class Wire:
+    """Stands in for the subscriber leg's DTLS transport: records what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+class Sender:
+    """The parts of an RTCRtpSender the egress reads and writes."""
+
+    def __init__(self) -> None:
+        self.transport = Wire()
+        self._ssrc = 0x11111111
+        self._rtx_ssrc = 0x22222222
+
+
+def leg(kind: str, rtx: bool = True, level: bool = False) -> tuple[Sender, LegParameters]:
+    sender = Sender()
+    codecs = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)]
+    if kind == "audio":
+        codecs = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=109)]
+    if rtx and kind == "video":
+        codecs.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=101,
+                                            parameters={"apt": 100}))
+    extensions = [
+        RTCRtpHeaderExtensionParameters(id=MID, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=AST, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+    ]
+    if level:
+        extensions.append(RTCRtpHeaderExtensionParameters(id=LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
+    parameters = RTCRtpSendParameters(codecs=codecs, headerExtensions=extensions, muxId="1",
+                                      rtcp=RTCRtcpParameters(cname="x"))
+    return sender, LegParameters(sender, parameters)  # type: ignore[arg-type]
+
+
+def extensions_map(kind: str = "video", level: bool = False) -> HeaderExtensionsMap:
+    _, parameters = leg(kind, level=level)
+    return parameters.extensions
+
+
+def pkt(seq: int, ts: int, payload: bytes = b"\x10\x01", marker: bool = False, ssrc: int = 5,
+        pt: int = 96, padding: int = 0) -> RtpPacket:
+    p = RtpPacket(payload_type=pt, sequence_number=seq & 0xFFFF, timestamp=ts & 0xFFFFFFFF,
+                  ssrc=ssrc, marker=int(marker), payload=payload)
+    p.padding_size = padding
+    return p
+
+
+def parse(data: bytes, kind: str = "video", level: bool = False) -> RtpPacket:
+    return RtpPacket.parse(data, extensions_map(kind, level))
+
+
+def test_egress_rewrites_ssrc_payload_type_sequence_timestamp_and_extensions() -> None:
+    sender, parameters = leg("video")
+    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    first = pkt(40000, 123456, b"\x10\x00key", marker=False)
+    egress.rebase(first, now=1000.0)
+    egress.send(first, now=1000.0)
+    egress.send(pkt(40001, 123456, b"\x00\x00end", marker=True), now=1000.001)
+    egress.send(pkt(40003, 126456, b"\x10\x01next", marker=True, padding=4), now=1000.034)  # 40002 lost upstream
+    out = [parse(d) for d in sender.transport.sent]
+    assert [p.ssrc for p in out] == [0x11111111] * 3
+    assert [p.payload_type for p in out] == [100] * 3
+    assert [p.marker for p in out] == [0, 1, 1]
+    assert [p.payload for p in out] == [b"\x10\x00key", b"\x00\x00end", b"\x10\x01next"]
+    assert out[2].padding_size == 4
+    s0, t0 = out[0].sequence_number, out[0].timestamp
+    assert s0 < 0x8000  # a fresh stream starts low: no early wrap
+    # offsets, not renumbering: a packet lost upstream stays a gap the subscriber NACKs
+    assert [(p.sequence_number - s0) & 0xFFFF for p in out] == [0, 1, 3]
+    assert [(p.timestamp - t0) & 0xFFFFFFFF for p in out] == [0, 0, 3000]
+    assert {p.extensions.mid for p in out} == {"1"}
+    expected_ast = int((1000.034 + 2208988800) * 262144) & 0xFFFFFF
+    assert out[2].extensions.abs_send_time == expected_ast
+    # what the sender's RTCP loop reports in its SR
+    assert sender._RTCRtpSender__packet_count == 3  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__octet_count == len(b"\x10\x00key\x00\x00end\x10\x01next")  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__rtp_timestamp == out[2].timestamp  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__ntp_timestamp >> 32 == int(1000.034 + 2208988800)  # type: ignore[attr-defined]
+
+
+def test_egress_keeps_sequence_and_timestamp_continuous_across_a_rebase() -> None:
+    sender, parameters = leg("video")
+    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    a = pkt(100, 5000, b"\x10\x00", marker=True)
+    egress.rebase(a, 10.0)
+    egress.send(a, 10.0)
+    egress.send(pkt(101, 8000, marker=True), 10.033)
+    # a new producer (reload, device switch): unrelated numbers, 0.5 s later
+    b = pkt(9, 4_000_000_000, b"\x10\x00", marker=True, ssrc=77)
+    egress.rebase(b, 10.533)
+    egress.send(b, 10.533)
+    egress.send(pkt(10, 4_000_003_000, marker=True, ssrc=77), 10.566)
+    egress.send(pkt(8, 3_999_997_000, marker=True, ssrc=77), 10.567)  # older than the switch: dropped
+    out = [parse(d) for d in sender.transport.sent]
+    seqs = [(p.sequence_number - out[0].sequence_number) & 0xFFFF for p in out]
+    stamps = [(p.timestamp - out[0].timestamp) & 0xFFFFFFFF for p in out]
+    assert seqs == [0, 1, 2, 3]
+    assert stamps == [0, 3000, 3000 + 45000, 3000 + 45000 + 3000]  # the pause in media time too
+
+
+def test_egress_sequence_numbers_wrap_without_dropping() -> None:
+    sender, parameters = leg("audio")
+    egress = RtpEgress("audio", sender, parameters)  # type: ignore[arg-type]
+    first = pkt(0xFFF0, 0, b"\xfc", pt=111)
+    egress.rebase(first, 1.0)
+    for i in range(0x9000):  # past the input wrap and more than half the sequence space
+        egress.send(pkt(0xFFF0 + i, 960 * i, b"\xfc", pt=111), 1.0 + i / 50)
+    assert len(sender.transport.sent) == 0x9000
+
+
+def test_egress_answers_nacks_from_its_history_with_rtx() -> None:
+    sender, parameters = leg("video", rtx=True)
+    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    first = pkt(1, 3000, b"\x10\x00a", marker=True)
+    egress.rebase(first, 1.0)
+    for i in range(5):
+        egress.send(pkt(1 + i, 3000 * (i + 1), b"\x10\x00" + bytes([i]), marker=True), 1.0 + i / 30)
+    sent = [parse(d) for d in sender.transport.sent]
+    lost = sent[2]
+    assert egress.retransmit(lost.sequence_number) is True
+    rtx = parse(sender.transport.sent[-1])
+    assert rtx.ssrc == 0x22222222 and rtx.payload_type == 101
+    assert rtx.timestamp == lost.timestamp and rtx.marker == lost.marker
+    assert rtx.payload == struct.pack("!H", lost.sequence_number) + lost.payload  # RFC 4588 OSN first
+    assert rtx.extensions.mid == "1"
+    again = egress.retransmit(lost.sequence_number)
+    rtx2 = parse(sender.transport.sent[-1])
+    assert again and rtx2.sequence_number == (rtx.sequence_number + 1) & 0xFFFF  # RTX has its own sequence
+    # a packet never sent, or pushed out of the history, cannot be answered
+    assert egress.retransmit((sent[-1].sequence_number + 1) & 0xFFFF) is False
+    for i in range(HISTORY):
+        egress.send(pkt(6 + i, 3000 * (6 + i), marker=True), 2.0 + i / 30)
+    assert egress.retransmit(lost.sequence_number) is False
+    assert egress.retransmitted == 2
+
+
+def test_egress_retransmits_plainly_without_rtx() -> None:
+    sender, parameters = leg("video", rtx=False)
+    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    first = pkt(7, 0, b"\x10\x00", marker=True)
+    egress.rebase(first, 1.0)
+    egress.send(first, 1.0)
+    original = parse(sender.transport.sent[0])
+    assert egress.retransmit(original.sequence_number)
+    again = parse(sender.transport.sent[1])
+    assert (again.ssrc, again.sequence_number, again.payload) == (original.ssrc, original.sequence_number, original.payload)
+
+
+def test_audio_level_is_forwarded_only_when_the_leg_negotiated_it() -> None:
+    with_level, parameters = leg("audio", level=True)
+    egress = RtpEgress("audio", with_level, parameters)  # type: ignore[arg-type]
+    p = pkt(1, 960, b"\xfc", pt=111)
+    p.extensions.audio_level = (True, 42)
+    egress.rebase(p, 1.0)
+    egress.send(p, 1.0)
+    assert parse(with_level.transport.sent[0], "audio", level=True).extensions.audio_level == (True, 42)
+    without, parameters = leg("audio", level=False)
+    egress = RtpEgress("audio", without, parameters)  # type: ignore[arg-type]
+    egress.rebase(p, 1.0)
+    egress.send(p, 1.0)
+    assert parse(without.transport.sent[0], "audio", level=True).extensions.audio_level is None
+
+
+class FakeProducer:
+    """Stands in for a Producer: records keyframe requests (no receiver needed)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.epoch = 1
+        self.consumers: list[Consumer] = []
+
+    def request_keyframe(self) -> bool:
+        self.requests += 1
+        return True
+
+    def add_consumer(self, c: Consumer) -> None:
+        self.consumers.append(c)
+
+    def remove_consumer(self, c: Consumer) -> None:
+        self.consumers.remove(c)
+
+
+def started_consumer(kind: str = "video") -> tuple[Consumer, Sender]:
+    consumer = Consumer(kind, "camera" if kind == "video" else "mic")
+    sender, parameters = leg(kind)
+    consumer.start(RtpEgress(kind, sender, parameters))  # type: ignore[arg-type]
+    return consumer, sender
+
+
+def test_consumer_asks_for_a_keyframe_when_its_leg_comes_up() -> None:
+    consumer = Consumer("video", "camera")
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    asked = producer.requests
+    sender, parameters = leg("video")
+    consumer.start(RtpEgress("video", sender, parameters))  # type: ignore[arg-type]
+    assert producer.requests == asked + 1  # the keyframe sent before the leg was up is lost to it
+
+
+def test_consumer_sends_nothing_until_a_keyframe_then_flows() -> None:
+    consumer, sender = started_consumer()
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    asked = producer.requests
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x01", marker=True), False, 1.0)
+    assert sender.transport.sent == [] and producer.requests > asked  # gated, and a keyframe asked for
+    assert consumer.frames_dropped == 1
+    consumer.on_packet(producer, pkt(2, 3000, b"\x10\x00"), True, 1.03)
+    consumer.on_packet(producer, pkt(3, 3000, b"\x00\x00", marker=True), False, 1.03)
+    consumer.on_packet(producer, pkt(4, 6000, b"\x10\x01", marker=True), False, 1.06)
+    assert len(sender.transport.sent) == 3 and consumer.frames_sent == 2
+
+
+def test_consumer_gates_again_on_a_new_producer_and_keeps_its_timeline() -> None:
+    consumer, sender = started_consumer()
+    old: Any = FakeProducer()
+    consumer.bind(old)
+    consumer.on_packet(old, pkt(500, 90000, b"\x10\x00", marker=True), True, 1.0)
+    new: Any = FakeProducer()
+    consumer.bind(new)
+    assert old.consumers == [] and new.consumers == [consumer]
+    consumer.on_packet(new, pkt(7, 10, b"\x10\x01", marker=True, ssrc=9), False, 1.1)  # waits for a keyframe
+    consumer.on_packet(new, pkt(8, 3010, b"\x10\x00", marker=True, ssrc=9), True, 1.2)
+    out = [parse(d) for d in sender.transport.sent]
+    assert len(out) == 2
+    assert out[1].sequence_number == (out[0].sequence_number + 1) & 0xFFFF
+    assert (out[1].timestamp - out[0].timestamp) & 0xFFFFFFFF == 18000  # 0.2 s later
+
+
+def test_consumer_gates_again_when_the_publisher_changes_ssrc() -> None:
+    consumer, sender = started_consumer()
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
+    producer.epoch += 1  # what Producer does on a new SSRC
+    consumer.on_packet(producer, pkt(2, 3000, b"\x10\x01", marker=True), False, 1.03)
+    assert len(sender.transport.sent) == 1
+
+
+def test_audio_consumer_flows_at_once() -> None:
+    consumer, sender = started_consumer("audio")
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 960, b"\xfc", pt=111), True, 1.0)
+    assert len(sender.transport.sent) == 1
+
+
+def test_consumer_before_its_leg_is_up_drops_quietly() -> None:
+    consumer = Consumer("video", "camera")
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
+    assert consumer.frames_sent == 0
+
+
+def test_packet_tap_hands_every_packet_on_and_assembles_only_on_demand() -> None:
+    from sfu.receiver_hooks import AudioPassBuffer
+
+    seen: list[int] = []
+    tap = PacketTap(lambda p: seen.append(p.sequence_number))
+    a = pkt(1, 960, b"\xfc")
+    a._data = b"\xfc"  # type: ignore[attr-defined]  # what the receiver's depayloader sets
+    assert tap.add(a) == (False, None)
+    tap.frames = AudioPassBuffer()
+    b = pkt(2, 1920, b"\xfd")
+    b._data = b"\xfd"  # type: ignore[attr-defined]
+    pli, frame = tap.add(b)
+    assert seen == [1, 2] and frame is not None and frame.data == b"\xfd"
+    assert tap.frames_dropped == 0
