@@ -27,6 +27,17 @@ MESSAGES = {
           "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
           "Demandez un nouveau lien à votre praticien.",
           "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
+    "csrf": (403, "Formulaire expiré",
+             "Ce formulaire a expiré ou ne vient pas de Teleconsult (jeton CSRF absent ou faux). "
+             "Rechargez la page, puis recommencez.",
+             "This form has expired or did not come from Teleconsult (missing or wrong CSRF token). Reload the page and try again."),
+    "too-many": (429, "Trop de tentatives",
+                 "Trop de tentatives ont échoué récemment. Patientez quelques minutes avant de réessayer.",
+                 "Too many attempts failed recently. Wait a few minutes before trying again."),
+    "link-gone": (410, "Lien expiré",
+                  "Ce lien n'est plus valable : il a expiré, a été révoqué ou bloqué après trop d'essais. "
+                  "Demandez un nouveau lien à votre praticien.",
+                  "This link is no longer valid: it expired, was revoked or was locked after too many attempts. Ask your practitioner for a new one."),
     "not-found": (404, "Page introuvable",
                   "Cette adresse ne correspond à aucune page de Teleconsult.",
                   "This address matches no Teleconsult page."),
