@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import logging
 import sqlite3
+from typing import Final
 
 from . import audit, timestamps
 from .agenda import Agenda
@@ -28,10 +29,14 @@ class Closing:
     mail_id: str | None
 
 
+#: Documents the patient's link gives access to: imported at closing, or shared in the chat.
+PATIENT_SOURCES: Final = ("closing", "chat")
+
+
 def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[str]:
-    """The ids of the consultation's documents that were not removed (the document store's table)."""
+    """The ids of the consultation's documents shared with the patient that were not removed."""
     rows = conn.execute("SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL"
-                        " ORDER BY created_at, id", (consultation_id,)).fetchall()
+                        " AND source IN ('closing', 'chat') ORDER BY created_at, id", (consultation_id,)).fetchall()
     return [row["id"] for row in rows]
 
 

@@ -15,7 +15,8 @@ from sfu import IcePolicy, SfuOptions
 
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
+from .keys import CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE
+from .mailer import Mailer
 from .monitor import Monitor
 from .routes import setup_routes
 
@@ -59,9 +60,12 @@ def make_app(config: Config) -> web.Application:
         app[HUBS] = HubRegistry(clinic, sfu_options(config))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
+        app[MAILER] = Mailer(clinic, config.mail, config.outbox_path)
+        app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
+        await app[MAILER].stop()
         app[HUBS].close()
         await clinic.close()
 

@@ -74,6 +74,11 @@ async def csrf_token(request: web.Request) -> str:
     return token
 
 
+def see_other(location: str) -> web.Response:
+    """A 303 redirect returned (not raised), so cookies can be set on it."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str, max_age: int) -> None:
     """Give the browser its new session, and drop the pre-login CSRF cookie."""
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="Lax",

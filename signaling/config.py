@@ -122,6 +122,12 @@ class PatientAccessConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosingConfig:
+    # largest document the practitioner may import on the closing page, in MB
+    max_document_mb: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class PracticeConfig:
     # IANA time zone of the practice: day lists and scheduling forms use it
     timezone: str = "Europe/Paris"
@@ -160,6 +166,7 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     patient_access: PatientAccessConfig = field(default_factory=PatientAccessConfig)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
+    closing: ClosingConfig = field(default_factory=ClosingConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
@@ -340,6 +347,8 @@ def _validate(c: Config, where: str) -> None:
         fail("patient_access.max_failures", "must be at least 1")
     if c.patient_access.attempts_per_minute < 1:
         fail("patient_access.attempts_per_minute", "must be at least 1")
+    if not 1 <= c.closing.max_document_mb <= 4096:
+        fail("closing.max_document_mb", "must be between 1 and 4096")
     try:
         zoneinfo.ZoneInfo(c.practice.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
