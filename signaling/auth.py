@@ -74,6 +74,15 @@ async def csrf_token(request: web.Request) -> str:
     return token
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address for rate limits (the proxy's X-Forwarded-For when trusted)."""
+    if request.app[app_keys.CONFIG].accounts.trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:64]
+    return request.remote or "unknown"
+
+
 def see_other(location: str) -> web.Response:
     """A 303 redirect returned (not raised), so cookies can be set on it."""
     return web.Response(status=303, headers={"Location": location})

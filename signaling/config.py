@@ -109,6 +109,9 @@ class AccountsConfig:
     # failed logins allowed per account and per address within the window
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
+    # take the client address for rate limits from the last X-Forwarded-For entry
+    # (only behind a reverse proxy that sets it; otherwise clients could forge it)
+    trust_forwarded_for: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from clinic.errors import LinkGone, TooManyAttempts, WrongBirthDate
 from clinic.patient_links import SESSION_LIFETIME, PatientLink
 
 from . import keys as app_keys
-from .auth import csrf_token, secure_request, see_other
+from .auth import client_address, csrf_token, secure_request, see_other
 from .pages import error_page
 from .practice import form
 from .practice_pages import access_form_page, access_list_page
@@ -71,7 +71,7 @@ async def check(request: web.Request) -> web.StreamResponse:
         return access_form_page(csrf, token, error="access.wrong", status=400)
     try:
         _, session = await request.app[app_keys.CLINIC].practice.check_birth_date(
-            token, birth, address=request.remote or "unknown", per_minute=config.attempts_per_minute,
+            token, birth, address=client_address(request), per_minute=config.attempts_per_minute,
             max_failures=config.max_failures)
     except NotFound:
         return error_page("not-found")

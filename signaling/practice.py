@@ -16,7 +16,7 @@ from clinic.models import Consultation, ConsultationState
 
 from . import keys as app_keys
 from . import practice_pages as pages
-from .auth import SESSION_COOKIE, clear_session_cookie, see_other, csrf_token, current_session, require_session, set_session_cookie
+from .auth import SESSION_COOKIE, clear_session_cookie, client_address, see_other, csrf_token, current_session, require_session, set_session_cookie
 from .pages import error_page
 from .practice_texts import as_module
 from .record_files import serve_document
@@ -63,7 +63,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         done = None
         if email and password:
             done = await request.app[app_keys.CLINIC].practice.login(
-                email, password, address=request.remote or "unknown", limit=limit, lifetime=lifetime,
+                email, password, address=client_address(request), limit=limit, lifetime=lifetime,
                 previous_token=request.cookies.get(SESSION_COOKIE))
     except TooManyAttempts:
         return pages.login_page(await csrf_token(request), error="login.too-many", email=email,

@@ -294,3 +294,25 @@ async def test_schedule_sends_the_invitation_by_smtp_and_the_day_list_shows_it(t
                 del day, when
             finally:
                 await a.close()
+
+
+async def test_behind_a_proxy_the_address_limit_uses_x_forwarded_for(tmp_path: Path) -> None:
+    overrides = {"accounts.login_max_failures": 2, "accounts.trust_forwarded_for": True}
+    async with running_server(tmp_path / "data", **overrides) as server:
+        await server.clinic.add_practitioner("a@example.org", PASSWORD, "Dr A")
+        await server.clinic.add_practitioner("b@example.org", PASSWORD, "Dr B")
+        c = await client(server)
+        try:
+            async def attempt(email: str, password: str, address: str) -> int:
+                token = await c.csrf("/login")
+                async with c.session.post(server.base_url + "/login", allow_redirects=False,
+                                          data={"email": email, "password": password, "csrf": token},
+                                          headers={"X-Forwarded-For": f"198.51.100.9, {address}"}) as r:
+                    return r.status
+
+            assert [await attempt("a@example.org", "wrong", "203.0.113.1") for _ in range(2)] == [401, 401]
+            assert await attempt("b@example.org", PASSWORD + "x", "203.0.113.1") == 429  # that address is limited
+            # another client behind the same proxy is not (the proxy's own address is shared)
+            assert await attempt("b@example.org", PASSWORD, "203.0.113.2") == 303
+        finally:
+            await c.close()
