@@ -90,7 +90,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 def live_status(request: web.Request, consultation: Consultation) -> tuple[str, str | None]:
     """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
     hub = request.app[app_keys.HUBS].find(consultation.id)
-    state = hub.state.consultation if hub is not None else consultation.state
+    # closing happens outside the hub, so the stored state wins once closed
+    state = hub.state.consultation if hub is not None and consultation.state is not ConsultationState.CLOSED \
+        else consultation.state
     if state is ConsultationState.CLOSED:
         return "closed", None
     if state is ConsultationState.ENDED:
