@@ -60,7 +60,7 @@ def make_app(config: Config) -> web.Application:
         app[HUBS] = HubRegistry(clinic, sfu_options(config))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
-        app[MAILER] = Mailer(clinic, config.mail, config.outbox_path)
+        app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield

@@ -84,6 +84,8 @@ class SmtpConfig:
     password: str = ""
     # seconds one connection (connect, login, send) may take
     timeout: float = 30.0
+    # PEM bundle of the CAs that may sign the relay's certificate; "" = the system's
+    ca_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,10 @@ class Config:
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def smtp_ca_path(self) -> Path | None:
+        return _resolve(self.base_dir, self.mail.smtp.ca_file) if self.mail.smtp.ca_file else None
 
     @property
     def outbox_path(self) -> Path:

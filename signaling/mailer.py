@@ -67,10 +67,11 @@ def _write_eml(folder: Path, name: str, data: bytes) -> None:
 class Mailer:
     """The background sender of one application; start() with it, stop() when it ends."""
 
-    def __init__(self, clinic: Clinic, config: MailConfig, outbox: Path) -> None:
+    def __init__(self, clinic: Clinic, config: MailConfig, outbox: Path, ca_file: Path | None = None) -> None:
         self._clinic = clinic
         self._config = config
         self._outbox = outbox
+        self._ca_file = ca_file
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -141,4 +142,5 @@ class Mailer:
             use_tls=smtp.security == "tls",
             start_tls=True if smtp.security == "starttls" else False,
             timeout=smtp.timeout,
+            cert_bundle=None if self._ca_file is None else str(self._ca_file),
         )
