@@ -14,6 +14,7 @@ from typing import ParamSpec, TypeVar
 
 from . import demo, timestamps, tokens
 from .agenda import Agenda
+from .chat import ChatBook, ChatMessage
 from .database import connect
 from .documents import (
     DocumentBook,
@@ -79,6 +80,7 @@ class _Backend:
             self.readiness = ReadinessBook(self.conn)
             self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents")
             self.documents.sweep()
+            self.chat = ChatBook(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -429,7 +431,7 @@ class Clinic:
         self, *, consultation_id: str | None = None, patient_id: str | None = None
     ) -> list[Document]:
         """Documents not removed, oldest first, of a consultation and/or a patient (one is needed)."""
-        return await self._run(self._backend.documents.list, consultation_id, patient_id)
+        return await self._run(self._backend.documents.select, consultation_id, patient_id)
 
     async def remove_document(self, document_id: str) -> None:
         """Mark a document removed and delete its file; NotFound if unknown (twice is fine)."""
@@ -446,3 +448,30 @@ class Clinic:
         return await self._run(
             self._backend.documents.practitioner_can_read, practitioner_id, document_id
         )
+
+    # chat (clinic/chat.py)
+
+    async def add_chat_message(
+        self,
+        consultation_id: str,
+        kind: str,
+        author: str,
+        *,
+        text: str | None = None,
+        document_id: str | None = None,
+        key: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> ChatMessage:
+        """Store a chat message ("text", "file" or "system") and return it.
+
+        ValueError if the fields do not fit the kind; NotFound for an unknown
+        consultation, or a document of another consultation.
+        """
+        return await self._run(
+            self._backend.chat.add, consultation_id, kind, author,
+            text=text, document_id=document_id, key=key, params=params,
+        )
+
+    async def chat_history(self, consultation_id: str, *, limit: int) -> list[ChatMessage]:
+        """The latest `limit` chat messages of a consultation, oldest first."""
+        return await self._run(self._backend.chat.history, consultation_id, limit)

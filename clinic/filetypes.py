@@ -14,6 +14,14 @@ MAX_NAME_CHARS: Final = 120
 
 OCTET_STREAM: Final = "application/octet-stream"
 
+#: Every type sniff_media_type() can return.
+KNOWN_MEDIA_TYPES: Final = (
+    "image/png", "image/jpeg", "image/gif", "image/webp",
+    "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
+    "video/webm", "video/x-matroska", "video/mp4", "video/ogg", "video/quicktime",
+    "application/pdf", "text/plain", OCTET_STREAM,
+)
+
 # control characters that plain text may carry: tab, line feed, form feed, carriage return
 _TEXT_CONTROLS: Final = frozenset(b"\t\n\f\r")
 _FORBIDDEN: Final = re.compile(r'[<>:"/\\|?*]')

@@ -13,6 +13,7 @@ from aiohttp import web
 from clinic import Clinic
 from sfu import IcePolicy, SfuOptions
 
+from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
 from .keys import CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE
@@ -57,7 +58,7 @@ def make_app(config: Config) -> web.Application:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
-        app[HUBS] = HubRegistry(clinic, sfu_options(config))
+        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)

@@ -74,15 +74,17 @@ async def upload(request: web.Request) -> web.Response:
         return _problem(409, "closed", "the act is closed: no more documents can be added")
     raw_name = urllib.parse.unquote(request.headers.get(NAME_HEADER, ""))
     config = request.app[app_keys.CONFIG]
-    max_bytes = config.closing.max_document_mb * 1024 * 1024
+    max_bytes = config.documents.max_upload_bytes
+    too_large = f"a document may not exceed {max_bytes / 1024 / 1024:.0f} MiB"
     if request.content_length is not None and request.content_length > max_bytes:
-        return _problem(413, "too-large", f"a document may not exceed {config.closing.max_document_mb} MB")
+        return _problem(413, "too-large", too_large)
     clinic = request.app[app_keys.CLINIC]
     try:
         document = await clinic.store_document(consultation.id, "closing", raw_name or "document", "practitioner",
-                                               _body(request), max_bytes=max_bytes)
+                                               _body(request), max_bytes=max_bytes,
+                                               allowed_types=config.documents.allowed_types)
     except DocumentTooLarge:
-        return _problem(413, "too-large", f"a document may not exceed {config.closing.max_document_mb} MB")
+        return _problem(413, "too-large", too_large)
     except DocumentTypeRefused as exc:
         return _problem(415, "type-refused", str(exc))
     await clinic.practice.audit("practitioner", consultation.practitioner_id, "document.import",

@@ -103,7 +103,7 @@ async def document(request: web.Request) -> web.StreamResponse:
         return error_page("not-found")
     download = request.query.get("download") == "1"
     await clinic.practice.document_opened(found, doc.id, "document.download" if download else "document.view")
-    return await serve_document(clinic, doc, download=download)
+    return await serve_document(request, doc, download=download)
 
 
 def setup_patient_access_routes(app: web.Application) -> None:

@@ -333,7 +333,7 @@ async def record_document(request: web.Request) -> web.StreamResponse:
     await clinic.practice.audit("practitioner", me, "document.download" if download else "document.view",
                                 patient_id=patient_id, consultation_id=document.consultation_id,
                                 document_id=document_id)
-    return await serve_document(clinic, document, download=download)
+    return await serve_document(request, document, download=download)
 
 
 # for the browser and the operator

@@ -36,6 +36,7 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "tracks": {"mic": bool, "camera": bool, "screen": bool},
     "probe-offer": {"sdp": str},
     "readiness": {"mic": str, "camera": str, "test": (dict, NULL)},
+    "chat": {"text": str},
 }
 
 # fields holding an object: its own schema, checked the same way

@@ -1,42 +1,37 @@
-"""Serving a stored document to someone allowed to read it (the contract's headers)."""
+"""Serving a stored document to someone allowed to read it: the same rules as /c/{token}/files."""
 
 from __future__ import annotations
 
-import urllib.parse
-from typing import Final
+import asyncio
+import logging
 
 from aiohttp import web
 
-from clinic import Clinic
 from clinic.models import Document
 
-# shown in the browser (the type was sniffed from the bytes); anything else is downloaded
-INLINE_TYPES: Final = frozenset({
-    "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
-})
-INLINE_PREFIXES: Final = ("audio/", "video/")
+from . import keys as app_keys
+from .files import FILE_HEADERS, INLINE_TYPES, content_disposition
+from .pages import error_page
+
+logger = logging.getLogger(__name__)
 
 
-def inline_allowed(media_type: str) -> bool:
+def inline_allowed(media_type: str, allowed: list[str] | tuple[str, ...] | frozenset[str]) -> bool:
     """Whether a sniffed type may be shown inline rather than downloaded."""
-    return media_type in INLINE_TYPES or media_type.startswith(INLINE_PREFIXES)
+    return media_type in INLINE_TYPES and media_type in allowed
 
 
-def content_disposition(name: str, inline: bool) -> str:
-    """RFC 6266 header with an ASCII fallback and the UTF-8 name."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name) or "document"
-    quoted = urllib.parse.quote(name, safe="")
-    return f"{'inline' if inline else 'attachment'}; filename=\"{fallback}\"; filename*=UTF-8''{quoted}"
-
-
-async def serve_document(clinic: Clinic, document: Document, *, download: bool) -> web.FileResponse:
-    """A FileResponse (with Range support) of the document's bytes, locked down."""
+async def serve_document(request: web.Request, document: Document, *, download: bool) -> web.StreamResponse:
+    """A FileResponse (Range support) of the document's bytes, locked down; 404 if its file is gone."""
+    clinic = request.app[app_keys.CLINIC]
     path = await clinic.document_path(document)
-    inline = not download and inline_allowed(document.media_type)
+    if not await asyncio.to_thread(path.is_file):
+        logger.warning("Document(%s) has a row but no file", document.id)
+        return error_page("not-found")
+    inline = not download and inline_allowed(document.media_type, request.app[app_keys.CONFIG].documents.allowed_types)
+    content_type = document.media_type + ("; charset=utf-8" if document.media_type == "text/plain" else "")
     return web.FileResponse(path, headers={
-        "Content-Type": document.media_type,
-        "Content-Disposition": content_disposition(document.name, inline),
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store",
+        **FILE_HEADERS,
+        "Content-Type": content_type,
+        "Content-Disposition": content_disposition("inline" if inline else "attachment", document.name),
     })

@@ -55,7 +55,7 @@ async def closing_csrf(c: Browserless, token: str) -> str:
 async def test_closing_streams_documents_sends_the_mail_and_the_patient_gets_them(tmp_path: Path) -> None:
     async with smtp_server() as (inbox, port):
         overrides = {"mail.smtp.host": "127.0.0.1", "mail.smtp.port": port, "mail.smtp.security": "none",
-                     "closing.max_document_mb": 1}
+                     "documents.max_upload_bytes": 1024 * 1024}
         async with running_server(tmp_path / "data", **overrides) as server:
             demo, token = await ended_consultation(server)
             doctor, patient = Browserless(server.base_url), Browserless(server.base_url)

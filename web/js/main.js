@@ -1,6 +1,7 @@
 // @ts-check
 /** The invitation page: waiting room, then the call, then the end. */
 
+import { ChatPanel } from "./chat.js";
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { runNetTest } from "./nettest.js";
@@ -73,6 +74,7 @@ const app = {
   switching: Promise.resolve(),
 };
 const pip = new Pip(ui.remoteVideo);
+const chat = new ChatPanel(app.client);
 
 /** @param {string} id */
 function show(id) {
@@ -535,4 +537,5 @@ async function main() {
 
 // exposed for tests and debugging: no secrets in here
 /** @type {any} */ (window).__teleconsult = app;
+/** @type {any} */ (window).__teleconsultChat = chat;
 main();
