@@ -8,13 +8,15 @@ waits for the mail server.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import urllib.parse
 import zoneinfo
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from clinic import InvalidTransition, InvitationExpired, InvitationNotFound, InvitationRevoked, NotFound, Role
 from clinic.errors import DocumentTooLarge, DocumentTypeRefused
@@ -87,6 +89,10 @@ async def upload(request: web.Request) -> web.Response:
         return _problem(413, "too-large", too_large)
     except DocumentTypeRefused as exc:
         return _problem(415, "type-refused", str(exc))
+    except (ConnectionError, asyncio.IncompleteReadError, HttpProcessingError, ClientPayloadError) as exc:
+        # the store removed what it had written
+        logger.info("Consultation(%s) import interrupted (%s): nothing kept", consultation.id, type(exc).__name__)
+        return _problem(400, "interrupted", "the upload was interrupted")
     await clinic.practice.audit("practitioner", consultation.practitioner_id, "document.import",
                                 patient_id=consultation.patient_id, consultation_id=consultation.id,
                                 document_id=document.id)

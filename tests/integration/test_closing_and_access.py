@@ -379,3 +379,67 @@ async def test_record_documents_visible_to_the_care_team_only(tmp_path: Path) ->
         finally:
             for x in (a, b, c):
                 await x.close()
+
+
+async def test_a_file_shared_in_the_chat_is_enough_for_the_mail(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo, token = await ended_consultation(server)
+        patient_token = demo["patient_link"].rsplit("/", 1)[1]
+        doctor, patient = Browserless(server.base_url), Browserless(server.base_url)
+        try:
+            shared = pdf_bytes(5000)
+            # the patient shared a file in the chat during the call (issue 6's upload)
+            async with patient.session.post(f"{server.base_url}/c/{patient_token}/files?name=analyses.pdf",
+                                            data=io.BytesIO(shared)) as r:
+                assert r.status == 201
+            csrf = await closing_csrf(doctor, token)
+            _, page = await doctor.get(f"/c/{token}/closing")
+            assert "analyses.pdf" in page and 'data-testid="doc-remove"' not in page  # listed, not removable here
+            status, body = await close(doctor, token, csrf)
+            assert status == 200 and body == {"closed": True, "documents": 1, "mail_queued": True}
+            path, _ = await _outbox_link(server)
+            r, _ = await patient.post(path, {"date_of_birth": "1980-01-01"}, csrf_from=path)
+            assert r.status == 303
+            doc = (await server.clinic.list_documents(consultation_id=demo["consultation_id"]))[0]
+            r, data = await patient.get_bytes(f"{path}/documents/{doc.id}?download=1")
+            assert r.status == 200 and data == shared
+        finally:
+            await doctor.close()
+            await patient.close()
+
+
+async def test_an_import_cut_off_midway_leaves_nothing(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo, token = await ended_consultation(server)
+        doctor = Browserless(server.base_url)
+        try:
+            csrf = await closing_csrf(doctor, token)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.config.http.port)
+            cookies = "; ".join(f"{c.key}={c.value}" for c in doctor.session.cookie_jar)
+            writer.write((f"POST /c/{token}/closing/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-CSRF-Token: {csrf}\r\nCookie: {cookies}\r\nX-File-Name: cut.pdf\r\n"
+                          "Content-Length: 500000\r\n\r\n").encode() + b"%PDF-1.4\n" + os.urandom(100000))
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.close()
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if not list((server.config.data_path / "documents").rglob("*")) or all(
+                        p.is_dir() for p in (server.config.data_path / "documents").rglob("*")):
+                    break
+            assert await server.clinic.list_documents(consultation_id=demo["consultation_id"]) == []
+            assert [p for p in (server.config.data_path / "documents").rglob("*") if p.is_file()] == []
+            del reader
+        finally:
+            await doctor.close()
+
+
+async def _outbox_link(server: Running) -> tuple[str, None]:
+    for _ in range(200):
+        files = list(server.config.outbox_path.glob("*.eml"))
+        if files:
+            text = files[0].read_text()
+            start = text.index(server.base_url + "/d/")
+            return text[start:].split()[0].removeprefix(server.base_url), None
+        await asyncio.sleep(0.05)
+    raise AssertionError("no .eml in the outbox")
