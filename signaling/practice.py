@@ -16,7 +16,10 @@ from clinic.models import Consultation, ConsultationState
 
 from . import keys as app_keys
 from . import practice_pages as pages
-from .auth import SESSION_COOKIE, clear_session_cookie, client_address, see_other, csrf_token, current_session, require_session, set_session_cookie
+from .auth import (
+    SESSION_COOKIE, clear_session_cookie, client_address, csrf_token, current_session, require_session, see_other,
+    set_session_cookie,
+)
 from .pages import error_page
 from .practice_texts import as_module
 from .record_files import serve_document
@@ -138,7 +141,7 @@ async def day_status(request: web.Request) -> web.Response:
     return web.json_response(data, headers={"Cache-Control": "no-store"})
 
 
-async def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
+def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
     return datetime.timedelta(hours=request.app[app_keys.CONFIG].invitations.lifetime_hours)
 
 
@@ -147,7 +150,7 @@ async def join(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     try:
         token = await request.app[app_keys.CLINIC].practice.join_token(
-            session.practitioner.id, request.match_info["consultation_id"], await _invitation_lifetime(request))
+            session.practitioner.id, request.match_info["consultation_id"], _invitation_lifetime(request))
     except NotFound:
         return error_page("not-found")
     suffix = "/closing" if request.path.endswith("/closing") else ""

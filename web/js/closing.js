@@ -57,11 +57,13 @@ function addItem(doc) {
   empty.hidden = true;
 }
 
-/** @param {Response} response */
+/** Known refusals in the user's language, others as the server words them. @param {Response} response */
 async function problem(response) {
   try {
     const body = await response.json();
-    return body.message || response.statusText;
+    const key = `closing.error.${body.error}`;
+    const text = t(key);
+    return text !== key ? text : body.message || response.statusText;
   } catch {
     return response.statusText || String(response.status);
   }
@@ -131,7 +133,8 @@ closeButton?.addEventListener("click", async () => {
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
-    showError(body.error === "not-ended" ? t("closing.not-ended") : await Promise.resolve(body.message || response.statusText));
+    const key = body.error === "not-ended" ? "closing.not-ended" : `closing.error.${body.error}`;
+    showError(t(key) !== key ? t(key) : body.message || response.statusText);
     closeButton.disabled = false;
     return;
   }
