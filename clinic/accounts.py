@@ -12,6 +12,7 @@ from . import audit, timestamps, tokens
 from .database import transaction
 from .errors import TooManyAttempts
 from .models import Practitioner
+from .passwords import Passwords
 from .registry import Registry, normalise_email
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,16 @@ class Login:
 
     token: str = dataclasses.field(repr=False)
     session: WebSession
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginCheck:
+    """What the first step of a login found (the hash never leaves the clinic package)."""
+
+    account: str
+    address: str
+    practitioner: Practitioner | None
+    password_hash: str | None = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,41 +89,56 @@ class Attempts:
 class Accounts:
     """Logins (rate-limited), sessions and logouts of practitioners.
 
-    Blocking: every method runs SQL (and argon2 for logins), so call it from the worker thread.
+    Blocking: every method but check_password runs SQL, so call it from the worker
+    thread; check_password runs argon2, so call it from another thread, where it does
+    not hold up every other database call.
     """
 
-    def __init__(self, conn: sqlite3.Connection, registry: Registry) -> None:
+    def __init__(self, conn: sqlite3.Connection, registry: Registry, passwords: Passwords | None = None) -> None:
         self._conn = conn
         self._registry = registry
+        self._passwords = passwords or Passwords()
         self.attempts = Attempts(conn)
 
-    def login(
-        self,
-        email: str,
-        password: str,
-        *,
-        address: str,
-        limit: RateLimit,
-        lifetime: datetime.timedelta,
-        previous_token: str | None = None,
-    ) -> Login | None:
-        """Check the password and open a new session (the previous one is closed: no fixation).
+    def begin_login(self, email: str, *, address: str, limit: RateLimit) -> LoginCheck | None:
+        """First step of a login, in the database thread: rate limits, then the stored hash.
 
-        None on a wrong email or password; TooManyAttempts when the account or the
+        None for an email that cannot be one; TooManyAttempts when the account or the
         address failed too often lately (the password is then not even checked).
         """
         try:
             account = normalise_email(email)
         except ValueError:
             return None
-        keys = {("login-account", account): limit, ("login-address", address): limit}
-        self.attempts.check(keys)
-        practitioner = self._registry.verify_practitioner(account, password)
-        if practitioner is None:
+        self.attempts.check({("login-account", account): limit, ("login-address", address): limit})
+        row = self._conn.execute("SELECT id, email, display_name, password_hash FROM practitioner WHERE email = ?",
+                                 (account,)).fetchone()
+        if row is None:
+            return LoginCheck(account, address, None, None)
+        practitioner = Practitioner(id=row["id"], email=row["email"], display_name=row["display_name"])
+        return LoginCheck(account, address, practitioner, row["password_hash"])
+
+    def check_password(self, check: LoginCheck, password: str) -> bool:
+        """Second step, in any thread but the database's: argon2 (slow on purpose, releases the GIL)."""
+        if check.password_hash is None:
+            self._passwords.waste_time(password)  # unknown emails cost as much as known ones
+            return False
+        return self._passwords.verify(check.password_hash, password)
+
+    def finish_login(self, check: LoginCheck, ok: bool, *, lifetime: datetime.timedelta,
+                     previous_token: str | None = None) -> Login | None:
+        """Last step, in the database thread: count a failure, or open a new session.
+
+        The session the browser came with is deleted (no fixation).
+        """
+        if not ok or check.practitioner is None:
             with transaction(self._conn) as conn:
-                for scope, key in keys:
-                    self.attempts.add(conn, scope, key)
+                self.attempts.add(conn, "login-account", check.account)
+                self.attempts.add(conn, "login-address", check.address)
+            if check.practitioner is not None:
+                logger.info("Practitioner(%s) failed password check", check.practitioner.id)
             return None
+        practitioner = check.practitioner
         token = tokens.new_token()
         now = timestamps.utc_now()
         session = WebSession(practitioner, secrets.token_urlsafe(32), now + lifetime)
@@ -127,7 +153,7 @@ class Accounts:
                 (tokens.token_hash(token), practitioner.id, session.csrf_token, timestamps.to_text(now),
                  timestamps.to_text(session.expires_at)),
             )
-            conn.execute("DELETE FROM attempt WHERE scope = 'login-account' AND key = ?", (account,))
+            conn.execute("DELETE FROM attempt WHERE scope = 'login-account' AND key = ?", (check.account,))
             audit.append(conn, "practitioner", practitioner.id, "login")
         logger.info("Practitioner(%s) logged in", practitioner.id)
         return Login(token, session)

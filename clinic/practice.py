@@ -5,6 +5,7 @@ Reached as `clinic.practice`; every call runs in the clinic's single database th
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +27,10 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+#: Password checks running at once (each holds argon2's 64 MiB and a core).
+MAX_PASSWORD_CHECKS = 2
+
+
 class Runner(Protocol):
     """Runs a blocking call in the clinic's database thread."""
 
@@ -43,14 +48,25 @@ class Practice:
         self._links = PatientLinks(conn, self._accounts.attempts)
         self._mail = MailQueue(conn)
         self._closer = Closer(conn, agenda, self._links, self._mail)
+        # argon2 takes 64 MiB and a core per check: a burst of logins queues here
+        self._hashing = asyncio.Semaphore(MAX_PASSWORD_CHECKS)
 
     # accounts
 
     async def login(self, email: str, password: str, *, address: str, limit: RateLimit,
                     lifetime: datetime.timedelta, previous_token: str | None) -> Login | None:
-        """Check a login (rate-limited) and open a new session; None if refused."""
-        return await self._run(self._accounts.login, email, password, address=address, limit=limit,
-                               lifetime=lifetime, previous_token=previous_token)
+        """Check a login (rate-limited) and open a new session; None if refused.
+
+        The argon2 check runs in a thread of its own, not the database's: a burst of
+        logins never stalls the waiting rooms' database calls.
+        """
+        check = await self._run(self._accounts.begin_login, email, address=address, limit=limit)
+        if check is None:
+            return None
+        async with self._hashing:
+            ok = await asyncio.to_thread(self._accounts.check_password, check, password)
+        return await self._run(self._accounts.finish_login, check, ok, lifetime=lifetime,
+                               previous_token=previous_token)
 
     async def session(self, token: str) -> WebSession | None:
         """The live session of a cookie token, or None."""
