@@ -45,6 +45,7 @@ from .models import (
     Stage,
 )
 from .passwords import Passwords
+from .practice import Practice
 from .readiness import ReadinessBook
 from .registry import Registry
 
@@ -204,6 +205,11 @@ class Clinic:
     async def has_access(self, practitioner_id: str, patient_id: str) -> bool:
         """Tell whether a practitioner may see a patient."""
         return await self._run(self._backend.registry.has_access, practitioner_id, patient_id)
+
+    @functools.cached_property
+    def practice(self) -> Practice:
+        """Accounts, records, patient links, mail queue and audit (clinic/practice.py)."""
+        return Practice(self._run, self._backend.conn, self._backend.registry, self._backend.agenda)
 
     # consultations and invitations
 

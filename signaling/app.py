@@ -18,7 +18,8 @@ from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
+from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE
+from .mailer import Mailer
 from .monitor import Monitor
 from .routes import setup_routes
 
@@ -66,9 +67,12 @@ def make_app(config: Config) -> web.Application:
                                 whiteboard=wb, board_images=images)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
+        app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
+        app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
+        await app[MAILER].stop()
         app[HUBS].close()
         images.close()
         await clinic.close()

@@ -11,6 +11,7 @@ from clinic.boardimages import BoardImages
 
 from .config import Config
 from .hub import HubRegistry
+from .mailer import Mailer
 from .monitor import Monitor
 
 CONFIG = web.AppKey("config", Config)
@@ -18,6 +19,7 @@ CLINIC = web.AppKey("clinic", Clinic)
 HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
+MAILER = web.AppKey("mailer", Mailer)
 # share of the connection test's packets the server drops: tests set it, production keeps 0
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
 # background pages of the whiteboard, rendered in their own thread
