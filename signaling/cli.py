@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from . import operator_cli
+from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
 
@@ -47,7 +48,7 @@ def _serve(config: Config, demo: bool) -> int:
         _demo(config, as_json=False)
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)
     web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
-                handle_signals=True, shutdown_timeout=5)
+                handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger)
     return 0
 
 

@@ -13,6 +13,7 @@ from clinic.models import Invitation
 
 from . import files
 from . import keys as app_keys
+from .accesslog import route_name
 from .auth import csrf_middleware
 from .closing import setup_closing_routes
 from .pages import error_page
@@ -114,7 +115,8 @@ async def security_headers(
         raise
     except Exception:
         # the operator gets the traceback in the log; the user a plain page
-        logger.exception("unhandled error on %s %s", request.method, request.path.split("/c/")[0] or "/")
+        # the route's template, never the path: invitation and patient links carry their token in it
+        logger.exception("unhandled error on %s %s", request.method, route_name(request))
         response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})

@@ -1,0 +1,29 @@
+"""The HTTP access log, without the secrets that links carry in their path."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """One line per request naming the matched route's template, never the path itself.
+
+    Invitation links (`/c/{token}`) and the patient's document links (`/d/{token}`)
+    are bearer secrets: aiohttp's default format would write them to the log.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        self.logger.info("%s %s %s %d %.1f ms", request.remote, request.method, route_name(request),
+                         response.status, time * 1000)
+
+
+def route_name(request: web.BaseRequest) -> str:
+    """The matched route's template (e.g. `/d/{token}`), or `(no route)`."""
+    match_info = getattr(request, "match_info", None)
+    resource = match_info.route.resource if match_info is not None else None
+    return resource.canonical if resource is not None else "(no route)"
