@@ -111,6 +111,13 @@ class Consumer(MediaStreamTrack):
             self._open = True
             self._epoch = producer.epoch
             egress.rebase(packet, now)
+            # packets of this keyframe that overtook its first one were dropped by the gate
+            for sent in (packet, *producer.received_after(packet)):
+                self._send(egress, sent, now)
+            return
+        self._send(egress, packet, now)
+
+    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float) -> None:
         egress.send(packet, now)
         if packet.marker or self.kind == "audio":
             self.frames_sent += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiortc.jitterbuffer import JitterFrame
@@ -18,6 +18,8 @@ from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
 from .rtp_forward import is_keyframe_start
 
 FrameSink = Callable[[EncodedFrame], None]
+# packets kept for consumers opening their gate (~1 s of 1 Mbit/s video)
+RECENT = 128
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -46,6 +48,9 @@ class Producer(AsyncIOEventEmitter):
         self.epoch = 0
         self._ssrc: int | None = None
         self._seen = [-1] * 1024  # sequence numbers forwarded lately (duplicates are not)
+        # the latest packets, by sequence number: a consumer opening its gate at a keyframe
+        # sends those that overtook the keyframe's first packet, or the subscriber gets a hole
+        self._recent: list[RtpPacket | None] = [None] * RECENT
         self._codec_names: dict[int, str] = {}
         self._frame_sinks: list[FrameSink] = []
         self.keyframe_requests = 0
@@ -109,9 +114,11 @@ class Producer(AsyncIOEventEmitter):
             self._ssrc = packet.ssrc
             self.epoch += 1
             self._seen = [-1] * 1024
+            self._recent = [None] * RECENT
         elif self._seen[seq & 1023] == seq:
             return  # a retransmission of a packet already forwarded
         self._seen[seq & 1023] = seq
+        self._recent[seq % RECENT] = packet
         self.packets += 1
         self.bytes += len(packet.payload)
         if self.kind == "video":
@@ -127,6 +134,16 @@ class Producer(AsyncIOEventEmitter):
         now = time.time()
         for consumer in self._consumers:
             consumer.on_packet(self, packet, key, now)
+
+    def received_after(self, packet: RtpPacket) -> Iterator[RtpPacket]:
+        """The packets that follow `packet` and already came (they overtook it), in order."""
+        seq = packet.sequence_number
+        for _ in range(RECENT - 1):
+            seq = (seq + 1) & 0xFFFF
+            after = self._recent[seq % RECENT]
+            if after is None or after.sequence_number != seq or after.ssrc != packet.ssrc:
+                return
+            yield after
 
     def add_frame_sink(self, sink: FrameSink) -> None:
         """Also deliver whole encoded frames to `sink` (assembled only while one is attached)."""

@@ -20,6 +20,7 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from sfu import Consumer
+from sfu.producer import RECENT, Producer
 from sfu.rtp_forward import HISTORY, LegParameters, PacketTap, RtpEgress, is_keyframe_start
 
 MID, AST, LEVEL = 1, 3, 2  # extension ids on the subscriber leg
@@ -230,6 +231,15 @@ class FakeProducer:
         self.requests = 0
         self.epoch = 1
         self.consumers: list[Consumer] = []
+        # what the test says the producer received, for received_after()
+        self.received: list[RtpPacket] = []
+
+    def received_after(self, packet: RtpPacket) -> list[RtpPacket]:
+        by_seq = {p.sequence_number: p for p in self.received}
+        out, seq = [], packet.sequence_number
+        while (seq := (seq + 1) & 0xFFFF) in by_seq:
+            out.append(by_seq[seq])
+        return out
 
     def request_keyframe(self) -> bool:
         self.requests += 1
@@ -329,3 +339,36 @@ def test_packet_tap_hands_every_packet_on_and_assembles_only_on_demand() -> None
     pli, frame = tap.add(b)
     assert seen == [1, 2] and frame is not None and frame.data == b"\xfd"
     assert tap.frames_dropped == 0
+
+
+def test_packets_that_overtook_the_keyframe_are_sent_when_the_gate_opens() -> None:
+    # the keyframe's second packet arrives before its first: the gate drops it, and without
+    # the producer's recent packets the subscriber would get a hole no NACK can repair
+    consumer, sender = started_consumer()
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    second = pkt(11, 3000, b"\x00\x00")
+    producer.received.append(second)
+    consumer.on_packet(producer, second, False, 1.0)
+    assert sender.transport.sent == []
+    first = pkt(10, 3000, b"\x10\x00")
+    producer.received.append(first)
+    consumer.on_packet(producer, first, True, 1.01)
+    third = pkt(12, 3000, b"\x00\x00", marker=True)
+    producer.received.append(third)
+    consumer.on_packet(producer, third, False, 1.02)
+    out = [parse(d) for d in sender.transport.sent]
+    assert [p.payload for p in out] == [b"\x10\x00", b"\x00\x00", b"\x00\x00"]
+    seqs = [p.sequence_number for p in out]
+    assert seqs == [seqs[0], (seqs[0] + 1) & 0xFFFF, (seqs[0] + 2) & 0xFFFF]  # no hole
+    assert consumer.frames_sent == 1
+
+
+def test_producer_hands_back_the_packets_received_after_one() -> None:
+    producer = Producer.__new__(Producer)  # only its packet ring is used here
+    producer._recent = [None] * RECENT
+    for seq in (11, 12, 14):
+        producer._recent[seq % RECENT] = pkt(seq, 0)
+    assert [p.sequence_number for p in producer.received_after(pkt(10, 0))] == [11, 12]
+    assert list(producer.received_after(pkt(12, 0))) == []
+    assert list(producer.received_after(pkt(10, 0, ssrc=6))) == []  # another stream's
