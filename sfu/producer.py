@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiortc.jitterbuffer import JitterFrame
@@ -42,6 +42,8 @@ class Producer(AsyncIOEventEmitter):
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
         self._consumers: list[Consumer] = []
+        # extra subscribers of every frame (the recorder); called on the event loop
+        self._sinks: list[Callable[[EncodedFrame], None]] = []
         self._interval = keyframe_request_interval
         self._last_request = -1e9
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -84,6 +86,15 @@ class Producer(AsyncIOEventEmitter):
             self._consumers.remove(consumer)
         self._subscriber_estimates.pop(id(consumer), None)
 
+    def add_sink(self, sink: Callable[[EncodedFrame], None]) -> None:
+        """Also hand every forwarded frame to `sink` (it must only queue the frame)."""
+        if sink not in self._sinks:
+            self._sinks.append(sink)
+
+    def remove_sink(self, sink: Callable[[EncodedFrame], None]) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
     def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
         # the hot path: called on the event loop for every re-assembled frame
         key = is_keyframe(codec, jframe.data)
@@ -94,6 +105,8 @@ class Producer(AsyncIOEventEmitter):
             self.keyframes += 1
         for consumer in self._consumers:
             consumer.push(self, frame)
+        for sink in self._sinks:
+            sink(frame)
 
     def request_keyframe(self) -> bool:
         """Ask the publisher for a keyframe, at most once per interval; True if sent."""
@@ -140,5 +153,6 @@ class Producer(AsyncIOEventEmitter):
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()
+        self._sinks.clear()
         logger.debug("%r closed after %d frames", self, self.frames)
         self.emit("close")
