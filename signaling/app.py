@@ -15,8 +15,9 @@ from sfu import IcePolicy, SfuOptions
 
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE
+from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .monitor import Monitor
+from .recordings import RecordingService
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,16 @@ def make_app(config: Config) -> web.Application:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
-        app[HUBS] = HubRegistry(clinic, sfu_options(config))
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings.start()
+        app[HUBS] = HubRegistry(clinic, sfu_options(config), recording=config.recording, recordings=recordings)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
         app[HUBS].close()
+        await recordings.close()
         await clinic.close()
 
     async def close_sockets(app: web.Application) -> None:

@@ -11,7 +11,10 @@ from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, 
 from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
+from .config import RecordingConfig
 from .errors import ProtocolError
+from .recording import RecordingControl
+from .recordings import RecordingService
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,8 @@ class Hub:
     """
 
     def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
-                 readiness: dict[Role, Readiness] | None = None) -> None:
+                 readiness: dict[Role, Readiness] | None = None, *,
+                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -55,6 +59,8 @@ class Hub:
         self._sfu_options = sfu_options
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.recording = RecordingControl(self, recording or RecordingConfig(), recordings)
+        self._recordings = recordings
 
     def __repr__(self) -> str:
         return f"Hub({self.id})"
@@ -76,8 +82,10 @@ class Hub:
                 return  # already replaced by another tab
             del self.connections[conn.role]
             self.tracks[conn.role] = dict(DEFAULT_TRACKS)
+            self.recording.note_tracks(conn.role, self.tracks[conn.role])
             self._drop_participant(conn.role)
         await self.broadcast()
+        await self._recording_follow_up()
 
     async def act(self, role: Role, action: str) -> None:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
@@ -91,10 +99,13 @@ class Hub:
             for side in Role:
                 if new.stage(side) is not Stage.IN_CALL:
                     self._drop_participant(side)
+            if new.consultation is ConsultationState.ENDED:
+                self.recording.close()
             if new.consultation is ConsultationState.ENDED and self.room is not None:
                 self.room.close()
                 self.room = None
         await self.broadcast()
+        await self._recording_follow_up()
 
     async def set_tracks(self, conn: Connection, tracks: dict[str, bool]) -> None:
         """Record what a side sends and tell the other (e.g. its microphone is muted)."""
@@ -102,6 +113,7 @@ class Hub:
             if self.connections.get(conn.role) is not conn:
                 return
             self.tracks[conn.role] = {name: bool(tracks[name]) for name in DEFAULT_TRACKS}
+            self.recording.note_tracks(conn.role, self.tracks[conn.role])
         await self.broadcast()
 
     async def set_readiness(self, conn: Connection, mic: str, camera: str, test: NetTest | None) -> None:
@@ -127,6 +139,7 @@ class Hub:
             if participant is None:
                 if self.room is None or self.room.closed:
                     self.room = Room(self.id, self._sfu_options)
+                    self.recording.attach_room(self.room)
                 participant = self.room.add_participant(f"{conn.role.value}-{uuid.uuid4().hex[:8]}", conn.role.value)
                 participant.on("media-state", lambda state, c=conn: self._send_soon(c, {"type": "media", "state": state}))
                 self.participants[conn.role] = participant
@@ -147,6 +160,7 @@ class Hub:
                 "tracks": self.tracks[peer],
                 "readiness": _readiness_json(self.readiness.get(peer)),
             },
+            "recording": self.recording.snapshot(),
         }
 
     async def broadcast(self) -> None:
@@ -157,7 +171,38 @@ class Hub:
     def empty(self) -> bool:
         return not self.connections
 
+    async def recording_message(self, conn: Connection, kind: str, fields: dict[str, Any]) -> None:
+        """`record`, `recording-consent` or `recording-seen` from a side (signaling/recording.py)."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            replies: list[tuple[Role, dict[str, Any]]] = []
+            if kind == "record":
+                replies = self.recording.record(conn.role, fields["on"])
+            elif kind == "recording-consent":
+                replies = self.recording.consent(conn.role, fields["recording"], fields["accept"])
+            else:
+                self.recording.seen(conn.role, fields["recording"])
+        for role, message in replies:
+            target = self.connections.get(role)
+            if target is not None:
+                await target.send(message)
+        await self.broadcast()
+        await self._recording_follow_up()
+
+    async def _recording_follow_up(self) -> None:
+        # the notice rule: once every connected tab was sent the state, maybe start
+        async with self._lock:
+            began = self.recording.after_broadcast()
+            announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
+        if began:
+            await self.broadcast()
+        if self._recordings is not None:
+            for key in announcements:
+                await self._recordings.announce(self.id, key)
+
     def close(self) -> None:
+        self.recording.close()
         for role in list(self.participants):
             self._drop_participant(role)
         if self.room is not None:
@@ -186,9 +231,12 @@ def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
-    def __init__(self, clinic: Clinic, sfu_options: SfuOptions) -> None:
+    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, *,
+                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self._clinic = clinic
         self._sfu_options = sfu_options
+        self._recording = recording
+        self._recordings = recordings
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
 
@@ -198,7 +246,8 @@ class HubRegistry:
             if hub is None:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
-                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness)
+                hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness,
+                                                        recording=self._recording, recordings=self._recordings)
             return hub
 
     def release(self, hub: Hub) -> None:

@@ -11,11 +11,13 @@ from clinic import Clinic
 from .config import Config
 from .hub import HubRegistry
 from .monitor import Monitor
+from .recordings import RecordingService
 
 CONFIG = web.AppKey("config", Config)
 CLINIC = web.AppKey("clinic", Clinic)
 HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
+RECORDINGS = web.AppKey("recordings", RecordingService)
 # share of the connection test's packets the server drops: tests set it, production keeps 0
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
