@@ -126,6 +126,23 @@ export const STRINGS = {
   "readiness.camera.on": { fr: "caméra prête", en: "camera ready" },
   "readiness.camera.off": { fr: "caméra coupée", en: "camera off" },
   "readiness.camera.missing": { fr: "pas de caméra", en: "no camera" },
+  "recording.toggle": { fr: "Enregistrer", en: "Record" },
+  "recording.toggle.start": { fr: "Enregistrer la consultation", en: "Record the consultation" },
+  "recording.toggle.stop": { fr: "Arrêter l'enregistrement", en: "Stop recording" },
+  "recording.toggle.cancel": { fr: "Annuler la demande d'enregistrement", en: "Cancel the recording request" },
+  "recording.on": { fr: "Enregistrement en cours", en: "Recording" },
+  "recording.starting": { fr: "Enregistrement : démarrage dès que votre correspondant voit l'avis…", en: "Recording: starts as soon as your correspondent sees the notice…" },
+  "recording.short": { fr: "Enregistrement", en: "Recording" },
+  "recording.asking": { fr: "Demande d'accord envoyée à votre correspondant…", en: "Asking your correspondent for consent…" },
+  "recording.refused": { fr: "Votre correspondant a refusé l'enregistrement : rien n'a été enregistré.", en: "Your correspondent refused the recording: nothing was recorded." },
+  "recording.failed": { fr: "L'enregistrement n'a pas pu être lancé.", en: "The recording could not be started." },
+  "recording.consent.title": { fr: "Enregistrement de la consultation", en: "Recording the consultation" },
+  "recording.consent.text": {
+    fr: "Votre correspondant souhaite enregistrer la consultation (image et son). L'enregistrement sera joint à votre dossier. Acceptez-vous ?",
+    en: "Your correspondent wishes to record the consultation (picture and sound). The recording will be added to your record. Do you accept?",
+  },
+  "recording.consent.accept": { fr: "Accepter", en: "Accept" },
+  "recording.consent.refuse": { fr: "Refuser", en: "Refuse" },
   "error.generic": { fr: "Une erreur est survenue : {message}", en: "Something went wrong: {message}" },
 };
 

@@ -5,6 +5,7 @@ import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { runNetTest } from "./nettest.js";
 import { Pip } from "./pip.js";
+import { RecordingUi } from "./recording.js";
 import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
 
 /** @param {string} id */
@@ -73,6 +74,7 @@ const app = {
   switching: Promise.resolve(),
 };
 const pip = new Pip(ui.remoteVideo);
+const recording = new RecordingUi(app.client);
 
 /** @param {string} id */
 function show(id) {
@@ -478,6 +480,7 @@ function wire() {
     if (app.deviceProblem) ui.deviceError.textContent = t(app.deviceProblem);
     renderQuality();
     renderNetResult();
+    recording.render();
   });
   ui.netTest.addEventListener("click", runTest);
   ui.micToggle.addEventListener("click", () => toggle("audio"));
