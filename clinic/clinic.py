@@ -9,18 +9,31 @@ import functools
 import logging
 import pathlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable, Collection
 from typing import ParamSpec, TypeVar
 
-from . import demo, tokens
+from . import demo, timestamps, tokens
 from .agenda import Agenda
+from .chat import ChatBook, ChatMessage
 from .database import connect
-from .errors import ClinicError, InvitationNotFound
+from .documents import (
+    DocumentBook,
+    PartFile,
+    check_kind,
+    copy_into,
+    delete_file,
+    examine_file,
+    new_document_id,
+    same_filesystem,
+)
+from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
+from .filetypes import HEAD_BYTES, safe_name, sniff_media_type
 from .migrations import migrate
 from .models import (
     Consultation,
     ConsultationState,
     DemoPractice,
+    Document,
     Invitation,
     NetTest,
     Patient,
@@ -38,17 +51,35 @@ logger = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
+# uploads reach the disk in writes of about this size (fewer thread hops than one per chunk)
+_WRITE_BYTES = 1 << 20
+
+
+def _decide_type(head: bytes, complete: bool, allowed_types: Collection[str] | None) -> str:
+    media_type = sniff_media_type(head, complete=complete)
+    if allowed_types is not None and media_type not in allowed_types:
+        raise DocumentTypeRefused(media_type)
+    return media_type
+
 
 class _Backend:
     """The blocking half, built and used only inside the worker thread."""
 
-    def __init__(self, db_path: pathlib.Path, invitation_lifetime: datetime.timedelta) -> None:
+    def __init__(
+        self,
+        db_path: pathlib.Path,
+        invitation_lifetime: datetime.timedelta,
+        documents_dir: pathlib.Path | None = None,
+    ) -> None:
         self.conn: sqlite3.Connection = connect(db_path)
         try:
             migrate(self.conn)
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
+            self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents")
+            self.documents.sweep()
+            self.chat = ChatBook(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -76,15 +107,28 @@ class Clinic:
 
     @classmethod
     async def open(
-        cls, db_path: pathlib.Path, *, invitation_lifetime: datetime.timedelta
+        cls,
+        db_path: pathlib.Path,
+        *,
+        invitation_lifetime: datetime.timedelta,
+        documents_dir: pathlib.Path | None = None,
     ) -> Clinic:
-        """Open (or create) the database at `db_path` and bring its schema up to date."""
+        """Open (or create) the database at `db_path` and bring its schema up to date.
+
+        Documents live under `documents_dir`, by default the "documents" folder next
+        to the database (the storage data dir).
+        """
         if invitation_lifetime < datetime.timedelta(0):
             raise ValueError(f"invitation_lifetime must not be negative, got {invitation_lifetime}")
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="clinic-db"
         )
-        opening = executor.submit(_Backend, pathlib.Path(db_path), invitation_lifetime)
+        opening = executor.submit(
+            _Backend,
+            pathlib.Path(db_path),
+            invitation_lifetime,
+            None if documents_dir is None else pathlib.Path(documents_dir),
+        )
         try:
             backend = await asyncio.wrap_future(opening)
         except BaseException:
@@ -239,3 +283,189 @@ class Clinic:
             base_url,
             pathlib.Path(data_dir),
         )
+
+    # documents (clinic/documents.py): files kept with a consultation
+
+    async def store_document(
+        self,
+        consultation_id: str,
+        source: str,
+        name: str,
+        added_by: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int,
+        allowed_types: Collection[str] | None = None,
+    ) -> Document:
+        """Stream `chunks` to a new document of the consultation and return it.
+
+        The type is sniffed from the bytes; `name` is only sanitised and shown.
+        Raises DocumentTooLarge past `max_bytes`, DocumentTypeRefused when the sniffed
+        type is not in `allowed_types` (None: any), NotFound for an unknown
+        consultation.  After any failure or cancellation no file and no row remain.
+        """
+        source_, author = check_kind(source, added_by)
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
+        book = self._backend.documents
+        patient_id = await self._run(book.patient_of, consultation_id)
+        document_id = new_document_id()
+        part = PartFile(book.directory / consultation_id, document_id)
+        try:
+            await asyncio.to_thread(part.open)
+            head = b""
+            media_type: str | None = None
+            pending = bytearray()
+            size = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DocumentTooLarge(max_bytes)
+                if media_type is None:
+                    head += bytes(chunk[: HEAD_BYTES - len(head)])
+                    if len(head) >= HEAD_BYTES:
+                        # refuse a wrong type before receiving the rest
+                        media_type = _decide_type(head, False, allowed_types)
+                pending += chunk
+                if len(pending) >= _WRITE_BYTES:
+                    data, pending = bytes(pending), bytearray()
+                    await asyncio.to_thread(part.write, data)
+            if media_type is None:
+                media_type = _decide_type(head, True, allowed_types)
+            if pending:
+                await asyncio.to_thread(part.write, bytes(pending))
+            await asyncio.to_thread(part.finish)
+            document = Document(
+                id=document_id,
+                consultation_id=consultation_id,
+                patient_id=patient_id,
+                source=source_,
+                name=safe_name(name),
+                media_type=media_type,
+                size=part.size,
+                sha256=part.sha256,
+                added_by=author,
+                created_at=timestamps.to_text(timestamps.utc_now()),
+                removed_at=None,
+            )
+            await self._run(book.publish, part, document)
+        except BaseException:
+            await self._forget(document_id, part)
+            raise
+        logger.info(
+            "Document(%s) stored for Consultation(%s): %s, %d bytes",
+            document.id, consultation_id, document.media_type, document.size,
+        )
+        return document
+
+    async def _forget(self, document_id: str, part: PartFile) -> None:
+        """Undo a failed or cancelled store_document(): no row, no file."""
+        try:
+            # queued in the worker after any publish() in flight, so it undoes that too;
+            # submitted without awaiting first, so it happens even if we are cancelled again
+            undo = self._executor.submit(self._backend.documents.undo, document_id, part)
+        except RuntimeError:  # worker already shut down: nothing can have been published
+            part.discard()
+            return
+        try:
+            await asyncio.shield(asyncio.wrap_future(undo))
+        except Exception:
+            logger.exception("Document(%s) could not be cleaned up", document_id)
+
+    async def add_document_file(
+        self, consultation_id: str, source: str, name: str, added_by: str, path: pathlib.Path
+    ) -> Document:
+        """Adopt a complete file (e.g. a recording) as a document of the consultation.
+
+        The file is moved in (os.replace when on the same filesystem, else copied and
+        then deleted); its type is sniffed from its bytes.  NotFound for an unknown
+        consultation; on failure the file stays where it was.
+        """
+        source_, author = check_kind(source, added_by)
+        path = pathlib.Path(path)
+        book = self._backend.documents
+        patient_id = await self._run(book.patient_of, consultation_id)
+        facts = await asyncio.to_thread(examine_file, path)
+        document = Document(
+            id=new_document_id(),
+            consultation_id=consultation_id,
+            patient_id=patient_id,
+            source=source_,
+            name=safe_name(name),
+            media_type=facts.media_type,
+            size=facts.size,
+            sha256=facts.sha256,
+            added_by=author,
+            created_at=timestamps.to_text(timestamps.utc_now()),
+            removed_at=None,
+        )
+        directory = book.directory / consultation_id
+        if await asyncio.to_thread(same_filesystem, path, directory):
+            await self._run(book.adopt, path, document)
+        else:
+            part = PartFile(directory, document.id)
+            try:
+                await asyncio.to_thread(copy_into, path, part)
+                await self._run(book.publish, part, document)
+            except BaseException:
+                await self._forget(document.id, part)
+                raise
+            await asyncio.to_thread(delete_file, path)
+        logger.info(
+            "Document(%s) added to Consultation(%s) from a file: %s, %d bytes",
+            document.id, consultation_id, document.media_type, document.size,
+        )
+        return document
+
+    async def get_document(self, document_id: str) -> Document:
+        """Return a document; NotFound if unknown or removed."""
+        return await self._run(self._backend.documents.get, document_id)
+
+    async def list_documents(
+        self, *, consultation_id: str | None = None, patient_id: str | None = None
+    ) -> list[Document]:
+        """Documents not removed, oldest first, of a consultation and/or a patient (one is needed)."""
+        return await self._run(self._backend.documents.list, consultation_id, patient_id)
+
+    async def remove_document(self, document_id: str) -> None:
+        """Mark a document removed and delete its file; NotFound if unknown (twice is fine)."""
+        path = await self._run(self._backend.documents.remove, document_id)
+        if path is not None:
+            await asyncio.to_thread(delete_file, path)
+
+    async def document_path(self, document: Document) -> pathlib.Path:
+        """Where the bytes of `document` live (no I/O)."""
+        return self._backend.documents.path(document)
+
+    async def practitioner_can_read_document(self, practitioner_id: str, document_id: str) -> bool:
+        """True iff the document exists, is not removed, and its patient is in the practitioner's access."""
+        return await self._run(
+            self._backend.documents.practitioner_can_read, practitioner_id, document_id
+        )
+
+    # chat (clinic/chat.py)
+
+    async def add_chat_message(
+        self,
+        consultation_id: str,
+        kind: str,
+        author: str,
+        *,
+        text: str | None = None,
+        document_id: str | None = None,
+        key: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> ChatMessage:
+        """Store a chat message ("text", "file" or "system") and return it.
+
+        ValueError if the fields do not fit the kind; NotFound for an unknown
+        consultation, or a document of another consultation.
+        """
+        return await self._run(
+            self._backend.chat.add, consultation_id, kind, author,
+            text=text, document_id=document_id, key=key, params=params,
+        )
+
+    async def chat_history(self, consultation_id: str, *, limit: int) -> list[ChatMessage]:
+        """The latest `limit` chat messages of a consultation, oldest first."""
+        return await self._run(self._backend.chat.history, consultation_id, limit)

@@ -29,3 +29,19 @@ class InvalidTransition(ClinicError):
 
 class AlreadyExists(ClinicError):
     """A record with the same unique key exists (e.g. a practitioner email)."""
+
+
+class DocumentTooLarge(ClinicError):
+    """A document is bigger than the limit it was stored under."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"document is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class DocumentTypeRefused(ClinicError):
+    """A document's content (sniffed from its bytes) is not among the allowed types."""
+
+    def __init__(self, media_type: str) -> None:
+        super().__init__(f"documents of type {media_type} are not accepted")
+        self.media_type = media_type

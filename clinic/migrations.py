@@ -93,8 +93,46 @@ CREATE TABLE readiness (
 );
 """
 
+# files kept with a consultation (clinic/documents.py); the bytes live under data_dir/documents
+_DOCUMENTS: Final = """
+CREATE TABLE document (
+    id TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    source TEXT NOT NULL CHECK (source IN ('chat', 'closing', 'recording', 'whiteboard')),
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    added_by TEXT NOT NULL CHECK (added_by IN ('practitioner', 'patient', 'system')),
+    created_at TEXT NOT NULL,
+    removed_at TEXT
+);
+
+CREATE INDEX document_consultation ON document (consultation_id);
+
+CREATE INDEX document_patient ON document (patient_id);
+"""
+
+# the in-call chat (clinic/chat.py): text, shared files and system events, in order
+_CHAT: Final = """
+CREATE TABLE chat_message (
+    id TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'file', 'system')),
+    author TEXT NOT NULL CHECK (author IN ('practitioner', 'patient', 'system')),
+    text TEXT,
+    document_id TEXT REFERENCES document (id),
+    system_key TEXT,
+    params TEXT,
+    created_at TEXT NOT NULL
+);
+
+CREATE INDEX chat_message_consultation ON chat_message (consultation_id, created_at);
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT)
 
 
 def statements(script: str) -> Iterator[str]:

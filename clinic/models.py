@@ -7,7 +7,7 @@ import datetime
 import enum
 import types
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 from .errors import InvalidTransition
 
@@ -200,3 +200,29 @@ class Readiness:
             "test": test,
             "tested_at": None if self.tested_at is None else self.tested_at.isoformat(timespec="seconds"),
         }
+
+
+#: Where a document comes from: shared in the chat, attached when closing, a call recording, a whiteboard.
+DocumentSource = Literal["chat", "closing", "recording", "whiteboard"]
+#: Who added a document.
+DocumentAuthor = Literal["practitioner", "patient", "system"]
+DOCUMENT_SOURCES: Final[tuple[str, ...]] = get_args(DocumentSource)
+DOCUMENT_AUTHORS: Final[tuple[str, ...]] = get_args(DocumentAuthor)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Document:
+    """A file kept with a consultation (and so in its patient's record); one row of `document`."""
+
+    id: str
+    consultation_id: str
+    patient_id: str
+    source: DocumentSource
+    # the sanitised file name is patient data: kept out of repr so logging never leaks it
+    name: str = dataclasses.field(repr=False)
+    media_type: str  # sniffed from the bytes, never taken from the label or the name
+    size: int
+    sha256: str
+    added_by: DocumentAuthor
+    created_at: str  # ISO-8601 UTC, as stored
+    removed_at: str | None

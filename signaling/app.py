@@ -13,6 +13,7 @@ from aiohttp import web
 from clinic import Clinic
 from sfu import IcePolicy, SfuOptions
 
+from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
 from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE, RECORDINGS
@@ -59,7 +60,8 @@ def make_app(config: Config) -> web.Application:
         app[CLINIC] = clinic
         recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), recording=config.recording, recordings=recordings)
+        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
+                                recording=config.recording, recordings=recordings)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         logger.info("teleconsult ready, data in %s", config.data_path)

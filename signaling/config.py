@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from clinic.filetypes import KNOWN_MEDIA_TYPES
+
 from .errors import ConfigError
 
 
@@ -111,6 +113,34 @@ class StatsConfig:
     allowed_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
 
 
+def _default_document_types() -> list[str]:
+    return [
+        "image/png", "image/jpeg", "image/gif", "image/webp",
+        "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
+        "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
+        "application/pdf", "text/plain", "application/octet-stream",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsConfig:
+    # largest file shared in the chat, in bytes
+    max_upload_bytes: int = 104857600
+    # media types accepted, as sniffed from the bytes (never the name or the browser's label);
+    # "application/octet-stream" is every other file, only ever offered as a download
+    allowed_types: list[str] = field(default_factory=_default_document_types)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    # longest chat message, in characters
+    max_chars: int = 4000
+    # most messages one side may send in a minute
+    max_per_minute: int = 60
+    # how many of the latest messages a (re)connecting tab receives
+    history_limit: int = 500
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingConfig:
     # roles that may start and stop a recording: "practitioner", "patient"
@@ -136,6 +166,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
@@ -297,6 +329,17 @@ def _validate(c: Config, where: str) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             fail(f"stats.allowed_networks[{i}]", f"is not a network in CIDR form: {net!r}")
+    if c.documents.max_upload_bytes < 1:
+        fail("documents.max_upload_bytes", "must be at least 1")
+    for i, media_type in enumerate(c.documents.allowed_types):
+        if media_type not in KNOWN_MEDIA_TYPES:
+            fail(f"documents.allowed_types[{i}]", f"is {media_type!r}, not one of {', '.join(KNOWN_MEDIA_TYPES)}")
+    if not 1 <= c.chat.max_chars <= 100000:
+        fail("chat.max_chars", "must be between 1 and 100000")
+    if c.chat.max_per_minute < 1:
+        fail("chat.max_per_minute", "must be at least 1")
+    if c.chat.history_limit < 1:
+        fail("chat.history_limit", "must be at least 1")
 
 
 def _validate_recording(r: RecordingConfig, fail: typing.Callable[[str, str], None]) -> None:

@@ -12,6 +12,7 @@ from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
 from .config import RecordingConfig
+from .chat import ChatLimits, ChatRoom
 from .errors import ProtocolError
 from .recording import RecordingControl
 from .recordings import RecordingService
@@ -44,7 +45,7 @@ class Hub:
     """
 
     def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
-                 readiness: dict[Role, Readiness] | None = None, *,
+                 readiness: dict[Role, Readiness] | None = None, chat_limits: ChatLimits | None = None, *,
                  recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
@@ -61,9 +62,15 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self.recording = RecordingControl(self, recording or RecordingConfig(), recordings)
         self._recordings = recordings
+        # the consultation's chat (signaling/chat.py), sent to whoever is connected
+        self.chat = ChatRoom(self.id, clinic, chat_limits or ChatLimits(), lambda: list(self.connections.values()))
 
     def __repr__(self) -> str:
         return f"Hub({self.id})"
+
+    async def system_message(self, key: str, **params: str) -> None:
+        """Post an event to the chat of both sides ("joined", "left", ...): the browser translates `key`."""
+        await self.chat.post_system(key, params)
 
     async def attach(self, conn: Connection) -> None:
         """Connect a side; a previous tab of the same side is told and dropped."""
@@ -90,6 +97,7 @@ class Hub:
     async def act(self, role: Role, action: str) -> None:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
         async with self._lock:
+            old = self.state
             new = lobby.apply(self.state, role, action)
             await self._clinic.update_consultation(
                 self.id, state=new.consultation, practitioner_stage=new.practitioner, patient_stage=new.patient
@@ -106,6 +114,17 @@ class Hub:
                 self.room = None
         await self.broadcast()
         await self._recording_follow_up()
+        await self._call_events(old, new)
+
+    async def _call_events(self, old: lobby.LobbyState, new: lobby.LobbyState) -> None:
+        """The chat's system lines for who entered or left the call."""
+        if new.consultation is ConsultationState.ENDED and old.consultation is not ConsultationState.ENDED:
+            await self.system_message("ended")
+            return
+        for side in Role:
+            was, now = old.stage(side) is Stage.IN_CALL, new.stage(side) is Stage.IN_CALL
+            if was != now:
+                await self.system_message("joined" if now else "left", role=side.value)
 
     async def set_tracks(self, conn: Connection, tracks: dict[str, bool]) -> None:
         """Record what a side sends and tell the other (e.g. its microphone is muted)."""
@@ -231,10 +250,11 @@ def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
-    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, *,
+    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, chat_limits: ChatLimits | None = None, *,
                  recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self._clinic = clinic
         self._sfu_options = sfu_options
+        self._chat_limits = chat_limits
         self._recording = recording
         self._recordings = recordings
         self._hubs: dict[str, Hub] = {}
@@ -247,7 +267,8 @@ class HubRegistry:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
                 hub = self._hubs[consultation_id] = Hub(consultation, self._clinic, self._sfu_options, readiness,
-                                                        recording=self._recording, recordings=self._recordings)
+                                                        self._chat_limits, recording=self._recording,
+                                                        recordings=self._recordings)
             return hub
 
     def release(self, hub: Hub) -> None:

@@ -39,6 +39,7 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "record": {"on": bool},
     "recording-consent": {"recording": str, "accept": bool},
     "recording-seen": {"recording": str},
+    "chat": {"text": str},
 }
 
 # fields holding an object: its own schema, checked the same way

@@ -11,6 +11,7 @@ from aiohttp import web
 from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked, Role
 from clinic.models import Invitation
 
+from . import files
 from . import keys as app_keys
 from .pages import closing_page, error_page
 from .session import Session
@@ -132,6 +133,8 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/c/{token}", waiting_room)
     app.router.add_get("/c/{token}/ws", websocket)
     app.router.add_get("/c/{token}/closing", closing)
+    app.router.add_post("/c/{token}/files", files.upload)
+    app.router.add_get("/c/{token}/files/{document_id}", files.download)
     app.router.add_get("/healthz", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)

@@ -77,6 +77,7 @@ class Session:
         await self.send(self.welcome())
         await self._hub.attach(self)
         try:
+            await self._hub.chat.send_history(self)
             async for msg in self._ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._handle(msg.data)
@@ -119,6 +120,8 @@ class Session:
                 await self._hub.set_tracks(self, msg.fields)
             elif msg.type == "probe-offer":
                 await self.send({"type": "probe-answer", "sdp": await self._answer_probe(msg.fields["sdp"])})
+            elif msg.type == "chat":
+                await self._hub.chat.post_text(self, msg.fields["text"])
             elif msg.type == "readiness":
                 await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
             elif msg.type in ("record", "recording-consent", "recording-seen"):
