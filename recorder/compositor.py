@@ -101,7 +101,6 @@ def _video_frames(directory: Path, track: Track) -> Iterator[tuple[float, Any]]:
     try:
         with av.open(str(directory / track.file)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 if frame.time is not None:
                     yield track.start + frame.time, frame
@@ -232,6 +231,7 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.thread_count = 1  # one core: the calls on this machine keep the others
         audio = out.add_stream("aac", rate=RATE, layout="mono")
         audio.bit_rate = 64000
         sample = 0
@@ -271,6 +271,11 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
         out.mux(audio.encode(None))
     os.replace(tmp, output)
     return Summary(duration=round(duration, 3), frames=n_frames, width=width, height=height)
+
+
+def worker_init() -> None:
+    """In the composing process: yield the CPU to the media path and the event loop."""
+    os.nice(10)
 
 
 def compose_recording(directory: str, width: int, height: int, fps: int) -> dict[str, Any]:

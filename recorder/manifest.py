@@ -49,7 +49,8 @@ class Manifest:
     duration: float | None = None
     tracks: list[Track] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    # the composed file's name in the recording folder, once composed
+    # the composed file's name in the recording folder, once composed (None once
+    # moved into the document store: see document_id)
     output: str | None = None
     # what the composition was stored as (the document store's id), when stored
     document_id: str | None = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from clinic import Clinic
+from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
 from .chat import ChatLimits
@@ -18,7 +19,7 @@ from .config import Config
 from .hub import HubRegistry
 from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .monitor import Monitor
-from .recordings import RecordingService
+from .recordings import ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,22 @@ async def open_clinic(config: Config) -> Clinic:
     )
 
 
+def recording_documents(clinic: Clinic) -> tuple[StoreRecording, ForgetRecording]:
+    """A composed recording becomes a document of its consultation; retention removes it."""
+
+    async def store(manifest: Manifest, path: Path) -> tuple[str, Path]:
+        started = datetime.datetime.fromisoformat(manifest.started_at)
+        name = f"enregistrement-{started:%Y-%m-%d-%Hh%M}.mp4"
+        document = await clinic.add_document_file(manifest.consultation_id, "recording", name, "system", path)
+        return document.id, await clinic.document_path(document)
+
+    async def forget(manifest: Manifest) -> None:
+        if manifest.document_id is not None:
+            await clinic.remove_document(manifest.document_id)
+
+    return store, forget
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
     app = web.Application(client_max_size=1024 * 1024)
@@ -59,6 +76,7 @@ def make_app(config: Config) -> web.Application:
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings.store, recordings.forget = recording_documents(clinic)
         recordings.start()
         app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
                                 recording=config.recording, recordings=recordings)

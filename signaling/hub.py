@@ -216,12 +216,16 @@ class Hub:
             announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
         if began:
             await self.broadcast()
-        if self._recordings is not None:
-            for key in announcements:
-                await self._recordings.announce(self.id, key)
+        for key, params in announcements:
+            await self.system_message(key, **params)
 
     def close(self) -> None:
         self.recording.close()
+        # the last tab left during a recording: its end still goes in the chat
+        announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
+        for key, params in announcements:
+            if self._recordings is not None:
+                self._recordings.spawn(self.system_message(key, **params))
         for role in list(self.participants):
             self._drop_participant(role)
         if self.room is not None:

@@ -41,8 +41,8 @@ class RecordingControl:
         self.by: Role | None = None
         self.since: str | None = None
         self.recorder: Recorder | None = None
-        # system chat lines to post once the lock is released
-        self.pending_announcements: list[str] = []
+        # system chat lines (key, params) to post once the lock is released
+        self.pending_announcements: list[tuple[str, dict[str, str]]] = []
 
     def allowed(self, role: Role) -> bool:
         return self._service is not None and role.value in self._config.allowed_roles
@@ -126,7 +126,7 @@ class RecordingControl:
             recorder.attach(self._hub.room)
         for side in Role:
             recorder.note_tracks(side.value, self._hub.tracks[side])
-        self.pending_announcements.append("recording.started")
+        self.pending_announcements.append(("recording-started", {"role": self.by.value if self.by else ""}))
         logger.info("%r recording %s started", self._hub, self.id)
 
     def _stop(self, why: str) -> None:
@@ -137,7 +137,7 @@ class RecordingControl:
             recorder.stop()
             assert self._service is not None
             self._service.finish(recorder)
-            self.pending_announcements.append("recording.stopped")
+            self.pending_announcements.append(("recording-stopped", {}))
         logger.info("%r recording (%s) %s", self._hub, was, why)
 
     def _reset(self) -> None:

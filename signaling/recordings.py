@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import Recorder
-from recorder.compositor import compose_recording
+from recorder.compositor import compose_recording, worker_init
 from recorder.errors import RecorderError
 from recorder.manifest import Manifest, read_manifest, write_manifest
 
@@ -25,11 +25,9 @@ logger = logging.getLogger(__name__)
 # seconds between two retention sweeps
 SWEEP_INTERVAL = 3600.0
 
-# hooks the app wires when the chat and the document store exist (other packages):
-# system_message(consultation_id, key) posts a system chat line ("recording.started"...)
-SystemMessage = Callable[[str, str], Awaitable[None]]
-# store(manifest, mp4 path) -> document id: attach the composed MP4 to the consultation
-StoreRecording = Callable[[Manifest, Path], Awaitable[str | None]]
+# hooks the app wires to the document store:
+# store(manifest, mp4 path) -> (document id, where the file now is): attach the MP4 to the consultation
+StoreRecording = Callable[[Manifest, Path], Awaitable[tuple[str, Path]]]
 # forget(manifest) when retention deletes a recording (remove its document, audit)
 ForgetRecording = Callable[[Manifest], Awaitable[None]]
 
@@ -40,7 +38,6 @@ class RecordingService:
     def __init__(self, config: RecordingConfig, data_path: Path) -> None:
         self.config = config
         self.root = data_path / "recordings"
-        self.system_message: SystemMessage | None = None
         self.store: StoreRecording | None = None
         self.forget: ForgetRecording | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -51,9 +48,9 @@ class RecordingService:
 
     def start(self) -> None:
         """Compose what a crash left behind, and start the retention sweeps."""
-        self._spawn(self.recover())
+        self.spawn(self.recover())
         if self.config.retention_days:
-            self._spawn(self._sweep_forever())
+            self.spawn(self._sweep_forever())
 
     async def close(self) -> None:
         for recorder in list(self._active):
@@ -76,15 +73,7 @@ class RecordingService:
 
     def finish(self, recorder: Recorder) -> None:
         """After `recorder.stop()`: wait for its files, then compose and store, in the background."""
-        self._spawn(self._finish(recorder))
-
-    async def announce(self, consultation_id: str, key: str) -> None:
-        """A system chat line for everyone in the consultation (when the chat exists)."""
-        if self.system_message is not None:
-            try:
-                await self.system_message(consultation_id, key)
-            except Exception:
-                logger.exception("Consultation(%s) system message %s failed", consultation_id, key)
+        self.spawn(self._finish(recorder))
 
     async def _finish(self, recorder: Recorder) -> None:
         try:
@@ -98,7 +87,8 @@ class RecordingService:
         loop = asyncio.get_running_loop()
         if self._pool is None:
             # spawn: a fresh interpreter, never a fork of a process running an event loop
-            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init)
         c = self.config
         try:
             result: dict[str, Any] = await loop.run_in_executor(
@@ -110,10 +100,13 @@ class RecordingService:
         if self.store is not None:
             manifest = await asyncio.to_thread(read_manifest, folder)
             try:
-                manifest.document_id = await self.store(manifest, folder / str(manifest.output))
+                manifest.document_id, moved = await self.store(manifest, folder / str(manifest.output))
             except Exception:
+                # the MP4 stays in the recording folder; the manifest says it is not stored
                 logger.exception("Recording(%s) could not be stored as a document", folder.name)
             else:
+                manifest.output = None
+                result["output"], result["document_id"] = str(moved), manifest.document_id
                 await asyncio.to_thread(write_manifest, folder, manifest)
         self.composed[folder.name] = result
         return result
@@ -176,7 +169,8 @@ class RecordingService:
                 logger.error("recording retention sweep failed: %s", exc.strerror)
             await asyncio.sleep(SWEEP_INTERVAL)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run `coro` in the background; cancelled by close()."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -61,6 +61,55 @@ def check_mp4(path: Path, truth: float | None) -> dict[str, Any]:
     return {"duration": duration, "frames": len(frames), "left": colour(left), "right": colour(right)}
 
 
+# the chat's system messages a page receives (the chat panel is the issue-6 branch's)
+SPY_SYSTEM = """() => {
+  window.__system = [];
+  window.__teleconsult.client.addEventListener('chat-message', (ev) => {
+    if (ev.detail.kind === 'system' && ev.detail.key.startsWith('recording')) window.__system.push(ev.detail);
+  });
+}"""
+
+# when the page's indicator says "recording" and when it goes (performance.now(), ms)
+WATCH_INDICATOR = """() => {
+  const el = document.querySelector('[data-testid="recording-indicator"]');
+  window.__rec = {on: null, off: null};
+  new MutationObserver(() => {
+    const now = performance.now();
+    if (!el.hidden && el.dataset.state === 'recording' && window.__rec.on === null) window.__rec.on = now;
+    if (el.hidden && window.__rec.on !== null && window.__rec.off === null) window.__rec.off = now;
+  }).observe(el, {attributes: true});
+}"""
+
+# every message a page's WebSockets receive, from its first one (an init script)
+CAPTURE_WS = """(() => {
+  window.__received = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (ev) => { try { window.__received.push(JSON.parse(ev.data)); } catch {} });
+    }
+  };
+})()"""
+
+SYSTEM_KEYS = """() => window.__received.flatMap((m) => m.type === 'chat-history' ? m.messages : [m])
+  .filter((m) => m.type === 'chat-message' && m.kind === 'system').map((m) => m.key)"""
+
+# load a URL into a <video> of the page and play it: its size and duration, or the error
+PLAY = """async (url) => {
+  const v = document.createElement('video');
+  v.muted = true;
+  document.body.append(v);
+  v.src = url;
+  await new Promise((ok, ko) => { v.onloadedmetadata = ok; v.onerror = () => ko(new Error(String(v.error?.code))); });
+  await v.play();
+  await new Promise((ok) => setTimeout(ok, 300));
+  const out = {width: v.videoWidth, height: v.videoHeight, duration: v.duration, time: v.currentTime};
+  v.remove();
+  return out;
+}"""
+
+
 async def hub_recording_state(server: Running) -> str:
     (hub,) = server.hubs._hubs.values()
     return str(hub.recording.state)
@@ -91,26 +140,37 @@ async def test_a_recording_of_both_cameras_is_one_mp4_side_by_side(tmp_path: Pat
         doctor, patient = await _in_call(server, open_page)
         await expect(patient.get_by_test_id("record-toggle")).to_be_hidden()  # only the practitioner records
         await expect(patient.get_by_test_id("recording-indicator")).to_be_hidden()
+        await patient.evaluate(SPY_SYSTEM)
+        await doctor.evaluate(WATCH_INDICATOR)
         await doctor.get_by_test_id("record-toggle").click()
         # the notice on both sides; the writing starts once the patient's page drew it
         await expect(patient.get_by_test_id("recording-indicator")).to_be_visible()
         await expect(doctor.get_by_test_id("recording-indicator")).to_be_visible()
-        started = await wait_state(server, "recording")
+        await wait_state(server, "recording")
         await expect(doctor.get_by_test_id("recording-indicator")).to_have_attribute("data-state", "recording")
         await expect(doctor.get_by_test_id("record-toggle")).to_have_attribute("aria-pressed", "true")
         assert "●" in await patient.title()
         await screenshot(patient, "30-patient-sees-recording")
         await asyncio.sleep(5.0)
         await doctor.get_by_test_id("record-toggle").click()
-        stopped = await wait_state(server, "off")
+        await wait_state(server, "off")
         for page in (doctor, patient):
             await expect(page.get_by_test_id("recording-indicator")).to_be_hidden()
+        # the system messages of the chat reached the patient's page (start, then stop)
+        keys = await patient.evaluate("() => window.__system.map((m) => m.key)")
+        assert keys == ["recording-started", "recording-stopped"], keys
+        # the truth by the practitioner's browser clock: from "recording" shown to the indicator gone
+        truth = await doctor.evaluate("() => (window.__rec.off - window.__rec.on) / 1000")
         result = await composed(server)
-        seen = check_mp4(Path(result["output"]), stopped - started)
-        print(f"recorded {stopped - started:.2f} s -> {seen}")
+        seen = check_mp4(Path(result["output"]), truth)
+        print(f"recorded {truth:.2f} s -> {seen}")
         assert (seen["left"], seen["right"]) == ("red", "blue")
-        manifest = read_manifest(Path(result["output"]).parent)
-        assert manifest.state == "composed"
+        (folder,) = (server.config.data_path / "recordings").glob("*/*")
+        manifest = read_manifest(folder)
+        assert manifest.state == "composed" and manifest.document_id == result["document_id"]
+        # the stored MP4 plays in the practitioner's browser, from the consultation's files
+        played = await doctor.evaluate(PLAY, f"{doctor.url}/files/{manifest.document_id}")
+        assert played["width"] == 2 * CAMERA_W and abs(played["duration"] - seen["duration"]) < 0.5, played
         assert {(t.role, t.source) for t in manifest.tracks} >= {
             ("practitioner", "camera"), ("patient", "camera"), ("practitioner", "mic"), ("patient", "mic")}
         # the call went on untouched
@@ -121,6 +181,7 @@ async def test_a_recording_started_while_the_patient_reloads_is_shown_after_the_
         tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data", **RECORDING) as server:
         doctor, patient = await _in_call(server, open_page)
+        await patient.add_init_script(CAPTURE_WS)  # from the reloaded page's first message on
         reload = asyncio.ensure_future(patient.reload())
         await doctor.get_by_test_id("record-toggle").click()
         await reload
@@ -133,6 +194,9 @@ async def test_a_recording_started_while_the_patient_reloads_is_shown_after_the_
         result = await composed(server)
         seen = check_mp4(Path(result["output"]), None)
         assert seen["left"] == "red", seen
+        # the chat's system line reached the reloaded page (live, or in the history it gets on connecting)
+        keys = await patient.evaluate(SYSTEM_KEYS)
+        assert "recording-started" in keys and "recording-stopped" in keys, keys
 
 
 async def test_consent_refused_records_nothing_and_the_practitioner_is_told(tmp_path: Path, open_page: Any) -> None:
@@ -238,7 +302,9 @@ async def test_a_recording_cut_by_sigkill_is_composed_at_the_next_start(tmp_path
             return read_manifest(folder).state == "composed"
 
         await wait_for(done, timeout=90)
-        seen = check_mp4(folder / "recording.mp4", None)
+        stored = read_manifest(folder)
+        assert stored.document_id is not None
+        seen = check_mp4(data / "documents" / demo["consultation_id"] / stored.document_id, None)
         print(f"composed after SIGKILL: {seen}")
         assert 3.0 <= seen["duration"] <= 6.0, seen
         assert (seen["left"], seen["right"]) == ("red", "blue"), seen

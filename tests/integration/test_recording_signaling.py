@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import av
 import pytest
 
@@ -125,11 +126,24 @@ async def test_writing_waits_for_the_other_side_to_have_seen_the_notice(tmp_path
         await doctor.send(type="record", on=False)
         await recording_state(patient, None)
         result = await wait_composed(server)
-        folder = Path(result["output"]).parent
+        folder = server.app[RECORDINGS].folder(demo["consultation_id"], notice["id"])
         manifest = read_manifest(folder)
         assert (manifest.id, manifest.state) == (notice["id"], "composed")
+        # the MP4 is a document of the consultation, served to its participants by the document rules
+        document = await server.clinic.get_document(str(manifest.document_id))
+        assert (document.source, document.added_by, document.media_type) == ("recording", "system", "video/mp4")
+        assert document.name.endswith(".mp4") and Path(result["output"]) == await server.clinic.document_path(document)
+        assert not (folder / "recording.mp4").exists()  # moved, not copied
         with av.open(result["output"]) as c:
             assert c.streams.video[0].width == server.config.recording.width
+        async with aiohttp.ClientSession() as http:
+            url = f"{demo['practitioner_link']}/files/{document.id}"
+            async with http.get(url, headers={"Range": "bytes=0-99"}) as r:
+                assert r.status == 206 and r.headers["Content-Type"] == "video/mp4"
+                assert len(await r.read()) == 100
+            other = await server.demo()  # another consultation's link: nothing there
+            async with http.get(f"{other['practitioner_link']}/files/{document.id}") as r:
+                assert r.status == 404
         await doctor.close()
         await patient.close()
 

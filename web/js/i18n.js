@@ -141,6 +141,8 @@ export const STRINGS = {
     fr: "Votre correspondant souhaite enregistrer la consultation (image et son). L'enregistrement sera joint à votre dossier. Acceptez-vous ?",
     en: "Your correspondent wishes to record the consultation (picture and sound). The recording will be added to your record. Do you accept?",
   },
+  "chat.system.recording-started": { fr: "L'enregistrement de la consultation a commencé.", en: "Recording of the consultation started." },
+  "chat.system.recording-stopped": { fr: "L'enregistrement de la consultation est terminé.", en: "Recording of the consultation stopped." },
   "recording.consent.accept": { fr: "Accepter", en: "Accept" },
   "recording.consent.refuse": { fr: "Refuser", en: "Refuse" },
   "error.generic": { fr: "Une erreur est survenue : {message}", en: "Something went wrong: {message}" },
