@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import av
-import numpy as np
 from playwright.async_api import Page, expect
 
 from conftest import screenshot
