@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 CODECS = {"audio": "opus", "video": "vp8"}
 # a jump of the RTP clock larger than this (seconds) is re-anchored on the arrival time
 MAX_JUMP = 10.0
+# seconds the disk thread lets frames gather between two rounds (one wake-up per
+# round, not per frame); what a crash can lose is at most this much more
+BATCH = 0.05
 _WRAP = 1 << 32
 
 
@@ -155,15 +159,21 @@ class DiskWriter:
             self.error = str(exc.strerror)
         while True:
             item = self._queue.get()
-            if item[0] == "frame":
-                if self.error is None:
-                    self._write(*item[1:])
-            elif item[0] == "event":
-                self.manifest.events.append(item[1])
-                self._save()
-            elif item[0] == "stop":
-                self._finish(item[1])
-                return
+            while True:
+                if item[0] == "frame":
+                    if self.error is None:
+                        self._write(*item[1:])
+                elif item[0] == "event":
+                    self.manifest.events.append(item[1])
+                    self._save()
+                elif item[0] == "stop":
+                    self._finish(item[1])
+                    return
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            time.sleep(BATCH)
 
     def _write(self, key: TrackKey, data: bytes, rtp: int, time_base: Fraction, keyframe: bool, arrival: float) -> None:
         track = self._files.get(key)
