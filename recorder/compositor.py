@@ -36,6 +36,8 @@ AAC_FRAME = 1024
 STALE = 1.0
 # audio that drifts further than this from its RTP position (samples) is re-placed
 AUDIO_SLACK = 3 * 960
+# x264's speed/size trade-off (benchmarks/recorder_cpu.py measures it)
+X264 = {"preset": "veryfast", "crf": "23"}
 BLACK = (16, 128, 128)
 PLACEHOLDER = (40, 128, 128)
 FIGURE = (96, 128, 128)
@@ -229,7 +231,7 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
     n_samples = round(duration * RATE)
     tmp = output.with_name(output.name + ".part")
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-        video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
+        video = out.add_stream("libx264", rate=fps, options=dict(X264))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.thread_count = 1  # one core: the calls on this machine keep the others
         audio = out.add_stream("aac", rate=RATE, layout="mono")
