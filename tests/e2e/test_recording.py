@@ -297,8 +297,9 @@ async def test_a_recording_cut_by_sigkill_is_composed_at_the_next_start(tmp_path
 
         server = await _serve(config, port, log)  # composes what the crash left
 
-        async def done() -> bool:
-            return read_manifest(folder).state == "composed"
+        async def done() -> bool:  # composed, then stored as a document
+            m = read_manifest(folder)
+            return m.state == "composed" and m.document_id is not None
 
         await wait_for(done, timeout=90)
         stored = read_manifest(folder)
