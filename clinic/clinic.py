@@ -43,6 +43,7 @@ from .models import (
     Stage,
 )
 from .passwords import Passwords
+from .practice import Practice
 from .readiness import ReadinessBook
 from .registry import Registry
 
@@ -201,6 +202,11 @@ class Clinic:
     async def has_access(self, practitioner_id: str, patient_id: str) -> bool:
         """Tell whether a practitioner may see a patient."""
         return await self._run(self._backend.registry.has_access, practitioner_id, patient_id)
+
+    @functools.cached_property
+    def practice(self) -> Practice:
+        """Accounts, records, patient links, mail queue and audit (clinic/practice.py)."""
+        return Practice(self._run, self._backend.conn, self._backend.registry, self._backend.agenda)
 
     # consultations and invitations
 
@@ -425,7 +431,7 @@ class Clinic:
         self, *, consultation_id: str | None = None, patient_id: str | None = None
     ) -> list[Document]:
         """Documents not removed, oldest first, of a consultation and/or a patient (one is needed)."""
-        return await self._run(self._backend.documents.list, consultation_id, patient_id)
+        return await self._run(self._backend.documents.select, consultation_id, patient_id)
 
     async def remove_document(self, document_id: str) -> None:
         """Mark a document removed and delete its file; NotFound if unknown (twice is fine)."""

@@ -248,7 +248,7 @@ class DocumentBook:
             raise NotFound(f"no document {document_id!r}")
         return _document(row)
 
-    def list(self, consultation_id: str | None, patient_id: str | None) -> list[Document]:
+    def select(self, consultation_id: str | None, patient_id: str | None) -> list[Document]:
         """Documents not removed, oldest first, of a consultation and/or a patient."""
         if consultation_id is None and patient_id is None:
             raise ValueError("list_documents needs a consultation_id or a patient_id")

@@ -27,6 +27,26 @@ class InvalidTransition(ClinicError):
     """A consultation state change that the state machine forbids."""
 
 
+class TooManyAttempts(ClinicError):
+    """Too many failed logins or date-of-birth checks recently: try again later."""
+
+
+class WrongBirthDate(ClinicError):
+    """The date of birth given for a patient link does not match the record."""
+
+    def __init__(self, remaining: int) -> None:
+        super().__init__(f"wrong date of birth, {remaining} attempts left")
+        self.remaining = remaining
+
+
+class LinkGone(ClinicError):
+    """A patient's document link exists but is expired, revoked or locked (`reason`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"patient link is {reason}")
+        self.reason = reason
+
+
 class AlreadyExists(ClinicError):
     """A record with the same unique key exists (e.g. a practitioner email)."""
 

@@ -131,8 +131,97 @@ CREATE TABLE chat_message (
 CREATE INDEX chat_message_consultation ON chat_message (consultation_id, created_at);
 """
 
+# the practice: login sessions, attempt counters, the patient's document links,
+# the mail queue and the append-only audit log (document ids refer to the document store)
+_PRACTICE: Final = """
+CREATE TABLE practitioner_session (
+    token_hash TEXT NOT NULL PRIMARY KEY,
+    practitioner_id TEXT NOT NULL REFERENCES practitioner (id),
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE INDEX practitioner_session_practitioner ON practitioner_session (practitioner_id);
+
+CREATE TABLE attempt (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+
+CREATE INDEX attempt_scope_key ON attempt (scope, key, at);
+
+CREATE TABLE patient_link (
+    id TEXT NOT NULL PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    token_hash TEXT NOT NULL UNIQUE,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_at TEXT,
+    first_opened_at TEXT,
+    last_opened_at TEXT,
+    created_at TEXT NOT NULL
+);
+
+CREATE INDEX patient_link_patient ON patient_link (patient_id);
+
+CREATE TABLE patient_link_session (
+    token_hash TEXT NOT NULL PRIMARY KEY,
+    link_id TEXT NOT NULL REFERENCES patient_link (id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE mail_message (
+    id TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('invitation', 'documents')),
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    patient_id TEXT REFERENCES patient (id),
+    consultation_id TEXT REFERENCES consultation (id),
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+
+CREATE INDEX mail_message_due ON mail_message (state, next_attempt_at);
+
+CREATE INDEX mail_message_patient ON mail_message (patient_id);
+
+CREATE TABLE audit_event (
+    seq INTEGER NOT NULL PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor_kind TEXT NOT NULL CHECK (actor_kind IN ('practitioner', 'patient', 'system', 'operator')),
+    actor_id TEXT,
+    action TEXT NOT NULL,
+    patient_id TEXT,
+    consultation_id TEXT,
+    document_id TEXT,
+    object_id TEXT
+);
+
+CREATE INDEX audit_event_patient ON audit_event (patient_id, seq);
+
+CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+BEGIN
+    SELECT RAISE(ABORT, 'audit_event is append-only');
+END;
+
+CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+BEGIN
+    SELECT RAISE(ABORT, 'audit_event is append-only');
+END;
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -17,7 +17,8 @@ from sfu import IcePolicy, SfuOptions
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import CLINIC, CONFIG, HUBS, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .keys import CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .mailer import Mailer
 from .monitor import Monitor
 from .recordings import ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
@@ -82,9 +83,12 @@ def make_app(config: Config) -> web.Application:
                                 recording=config.recording, recordings=recordings)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
+        app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
+        app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
+        await app[MAILER].stop()
         app[HUBS].close()
         await recordings.close()
         await clinic.close()

@@ -13,6 +13,7 @@ import ipaddress
 import math
 import tomllib
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -83,6 +84,10 @@ class SmtpConfig:
     security: str = "starttls"
     username: str = ""
     password: str = ""
+    # seconds one connection (connect, login, send) may take
+    timeout: float = 30.0
+    # PEM bundle of the CAs that may sign the relay's certificate; "" = the system's
+    ca_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,43 @@ class MailConfig:
     sender: str = "Teleconsult <no-reply@teleconsult.invalid>"
     # folder for .eml files when no SMTP host is set, relative to data_dir
     outbox_dir: str = "outbox"
+    # seconds before the first retry of a failed send; doubled at each failure
+    retry_base_seconds: float = 30.0
+    # longest wait between two attempts
+    retry_max_seconds: float = 3600.0
+    # attempts before a message is marked failed for good
+    max_attempts: int = 20
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    # hours a practitioner's login session lasts
+    session_hours: float = 12.0
+    # mark cookies Secure even on plain-HTTP requests (behind a TLS proxy)
+    secure_cookies: bool = False
+    # failed logins allowed per account and per address within the window
+    login_max_failures: int = 5
+    login_window_minutes: float = 15.0
+    # take the client address for rate limits from the last X-Forwarded-For entry
+    # (only behind a reverse proxy that sets it; otherwise clients could forge it)
+    trust_forwarded_for: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PatientAccessConfig:
+    # days the link in the patient's email stays valid
+    lifetime_days: float = 30.0
+    # wrong dates of birth before the link is locked
+    max_failures: int = 5
+    # date-of-birth attempts allowed per link and per address within a minute
+    attempts_per_minute: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeConfig:
+    # IANA time zone of the practice: day lists and scheduling forms use it
+    timezone: str = "Europe/Paris"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +209,19 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    patient_access: PatientAccessConfig = field(default_factory=PatientAccessConfig)
+    practice: PracticeConfig = field(default_factory=PracticeConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def smtp_ca_path(self) -> Path | None:
+        return _resolve(self.base_dir, self.mail.smtp.ca_file) if self.mail.smtp.ca_file else None
 
     @property
     def outbox_path(self) -> Path:
@@ -340,6 +388,30 @@ def _validate(c: Config, where: str) -> None:
         fail("chat.max_per_minute", "must be at least 1")
     if c.chat.history_limit < 1:
         fail("chat.history_limit", "must be at least 1")
+    if c.mail.smtp.timeout <= 0:
+        fail("mail.smtp.timeout", "must be positive")
+    if c.mail.retry_base_seconds <= 0:
+        fail("mail.retry_base_seconds", "must be positive")
+    if c.mail.retry_max_seconds < c.mail.retry_base_seconds:
+        fail("mail.retry_max_seconds", "must be at least mail.retry_base_seconds")
+    if c.mail.max_attempts < 1:
+        fail("mail.max_attempts", "must be at least 1")
+    if c.accounts.session_hours <= 0:
+        fail("accounts.session_hours", "must be positive")
+    if c.accounts.login_max_failures < 1:
+        fail("accounts.login_max_failures", "must be at least 1")
+    if c.accounts.login_window_minutes <= 0:
+        fail("accounts.login_window_minutes", "must be positive")
+    if c.patient_access.lifetime_days <= 0:
+        fail("patient_access.lifetime_days", "must be positive")
+    if c.patient_access.max_failures < 1:
+        fail("patient_access.max_failures", "must be at least 1")
+    if c.patient_access.attempts_per_minute < 1:
+        fail("patient_access.attempts_per_minute", "must be at least 1")
+    try:
+        zoneinfo.ZoneInfo(c.practice.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail("practice.timezone", f"is not a known IANA time zone: {c.practice.timezone!r}")
 
 
 def _validate_recording(r: RecordingConfig, fail: typing.Callable[[str, str], None]) -> None:

@@ -20,7 +20,8 @@ from clinic import (
     InvitationRevoked,
     NotFound,
 )
-from clinic.models import Invitation
+from clinic.chat import ChatMessage
+from clinic.models import Document, Invitation
 
 from . import keys as app_keys
 from .chat import document_json, message_json
@@ -124,7 +125,7 @@ async def upload(request: web.Request) -> web.Response:
                              status=201, headers={"Cache-Control": "no-store"})
 
 
-async def post_file_message(app: web.Application, invitation: Invitation, document: Any) -> Any:
+async def post_file_message(app: web.Application, invitation: Invitation, document: Document) -> ChatMessage:
     """Tell both sides (through the live chat when someone is connected; stored either way)."""
     hub = app[app_keys.HUBS].find(invitation.consultation_id)
     if hub is not None:

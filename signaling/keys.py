@@ -10,6 +10,7 @@ from clinic import Clinic
 
 from .config import Config
 from .hub import HubRegistry
+from .mailer import Mailer
 from .monitor import Monitor
 from .recordings import RecordingService
 
@@ -18,6 +19,7 @@ CLINIC = web.AppKey("clinic", Clinic)
 HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
+MAILER = web.AppKey("mailer", Mailer)
 RECORDINGS = web.AppKey("recordings", RecordingService)
 # share of the connection test's packets the server drops: tests set it, production keeps 0
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)

@@ -1,4 +1,4 @@
-"""Plain French pages: a bad link (never a stack trace), the practitioner's closing page."""
+"""Plain French pages: a bad link or a refused request (never a stack trace)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,17 @@ MESSAGES = {
           "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
           "Demandez un nouveau lien à votre praticien.",
           "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
+    "csrf": (403, "Formulaire expiré",
+             "Ce formulaire a expiré ou ne vient pas de Teleconsult (jeton CSRF absent ou faux). "
+             "Rechargez la page, puis recommencez.",
+             "This form has expired or did not come from Teleconsult (missing or wrong CSRF token). Reload the page and try again."),
+    "too-many": (429, "Trop de tentatives",
+                 "Trop de tentatives ont échoué récemment. Patientez quelques minutes avant de réessayer.",
+                 "Too many attempts failed recently. Wait a few minutes before trying again."),
+    "link-gone": (410, "Lien expiré",
+                  "Ce lien n'est plus valable : il a expiré, a été révoqué ou bloqué après trop d'essais. "
+                  "Demandez un nouveau lien à votre praticien.",
+                  "This link is no longer valid: it expired, was revoked or was locked after too many attempts. Ask your practitioner for a new one."),
     "not-found": (404, "Page introuvable",
                   "Cette adresse ne correspond à aucune page de Teleconsult.",
                   "This address matches no Teleconsult page."),
@@ -40,22 +51,3 @@ def error_page(kind: str) -> web.Response:
     status, title, text, english = MESSAGES[kind]
     body = _PAGE.format(status=status, title=html.escape(title), text=html.escape(text), english=html.escape(english))
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
-
-
-_CLOSING = """<!doctype html>
-<html lang="fr"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Clôture de la consultation — Teleconsult</title>
-<link rel="stylesheet" href="/static/css/app.css"></head>
-<body><main class="notice" data-testid="closing-page">
-<h1>Clôture de la consultation</h1>
-<p data-testid="ended">La consultation est terminée.</p>
-<p>L'import de documents (ordonnance, compte rendu…) et la clôture de l'acte arrivent dans une prochaine version.</p>
-<p lang="en" class="translation">The consultation has ended. Importing documents (prescription, report…) and closing the act come in a later version.</p>
-</main></body></html>
-"""
-
-
-def closing_page() -> web.Response:
-    """The consultation's closing page, where the practitioner lands after hanging up (a placeholder for now)."""
-    return web.Response(text=_CLOSING, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})

@@ -13,7 +13,11 @@ from clinic.models import Invitation
 
 from . import files
 from . import keys as app_keys
-from .pages import closing_page, error_page
+from .auth import csrf_middleware
+from .closing import setup_closing_routes
+from .pages import error_page
+from .patient_access import setup_patient_access_routes
+from .practice import setup_practice_routes
 from .session import Session
 
 logger = logging.getLogger(__name__)
@@ -47,16 +51,6 @@ async def waiting_room(request: web.Request) -> web.StreamResponse:
     response = web.FileResponse(request.app[app_keys.WEB_ROOT] / "room.html")
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-async def closing(request: web.Request) -> web.Response:
-    """Where the practitioner lands after hanging up; a patient link has no such page."""
-    found = await _invitation(request)
-    if isinstance(found, web.Response):
-        return found
-    if found.role is not Role.PRACTITIONER:
-        return error_page("not-found")  # no hint that it exists
-    return closing_page()
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -130,9 +124,9 @@ async def security_headers(
 def setup_routes(app: web.Application, web_root: Path) -> None:
     app[app_keys.WEB_ROOT] = web_root
     app.middlewares.append(security_headers)
+    app.middlewares.append(csrf_middleware)
     app.router.add_get("/c/{token}", waiting_room)
     app.router.add_get("/c/{token}/ws", websocket)
-    app.router.add_get("/c/{token}/closing", closing)
     app.router.add_post("/c/{token}/files", files.upload)
     app.router.add_get("/c/{token}/files/{document_id}", files.download)
     app.router.add_get("/healthz", health)
@@ -140,3 +134,6 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{path:.+}", static_file)
+    setup_practice_routes(app)
+    setup_closing_routes(app)
+    setup_patient_access_routes(app)

@@ -1,6 +1,7 @@
 // @ts-check
 /** The invitation page: waiting room, then the call, then the end. */
 
+import { ChatPanel } from "./chat.js";
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { runNetTest } from "./nettest.js";
@@ -75,6 +76,7 @@ const app = {
 };
 const pip = new Pip(ui.remoteVideo);
 const recording = new RecordingUi(app.client);
+const chat = new ChatPanel(app.client);
 
 /** @param {string} id */
 function show(id) {
@@ -538,4 +540,5 @@ async function main() {
 
 // exposed for tests and debugging: no secrets in here
 /** @type {any} */ (window).__teleconsult = app;
+/** @type {any} */ (window).__teleconsultChat = chat;
 main();

@@ -4,7 +4,7 @@
  * reconnection.  No DOM here: the screens listen to its events.
  *
  * Events (CustomEvent, detail = the server message): "welcome", "state",
- * "answer", "media", "error", "replaced"; plus "connection" with detail
+ * "answer", "media", "error", "replaced", "chat-history", "chat-message"; plus "connection" with detail
  * {online: boolean} when the socket drops or comes back.
  */
 
@@ -79,6 +79,8 @@ export class SignalingClient extends EventTarget {
   hangup() { return this.send({ type: "hangup" }); }
   /** @param {string} sdp */
   offer(sdp) { return this.send({ type: "offer", sdp }); }
+  /** A chat message (docs/protocol.md `chat`). @param {string} text */
+  chat(text) { return this.send({ type: "chat", text }); }
   /** Start (true) or stop (false) recording. @param {boolean} on */
   record(on) { return this.send({ type: "record", on }); }
 }
@@ -123,6 +125,39 @@ export function peerStatus(state) {
 export function socketUrl(location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${location.pathname.replace(/\/$/, "")}/ws`;
+}
+
+/**
+ * Upload a file to the consultation (POST /c/{token}/files, the raw file as body), with progress.
+ * Resolves with the HTTP status and JSON body; status 0 with `error` "cancelled" or "network".
+ * @param {string} pagePath the invitation page's path, /c/{token}
+ * @param {Blob & {name?: string}} file
+ * @param {(fraction: number) => void} onProgress
+ * @returns {{done: Promise<{status: number, body: any}>, abort: () => void}}
+ */
+export function uploadFile(pagePath, file, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const url = `${pagePath.replace(/\/$/, "")}/files?name=${encodeURIComponent(file.name ?? "")}`;
+  const done = new Promise((resolve) => {
+    xhr.upload.addEventListener("progress", (ev) => { if (ev.lengthComputable && ev.total) onProgress(ev.loaded / ev.total); });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* an HTML error page */ }
+      resolve({ status: xhr.status, body });
+    });
+    xhr.addEventListener("error", () => resolve({ status: 0, body: { error: "network" } }));
+    xhr.addEventListener("abort", () => resolve({ status: 0, body: { error: "cancelled" } }));
+  });
+  xhr.open("POST", url);
+  // the server decides the type from the bytes; this label is ignored
+  xhr.setRequestHeader("Content-Type", "application/octet-stream");
+  xhr.send(file);
+  return { done, abort: () => xhr.abort() };
+}
+
+/** Where a shared document is read: its `url` is relative to the invitation link. @param {string} pagePath @param {string} url */
+export function fileUrl(pagePath, url) {
+  return `${pagePath.replace(/\/$/, "")}/${url}`;
 }
 
 /** The practitioner's closing page for the invitation page at `location`. @param {Location} location */

@@ -1,0 +1,88 @@
+"""Closing the act: state, audit, the patient's link and email, in one transaction (sync, worker thread)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import sqlite3
+from typing import Final
+
+from . import audit, timestamps
+from .agenda import Agenda
+from .database import transaction
+from .errors import InvalidTransition, NotFound
+from .mail import MailQueue, documents_text
+from .models import ConsultationState, Stage, check_transition
+from .patient_links import PatientLinks
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Closing:
+    """What closing an act did."""
+
+    consultation_id: str
+    documents: int
+    link_id: str | None  # the patient's new link, when documents were shared
+    mail_id: str | None
+
+
+#: Documents the patient's link gives access to: imported at closing, or shared in the chat.
+PATIENT_SOURCES: Final = ("closing", "chat")
+
+
+def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[str]:
+    """The ids of the consultation's documents shared with the patient that were not removed."""
+    rows = conn.execute("SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL"
+                        " AND source IN ('closing', 'chat') ORDER BY created_at, id", (consultation_id,)).fetchall()
+    return [row["id"] for row in rows]
+
+
+class Closer:
+    """Closes consultations.  Blocking: call from the worker thread."""
+
+    def __init__(self, conn: sqlite3.Connection, agenda: Agenda, links: PatientLinks, mail: MailQueue) -> None:
+        self._conn = conn
+        self._agenda = agenda
+        self._links = links
+        self._mail = mail
+
+    def close(self, consultation_id: str, practitioner_id: str, *, base_url: str,
+              link_lifetime: datetime.timedelta, tz: datetime.tzinfo) -> Closing:
+        """Mark the act closed; if it has documents, make the patient's link and queue the email.
+
+        NotFound unless `practitioner_id` is the consultation's practitioner;
+        InvalidTransition unless the call has ended (and the act is not closed yet).
+        """
+        with transaction(self._conn) as conn:
+            consultation = self._agenda.get_consultation(consultation_id)
+            if consultation.practitioner_id != practitioner_id:
+                raise NotFound(f"no consultation {consultation_id!r} for practitioner {practitioner_id!r}")
+            if consultation.state is ConsultationState.CLOSED:
+                raise InvalidTransition("the act is already closed")
+            check_transition(consultation.state, ConsultationState.CLOSED)
+            conn.execute(
+                "UPDATE consultation SET state = ?, practitioner_stage = ?, patient_stage = ?, updated_at = ?"
+                " WHERE id = ?",
+                (ConsultationState.CLOSED.value, Stage.ENDED.value, Stage.ENDED.value,
+                 timestamps.to_text(timestamps.utc_now()), consultation_id),
+            )
+            audit.append(conn, "practitioner", practitioner_id, "consultation.close",
+                         patient_id=consultation.patient_id, consultation_id=consultation_id)
+            documents = live_document_ids(conn, consultation_id)
+            link_id = mail_id = None
+            if documents:
+                link, token = self._links.create(conn, consultation.patient_id, consultation_id, link_lifetime)
+                link_id = link.id
+                audit.append(conn, "practitioner", practitioner_id, "patient_link.create",
+                             patient_id=consultation.patient_id, consultation_id=consultation_id, object_id=link.id)
+                recipient = conn.execute("SELECT email FROM patient WHERE id = ?",
+                                         (consultation.patient_id,)).fetchone()["email"]
+                expires = link.expires_at.astimezone(tz).strftime("%d/%m/%Y")
+                subject, body = documents_text(f"{base_url.rstrip('/')}/d/{token}", expires)
+                mail_id = self._mail.enqueue(conn, "documents", recipient, subject, body,
+                                             patient_id=consultation.patient_id, consultation_id=consultation_id)
+        logger.info("Consultation(%s) closed with %d documents", consultation_id, len(documents))
+        return Closing(consultation_id, len(documents), link_id, mail_id)

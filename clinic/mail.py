@@ -1,0 +1,180 @@
+"""The mail queue: messages wait in SQLite until the sender delivers them (sync, worker thread).
+
+The texts carry no health data: no document name, no reason for the visit, no
+practitioner name; only a personal link.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import sqlite3
+import uuid
+from typing import Final
+
+from . import audit, timestamps
+from .database import transaction
+from .errors import NotFound
+
+logger = logging.getLogger(__name__)
+
+KINDS: Final = ("invitation", "documents")
+MAX_ERROR = 200
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MailMessage:
+    """One queued message and its delivery state."""
+
+    id: str
+    kind: str
+    recipient: str = dataclasses.field(repr=False)
+    subject: str = dataclasses.field(repr=False)
+    body: str = dataclasses.field(repr=False)
+    patient_id: str | None
+    consultation_id: str | None
+    state: str  # queued / sent / failed
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime.datetime
+    created_at: datetime.datetime
+    sent_at: datetime.datetime | None
+
+    def status_json(self) -> dict[str, object]:
+        """The operator's view: ids and delivery state, no address and no text."""
+        return {
+            "id": self.id, "kind": self.kind, "patient_id": self.patient_id,
+            "consultation_id": self.consultation_id, "state": self.state, "attempts": self.attempts,
+            "last_error": self.last_error, "next_attempt_at": timestamps.to_text(self.next_attempt_at),
+            "created_at": timestamps.to_text(self.created_at),
+            "sent_at": None if self.sent_at is None else timestamps.to_text(self.sent_at),
+        }
+
+
+def invitation_text(link: str, when: str) -> tuple[str, str]:
+    """Subject and body of a patient's invitation to a video consultation."""
+    subject = "Votre rendez-vous de vidéo consultation / Your video consultation"
+    body = (
+        "Bonjour,\n\n"
+        f"Un rendez-vous de vidéo consultation vous a été fixé le {when}.\n"
+        "Le moment venu, ouvrez ce lien personnel (ne le transmettez à personne) :\n\n"
+        f"{link}\n\n"
+        "---\n"
+        f"Hello,\n\nA video consultation has been scheduled for you on {when}.\n"
+        "When the time comes, open this personal link (do not share it):\n\n"
+        f"{link}\n"
+    )
+    return subject, body
+
+
+def documents_text(link: str, expires: str) -> tuple[str, str]:
+    """Subject and body of the mail that gives a patient access to their documents."""
+    subject = "Des documents sont disponibles / Documents are available"
+    body = (
+        "Bonjour,\n\n"
+        "Des documents ont été mis à votre disposition après votre consultation.\n"
+        "Ouvrez ce lien personnel ; votre date de naissance vous sera demandée :\n\n"
+        f"{link}\n\n"
+        f"Ce lien est valable jusqu'au {expires}. Ne le transmettez à personne.\n\n"
+        "---\n"
+        "Hello,\n\nDocuments were made available to you after your consultation.\n"
+        "Open this personal link; you will be asked for your date of birth:\n\n"
+        f"{link}\n\n"
+        f"This link is valid until {expires}. Do not share it.\n"
+    )
+    return subject, body
+
+
+def _time(text: str | None) -> datetime.datetime | None:
+    return None if text is None else timestamps.from_text(text)
+
+
+def _message(row: sqlite3.Row) -> MailMessage:
+    return MailMessage(
+        id=row["id"], kind=row["kind"], recipient=row["recipient"], subject=row["subject"], body=row["body"],
+        patient_id=row["patient_id"], consultation_id=row["consultation_id"], state=row["state"],
+        attempts=row["attempts"], last_error=row["last_error"],
+        next_attempt_at=timestamps.from_text(row["next_attempt_at"]),
+        created_at=timestamps.from_text(row["created_at"]), sent_at=_time(row["sent_at"]),
+    )
+
+
+class MailQueue:
+    """Queued, sent and failed messages.
+
+    Blocking: every method runs SQL, so call it from the worker thread.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def enqueue(self, conn: sqlite3.Connection, kind: str, recipient: str, subject: str, body: str, *,
+                patient_id: str | None, consultation_id: str | None) -> str:
+        """Queue a message (inside the caller's transaction); returns its id."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown mail kind {kind!r}")
+        message_id = uuid.uuid4().hex
+        now = timestamps.to_text(timestamps.utc_now())
+        conn.execute(
+            "INSERT INTO mail_message (id, kind, recipient, subject, body, patient_id, consultation_id, state,"
+            " attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+            (message_id, kind, recipient, subject, body, patient_id, consultation_id, now, now),
+        )
+        audit.append(conn, "system", None, "mail.queue", patient_id=patient_id, consultation_id=consultation_id,
+                     object_id=message_id)
+        logger.info("Mail(%s) %s queued", message_id, kind)
+        return message_id
+
+    def due(self, limit: int = 20) -> list[MailMessage]:
+        """Queued messages whose next attempt is due, oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM mail_message WHERE state = 'queued' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, created_at LIMIT ?",
+            (timestamps.to_text(timestamps.utc_now()), limit),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def next_due_at(self) -> datetime.datetime | None:
+        """When the next queued message is due, or None if none is queued."""
+        row = self._conn.execute("SELECT MIN(next_attempt_at) FROM mail_message WHERE state = 'queued'").fetchone()
+        return _time(row[0])
+
+    def mark_sent(self, message_id: str) -> None:
+        """Record a delivery; the body (it holds a link) is dropped once sent."""
+        with transaction(self._conn) as conn:
+            conn.execute("UPDATE mail_message SET state = 'sent', attempts = attempts + 1, body = '',"
+                         " last_error = NULL, sent_at = ? WHERE id = ?",
+                         (timestamps.to_text(timestamps.utc_now()), message_id))
+        logger.info("Mail(%s) sent", message_id)
+
+    def mark_failed(self, message_id: str, error: str, *, retry_in: datetime.timedelta | None) -> None:
+        """Record a failed attempt; retry after `retry_in`, or give up when it is None."""
+        now = timestamps.utc_now()
+        with transaction(self._conn) as conn:
+            conn.execute(
+                "UPDATE mail_message SET attempts = attempts + 1, last_error = ?, state = ?,"
+                " next_attempt_at = ? WHERE id = ?",
+                (error[:MAX_ERROR], "queued" if retry_in is not None else "failed",
+                 timestamps.to_text(now + (retry_in or datetime.timedelta(0))), message_id),
+            )
+        logger.info("Mail(%s) attempt failed (%s)%s", message_id, error[:MAX_ERROR],
+                    "" if retry_in is not None else ", giving up")
+
+    def get(self, message_id: str) -> MailMessage:
+        """One message; NotFound otherwise."""
+        row = self._conn.execute("SELECT * FROM mail_message WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no mail {message_id!r}")
+        return _message(row)
+
+    def of_patient(self, patient_id: str) -> list[MailMessage]:
+        """A patient's messages, latest first."""
+        rows = self._conn.execute("SELECT * FROM mail_message WHERE patient_id = ? ORDER BY created_at DESC",
+                                  (patient_id,)).fetchall()
+        return [_message(row) for row in rows]
+
+    def recent(self, limit: int = 200) -> list[MailMessage]:
+        """The latest messages of all patients (the operator's view)."""
+        rows = self._conn.execute("SELECT * FROM mail_message ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [_message(row) for row in rows]
