@@ -20,7 +20,7 @@ from .hub import HubRegistry
 from .keys import CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
-from .recordings import ForgetRecording, RecordingService, StoreRecording
+from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,20 @@ def recording_documents(clinic: Clinic) -> tuple[StoreRecording, ForgetRecording
     return store, forget
 
 
+def recording_audit(clinic: Clinic) -> AuditRecording:
+    """Recording start, stop and retention deletion in the audit log (ids only)."""
+
+    async def audit(action: str, consultation_id: str, recording_id: str, role: str | None,
+                    document_id: str | None) -> None:
+        consultation = await clinic.get_consultation(consultation_id)
+        actor = {"practitioner": consultation.practitioner_id, "patient": consultation.patient_id}
+        await clinic.practice.audit(role or "system", actor.get(role or ""), action,
+                                    patient_id=consultation.patient_id, consultation_id=consultation_id,
+                                    document_id=document_id, object_id=recording_id)
+
+    return audit
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
     app = web.Application(client_max_size=1024 * 1024)
@@ -78,6 +92,7 @@ def make_app(config: Config) -> web.Application:
         app[CLINIC] = clinic
         recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
         recordings.store, recordings.forget = recording_documents(clinic)
+        recordings.audit = recording_audit(clinic)
         recordings.start()
         app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
                                 recording=config.recording, recordings=recordings)

@@ -214,18 +214,25 @@ class Hub:
         async with self._lock:
             began = self.recording.after_broadcast()
             announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
+            audits, self.recording.pending_audit = self.recording.pending_audit, []
         if began:
             await self.broadcast()
         for key, params in announcements:
             await self.system_message(key, **params)
+        if self._recordings is not None:
+            for action, recording_id, role in audits:
+                await self._recordings.note(action, self.id, recording_id, role)
 
     def close(self) -> None:
         self.recording.close()
         # the last tab left during a recording: its end still goes in the chat
         announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
-        for key, params in announcements:
-            if self._recordings is not None:
+        audits, self.recording.pending_audit = self.recording.pending_audit, []
+        if self._recordings is not None:
+            for key, params in announcements:
                 self._recordings.spawn(self.system_message(key, **params))
+            for action, recording_id, role in audits:
+                self._recordings.spawn(self._recordings.note(action, self.id, recording_id, role))
         for role in list(self.participants):
             self._drop_participant(role)
         if self.room is not None:

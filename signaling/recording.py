@@ -41,8 +41,10 @@ class RecordingControl:
         self.by: Role | None = None
         self.since: str | None = None
         self.recorder: Recorder | None = None
-        # system chat lines (key, params) to post once the lock is released
+        # system chat lines (key, params) and audit entries (action, recording id,
+        # role or None for the server) to write once the lock is released
         self.pending_announcements: list[tuple[str, dict[str, str]]] = []
+        self.pending_audit: list[tuple[str, str, str | None]] = []
 
     def allowed(self, role: Role) -> bool:
         return self._service is not None and role.value in self._config.allowed_roles
@@ -60,7 +62,7 @@ class RecordingControl:
             raise ProtocolError("not-allowed", "your role may not start or stop a recording")
         if not on:
             if self.state != "off":
-                self._stop(f"stopped by the {role.value}")
+                self._stop(f"stopped by the {role.value}", role)
             return []
         if self.state != "off":
             raise ProtocolError("out-of-order", f"a recording is already {self.state}")
@@ -112,7 +114,7 @@ class RecordingControl:
     def close(self) -> None:
         """The call ended or the hub is going away."""
         if self.state != "off":
-            self._stop("the call ended")
+            self._stop("the call ended", None)
 
     # --- internals
 
@@ -127,9 +129,10 @@ class RecordingControl:
         for side in Role:
             recorder.note_tracks(side.value, self._hub.tracks[side])
         self.pending_announcements.append(("recording-started", {"role": self.by.value if self.by else ""}))
+        self.pending_audit.append(("recording.start", self.id, self.by.value if self.by else None))
         logger.info("%r recording %s started", self._hub, self.id)
 
-    def _stop(self, why: str) -> None:
+    def _stop(self, why: str, role: Role | None) -> None:
         recorder = self.recorder
         was = self.state
         self._reset()
@@ -138,6 +141,7 @@ class RecordingControl:
             assert self._service is not None
             self._service.finish(recorder)
             self.pending_announcements.append(("recording-stopped", {}))
+            self.pending_audit.append(("recording.stop", recorder.id, role.value if role else None))
         logger.info("%r recording (%s) %s", self._hub, was, why)
 
     def _reset(self) -> None:

@@ -28,8 +28,11 @@ SWEEP_INTERVAL = 3600.0
 # hooks the app wires to the document store:
 # store(manifest, mp4 path) -> (document id, where the file now is): attach the MP4 to the consultation
 StoreRecording = Callable[[Manifest, Path], Awaitable[tuple[str, Path]]]
-# forget(manifest) when retention deletes a recording (remove its document, audit)
+# forget(manifest) when retention deletes a recording (remove its document)
 ForgetRecording = Callable[[Manifest], Awaitable[None]]
+# audit(action, consultation id, recording id, role of who did it or None for the
+# server, document id): "recording.start", "recording.stop", "recording.delete"
+AuditRecording = Callable[[str, str, str, str | None, str | None], Awaitable[None]]
 
 
 class RecordingService:
@@ -40,6 +43,7 @@ class RecordingService:
         self.root = data_path / "recordings"
         self.store: StoreRecording | None = None
         self.forget: ForgetRecording | None = None
+        self.audit: AuditRecording | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._active: set[Recorder] = set()
@@ -70,6 +74,16 @@ class RecordingService:
         recorder = Recorder(recording_id, consultation_id, self.folder(consultation_id, recording_id))
         self._active.add(recorder)
         return recorder
+
+    async def note(self, action: str, consultation_id: str, recording_id: str,
+                   role: str | None = None, document_id: str | None = None) -> None:
+        """An audit entry (when the audit log is wired); a failure is logged, never raised."""
+        if self.audit is None:
+            return
+        try:
+            await self.audit(action, consultation_id, recording_id, role, document_id)
+        except Exception:
+            logger.exception("Recording(%s) audit %s failed", recording_id, action)
 
     def finish(self, recorder: Recorder) -> None:
         """After `recorder.stop()`: wait for its files, then compose and store, in the background."""
@@ -145,6 +159,7 @@ class RecordingService:
                     logger.exception("Recording(%s) could not be forgotten; kept", manifest.id)
                     continue
             await asyncio.to_thread(shutil.rmtree, folder, True)
+            await self.note("recording.delete", manifest.consultation_id, manifest.id, None, manifest.document_id)
             logger.info("Recording(%s) of consultation %s deleted after %d days",
                         manifest.id, manifest.consultation_id, self.config.retention_days)
         return len(expired)

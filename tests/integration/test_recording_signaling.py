@@ -144,6 +144,13 @@ async def test_writing_waits_for_the_other_side_to_have_seen_the_notice(tmp_path
             other = await server.demo()  # another consultation's link: nothing there
             async with http.get(f"{other['practitioner_link']}/files/{document.id}") as r:
                 assert r.status == 404
+        # audited with ids only: who started and stopped which recording of which consultation
+        audit = [e for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
+        consultation = await server.clinic.get_consultation(demo["consultation_id"])
+        assert [(e.action, e.actor_kind, e.actor_id, e.object_id, e.consultation_id, e.patient_id) for e in audit] == [
+            ("recording.start", "practitioner", consultation.practitioner_id, notice["id"], consultation.id, consultation.patient_id),
+            ("recording.stop", "practitioner", consultation.practitioner_id, notice["id"], consultation.id, consultation.patient_id),
+        ]
         await doctor.close()
         await patient.close()
 
@@ -176,6 +183,7 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
         await recording_state(doctor, None)
         await asyncio.sleep(0.3)
         assert not (server.config.data_path / "recordings").exists()
+        assert not [e for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
 
         # asked again and accepted: notice, ack, recording
         await doctor.send(type="record", on=True)
@@ -187,5 +195,7 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
         await doctor.send(type="hangup")  # the end of the call ends the recording
         await recording_state(patient, None)
         await wait_composed(server)
+        audit = [(e.action, e.actor_kind) for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
+        assert audit == [("recording.start", "practitioner"), ("recording.stop", "system")]
         await doctor.close()
         await patient.close()

@@ -65,6 +65,9 @@ async def test_retention_deletes_expired_recordings_and_their_documents(tmp_path
         assert not folder.exists()
         with pytest.raises(NotFound):
             await server.clinic.get_document(document_id)
+        deleted = [e for e in await server.clinic.practice.audit_export() if e.action == "recording.delete"]
+        assert [(e.actor_kind, e.object_id, e.document_id, e.consultation_id) for e in deleted] == [
+            ("system", rec["id"], document_id, demo["consultation_id"])]
         await doctor.close()
         await patient.close()
 
