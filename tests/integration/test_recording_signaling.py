@@ -11,6 +11,7 @@ import aiohttp
 import av
 import pytest
 
+from practice_helpers import Browserless
 from recorder.manifest import read_manifest
 from server import Running, running_server
 from signaling.keys import RECORDINGS
@@ -144,9 +145,22 @@ async def test_writing_waits_for_the_other_side_to_have_seen_the_notice(tmp_path
             other = await server.demo()  # another consultation's link: nothing there
             async with http.get(f"{other['practitioner_link']}/files/{document.id}") as r:
                 assert r.status == 404
+        # listed in the patient's record, played and downloaded there by the care team
+        consultation = await server.clinic.get_consultation(demo["consultation_id"])
+        practitioner = Browserless(server.base_url)
+        try:
+            assert (await practitioner.login(demo["practitioner"]["email"], demo["practitioner"]["password"])).status == 303
+            response, page = await practitioner.get(f"/records/{consultation.patient_id}")
+            assert response.status == 200 and f"/documents/{document.id}" in page and document.name in page
+            response, body = await practitioner.get_bytes(f"/records/{consultation.patient_id}/documents/{document.id}")
+            assert response.status == 200 and response.headers["Content-Type"] == "video/mp4" and body[4:8] == b"ftyp"
+            response, _ = await practitioner.get_bytes(
+                f"/records/{consultation.patient_id}/documents/{document.id}?download=1")
+            assert response.headers["Content-Disposition"].startswith("attachment")
+        finally:
+            await practitioner.close()
         # audited with ids only: who started and stopped which recording of which consultation
         audit = [e for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
-        consultation = await server.clinic.get_consultation(demo["consultation_id"])
         assert [(e.action, e.actor_kind, e.actor_id, e.object_id, e.consultation_id, e.patient_id) for e in audit] == [
             ("recording.start", "practitioner", consultation.practitioner_id, notice["id"], consultation.id, consultation.patient_id),
             ("recording.stop", "practitioner", consultation.practitioner_id, notice["id"], consultation.id, consultation.patient_id),
