@@ -60,7 +60,7 @@ def check_mp4(path: Path, truth: float | None) -> dict[str, Any]:
     return {"duration": duration, "frames": len(frames), "left": colour(left), "right": colour(right)}
 
 
-# the chat's system messages a page receives (the chat panel is the issue-6 branch's)
+# the chat's system messages a page receives over its socket
 SPY_SYSTEM = """() => {
   window.__system = [];
   window.__teleconsult.client.addEventListener('chat-message', (ev) => {
@@ -155,9 +155,14 @@ async def test_a_recording_of_both_cameras_is_one_mp4_side_by_side(tmp_path: Pat
         await wait_state(server, "off")
         for page in (doctor, patient):
             await expect(page.get_by_test_id("recording-indicator")).to_be_hidden()
-        # the system messages of the chat reached the patient's page (start, then stop)
+        # the system messages of the chat reached the patient's page (start, then stop), shown in the chat
         keys = await patient.evaluate("() => window.__system.map((m) => m.key)")
         assert keys == ["recording-started", "recording-stopped"], keys
+        await patient.get_by_test_id("chat-toggle").click()
+        system = patient.locator('[data-testid="chat-message"][data-kind="system"]')
+        await expect(system.filter(has_text="a lancé l'enregistrement")).to_have_count(1)
+        await expect(system.filter(has_text="L'enregistrement de la consultation est terminé")).to_have_count(1)
+        await screenshot(patient, "32-patient-chat-recording-lines")
         # the truth by the practitioner's browser clock: from "recording" shown to the indicator gone
         truth = await doctor.evaluate("() => (window.__rec.off - window.__rec.on) / 1000")
         result = await composed(server)
