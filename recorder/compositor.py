@@ -9,10 +9,12 @@ Memory stays small: tracks are decoded as the output advances.
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import logging
 import math
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +32,7 @@ from .manifest import Event, Manifest, Track, read_manifest, write_manifest
 logger = logging.getLogger(__name__)
 
 OUTPUT = "recording.mp4"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RATE = 48000
 AAC_FRAME = 1024
 # seconds without a new picture after which a camera counts as off (no frozen picture)
@@ -276,8 +279,16 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
 
 
 def worker_init() -> None:
-    """In the composing process: yield the CPU to the media path and the event loop."""
+    """In the composing process: yield the CPU to the media path, and die with the server."""
     os.nice(10)
+    # a server killed while composing must not leave its worker behind for ever; the
+    # recording is composed again at the next start (its manifest still says stopped)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pool's own checks are all there is
+    if os.getppid() == 1:
+        os._exit(0)  # the server died before we got here
 
 
 def compose_recording(directory: str, width: int, height: int, fps: int) -> dict[str, Any]:
