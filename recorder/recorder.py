@@ -98,6 +98,11 @@ class Recorder:
         for source, producer in participant.producers.items():
             if producer.id in self._sinks or producer.closed or producer.kind not in CODECS:
                 continue
+            codec = _codec(producer)
+            if codec != CODECS[producer.kind]:
+                # the WebM writer knows VP8 and Opus only (the default codecs)
+                logger.warning("%r does not record %s: codec %s", self, producer.id, codec or "unknown")
+                continue
             key = TrackKey(producer.id, participant.role, source, producer.kind)
             sink = functools.partial(self._on_frame, key, producer)
             producer.add_sink(sink)
@@ -122,3 +127,9 @@ class Recorder:
         if not self._writer.frame(key, frame.data, frame.pts, frame.time_base, frame.keyframe, arrival):
             if key.kind == "video":
                 producer.request_keyframe()
+
+
+def _codec(producer: Producer) -> str:
+    """The negotiated codec of a producer's receiver ("vp8", "opus", "h264"...)."""
+    codecs = producer.receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    return next((str(c.name).lower() for c in codecs.values() if c.name.lower() != "rtx"), "")

@@ -133,3 +133,27 @@ async def test_a_camera_turned_off_shows_a_placeholder_not_a_frozen_picture(tmp_
     assert colour(rgb_at(late, 0.25, 0.5)) == "red"
     right = rgb_at(late, 0.75, 0.1)
     assert colour(right) != "blue" and max(right) - min(right) < 30, right  # grey card, not blue
+
+
+async def test_a_codec_the_writer_does_not_know_is_left_out_not_written_wrong(tmp_path: Path) -> None:
+    room = Room("c2", SfuOptions(video_codecs=["H264"]))
+    red, blue = Peer("red"), Peer("blue")
+    folder = tmp_path / "rec"
+    try:
+        await connect(room, "a", "practitioner", red)
+        await connect(room, "b", "patient", blue)
+        await red.wait_video()
+        recorder = Recorder("r2", "c2", folder)
+        recorder.start()
+        recorder.attach(room)
+        await asyncio.sleep(1.5)
+        recorder.stop()
+        manifest = await recorder.wait_closed()
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+    assert sorted((t.source, t.codec) for t in manifest.tracks) == [("mic", "opus"), ("mic", "opus")]
+    result = await asyncio.to_thread(compose_recording, str(folder), WIDTH, HEIGHT, FPS)
+    with av.open(result["output"]) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1  # placeholders and the voices
