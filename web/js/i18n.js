@@ -156,6 +156,8 @@ export const STRINGS = {
   "chat.system.left.self": { fr: "Vous avez quitté l'appel", en: "You left the call" },
   "chat.system.ended": { fr: "La consultation est terminée", en: "The consultation has ended" },
   "recording.toggle": { fr: "Enregistrer", en: "Record" },
+  "recording.button.stop": { fr: "Arrêter l'enregistrement", en: "Stop recording" },
+  "recording.button.cancel": { fr: "Annuler la demande", en: "Cancel the request" },
   "recording.toggle.start": { fr: "Enregistrer la consultation", en: "Record the consultation" },
   "recording.toggle.stop": { fr: "Arrêter l'enregistrement", en: "Stop recording" },
   "recording.toggle.cancel": { fr: "Annuler la demande d'enregistrement", en: "Cancel the recording request" },
