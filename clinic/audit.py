@@ -24,6 +24,7 @@ ACTIONS: Final = frozenset({
     "patient_link.create", "patient_link.revoke", "patient_link.open",
     "patient_link.birth_date_failed", "patient_link.locked",
     "mail.queue",
+    "recording.start", "recording.stop", "recording.delete",
 })
 ACTOR_KINDS: Final = ("practitioner", "patient", "system", "operator")
 

@@ -1,1 +1,4 @@
-"""Recording of consultations: a subscriber of a room like any participant (later issue)."""
+"""Recording of consultations: a subscriber of a room like any participant; mux, composite."""
+from .recorder import Recorder
+
+__all__ = ["Recorder"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pyee.asyncio import AsyncIOEventEmitter
 
@@ -24,6 +25,8 @@ class Room(AsyncIOEventEmitter):
         self._options = options
         self._participants: dict[str, Participant] = {}
         self._departed: list[Participant] = []  # closed, maybe still closing media
+        # told of every participant's new producers (the recorder)
+        self._observers: list[Callable[[Participant], None]] = []
 
     def __repr__(self) -> str:
         return f"Room({self.id})"
@@ -42,7 +45,20 @@ class Room(AsyncIOEventEmitter):
         logger.info("%r + %r", self, participant)
         return participant
 
+    def add_observer(self, observer: Callable[[Participant], None]) -> None:
+        """Call `observer(participant)` now for each participant and whenever one gets new producers."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            for participant in list(self._participants.values()):
+                observer(participant)
+
+    def remove_observer(self, observer: Callable[[Participant], None]) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
     def _on_media(self, participant: Participant) -> None:
+        for observer in list(self._observers):
+            observer(participant)
         # a participant has a new peer connection: wire it both ways
         for other in self._participants.values():
             if other is participant:
@@ -64,6 +80,7 @@ class Room(AsyncIOEventEmitter):
         if self.closed:
             return
         self.closed = True
+        self._observers.clear()
         for participant in list(self._participants.values()):
             participant.close()
         self.emit("close")

@@ -12,15 +12,17 @@ from aiohttp import web
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
+from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE
+from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
+from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,36 @@ async def open_clinic(config: Config) -> Clinic:
     )
 
 
+def recording_documents(clinic: Clinic) -> tuple[StoreRecording, ForgetRecording]:
+    """A composed recording becomes a document of its consultation; retention removes it."""
+
+    async def store(manifest: Manifest, path: Path) -> tuple[str, Path]:
+        started = datetime.datetime.fromisoformat(manifest.started_at)
+        name = f"enregistrement-{started:%Y-%m-%d-%Hh%M}.mp4"
+        document = await clinic.add_document_file(manifest.consultation_id, "recording", name, "system", path)
+        return document.id, await clinic.document_path(document)
+
+    async def forget(manifest: Manifest) -> None:
+        if manifest.document_id is not None:
+            await clinic.remove_document(manifest.document_id)
+
+    return store, forget
+
+
+def recording_audit(clinic: Clinic) -> AuditRecording:
+    """Recording start, stop and retention deletion in the audit log (ids only)."""
+
+    async def audit(action: str, consultation_id: str, recording_id: str, role: str | None,
+                    document_id: str | None) -> None:
+        consultation = await clinic.get_consultation(consultation_id)
+        actor = {"practitioner": consultation.practitioner_id, "patient": consultation.patient_id}
+        await clinic.practice.audit(role or "system", actor.get(role or ""), action,
+                                    patient_id=consultation.patient_id, consultation_id=consultation_id,
+                                    document_id=document_id, object_id=recording_id)
+
+    return audit
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
     app = web.Application(client_max_size=1024 * 1024)
@@ -63,8 +95,13 @@ def make_app(config: Config) -> web.Application:
         wb = config.whiteboard
         images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings.store, recordings.forget = recording_documents(clinic)
+        recordings.audit = recording_audit(clinic)
+        recordings.start()
         app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images)
+                                whiteboard=wb, board_images=images,
+                                recording=config.recording, recordings=recordings)
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
@@ -74,6 +111,7 @@ def make_app(config: Config) -> web.Application:
         await app[MONITOR].stop()
         await app[MAILER].stop()
         app[HUBS].close()
+        await recordings.close()
         images.close()
         await clinic.close()
 

@@ -207,6 +207,20 @@ class WhiteboardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingConfig:
+    # roles that may start and stop a recording: "practitioner", "patient"
+    allowed_roles: list[str] = field(default_factory=lambda: ["practitioner"])
+    # the other side must accept before a recording starts
+    require_consent: bool = False
+    # the composed MP4's picture size (even numbers) and frame rate
+    width: int = 1280
+    height: int = 480
+    fps: int = 15
+    # days a recording is kept; 0 keeps recordings until removed by hand
+    retention_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -216,6 +230,7 @@ class Config:
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     whiteboard: WhiteboardConfig = field(default_factory=WhiteboardConfig)
@@ -381,6 +396,7 @@ def _validate(c: Config, where: str) -> None:
         fail("limits.max_message_bytes", "must be at least 1024")
     if c.stats.interval < 0.5:
         fail("stats.interval", "must be at least 0.5 seconds")
+    _validate_recording(c.recording, fail)
     for i, net in enumerate(c.stats.allowed_networks):
         try:
             ipaddress.ip_network(net, strict=False)
@@ -438,3 +454,16 @@ def _validate(c: Config, where: str) -> None:
         zoneinfo.ZoneInfo(c.practice.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         fail("practice.timezone", f"is not a known IANA time zone: {c.practice.timezone!r}")
+
+
+def _validate_recording(r: RecordingConfig, fail: typing.Callable[[str, str], None]) -> None:
+    for i, role in enumerate(r.allowed_roles):
+        if role not in ("practitioner", "patient"):
+            fail(f"recording.allowed_roles[{i}]", f"must be \"practitioner\" or \"patient\", got {role!r}")
+    for key, value, low, high in (("width", r.width, 160, 3840), ("height", r.height, 120, 2160)):
+        if not low <= value <= high or value % 2:
+            fail(f"recording.{key}", f"must be an even number between {low} and {high}")
+    if not 1 <= r.fps <= 60:
+        fail("recording.fps", "must be between 1 and 60")
+    if r.retention_days < 0:
+        fail("recording.retention_days", "must be 0 (keep) or a number of days")

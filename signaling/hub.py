@@ -14,8 +14,10 @@ from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
 from .chat import ChatLimits, ChatRoom
-from .config import WhiteboardConfig
+from .config import RecordingConfig, WhiteboardConfig
 from .errors import ProtocolError
+from .recording import RecordingControl
+from .recordings import RecordingService
 from .whiteboard import SavePng, Whiteboard, document_saver
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,8 @@ class Hub:
                  readiness: dict[Role, Readiness] | None = None, chat_limits: ChatLimits | None = None, *,
                  board: Board | None = None,
                  whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
-                 save_png: SavePng | None = None) -> None:
+                 save_png: SavePng | None = None,
+                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -63,6 +66,8 @@ class Hub:
         self._sfu_options = sfu_options
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.recording = RecordingControl(self, recording or RecordingConfig(), recordings)
+        self._recordings = recordings
         # the consultation's chat (signaling/chat.py), sent to whoever is connected
         self.chat = ChatRoom(self.id, clinic, chat_limits or ChatLimits(), lambda: list(self.connections.values()))
         wb = whiteboard or WhiteboardConfig()
@@ -96,9 +101,11 @@ class Hub:
                 return  # already replaced by another tab
             del self.connections[conn.role]
             self.tracks[conn.role] = dict(DEFAULT_TRACKS)
+            self.recording.note_tracks(conn.role, self.tracks[conn.role])
             self._drop_participant(conn.role)
         await self.whiteboard.detach(conn.role)
         await self.broadcast()
+        await self._recording_follow_up()
 
     async def act(self, role: Role, action: str) -> None:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
@@ -113,10 +120,13 @@ class Hub:
             for side in Role:
                 if new.stage(side) is not Stage.IN_CALL:
                     self._drop_participant(side)
+            if new.consultation is ConsultationState.ENDED:
+                self.recording.close()
             if new.consultation is ConsultationState.ENDED and self.room is not None:
                 self.room.close()
                 self.room = None
         await self.broadcast()
+        await self._recording_follow_up()
         await self._call_events(old, new)
 
     async def _call_events(self, old: lobby.LobbyState, new: lobby.LobbyState) -> None:
@@ -141,6 +151,7 @@ class Hub:
             if self.connections.get(conn.role) is not conn:
                 return
             self.tracks[conn.role] = {name: bool(tracks[name]) for name in DEFAULT_TRACKS}
+            self.recording.note_tracks(conn.role, self.tracks[conn.role])
         await self.broadcast()
 
     async def set_readiness(self, conn: Connection, mic: str, camera: str, test: NetTest | None) -> None:
@@ -166,6 +177,7 @@ class Hub:
             if participant is None:
                 if self.room is None or self.room.closed:
                     self.room = Room(self.id, self._sfu_options)
+                    self.recording.attach_room(self.room)
                 participant = self.room.add_participant(f"{conn.role.value}-{uuid.uuid4().hex[:8]}", conn.role.value)
                 participant.on("media-state", lambda state, c=conn: self._send_soon(c, {"type": "media", "state": state}))
                 self.participants[conn.role] = participant
@@ -186,6 +198,7 @@ class Hub:
                 "tracks": self.tracks[peer],
                 "readiness": _readiness_json(self.readiness.get(peer)),
             },
+            "recording": self.recording.snapshot(),
         }
 
     async def broadcast(self) -> None:
@@ -196,7 +209,49 @@ class Hub:
     def empty(self) -> bool:
         return not self.connections
 
+    async def recording_message(self, conn: Connection, kind: str, fields: dict[str, Any]) -> None:
+        """`record`, `recording-consent` or `recording-seen` from a side (signaling/recording.py)."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            replies: list[tuple[Role, dict[str, Any]]] = []
+            if kind == "record":
+                replies = self.recording.record(conn.role, fields["on"])
+            elif kind == "recording-consent":
+                replies = self.recording.consent(conn.role, fields["recording"], fields["accept"])
+            else:
+                self.recording.seen(conn.role, fields["recording"])
+        for role, message in replies:
+            target = self.connections.get(role)
+            if target is not None:
+                await target.send(message)
+        await self.broadcast()
+        await self._recording_follow_up()
+
+    async def _recording_follow_up(self) -> None:
+        # the notice rule: once every connected tab was sent the state, maybe start
+        async with self._lock:
+            began = self.recording.after_broadcast()
+            announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
+            audits, self.recording.pending_audit = self.recording.pending_audit, []
+        if began:
+            await self.broadcast()
+        for key, params in announcements:
+            await self.system_message(key, **params)
+        if self._recordings is not None:
+            for action, recording_id, role in audits:
+                await self._recordings.note(action, self.id, recording_id, role)
+
     def close(self) -> None:
+        self.recording.close()
+        # the last tab left during a recording: its end still goes in the chat
+        announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
+        audits, self.recording.pending_audit = self.recording.pending_audit, []
+        if self._recordings is not None:
+            for key, params in announcements:
+                self._recordings.spawn(self.system_message(key, **params))
+            for action, recording_id, role in audits:
+                self._recordings.spawn(self._recordings.note(action, self.id, recording_id, role))
         for role in list(self.participants):
             self._drop_participant(role)
         if self.room is not None:
@@ -231,12 +286,15 @@ class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
     def __init__(self, clinic: Clinic, sfu_options: SfuOptions, chat_limits: ChatLimits | None = None, *,
-                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None) -> None:
+                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
+                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
         self._clinic = clinic
         self._sfu_options = sfu_options
         self._chat_limits = chat_limits
         self._whiteboard = whiteboard or WhiteboardConfig()
         self._board_images = board_images
+        self._recording = recording
+        self._recordings = recordings
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
 
@@ -251,6 +309,7 @@ class HubRegistry:
                     consultation, self._clinic, self._sfu_options, readiness, self._chat_limits, board=board,
                     whiteboard=self._whiteboard, board_images=self._board_images,
                     save_png=self._png_saver(consultation_id),
+                    recording=self._recording, recordings=self._recordings,
                 )
             return hub
 

@@ -13,6 +13,7 @@ from .config import Config
 from .hub import HubRegistry
 from .mailer import Mailer
 from .monitor import Monitor
+from .recordings import RecordingService
 
 CONFIG = web.AppKey("config", Config)
 CLINIC = web.AppKey("clinic", Clinic)
@@ -20,6 +21,7 @@ HUBS = web.AppKey("hubs", HubRegistry)
 WEB_ROOT = web.AppKey("web_root", Path)
 MONITOR = web.AppKey("monitor", Monitor)
 MAILER = web.AppKey("mailer", Mailer)
+RECORDINGS = web.AppKey("recordings", RecordingService)
 # share of the connection test's packets the server drops: tests set it, production keeps 0
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
 # background pages of the whiteboard, rendered in their own thread

@@ -36,6 +36,9 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "tracks": {"mic": bool, "camera": bool, "screen": bool},
     "probe-offer": {"sdp": str},
     "readiness": {"mic": str, "camera": str, "test": (dict, NULL)},
+    "record": {"on": bool},
+    "recording-consent": {"recording": str, "accept": bool},
+    "recording-seen": {"recording": str},
     "chat": {"text": str},
     # the whiteboard (signaling/whiteboard.py checks the values: ids, colours, coordinates, pages)
     "whiteboard-open": {"open": bool},

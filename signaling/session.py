@@ -77,6 +77,8 @@ class Session:
             "ice_transport_policy": self._config.ice.transport_policy,
             "max_video_kbps": self._config.media.max_video_kbps,
             "max_audio_kbps": self._config.media.max_audio_kbps,
+            "recording": {"allowed": self.role.value in self._config.recording.allowed_roles,
+                          "consent": self._config.recording.require_consent},
         }
 
     async def run(self) -> None:
@@ -133,6 +135,8 @@ class Session:
                 await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
             elif msg.type in WHITEBOARD_MESSAGES:
                 await self._hub.whiteboard.handle(self, msg, len(text))
+            elif msg.type in ("record", "recording-consent", "recording-seen"):
+                await self._hub.recording_message(self, msg.type, msg.fields)
             else:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:

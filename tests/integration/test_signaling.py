@@ -76,7 +76,8 @@ async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) 
     assert state == {"type": "state", "consultation_state": "scheduled",
                      "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room",
                               "tracks": {"mic": True, "camera": True, "screen": False},
-                              "readiness": None}}
+                              "readiness": None},
+                     "recording": None}
     await client.close()
 
 

@@ -260,7 +260,12 @@ INVALID_VALUES = [
     ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
     ("[mail.smtp]\nport = 0\n", "mail.smtp.port"),
     ("[invitations]\nlifetime_hours = -1\n", "invitations.lifetime_hours"),
-    ("[limits]\nmax_message_bytes = 100\n", "limits.max_message_bytes"),]
+    ("[limits]\nmax_message_bytes = 100\n", "limits.max_message_bytes"),
+    ('[recording]\nallowed_roles = ["doctor"]\n', "recording.allowed_roles[0]"),
+    ("[recording]\nwidth = 641\n", "recording.width"),
+    ("[recording]\nheight = 0\n", "recording.height"),
+    ("[recording]\nfps = 0\n", "recording.fps"),
+    ("[recording]\nretention_days = -1\n", "recording.retention_days"),]
 
 
 @pytest.mark.parametrize(("text", "key"), INVALID_VALUES, ids=[key for _, key in INVALID_VALUES])

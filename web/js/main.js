@@ -6,6 +6,7 @@ import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { runNetTest } from "./nettest.js";
 import { Pip } from "./pip.js";
+import { RecordingUi } from "./recording.js";
 import { SignalingClient, closingUrl, peerStatus, socketUrl } from "./protocol.js";
 import { WhiteboardUI } from "./whiteboard.js";
 
@@ -75,6 +76,7 @@ const app = {
   switching: Promise.resolve(),
 };
 const pip = new Pip(ui.remoteVideo);
+const recording = new RecordingUi(app.client);
 const chat = new ChatPanel(app.client);
 const board = new WhiteboardUI(app.client, ui.stage, byTestId("whiteboard-toggle"));
 
@@ -483,6 +485,7 @@ function wire() {
     renderQuality();
     renderNetResult();
     board.translate();
+    recording.render();
   });
   ui.netTest.addEventListener("click", runTest);
   ui.micToggle.addEventListener("click", () => toggle("audio"));

@@ -101,6 +101,31 @@ export class SignalingClient extends EventTarget {
   whiteboardSave() { return this.send({ type: "whiteboard-save" }); }
   /** The pointer over the board, or null when it left. @param {number|null} x @param {number|null} y */
   pointer(x, y) { return this.send({ type: "pointer", x, y }); }
+  /** Start (true) or stop (false) recording. @param {boolean} on */
+  record(on) { return this.send({ type: "record", on }); }
+}
+
+/**
+ * What the page shows about recording (docs/protocol.md, "Recording").
+ * @param {any} welcome the `welcome` message (or null)
+ * @param {any} state the last `state` message (or null)
+ * @returns {{state: "off"|"consent"|"notice"|"recording", id: string|null, mine: boolean,
+ *   mayRecord: boolean, indicator: boolean, askMe: boolean}}
+ */
+export function recordingView(welcome, state) {
+  const rec = state?.recording ?? null;
+  const role = welcome?.role ?? null;
+  const mine = Boolean(rec && rec.by === role);
+  const current = rec ? rec.state : "off";
+  return {
+    state: current,
+    id: rec ? rec.id : null,
+    mine,
+    mayRecord: Boolean(welcome?.recording?.allowed),
+    // from the notice on, both sides see it; nothing is written before the other side drew it
+    indicator: current === "notice" || current === "recording",
+    askMe: current === "consent" && !mine,
+  };
 }
 
 /**
