@@ -226,6 +226,27 @@ def write_config(tmp: Path, port: int) -> Path:
     return cfg
 
 
+def start_demo_server(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+    """`teleconsult demo --json` then `serve` on a free port under `tmp`: (process, base URL, demo JSON).
+
+    The caller stops the process (procs.stop) when done.
+    """
+    port = free_port()
+    cfg = write_config(tmp, port)
+    demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
+                          check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    with log.open("wb") as logf:
+        proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", "WARNING", "serve", "--config", str(cfg)],
+                                stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", proc, log=log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base, json.loads(demo.stdout.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------- browsers
 
 def write_noise_y4m(path: Path, colour: str, width: int, height: int, fps: int, frames: int) -> Path:

@@ -30,8 +30,8 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from call_cpu import ROOT, free_port, teleconsult_cmd, write_config  # noqa: E402
-from procs import stop, wait_http  # noqa: E402
+from call_cpu import start_demo_server  # noqa: E402
+from procs import stop  # noqa: E402
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -93,16 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     log = tmp / "server.log"
     proc: subprocess.Popen[bytes] | None = None
     try:
-        port = free_port()
-        cfg = write_config(tmp, port)
-        demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
-                              check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
-        creds = json.loads(demo.stdout.strip().splitlines()[-1])["practitioner"]
-        with log.open("wb") as logf:
-            proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", "WARNING", "serve", "--config", str(cfg)],
-                                    stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/healthz", proc, log=log)
+        proc, base, demo = start_demo_server(tmp, log)
+        creds = demo["practitioner"]
         result = asyncio.run(asyncio.wait_for(run(base, creds["email"], creds["password"], args.n, args.concurrent), 300))
         print(f"login (argon2id verify + session): median {result['login_median_ms']:.0f} ms, "
               f"slowest {result['login_max_ms']:.0f} ms over {args.n}")

@@ -36,8 +36,8 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from call_cpu import free_port, teleconsult_cmd, write_config  # noqa: E402
-from procs import stop, wait_http  # noqa: E402
+from call_cpu import start_demo_server  # noqa: E402
+from procs import stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -124,16 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     log = tmp / "server.log"
     proc: subprocess.Popen[bytes] | None = None
     try:
-        port = free_port()
-        cfg = write_config(tmp, port)
-        demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
-                              check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
-        links = json.loads(demo.stdout.strip().splitlines()[-1])
-        with log.open("wb") as logf:
-            proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", "WARNING", "serve", "--config", str(cfg)],
-                                    stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/healthz", proc, log=log)
+        proc, base, links = start_demo_server(tmp, log)
         result = asyncio.run(asyncio.wait_for(run(links["patient_link"], base, proc.pid, args.mib, tmp / "data"), 300))
         print(f"upload of {result['mib']} MiB: {result['seconds']:.2f} s, {result['mib_per_s']:.0f} MiB/s")
         print(f"server RSS: {result['rss_before_mib']:.1f} MiB before, peak {result['rss_peak_mib']:.1f} MiB "
