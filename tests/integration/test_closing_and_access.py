@@ -443,3 +443,34 @@ async def _outbox_link(server: Running) -> tuple[str, None]:
             return text[start:].split()[0].removeprefix(server.base_url), None
         await asyncio.sleep(0.05)
     raise AssertionError("no .eml in the outbox")
+
+
+async def test_a_file_shared_in_the_chat_is_read_by_the_care_team_only(tmp_path: Path) -> None:
+    # issue 6: practitioners with access to the record read the chat's files; one without gets 404
+    async with running_server(tmp_path / "data") as server:
+        demo = await server.demo()
+        patient_token = demo["patient_link"].rsplit("/", 1)[1]
+        await server.clinic.add_practitioner("stranger@example.org", PASSWORD, "Dr Stranger")
+        patient, doctor, stranger = (Browserless(server.base_url) for _ in range(3))
+        try:
+            shared = pdf_bytes(3000)
+            async with patient.session.post(f"{server.base_url}/c/{patient_token}/files?name=photo.pdf",
+                                            data=io.BytesIO(shared)) as r:
+                assert r.status == 201
+            doc = (await server.clinic.list_documents(consultation_id=demo["consultation_id"]))[0]
+            assert doc.source == "chat"
+            patient_id = (await server.clinic.get_consultation(demo["consultation_id"])).patient_id
+            url = f"/records/{patient_id}/documents/{doc.id}?download=1"
+            r, data = await doctor.get_bytes(url)  # not logged in yet
+            assert r.status != 200 and data != shared
+            await doctor.login(demo["practitioner"]["email"], demo["practitioner"]["password"])
+            r, data = await doctor.get_bytes(url)
+            assert r.status == 200 and data == shared
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+            await stranger.login("stranger@example.org", PASSWORD)
+            for path in (f"/records/{patient_id}", url):
+                r, _ = await stranger.get(path)
+                assert r.status == 404
+        finally:
+            for x in (patient, doctor, stranger):
+                await x.close()
