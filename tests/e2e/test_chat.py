@@ -9,7 +9,6 @@ from typing import Any
 
 import av
 import media_files
-import numpy as np
 from playwright.async_api import Page, expect
 
 from conftest import screenshot

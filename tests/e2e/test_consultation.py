@@ -202,9 +202,11 @@ async def test_bad_link_shows_a_french_page(tmp_path: Path, open_page: Any) -> N
 
 
 async def _in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
-    demo = await server.demo()
-    doctor: Page = await open_page("red")
-    patient: Page = await open_page("blue")
+    return await _enter_call(await server.demo(), await open_page("red"), await open_page("blue"))
+
+
+async def _enter_call(demo: dict[str, Any], doctor: Page, patient: Page) -> tuple[Page, Page]:
+    """Both sides open their link and enter the call; returns once each shows the other's camera."""
     await doctor.goto(demo["practitioner_link"])
     await patient.goto(demo["patient_link"])
     await doctor.get_by_test_id("join").click()

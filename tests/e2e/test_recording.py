@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 import av
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from conftest import screenshot
 from recorder.manifest import read_manifest
 from server import Running, free_port, running_server
 from signaling.keys import RECORDINGS
-from test_consultation import _in_call, shows, wait_for
+from test_consultation import _enter_call, _in_call, shows, wait_for
 
 CAMERA_W, CAMERA_H = 320, 240  # tests/y4m.py's fake cameras
 # side by side at the config size: twice one camera's width
@@ -286,14 +286,7 @@ async def test_a_recording_cut_by_sigkill_is_composed_at_the_next_start(tmp_path
                                      cwd=ROOT, check=True, capture_output=True).stdout)
     server = await _serve(config, port, log)
     try:
-        doctor: Page = await open_page("red")
-        patient: Page = await open_page("blue")
-        await doctor.goto(demo["practitioner_link"])
-        await patient.goto(demo["patient_link"])
-        await doctor.get_by_test_id("join").click()
-        await patient.get_by_test_id("ready").click()
-        await wait_for(lambda: shows(doctor, "blue"))
-        await wait_for(lambda: shows(patient, "red"))
+        doctor, patient = await _enter_call(demo, await open_page("red"), await open_page("blue"))
         await doctor.get_by_test_id("record-toggle").click()
         await expect(doctor.get_by_test_id("recording-indicator")).to_have_attribute("data-state", "recording")
         await asyncio.sleep(4.0)

@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 from conftest import screenshot
 from pdfgen import write_pdf
 from server import running_server
-from test_consultation import shows, wait_for
+from test_consultation import _enter_call, wait_for
 
 DOCTOR_SIZE = (1280, 900)
 PATIENT_SIZE = (900, 640)
@@ -28,15 +28,9 @@ PIXEL = """([fx, fy]) => {
 
 
 async def _in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
-    demo = await server.demo()
-    doctor: Page = await open_page("red", DOCTOR_SIZE)
-    patient: Page = await open_page("blue", PATIENT_SIZE)
-    await doctor.goto(demo["practitioner_link"])
-    await patient.goto(demo["patient_link"])
-    await doctor.get_by_test_id("join").click()
-    await patient.get_by_test_id("ready").click()
-    await wait_for(lambda: shows(doctor, "blue"))
-    return doctor, patient
+    # two window sizes: the board's fractions must line up across them
+    return await _enter_call(await server.demo(), await open_page("red", DOCTOR_SIZE),
+                             await open_page("blue", PATIENT_SIZE))
 
 
 async def _open_board(doctor: Page, patient: Page) -> None:
