@@ -29,7 +29,7 @@ from .documents import (
     same_filesystem,
 )
 from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
-from .filetypes import HEAD_BYTES, safe_name, sniff_media_type
+from .filetypes import HEAD_BYTES, accepted, safe_name, sniff_media_type
 from .migrations import migrate
 from .models import (
     Consultation,
@@ -60,7 +60,7 @@ _WRITE_BYTES = 1 << 20
 
 def _decide_type(head: bytes, complete: bool, allowed_types: Collection[str] | None) -> str:
     media_type = sniff_media_type(head, complete=complete)
-    if allowed_types is not None and media_type not in allowed_types:
+    if allowed_types is not None and not accepted(media_type, allowed_types):
         raise DocumentTypeRefused(media_type)
     return media_type
 

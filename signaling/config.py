@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from clinic.filetypes import KNOWN_MEDIA_TYPES
+from clinic.filetypes import DICOM, DOCX, KNOWN_MEDIA_TYPES, ODP, ODS, ODT, PPTX, XLSX
 
 from .errors import ConfigError
 
@@ -156,10 +156,10 @@ class StatsConfig:
 
 def _default_document_types() -> list[str]:
     return [
-        "image/png", "image/jpeg", "image/gif", "image/webp",
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic", "image/heif",
         "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
         "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
-        "application/pdf", "text/plain", "application/octet-stream",
+        "application/pdf", DOCX, XLSX, PPTX, ODT, ODS, ODP, DICOM, "text/plain", "application/octet-stream",
     ]
 
 

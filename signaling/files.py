@@ -34,7 +34,7 @@ READ_CHUNK: Final = 256 * 1024
 MAX_NAME_CHARS: Final = 1024
 #: Types a browser may show inside the page (when also allowed by [documents] allowed_types).
 INLINE_TYPES: Final = frozenset({
-    "image/png", "image/jpeg", "image/gif", "image/webp",
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
     "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
     "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
     "application/pdf",

@@ -31,7 +31,7 @@ export function formatSize(bytes) {
 
 /** How a shared file is shown: played in the page, opened in a tab, or downloaded. @param {string} type */
 export function presentation(type) {
-  if (/^image\/(png|jpeg|gif|webp)$/.test(type)) return "image";
+  if (/^image\/(png|jpeg|gif|webp|avif)$/.test(type)) return "image";  // HEIC/HEIF: browsers cannot show them
   if (type.startsWith("audio/")) return "audio";
   if (type.startsWith("video/")) return "video";
   if (type === "application/pdf") return "pdf";
