@@ -28,7 +28,16 @@ class InvalidTransition(ClinicError):
 
 
 class TooManyAttempts(ClinicError):
-    """Too many failed logins or date-of-birth checks recently: try again later."""
+    """Too many failed logins or date-of-birth checks recently: try again later.
+
+    `scope` names the limit reached ("account" when a login is only slowed down);
+    `retry_after` is the wait in seconds, when known.
+    """
+
+    def __init__(self, message: str, *, scope: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.retry_after = retry_after
 
 
 class WrongBirthDate(ClinicError):

@@ -110,9 +110,18 @@ class AccountsConfig:
     session_hours: float = 12.0
     # mark cookies Secure even on plain-HTTP requests (behind a TLS proxy)
     secure_cookies: bool = False
-    # failed logins allowed per account and per address within the window
+    # failed logins allowed per account from one client address within the window
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
+    # failed logins allowed per client address, whatever the account, within the window
+    login_address_max_failures: int = 20
+    # failed logins on one account, from every address, within the window after which
+    # addresses the owner never logged in from are slowed down (never locked)
+    login_account_ceiling: int = 10
+    # past that ceiling: one attempt per account per this many seconds from such addresses
+    login_slowdown_seconds: float = 60.0
+    # days an address the owner logged in from stays known (exempt from the slowdown)
+    login_known_address_days: float = 90.0
     # take the client address for rate limits from the last X-Forwarded-For entry
     # (only behind a reverse proxy that sets it; otherwise clients could forge it)
     trust_forwarded_for: bool = False
@@ -444,6 +453,17 @@ def _validate(c: Config, where: str) -> None:
         fail("accounts.login_max_failures", "must be at least 1")
     if c.accounts.login_window_minutes <= 0:
         fail("accounts.login_window_minutes", "must be positive")
+    if c.accounts.login_address_max_failures < 1:
+        fail("accounts.login_address_max_failures", "must be at least 1")
+    if c.accounts.login_account_ceiling < 1:
+        fail("accounts.login_account_ceiling", "must be at least 1")
+    if c.accounts.login_known_address_days <= 0:
+        fail("accounts.login_known_address_days", "must be positive")
+    # OWASP ASVS 2.2.1: no more than 100 failed attempts per hour on one account
+    if not c.accounts.login_slowdown_seconds > 0 or \
+            c.accounts.login_account_ceiling + 3600 / c.accounts.login_slowdown_seconds > 100:
+        fail("accounts.login_slowdown_seconds",
+             "must keep login_account_ceiling + 3600 / login_slowdown_seconds at most 100 (tries per hour)")
     if c.patient_access.lifetime_days <= 0:
         fail("patient_access.lifetime_days", "must be positive")
     if c.patient_access.max_failures < 1:

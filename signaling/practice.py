@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import zoneinfo
 from typing import Any
 
 from aiohttp import web
 
 from clinic import NotFound, Role, Stage
-from clinic.accounts import RateLimit
 from clinic.errors import TooManyAttempts
 from clinic.models import Consultation, ConsultationState
 
@@ -20,6 +20,7 @@ from .auth import (
     SESSION_COOKIE, clear_session_cookie, client_address, csrf_token, current_session, require_session, see_other,
     set_session_cookie,
 )
+from .login_limits import login_policy
 from .pages import error_page
 from .practice_texts import as_module
 from .record_files import serve_document
@@ -59,18 +60,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     email, password = data.get("email", "").strip(), data.get("password", "")
     next_path = safe_next(data.get("next"))
-    limit = RateLimit(config.accounts.login_max_failures,
-                      datetime.timedelta(minutes=config.accounts.login_window_minutes))
+    policy = login_policy(config.accounts)
     lifetime = datetime.timedelta(hours=config.accounts.session_hours)
     try:
         done = None
         if email and password:
             done = await request.app[app_keys.CLINIC].practice.login(
-                email, password, address=client_address(request), limit=limit, lifetime=lifetime,
+                email, password, address=client_address(request), policy=policy, lifetime=lifetime,
                 previous_token=request.cookies.get(SESSION_COOKIE))
-    except TooManyAttempts:
-        return pages.login_page(await csrf_token(request), error="login.too-many", email=email,
-                                next_path=next_path, status=429)
+    except TooManyAttempts as exc:
+        refused = pages.login_page(await csrf_token(request), email=email, next_path=next_path, status=429,
+                                   error="login.slowed" if exc.scope == "account" else "login.too-many")
+        refused.headers["Retry-After"] = str(math.ceil(exc.retry_after or 60))
+        return refused
     if done is None:
         return pages.login_page(await csrf_token(request), error="login.failed", email=email,
                                 next_path=next_path, status=401)

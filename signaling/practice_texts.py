@@ -24,6 +24,8 @@ STRINGS: Final[dict[str, tuple[str, str]]] = {
     "login.failed": ("E-mail ou mot de passe incorrect.", "Wrong email or password."),
     "login.too-many": ("Trop de tentatives ont échoué : patientez quelques minutes avant de réessayer.",
                        "Too many failed attempts: wait a few minutes before trying again."),
+    "login.slowed": ("Trop de tentatives récentes sur ce compte : patientez une minute avant de réessayer.",
+                     "Too many recent attempts on this account: wait a minute before trying again."),
     "day.title": ("Ma journée", "My day"),
     "day.date": ("Jour", "Day"),
     "day.show": ("Afficher", "Show"),

@@ -10,11 +10,13 @@ from typing import Any, AsyncIterator
 import pytest
 
 from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage
-from clinic.accounts import RateLimit
+from clinic.accounts import LoginPolicy, RateLimit
 from clinic.errors import TooManyAttempts
 
 DAY = datetime.timedelta(days=1)
-LIMIT = RateLimit(3, datetime.timedelta(minutes=15))
+_THREE = RateLimit(3, datetime.timedelta(minutes=15))
+LIMIT = LoginPolicy(pair=_THREE, address=_THREE, account_ceiling=3, slowdown=datetime.timedelta(minutes=1),
+                    known_for=datetime.timedelta(days=90))
 UTC = datetime.UTC
 
 
@@ -34,9 +36,9 @@ async def practice(clinic: Clinic) -> tuple[Any, str, str, str]:
 
 async def test_sessions_expire_and_logout_ends_them(clinic: Clinic) -> None:
     p, a, _, _ = await practice(clinic)
-    login = await p.login("A@example.org ", "password a", address="x", limit=LIMIT, lifetime=DAY, previous_token=None)
+    login = await p.login("A@example.org ", "password a", address="x", policy=LIMIT, lifetime=DAY, previous_token=None)
     assert login is not None and (await p.session(login.token)).practitioner.id == a  # type: ignore[union-attr]
-    short = await p.login("a@example.org", "password a", address="x", limit=LIMIT,
+    short = await p.login("a@example.org", "password a", address="x", policy=LIMIT,
                           lifetime=datetime.timedelta(microseconds=1), previous_token=None)
     assert short is not None and await p.session(short.token) is None  # already expired
     await p.logout(login.token)
@@ -45,15 +47,15 @@ async def test_sessions_expire_and_logout_ends_them(clinic: Clinic) -> None:
         assert await p.session(bad) is None
 
 
-async def test_the_account_limit_holds_whatever_the_address(clinic: Clinic) -> None:
+async def test_past_the_account_ceiling_a_new_address_is_slowed_down(clinic: Clinic) -> None:
     p, _, _, _ = await practice(clinic)
     for i in range(3):
-        assert await p.login("a@example.org", "wrong", address=f"10.0.0.{i}", limit=LIMIT, lifetime=DAY,
+        assert await p.login("a@example.org", "wrong", address=f"10.0.0.{i}", policy=LIMIT, lifetime=DAY,
                              previous_token=None) is None
     with pytest.raises(TooManyAttempts):
-        await p.login("a@example.org", "password a", address="10.0.0.9", limit=LIMIT, lifetime=DAY, previous_token=None)
+        await p.login("a@example.org", "password a", address="10.0.0.9", policy=LIMIT, lifetime=DAY, previous_token=None)
     # another account from a fresh address is unaffected
-    assert await p.login("b@example.org", "password b", address="10.0.0.10", limit=LIMIT, lifetime=DAY,
+    assert await p.login("b@example.org", "password b", address="10.0.0.10", policy=LIMIT, lifetime=DAY,
                          previous_token=None) is not None
 
 
