@@ -15,9 +15,11 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from .body_deadline import body_deadline
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
+from .failures import quiet_http_parse_errors
 from .hub import HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
@@ -84,6 +86,7 @@ def recording_audit(clinic: Clinic) -> AuditRecording:
 
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
+    quiet_http_parse_errors()
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
@@ -123,4 +126,5 @@ def make_app(config: Config) -> web.Application:
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
     setup_board_routes(app)
+    app.middlewares.insert(0, body_deadline)  # outermost: the CSRF check reads form bodies too
     return app

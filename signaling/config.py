@@ -29,6 +29,10 @@ class HttpConfig:
     port: int = 8080
     # the address browsers use; invitation links are built on it
     public_url: str = "http://127.0.0.1:8080"
+    # a request body must arrive at this average pace (bytes per second) once the grace
+    # below has passed, or the connection is closed (slow clients holding descriptors)
+    body_min_bytes_per_second: int = 1024
+    body_grace_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +457,10 @@ def _validate(c: Config, where: str) -> None:
         fail("accounts.login_max_failures", "must be at least 1")
     if c.accounts.login_window_minutes <= 0:
         fail("accounts.login_window_minutes", "must be positive")
+    if c.http.body_min_bytes_per_second < 1:
+        fail("http.body_min_bytes_per_second", "must be at least 1")
+    if not 0 < c.http.body_grace_seconds <= 3600:
+        fail("http.body_grace_seconds", "must be between 0 and 3600")
     if c.accounts.login_address_max_failures < 1:
         fail("accounts.login_address_max_failures", "must be at least 1")
     if c.accounts.login_account_ceiling < 1:

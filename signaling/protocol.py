@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .errors import ProtocolError
+from .json_bounds import MAX_JSON_DEPTH, within_depth
 
 PROTOCOL_VERSION = 1
 
@@ -70,9 +71,11 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
     """Parse and validate one text frame, or raise ProtocolError naming the problem."""
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError("too-large", f"message larger than {max_bytes} bytes")
+    if not within_depth(text):
+        raise ProtocolError("too-deep", f"message nested deeper than {MAX_JSON_DEPTH} levels (or not JSON)")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("bad-json", "message is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad-json", "message must be a JSON object")

@@ -16,6 +16,7 @@ from . import keys as app_keys
 from .accesslog import route_name
 from .auth import csrf_middleware
 from .closing import setup_closing_routes
+from .failures import log_failure
 from .pages import error_page
 from .patient_access import setup_patient_access_routes
 from .practice import setup_practice_routes
@@ -113,10 +114,10 @@ async def security_headers(
         response = error_page("not-found")
     except web.HTTPException:
         raise
-    except Exception:
-        # the operator gets the traceback in the log; the user a plain page
+    except Exception as exc:
+        # one line with a code in the log (the traceback at DEBUG); the user a plain page;
         # the route's template, never the path: invitation and patient links carry their token in it
-        logger.exception("unhandled error on %s %s", request.method, route_name(request))
+        log_failure(logger, exc, "%s %s", request.method, route_name(request))
         response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
