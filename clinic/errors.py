@@ -68,6 +68,19 @@ class DocumentTooLarge(ClinicError):
         self.limit = limit
 
 
+class QuotaExceeded(ClinicError):
+    """Storing more would pass a side's (`scope` "side") or a consultation's upload quota."""
+
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(f"the {scope}'s upload quota of {limit} bytes is used up")
+        self.scope = scope
+        self.limit = limit
+
+
+class ActClosed(ClinicError):
+    """The consultation's act is closed: nothing more may be added to it (but by the closing rules)."""
+
+
 class DocumentTypeRefused(ClinicError):
     """A document's content (sniffed from its bytes) is not among the allowed types."""
 

@@ -19,11 +19,12 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from clinic import InvalidTransition, InvitationExpired, InvitationNotFound, InvitationRevoked, NotFound, Role
-from clinic.errors import DocumentTooLarge, DocumentTypeRefused
+from clinic.errors import DocumentTooLarge, DocumentTypeRefused, QuotaExceeded
 from clinic.models import Consultation, ConsultationState, Invitation
 
 from . import keys as app_keys
 from .auth import csrf_token, current_session
+from .files import upload_quota
 from .pages import error_page
 from .practice_pages import closing_page
 
@@ -84,9 +85,12 @@ async def upload(request: web.Request) -> web.Response:
     try:
         document = await clinic.store_document(consultation.id, "closing", raw_name or "document", "practitioner",
                                                _body(request), max_bytes=max_bytes,
-                                               allowed_types=config.documents.allowed_types)
+                                               allowed_types=config.documents.allowed_types,
+                                               quota=upload_quota(config.documents))
     except DocumentTooLarge:
         return _problem(413, "too-large", too_large)
+    except QuotaExceeded as exc:
+        return _problem(413, "quota", f"the {exc.scope}'s documents may not exceed {exc.limit / 1024 / 1024:.0f} MiB")
     except DocumentTypeRefused as exc:
         return _problem(415, "type-refused", str(exc))
     except (ConnectionError, asyncio.IncompleteReadError, HttpProcessingError, ClientPayloadError) as exc:

@@ -180,6 +180,10 @@ def _default_document_types() -> list[str]:
 class DocumentsConfig:
     # largest file shared in the chat, in bytes
     max_upload_bytes: int = 104857600
+    # bytes of documents each side may store in one consultation (chat files, closing imports)
+    max_bytes_per_side: int = 262144000
+    # bytes of documents both sides together may store in one consultation
+    max_bytes_per_consultation: int = 524288000
     # media types accepted, as sniffed from the bytes (never the name or the browser's label);
     # "application/octet-stream" is every other file, only ever offered as a download
     allowed_types: list[str] = field(default_factory=_default_document_types)
@@ -417,6 +421,10 @@ def _validate(c: Config, where: str) -> None:
             fail(f"stats.allowed_networks[{i}]", f"is not a network in CIDR form: {net!r}")
     if c.documents.max_upload_bytes < 1:
         fail("documents.max_upload_bytes", "must be at least 1")
+    if c.documents.max_bytes_per_side < 1:
+        fail("documents.max_bytes_per_side", "must be at least 1")
+    if c.documents.max_bytes_per_consultation < 1:
+        fail("documents.max_bytes_per_consultation", "must be at least 1")
     for i, media_type in enumerate(c.documents.allowed_types):
         if media_type not in KNOWN_MEDIA_TYPES:
             fail(f"documents.allowed_types[{i}]", f"is {media_type!r}, not one of {', '.join(KNOWN_MEDIA_TYPES)}")

@@ -13,18 +13,22 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from clinic import (
+    ActClosed,
     DocumentTooLarge,
     DocumentTypeRefused,
     InvitationExpired,
     InvitationNotFound,
     InvitationRevoked,
     NotFound,
+    QuotaExceeded,
 )
 from clinic.chat import ChatMessage
 from clinic.models import Document, Invitation
+from clinic.quotas import UploadQuota
 
 from . import keys as app_keys
 from .chat import document_json, message_json
+from .config import DocumentsConfig
 from .pages import error_page
 
 logger = logging.getLogger(__name__)
@@ -70,6 +74,19 @@ def too_large(limit: int) -> web.Response:
                     max_bytes=limit)
 
 
+def upload_quota(config: DocumentsConfig) -> UploadQuota:
+    return UploadQuota(per_side=config.max_bytes_per_side, per_consultation=config.max_bytes_per_consultation)
+
+
+def quota_used_up(exc: QuotaExceeded) -> web.Response:
+    size = _mebibytes(exc.limit)
+    who_fr, who_en = ("votre côté", "your side") if exc.scope == "side" else ("cette consultation", "this consultation")
+    return _refusal(413, "quota",
+                    f"Plus de place pour les documents de {who_fr} ({size} Mo au total).",
+                    f"No more room for the documents of {who_en} ({size} MB in all).",
+                    scope=exc.scope, max_bytes=exc.limit)
+
+
 async def _participant(request: web.Request) -> Invitation | None:
     """The invitation behind the link's token, or None (unknown, expired, revoked: all the same 404)."""
     clinic = request.app[app_keys.CLINIC]
@@ -104,11 +121,17 @@ async def upload(request: web.Request) -> web.Response:
         # ... and counted while streaming (chunked bodies, lying headers)
         document = await clinic.store_document(
             invitation.consultation_id, "chat", name, invitation.role.value, body(),
-            max_bytes=limit, allowed_types=config.allowed_types,
+            max_bytes=limit, allowed_types=config.allowed_types, quota=upload_quota(config), refuse_closed=True,
         )
     except DocumentTooLarge:
         logger.info("Consultation(%s) upload refused: over %d bytes", invitation.consultation_id, limit)
         return too_large(limit)
+    except QuotaExceeded as exc:
+        logger.info("Consultation(%s) upload refused: %s quota used up", invitation.consultation_id, exc.scope)
+        return quota_used_up(exc)
+    except ActClosed:
+        return _refusal(409, "closed", "L'acte est clôturé : plus aucun document ne peut y être ajouté.",
+                        "The act is closed: no more documents can be added.")
     except DocumentTypeRefused as exc:
         logger.info("Consultation(%s) upload refused: type %s", invitation.consultation_id, exc.media_type)
         return _refusal(415, "type-refused",

@@ -136,6 +136,8 @@ STRINGS: Final[dict[str, tuple[str, str]]] = {
     "closing.error.too-large": ("fichier trop volumineux", "file too large"),
     "closing.error.type-refused": ("type de fichier refusé", "file type refused"),
     "closing.error.closed": ("l'acte est déjà clôturé", "the act is already closed"),
+    "closing.error.quota": ("plus de place pour les documents de cette consultation",
+                            "no more room for this consultation's documents"),
     "closing.error.interrupted": ("envoi interrompu", "upload interrupted"),
     "closing.error.csrf": ("page expirée, rechargez-la", "page expired, reload it"),
     "access.title": ("Vos documents", "Your documents"),

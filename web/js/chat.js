@@ -166,6 +166,8 @@ export class ChatPanel {
     if (status === 201) return; // the chat-message arrives over the socket, to both sides
     const code = body?.error;
     if (code === "cancelled") this.showError(t("chat.cancelled"), "status");
+    else if (code === "quota") this.showError(t(body?.scope === "side" ? "chat.quota-side" : "chat.quota-consultation"));
+    else if (code === "closed") this.showError(t("chat.closed"));
     else if (status === 413) this.showError(t("chat.too-large", { max: formatSize(body?.max_bytes ?? this.maxUpload) }));
     else if (status === 415) this.showError(t("chat.type-refused"));
     else this.showError(t("chat.upload-failed"));
