@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import sqlite3
 from collections.abc import Iterator
 from typing import Final
+
+from .datafiles import PRIVATE_DIR, PRIVATE_FILE, create_private_file
 
 #: How long a writer waits for another process's lock before failing (ms).
 BUSY_TIMEOUT_MS: Final = 5000
@@ -14,7 +17,12 @@ BUSY_TIMEOUT_MS: Final = 5000
 
 def connect(path: pathlib.Path) -> sqlite3.Connection:
     """Open (creating if needed) the database file with our pragmas set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    # SQLite would create the file 0644; its WAL and SHM files take the database's mode
+    create_private_file(path)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            os.chmod(extra, PRIVATE_FILE)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, see transaction()
     conn = sqlite3.connect(path, isolation_level=None)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib.resources
 import logging
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
+from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
@@ -84,6 +86,13 @@ def recording_audit(clinic: Clinic) -> AuditRecording:
     return audit
 
 
+def prepare_data_folders(config: Config) -> None:
+    """Before anything writes: data and outbox folders 0700, temporary files of a crash swept (blocking)."""
+    for folder in (config.data_path, config.outbox_path):
+        private_dir(folder)
+        sweep_temporary(folder)
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
     quiet_http_parse_errors()
@@ -93,6 +102,7 @@ def make_app(config: Config) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
+        await asyncio.to_thread(prepare_data_folders, config)
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard

@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from typing import Sequence
+
+from clinic.datafiles import PRIVATE_UMASK
 
 from . import operator_cli
 from .accesslog import RedactingAccessLogger
@@ -44,6 +47,8 @@ def _serve(config: Config, demo: bool) -> int:
 
     from .app import make_app
 
+    # every file this process creates (database, documents, recordings, emails) is private
+    os.umask(PRIVATE_UMASK)
     if demo:
         _demo(config, as_json=False)
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)
