@@ -142,7 +142,7 @@ class Session:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:
             logger.info("%r refused a message: %s", self, exc.code)
-            await self.send(error_message(exc, ref_type, ref_id))
+            await self.send(error_message(exc, ref_type or exc.ref_type, ref_id or exc.ref_id))
         except Exception as exc:
             # a bug of ours must not end the session: one line with a code, tell the client, go on
             code = log_failure(logger, exc, "%r handling %s", self, ref_type)
