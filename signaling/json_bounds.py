@@ -9,7 +9,7 @@ ever is.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Literal
 
 #: Deepest nesting any message of docs/protocol.md needs is 3 (a stroke's points).
 MAX_JSON_DEPTH: Final = 16
@@ -19,20 +19,21 @@ _NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
 _EMPTY_PAIR: Final = re.compile(r"\[\]|\{\}")
 
 
-def within_depth(text: str, max_depth: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the arrays and objects of `text` nest at most `max_depth` deep (and balance).
+def nesting(text: str, max_depth: int = MAX_JSON_DEPTH) -> Literal["ok", "too-deep", "not-json"]:
+    """Whether the arrays and objects of `text` nest at most `max_depth` deep.
 
-    Each pass removes the innermost empty pairs, so `max_depth` passes empty any
-    balanced text that deep; what remains is deeper, or unbalanced (not JSON anyway).
+    "not-json" when its brackets (outside strings) do not pair up: no JSON text
+    does that, so it need not be parsed either.  Each pass removes the innermost
+    empty pairs, so `max_depth` passes empty any balanced text that deep.
     """
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
     if re.search(r"[\[{]{%d}" % (max_depth + 1), brackets):
-        return False  # that many openers in a row: too deep, found in one pass
+        return "too-deep"  # that many openers in a row, found in one pass
     for _ in range(max_depth):
         if not brackets:
-            return True
+            return "ok"
         inner = _EMPTY_PAIR.sub("", brackets)
         if len(inner) == len(brackets):
-            return False  # unbalanced: nothing more to take away
+            return "not-json"  # nothing more to take away: they do not pair up
         brackets = inner
-    return not brackets
+    return "ok" if not brackets else "too-deep"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .errors import ProtocolError
-from .json_bounds import MAX_JSON_DEPTH, within_depth
+from .json_bounds import MAX_JSON_DEPTH, nesting
 
 PROTOCOL_VERSION = 1
 
@@ -71,8 +71,11 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
     """Parse and validate one text frame, or raise ProtocolError naming the problem."""
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError("too-large", f"message larger than {max_bytes} bytes")
-    if not within_depth(text):
-        raise ProtocolError("too-deep", f"message nested deeper than {MAX_JSON_DEPTH} levels (or not JSON)")
+    depth = nesting(text)
+    if depth == "too-deep":
+        raise ProtocolError("too-deep", f"message nested deeper than {MAX_JSON_DEPTH} levels")
+    if depth == "not-json":
+        raise ProtocolError("bad-json", "message is not valid JSON")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
