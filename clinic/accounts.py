@@ -149,6 +149,7 @@ class Accounts:
             return None
         pair = f"{account} {address}"
         with transaction(self._conn) as conn:
+            self._forget_old(conn, policy)
             self.attempts.check({(_PAIR, pair): policy.pair, (_ADDRESS, address): policy.address})
             self._slow_down(account, pair, policy)
             rows = (self.attempts.add(conn, _PAIR, pair), self.attempts.add(conn, _ADDRESS, address),
@@ -159,6 +160,13 @@ class Accounts:
             return LoginCheck(account, address, None, None, rows)
         practitioner = Practitioner(id=row["id"], email=row["email"], display_name=row["display_name"])
         return LoginCheck(account, address, practitioner, row["password_hash"], rows)
+
+    def _forget_old(self, conn: sqlite3.Connection, policy: LoginPolicy) -> None:
+        """Drop attempts no window looks at any more, so failed logins cannot grow the table for ever."""
+        now = timestamps.utc_now()
+        counted = max(policy.pair.window, policy.address.window, datetime.timedelta(days=1))
+        conn.execute("DELETE FROM attempt WHERE scope != ? AND at < ?", (_SUCCESS, timestamps.to_text(now - counted)))
+        conn.execute("DELETE FROM attempt WHERE scope = ? AND at < ?", (_SUCCESS, timestamps.to_text(now - policy.known_for)))
 
     def _slow_down(self, account: str, pair: str, policy: LoginPolicy) -> None:
         """Past the account's ceiling, one attempt per `slowdown` from an address the owner never used."""

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage
+from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage, timestamps
 from clinic.accounts import LoginPolicy, RateLimit
 from clinic.errors import TooManyAttempts
 
@@ -121,3 +121,21 @@ async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None
     assert {"practitioner_session", "attempt", "patient_link", "mail_message", "audit_event",
             "audit_event_no_update", "audit_event_no_delete"} <= names
     conn.close()
+
+
+async def test_old_attempts_are_forgotten_but_known_addresses_are_kept(clinic: Clinic, tmp_path: Path) -> None:
+    p, _, _, _ = await practice(clinic)
+    conn = sqlite3.connect(tmp_path / "db.sqlite3")
+    try:
+        with conn:
+            conn.executemany("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?)", [
+                ("login-account", "x@example.org", "2020-01-01T00:00:00.000000+00:00"),
+                ("birth-date-address", "10.0.0.1", "2020-01-01T00:00:00.000000+00:00"),
+                ("login-success", "a@example.org 10.0.0.1", timestamps.to_text(datetime.datetime.now(UTC))),
+            ])
+        assert await p.login("a@example.org", "wrong", address="x", policy=LIMIT, lifetime=DAY,
+                             previous_token=None) is None
+        scopes = sorted(row[0] for row in conn.execute("SELECT scope FROM attempt"))
+    finally:
+        conn.close()
+    assert scopes == ["login-account", "login-address", "login-pair", "login-success"]  # the fresh ones
