@@ -101,3 +101,31 @@ async def test_a_body_trickling_in_is_cut(tmp_path: Path, caplog: pytest.LogCapt
         assert not list((server.config.data_path / "documents").rglob("*.txt"))
     assert any("request body too slow" in r.getMessage() for r in caplog.records)
     assert tracebacks(caplog) == []
+
+
+async def test_odd_requests_get_no_5xx_and_no_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_server(tmp_path / "data") as server:
+        demo = await server.demo()
+        patient = demo["patient_link"].removeprefix(server.base_url)
+        doctor = demo["practitioner_link"].removeprefix(server.base_url)
+        requests = [
+            b"GET /c/%ZZ HTTP/1.1\r\nHost: x\r\n\r\n",
+            f"POST {patient}/files?name=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhi\r\n0\r\n\r\n".encode(),
+            b"GET / HTTP/1.1\r\nHost: x\r\nCookie: tc_session=\xff\xfe\r\n\r\n",
+            b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+            b"Content-Length: 10\r\n\r\n--zz\r\nabcd",
+            b"GET /static/..%2F..%2Fetc%2Fpasswd HTTP/1.1\r\nHost: x\r\n\r\n",
+            f"POST {doctor}/closing/documents HTTP/1.1\r\nHost: x\r\nX-File-Name: %FF%00\r\n"
+            f"Content-Length: 3\r\n\r\nabc".encode(),
+            b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"b" * 20000 + b"\r\n\r\n",
+            f"GET {patient}/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 99\r\n\r\n".encode(),
+            f"GET {patient}/whiteboard/{'0' * 32}/99999.png HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        ]
+        for request in requests:
+            status = int((await raw_request(server, request)).split(b" ")[1])
+            assert 300 <= status < 500, (status, request[:60])
+    assert tracebacks(caplog) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
