@@ -351,7 +351,6 @@ class Clinic:
         if quota is None:
             return await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
                                      allowed_types, None, refuse_closed)
-        self._uploads.begin(consultation_id, await self._run(stored_bytes, self._backend.conn, consultation_id))
         kept, received = False, 0
 
         def count(size: int) -> None:
@@ -359,7 +358,9 @@ class Clinic:
             self._uploads.add(consultation_id, author, size, quota)
             received += size
 
+        self._uploads.begin(consultation_id)
         try:
+            self._uploads.load(consultation_id, await self._run(stored_bytes, self._backend.conn, consultation_id))
             document = await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
                                          allowed_types, count, refuse_closed)
             kept = True

@@ -34,7 +34,7 @@ def stored_bytes(conn: sqlite3.Connection, consultation_id: str) -> dict[str, in
 
 @dataclasses.dataclass(slots=True)
 class _Tally:
-    by_side: dict[str, int]
+    by_side: dict[str, int] | None = None  # None until the first upload read the database
     uploads: int = 0
 
 
@@ -43,30 +43,37 @@ class UploadLedger:
 
     Used on the event loop only.  An entry lives while at least one upload to its
     consultation runs: it starts from what is stored, then counts what arrives, and
-    gives back the bytes of an upload that fails.
+    gives back the bytes of an upload that fails.  Each upload calls begin(), then
+    load() with what it read from the database, add() per chunk, end().
     """
 
     def __init__(self) -> None:
         self._tallies: dict[str, _Tally] = {}
 
-    def begin(self, consultation_id: str, stored: dict[str, int]) -> None:
-        """An upload starts; `stored` is what the database holds (read just before)."""
-        tally = self._tallies.setdefault(consultation_id, _Tally(dict(stored)))
-        tally.uploads += 1
+    def begin(self, consultation_id: str) -> None:
+        """An upload starts (before reading the database: an upload ending meanwhile keeps the entry)."""
+        self._tallies.setdefault(consultation_id, _Tally()).uploads += 1
+
+    def load(self, consultation_id: str, stored: dict[str, int]) -> None:
+        """What the database held, read after begin(); only the first reading of an entry counts."""
+        tally = self._tallies[consultation_id]
+        if tally.by_side is None:
+            tally.by_side = dict(stored)
 
     def add(self, consultation_id: str, side: str, size: int, quota: UploadQuota) -> None:
         """`size` more bytes arrived from `side`; QuotaExceeded (nothing counted) past a quota."""
-        tally = self._tallies[consultation_id]
-        if tally.by_side.get(side, 0) + size > quota.per_side:
+        by_side = self._tallies[consultation_id].by_side
+        assert by_side is not None, "load() comes before add()"
+        if by_side.get(side, 0) + size > quota.per_side:
             raise QuotaExceeded("side", quota.per_side)
-        if sum(tally.by_side.values()) + size > quota.per_consultation:
+        if sum(by_side.values()) + size > quota.per_consultation:
             raise QuotaExceeded("consultation", quota.per_consultation)
-        tally.by_side[side] = tally.by_side.get(side, 0) + size
+        by_side[side] = by_side.get(side, 0) + size
 
     def end(self, consultation_id: str, side: str, received: int, kept: bool) -> None:
         """An upload ended: its bytes stay counted if it was kept."""
         tally = self._tallies[consultation_id]
-        if not kept:
+        if not kept and tally.by_side is not None:
             tally.by_side[side] = max(0, tally.by_side.get(side, 0) - received)
         tally.uploads -= 1
         if tally.uploads == 0:
