@@ -17,7 +17,7 @@ from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
-from .database import connect
+from .database import connect, probe_write
 from .documents import (
     DocumentBook,
     PartFile,
@@ -163,6 +163,10 @@ class Clinic:
             raise ClinicError("clinic is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def check_writable(self) -> None:
+        """Raise sqlite3.Error when the database cannot take a write (read-only, disk full, locked)."""
+        await self._run(probe_write, self._backend.conn)
 
     # practitioners
 

@@ -44,3 +44,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def probe_write(conn: sqlite3.Connection) -> None:
+    """Take the write lock and write (a table, rolled back): raises when the database cannot be written."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE write_probe (x INTEGER)")
+    finally:
+        conn.execute("ROLLBACK")

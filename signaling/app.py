@@ -19,9 +19,12 @@ from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .diskspace import DiskGuard
+from .keys import BOARD_IMAGES, CLINIC, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
+from .operator_listener import operator_listener
+from .proxy import ProxyTrust
 from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
@@ -87,6 +90,7 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
+    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
@@ -120,7 +124,10 @@ def make_app(config: Config) -> web.Application:
         await app[HUBS].shutdown()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(operator_listener)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
     setup_board_routes(app)
+    # outermost: every other middleware and handler sees the client's real address
+    app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
     return app

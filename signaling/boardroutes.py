@@ -12,6 +12,7 @@ from clinic import NotFound, Stage
 from clinic.boardimages import BackgroundRefused
 
 from . import keys as app_keys
+from .diskspace import refusal_when_full
 from .pages import error_page
 from .routes import _invitation
 
@@ -38,6 +39,8 @@ async def upload_background(request: web.Request) -> web.StreamResponse:
         return _refuse(413, "too-large", f"a background document has at most {limit} bytes")
     if await request.app[app_keys.CLINIC].count_board_backgrounds(found.consultation_id) >= config.max_backgrounds:
         return _refuse(409, "too-many", f"a consultation shows at most {config.max_backgrounds} documents on its board")
+    if full := await refusal_when_full(request.app[app_keys.DISK], "board background"):
+        return full
     images = request.app[app_keys.BOARD_IMAGES]
     folder = images.folder(found.consultation_id)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

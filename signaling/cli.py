@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from typing import Sequence
 
@@ -13,6 +12,7 @@ from . import operator_cli
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
+from .logformat import configure_logging
 
 
 def _demo(config: Config, as_json: bool) -> int:
@@ -67,13 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     operator_cli.add_commands(sub)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level, config.logging.format)
     if args.command == "check-config":
         print(f"{args.config}: ok")
         return 0

@@ -24,6 +24,7 @@ from clinic.models import Consultation, ConsultationState, Invitation
 
 from . import keys as app_keys
 from .auth import csrf_token, current_session
+from .diskspace import refusal_when_full
 from .pages import error_page
 from .practice_pages import closing_page
 
@@ -74,6 +75,8 @@ async def upload(request: web.Request) -> web.Response:
     _, consultation = found
     if consultation.state is ConsultationState.CLOSED:
         return _problem(409, "closed", "the act is closed: no more documents can be added")
+    if full := await refusal_when_full(request.app[app_keys.DISK], "closing document"):
+        return full
     raw_name = urllib.parse.unquote(request.headers.get(NAME_HEADER, ""))
     config = request.app[app_keys.CONFIG]
     max_bytes = config.documents.max_upload_bytes

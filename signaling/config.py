@@ -29,12 +29,16 @@ class HttpConfig:
     port: int = 8080
     # the address browsers use; invitation links are built on it
     public_url: str = "http://127.0.0.1:8080"
+    # networks of the reverse proxies whose X-Forwarded-For / Forwarded headers are believed
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     # SQLite database, documents and recordings live under this folder
     data_dir: str = "data"
+    # free space (MiB) under which uploads and recordings are refused and /readyz fails
+    min_free_mb: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +117,6 @@ class AccountsConfig:
     # failed logins allowed per account and per address within the window
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
-    # take the client address for rate limits from the last X-Forwarded-For entry
-    # (only behind a reverse proxy that sets it; otherwise clients could forge it)
-    trust_forwarded_for: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +151,21 @@ class LimitsConfig:
 class StatsConfig:
     # seconds between two collections of media statistics (and quality pushes)
     interval: float = 2.0
-    # client networks allowed to read /stats and /metrics (CIDR)
-    allowed_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    # the operator's listener (/metrics, /stats, /mail/status, /healthz, /readyz); never public
+    host: str = "127.0.0.1"
+    port: int = 9180
+    # /readyz fails when a queued mail is overdue by more than this many minutes
+    mail_stuck_minutes: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    # "text" (one readable line per event) or "json" (one JSON object per line)
+    format: str = "text"
 
 
 def _default_document_types() -> list[str]:
@@ -230,6 +244,8 @@ class Config:
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
@@ -397,11 +413,21 @@ def _validate(c: Config, where: str) -> None:
     if c.stats.interval < 0.5:
         fail("stats.interval", "must be at least 0.5 seconds")
     _validate_recording(c.recording, fail)
-    for i, net in enumerate(c.stats.allowed_networks):
+    for i, net in enumerate(c.http.trusted_proxies):
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            fail(f"stats.allowed_networks[{i}]", f"is not a network in CIDR form: {net!r}")
+            fail(f"http.trusted_proxies[{i}]", f"is not a network in CIDR form: {net!r}")
+    if not 0 <= c.operator.port <= 65535:
+        fail("operator.port", "must be between 0 and 65535")
+    if c.operator.port and c.operator.port == c.http.port:
+        fail("operator.port", "must differ from http.port (the operator's listener is never public)")
+    if c.operator.mail_stuck_minutes <= 0:
+        fail("operator.mail_stuck_minutes", "must be positive")
+    if c.storage.min_free_mb < 0:
+        fail("storage.min_free_mb", "must be 0 (no check) or a number of MiB")
+    if c.logging.format not in ("text", "json"):
+        fail("logging.format", "must be \"text\" or \"json\"")
     if c.documents.max_upload_bytes < 1:
         fail("documents.max_upload_bytes", "must be at least 1")
     for i, media_type in enumerate(c.documents.allowed_types):

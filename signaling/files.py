@@ -25,6 +25,7 @@ from clinic.models import Document, Invitation
 
 from . import keys as app_keys
 from .chat import document_json, message_json
+from .diskspace import refusal_when_full
 from .pages import error_page
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ async def upload(request: web.Request) -> web.Response:
     name = request.query.get("name", "")
     if len(name) > MAX_NAME_CHARS:
         return _refusal(400, "bad-name", "Le nom du fichier est trop long.", "The file name is too long.")
+    if full := await refusal_when_full(request.app[app_keys.DISK], "chat file"):
+        return full
     # refused before reading a byte when the size is announced ...
     if request.content_length is not None and request.content_length > limit:
         logger.info("Consultation(%s) upload refused: %d bytes announced, limit %d",

@@ -10,6 +10,7 @@ from clinic import Clinic
 from clinic.boardimages import BoardImages
 
 from .config import Config
+from .diskspace import DiskGuard
 from .hub import HubRegistry
 from .mailer import Mailer
 from .monitor import Monitor
@@ -26,3 +27,7 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
 # background pages of the whiteboard, rendered in their own thread
 BOARD_IMAGES = web.AppKey("board_images", BoardImages)
+# free space of the data directory, checked before uploads and during recordings
+DISK = web.AppKey("disk", DiskGuard)
+# where the operator's listener answers (http://host:port), known once it is bound
+OPERATOR_URL = web.AppKey("operator_url", str)

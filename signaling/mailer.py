@@ -84,6 +84,11 @@ class Mailer:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    @property
+    def alive(self) -> bool:
+        """Whether the sending loop runs (for /readyz)."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """A message was queued: look at the queue now."""
         self._wake.set()

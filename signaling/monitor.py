@@ -1,15 +1,12 @@
-"""Media statistics for the operator (/stats, /metrics) and quality for each browser."""
+"""Media statistics for the operator (/stats, /metrics on the operator listener) and quality for each browser."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
-
-from aiohttp import web
 
 from clinic import Role
 from sfu.stats import participant_stats
@@ -41,11 +38,12 @@ class Monitor:
     def __init__(self, hubs: HubRegistry, config: StatsConfig) -> None:
         self._hubs = hubs
         self._config = config
-        self._networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_networks]
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
         self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None}
         self._task: asyncio.Task[None] | None = None
+        # called with each new snapshot (the Prometheus histograms)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -80,6 +78,8 @@ class Monitor:
         for pid in set(self._previous) - seen:
             del self._previous[pid]
         self.snapshot = {"rooms": rooms, "collected_at": time.time()}
+        for listener in self.listeners:
+            listener(self.snapshot)
         return self.snapshot
 
     def _add_rates(self, stats: dict[str, Any], now: float) -> None:
@@ -113,49 +113,3 @@ class Monitor:
             if self._sent.get((hub.id, role)) != (mine, theirs):
                 self._sent[(hub.id, role)] = (mine, theirs)
                 await conn.send({"type": "quality", "self": mine, "peer": theirs})
-
-    def allowed(self, request: web.Request) -> bool:
-        try:
-            address = ipaddress.ip_address(request.remote or "")
-        except ValueError:
-            return False
-        return any(address in net for net in self._networks)
-
-    def prometheus(self) -> str:
-        """The last snapshot in Prometheus' text format."""
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
-            lines.append(f"# HELP teleconsult_{name} {help_text}")
-            lines.append(f"# TYPE teleconsult_{name} {kind}")
-            for labels, value in samples:
-                text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-                lines.append(f"teleconsult_{name}{{{text}}} {value}")
-
-        parts = [(room["id"], p) for room in self.snapshot["rooms"] for p in room["participants"]]
-        metric("rooms", "gauge", "Live rooms.", [({}, float(len(self.snapshot["rooms"])))])
-        metric("participants", "gauge", "Participants with media.", [({}, float(len(parts)))])
-        for direction in ("up", "down"):
-            for field, kind, text in (
-                ("packets", "counter", "RTP packets"),
-                ("bytes", "counter", "media bytes"),
-                ("packets_lost", "counter", "RTP packets lost"),
-                ("frames", "counter", "frames"),
-            ):
-                metric(
-                    f"{direction}_{field}_total", kind,
-                    f"{text} {'received from' if direction == 'up' else 'sent to'} participants.",
-                    [({"room": r, "participant": p["id"], "role": p["role"], "source": src}, float(s[field]))
-                     for r, p in parts for src, s in p[direction].items()],
-                )
-        metric("keyframe_requests_total", "counter", "Keyframe requests sent to publishers.",
-               [({"room": r, "participant": p["id"], "source": src}, float(s["keyframe_requests_sent"]))
-                for r, p in parts for src, s in p["up"].items()])
-        metric("nacks_total", "counter", "Packets a subscriber asked to resend.",
-               [({"room": r, "participant": p["id"], "source": src}, float(s["nacks_received"]))
-                for r, p in parts for src, s in p["down"].items()])
-        metric("rtt_seconds", "gauge", "Round-trip time to the participant.",
-               [({"room": r, "participant": p["id"]}, p["rtt_ms"] / 1000) for r, p in parts if p["rtt_ms"] is not None])
-        metric("loss_ratio", "gauge", "Packet loss over the last interval.",
-               [({"room": r, "participant": p["id"]}, float(p["loss"])) for r, p in parts])
-        return "\n".join(lines) + "\n"

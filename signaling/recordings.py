@@ -67,6 +67,15 @@ class RecordingService:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def composer_problem(self) -> str | None:
+        """Why recordings cannot be composed (for /readyz), or None; the worker starts on first use."""
+        if self._pool is None:
+            return None
+        # a killed worker breaks the pool for good: every later composition would fail
+        if getattr(self._pool, "_broken", False):
+            return "the composing worker died"
+        return None
+
     def folder(self, consultation_id: str, recording_id: str) -> Path:
         return self.root / consultation_id / recording_id
 
