@@ -395,7 +395,8 @@ async def test_stats_metrics_and_quality_during_a_call(tmp_path: Path) -> None:
             assert "teleconsult_rooms 1.0" in metrics
             assert 'teleconsult_up_frames_total{role="patient",room="' in metrics
             # histograms fed by each collection; process figures from prometheus-client
-            assert 'teleconsult_rtt_seconds_count{role="practitioner"}' in metrics
+            assert 'teleconsult_loss_ratio_count{role="practitioner"}' in metrics
+            assert "# TYPE teleconsult_rtt_seconds histogram" in metrics
             assert 'teleconsult_jitter_seconds_bucket{kind="video",le="0.01",role="patient"}' in metrics
             assert "process_resident_memory_bytes" in metrics and "python_gc_collections_total" in metrics
             assert "participant=" not in metrics  # no per-connection series
