@@ -20,6 +20,7 @@ from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
 from .diskspace import DiskGuard
+from .diskwatch import disk_watch
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
@@ -125,6 +126,7 @@ def make_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(operator_listener)
+    app.cleanup_ctx.append(disk_watch)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
     setup_board_routes(app)

@@ -215,6 +215,8 @@ class Hub:
             if self.connections.get(conn.role) is not conn:
                 raise ProtocolError("out-of-order", "this tab was replaced by another one")
             replies: list[tuple[Role, dict[str, Any]]] = []
+            if kind == "record" and fields["on"] and self._recordings is not None and self._recordings.disk_low:
+                raise ProtocolError("disk-full", "the server is short of disk space: no recording can start")
             if kind == "record":
                 replies = self.recording.record(conn.role, fields["on"])
             elif kind == "recording-consent":
@@ -227,6 +229,14 @@ class Hub:
                 await target.send(message)
         await self.broadcast()
         await self._recording_follow_up()
+
+    async def stop_recording_disk_full(self) -> None:
+        """The disk is short of space: a running recording stops (files kept) and both sides are told."""
+        async with self._lock:
+            stopped = self.recording.disk_full()
+        if stopped:
+            await self.broadcast()
+            await self._recording_follow_up()
 
     async def _recording_follow_up(self) -> None:
         # the notice rule: once every connected tab was sent the state, maybe start

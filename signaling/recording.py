@@ -111,6 +111,13 @@ class RecordingControl:
         if self.recorder is not None:
             self.recorder.note_tracks(role.value, tracks)
 
+    def disk_full(self) -> bool:
+        """The data directory is short of space: stop now, keeping what was written; True if one ran."""
+        if self.state == "off":
+            return False
+        self._stop("stopped: the disk is short of space", None, "recording-stopped-disk-full")
+        return True
+
     def close(self) -> None:
         """The call ended or the hub is going away."""
         if self.state != "off":
@@ -132,7 +139,7 @@ class RecordingControl:
         self.pending_audit.append(("recording.start", self.id, self.by.value if self.by else None))
         logger.info("%r recording %s started", self._hub, self.id)
 
-    def _stop(self, why: str, role: Role | None) -> None:
+    def _stop(self, why: str, role: Role | None, announcement: str = "recording-stopped") -> None:
         recorder = self.recorder
         was = self.state
         self._reset()
@@ -140,7 +147,7 @@ class RecordingControl:
             recorder.stop()
             assert self._service is not None
             self._service.finish(recorder)
-            self.pending_announcements.append(("recording-stopped", {}))
+            self.pending_announcements.append((announcement, {}))
             self.pending_audit.append(("recording.stop", recorder.id, role.value if role else None))
         logger.info("%r recording (%s) %s", self._hub, was, why)
 

@@ -47,6 +47,8 @@ class RecordingService:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._active: set[Recorder] = set()
+        # set by signaling.diskwatch: the data directory is under its free-space floor
+        self.disk_low = False
         # composed recordings: (consultation id, recording id) -> result, for tests and logs
         self.composed: dict[str, dict[str, Any]] = {}
 
