@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -17,6 +18,13 @@ ARTIFACTS = Path(os.environ.get("TELECONSULT_ARTIFACTS", Path(__file__).resolve(
 
 
 BrowserFactory = Callable[[str], Awaitable[Page]]
+
+# every page reports what its Content-Security-Policy blocked (the event fires before any page script runs)
+CSP_SPY = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,6 +39,7 @@ async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test, which installs it")
     browsers: list[Browser] = []
+    violations: list[str] = []
     async with async_playwright() as pw:
         async def factory(colour: str, viewport: tuple[int, int] = (1024, 700)) -> Page:
             y4m = write_y4m(tmp_path / f"{colour}.y4m", colour)
@@ -40,14 +49,26 @@ async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
             )
             browsers.append(browser)
             context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            await context.add_init_script(CSP_SPY)
             page = await context.new_page()
-            page.on("console", lambda m: print(f"[{colour} console] {m.type}: {m.text}"))
+
+            def console(m: Any) -> None:
+                print(f"[{colour} console] {m.type}: {m.text}")
+                if m.text.startswith("CSP violation") or "Content Security Policy" in m.text:
+                    violations.append(f"{colour}: {m.text}")
+
+            page.on("console", console)
             return page
+
+        # a test that provokes a violation on purpose reads (and clears) this list
+        factory.csp_violations = violations  # type: ignore[attr-defined]
         try:
             yield factory
         finally:
             for b in browsers:
                 await b.close()
+    # every browser test doubles as a CSP test: the app's pages must never trip their own policy
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 async def screenshot(page: Page, name: str) -> Path:
