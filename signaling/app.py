@@ -15,6 +15,7 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from .announce import announced_addresses
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
@@ -94,7 +95,8 @@ def make_app(config: Config) -> web.Application:
     app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
+        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
+                  await announced_addresses(config.ice)).install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard

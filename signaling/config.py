@@ -53,12 +53,25 @@ class IceServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnounceConfig:
+    # an address of host_addresses ...
+    bind: str = ""
+    # ... and what browsers are told instead (the 1:1 NAT's outside address)
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class IceConfig:
     # UDP ports the SFU binds for media, inclusive
     port_min: int = 40000
     port_max: int = 40999
     # addresses the SFU binds and announces; empty = every interface address
     host_addresses: list[str] = field(default_factory=list)
+    # behind 1:1 NAT: the address(es) to announce for a bound address
+    announce: list[AnnounceConfig] = field(default_factory=list)
+    # "host:port" of a STUN server asked, at start, for the outside address of each
+    # host_addresses entry without an `announce`; "" = no discovery
+    discover_with_stun: str = ""
     # seconds a peer connection may take to connect before it is dropped
     connect_timeout: float = 20.0
     # STUN/TURN servers given to browsers; none by default
@@ -377,6 +390,22 @@ def _validate(c: Config, where: str) -> None:
             ipaddress.ip_address(addr)
         except ValueError:
             fail(f"ice.host_addresses[{i}]", f"is not an IP address: {addr!r}")
+    for i, entry in enumerate(c.ice.announce):
+        if entry.bind not in c.ice.host_addresses:
+            fail(f"ice.announce[{i}].bind", f"must be one of ice.host_addresses, got {entry.bind!r}")
+        if not entry.addresses:
+            fail(f"ice.announce[{i}].addresses", "must name at least one address")
+        for addr in entry.addresses:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                fail(f"ice.announce[{i}].addresses", f"has {addr!r}, which is not an IP address")
+    if c.ice.discover_with_stun:
+        if not c.ice.host_addresses:
+            fail("ice.discover_with_stun", "needs ice.host_addresses (the addresses whose outside address is asked)")
+        host, _, port = c.ice.discover_with_stun.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            fail("ice.discover_with_stun", f"must be \"host:port\", got {c.ice.discover_with_stun!r}")
     for i, server in enumerate(c.ice.servers):
         if not server.urls:
             fail(f"ice.servers[{i}].urls", "must name at least one stun: or turn: URL")
