@@ -17,6 +17,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,15 +74,16 @@ def _stun_binding_answered(port: int) -> bool:
     return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == txid
 
 
-@pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[Coturn]:
+@contextmanager
+def running_coturn(tmp_path: Path, config_file: Path | None = None) -> Iterator[Coturn]:
+    """coturn on 127.0.0.1: with only command-line options, or `config_file` (e.g. the shipped one) overridden by them."""
     if not Path(TURNSERVER).exists() and not shutil.which(TURNSERVER):
         pytest.fail(f"coturn not found at {TURNSERVER}: run scripts/test, which installs it")
     port = _udp_and_tcp_free_port()
     min_port = 50000 + secrets.randbelow(500) * 20  # relay ports, away from the SFU's
     server = Coturn(port, secrets.token_urlsafe(24), min_port, min_port + 19, tmp_path / "turnserver.log")
     args = [
-        TURNSERVER, "-n",  # no configuration file: only these options
+        TURNSERVER, *(["-c", str(config_file)] if config_file else ["-n"]),  # -n: only these options
         "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
         "--use-auth-secret", f"--static-auth-secret={server.secret}", f"--realm={REALM}",
         "--allow-loopback-peers",  # our SFU is a peer on 127.0.0.1
@@ -109,6 +111,12 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
         artifacts = Path(os.environ.get("TELECONSULT_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
         artifacts.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(server.log_path, artifacts / "turnserver.log")
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    with running_coturn(tmp_path) as server:
+        yield server
 
 
 # what the browser's peer connection reports about ICE: its configuration, its
