@@ -264,8 +264,13 @@ CREATE TABLE whiteboard_action (
 );
 """
 
+# the operator can disable a practitioner's account (teleconsult practitioner disable)
+_ACCOUNT_DISABLED = """
+ALTER TABLE practitioner ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _ACCOUNT_DISABLED)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -135,7 +135,7 @@ def test_every_shipped_migration_splits_cleanly() -> None:
         ),
         ("INSERT INTO invitation VALUES ('i', 'c', 'nurse', 'h', 't', NULL, 't')", "CHECK"),
         ("INSERT INTO invitation VALUES ('i', 'c', 'patient', 'h', 't', NULL, 't')", "FOREIGN KEY"),
-        ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't')", "NOT NULL"),
+        ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't', 0)", "NOT NULL"),
     ],
 )
 def test_schema_constraints(tmp_path: pathlib.Path, statement: str, failure: str) -> None:

@@ -1,0 +1,57 @@
+"""The operator's hold on practitioner accounts: reset a password, disable or enable (sync, worker thread).
+
+A disabled account cannot log in and its sessions end at once; so do the
+sessions of an account whose password is reset (whoever held them may be the
+reason for the reset).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from .database import transaction
+from .errors import NotFound
+from .passwords import Passwords
+from .registry import normalise_email
+
+logger = logging.getLogger(__name__)
+
+
+class AccountAdmin:
+    """Blocking: every method runs SQL, so call it from the worker thread."""
+
+    def __init__(self, conn: sqlite3.Connection, passwords: Passwords | None = None) -> None:
+        self._conn = conn
+        self._passwords = passwords or Passwords()
+
+    def _id(self, email: str) -> str:
+        row = self._conn.execute("SELECT id FROM practitioner WHERE email = ?", (normalise_email(email),)).fetchone()
+        if row is None:
+            raise NotFound("no practitioner with this email")
+        return str(row["id"])
+
+    def set_disabled(self, email: str, disabled: bool) -> tuple[str, int]:
+        """(practitioner id, sessions ended); NotFound for an unknown email."""
+        practitioner_id = self._id(email)
+        with transaction(self._conn) as conn:
+            conn.execute("UPDATE practitioner SET disabled = ? WHERE id = ?", (int(disabled), practitioner_id))
+            ended = conn.execute("DELETE FROM practitioner_session WHERE practitioner_id = ?",
+                                 (practitioner_id,)).rowcount if disabled else 0
+        logger.info("Practitioner(%s) %s, %d session(s) ended", practitioner_id,
+                    "disabled" if disabled else "enabled", ended)
+        return practitioner_id, ended
+
+    def reset_password(self, email: str, password: str) -> tuple[str, int]:
+        """New password, every session ended: (practitioner id, sessions ended)."""
+        practitioner_id = self._id(email)
+        password_hash = self._passwords.hash(password)
+        with transaction(self._conn) as conn:
+            conn.execute("UPDATE practitioner SET password_hash = ? WHERE id = ?", (password_hash, practitioner_id))
+            ended = conn.execute("DELETE FROM practitioner_session WHERE practitioner_id = ?",
+                                 (practitioner_id,)).rowcount
+        logger.info("Practitioner(%s) password reset by the operator, %d session(s) ended", practitioner_id, ended)
+        return practitioner_id, ended
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM practitioner").fetchone()[0])
