@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from . import tokens
 from .database import transaction
 from .errors import NotFound
 from .passwords import Passwords
@@ -52,6 +53,24 @@ class AccountAdmin:
                                  (practitioner_id,)).rowcount
         logger.info("Practitioner(%s) password reset by the operator, %d session(s) ended", practitioner_id, ended)
         return practitioner_id, ended
+
+    def change_password(self, practitioner_id: str, old: str, new: str, keep_token: str) -> int | None:
+        """The practitioner's own change: None when `old` is wrong; else the other sessions ended.
+
+        The session behind `keep_token` (the one making the change) stays open.
+        """
+        row = self._conn.execute("SELECT password_hash FROM practitioner WHERE id = ? AND disabled = 0",
+                                 (practitioner_id,)).fetchone()
+        if row is None or not self._passwords.verify(row["password_hash"], old):
+            logger.info("Practitioner(%s) password change refused: wrong current password", practitioner_id)
+            return None
+        password_hash = self._passwords.hash(new)
+        with transaction(self._conn) as conn:
+            conn.execute("UPDATE practitioner SET password_hash = ? WHERE id = ?", (password_hash, practitioner_id))
+            ended = conn.execute("DELETE FROM practitioner_session WHERE practitioner_id = ? AND token_hash != ?",
+                                 (practitioner_id, tokens.token_hash(keep_token))).rowcount
+        logger.info("Practitioner(%s) changed their password, %d other session(s) ended", practitioner_id, ended)
+        return int(ended)
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM practitioner").fetchone()[0])

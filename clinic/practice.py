@@ -63,6 +63,11 @@ class Practice:
         """The operator sets a new password; every session of the account ends: (id, sessions ended)."""
         return await self._run(self._admin.reset_password, email, password)
 
+    async def change_password(self, practitioner_id: str, old: str, new: str, keep_token: str) -> int | None:
+        """A practitioner's own change (old password required); None when it is wrong, else other sessions ended."""
+        async with self._hashing:  # two argon2 runs: bounded like logins
+            return await self._run(self._admin.change_password, practitioner_id, old, new, keep_token)
+
     async def practitioner_count(self) -> int:
         return await self._run(self._admin.count)
 

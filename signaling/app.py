@@ -15,6 +15,7 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from .account_pages import setup_account_routes
 from .announce import announced_addresses
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
@@ -132,6 +133,7 @@ def make_app(config: Config) -> web.Application:
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
     setup_board_routes(app)
+    setup_account_routes(app)
     # outermost: every other middleware and handler sees the client's real address
     app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
     return app

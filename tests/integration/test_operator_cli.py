@@ -103,3 +103,34 @@ async def test_init_then_disable_enable_and_reset_end_sessions_at_once(tmp_path:
             assert unknown.returncode == 1 and "no practitioner" in unknown.stderr and "Traceback" not in unknown.stderr
         finally:
             await browser.close()
+
+
+async def test_a_practitioner_changes_their_password_and_their_other_sessions_end(tmp_path: Path) -> None:
+    old, new = "the first password", "a brand new password"
+    async with running_server(tmp_path / "data") as server:
+        await server.clinic.add_practitioner("me@example.org", old, "Dr Me")
+        laptop, phone = Browserless(server.base_url), Browserless(server.base_url)
+        try:
+            for browser in (laptop, phone):
+                assert (await browser.login("me@example.org", old)).status == 303
+            response, page = await laptop.get("/account/password")
+            assert response.status == 200 and 'data-testid="account-form"' in page
+            wrong, _ = await laptop.post("/account/password", {"old": "not it at all", "new": new, "confirm": new},
+                                         csrf_from="/account/password")
+            assert wrong.status == 403
+            short, _ = await laptop.post("/account/password", {"old": old, "new": "short", "confirm": "short"},
+                                         csrf_from="/account/password")
+            assert short.status == 400
+            no_csrf, _ = await laptop.post("/account/password", {"old": old, "new": new, "confirm": new})
+            assert no_csrf.status == 403  # CSRF protected like every form
+            assert (await phone.get("/"))[0].status == 200  # nothing changed yet
+            done, page = await laptop.post("/account/password", {"old": old, "new": new, "confirm": new},
+                                           csrf_from="/account/password")
+            assert done.status == 200 and 'data-testid="form-notice"' in page
+            assert (await laptop.get("/"))[0].status == 200  # this session stays
+            assert (await phone.get("/"))[0].status == 303  # the other one ended
+            assert (await phone.login("me@example.org", old)).status == 401
+            assert (await phone.login("me@example.org", new)).status == 303
+        finally:
+            await laptop.close()
+            await phone.close()
