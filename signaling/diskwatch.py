@@ -28,16 +28,6 @@ class DiskWatch:
         self._hubs = hubs
         self._recordings = recordings
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def check(self) -> None:
         free = await asyncio.to_thread(self._guard.free_bytes)
@@ -50,7 +40,8 @@ class DiskWatch:
             for hub in self._hubs.hubs():
                 await hub.stop_recording_disk_full()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Until cancelled."""
         while True:
             try:
                 await self.check()
@@ -62,6 +53,7 @@ class DiskWatch:
 async def disk_watch(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx of the public app, after the one that builds hubs and recordings."""
     watch = DiskWatch(app[app_keys.DISK], app[app_keys.HUBS], app[app_keys.RECORDINGS])
-    watch.start()
+    task = asyncio.ensure_future(watch.run())
     yield
-    await watch.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -9,7 +9,6 @@ address ([ice] announce) or finds it through STUN ([ice] discover_with_stun).
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,29 +17,23 @@ from typing import Any
 import pytest
 
 from conftest import screenshot
+from netns import counters, require_loopback_only_namespace, run
 from server import running_server
 from signaling.announce import announced_addresses
 from signaling.config import load_config
-from test_consultation import frames_decoded, shows, wait_for
-from test_turn_relay import Coturn, _selected, coturn, meet  # noqa: F401  (coturn: the fixture)
+from test_consultation import wait_for
+from test_turn_relay import Coturn, _selected, coturn, media_both_ways, meet  # noqa: F401  (coturn: the fixture)
 
 PRIVATE, PUBLIC = "10.99.0.1", "203.0.113.10"
 PORTS = (43000, 43999)  # tests/server.py's ICE range
 TABLE = "teleconsult_nat_test"
 
 
-def _run(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, check=True).stdout
-
-
 @pytest.fixture
 def nat(coturn: Coturn) -> Iterator[Coturn]:
-    # only ever inside the loopback-only namespace scripts/test makes: never the host's network
-    links = [line.split(":")[1].strip() for line in _run("ip", "-o", "link").splitlines()]
-    if links != ["lo"]:
-        pytest.skip("needs the loopback-only network namespace (run through scripts/test or unshare --net)")
-    _run("ip", "addr", "add", f"{PRIVATE}/32", "dev", "lo")
-    _run("ip", "route", "add", f"{PUBLIC}/32", "dev", "lo")
+    require_loopback_only_namespace()
+    run("ip", "addr", "add", f"{PRIVATE}/32", "dev", "lo")
+    run("ip", "route", "add", f"{PUBLIC}/32", "dev", "lo")
     lo, hi = PORTS
     rules = f"""
 table ip {TABLE} {{
@@ -52,7 +45,7 @@ table ip {TABLE} {{
     ip daddr {PRIVATE} udp dport {lo}-{hi} ct original ip daddr != {PUBLIC} counter drop; }}
 }}
 """
-    _run("nft", "-f", "-", stdin=rules)
+    run("nft", "-f", "-", stdin=rules)
     try:
         yield coturn
     finally:
@@ -61,27 +54,17 @@ table ip {TABLE} {{
         subprocess.run(["ip", "addr", "del", f"{PRIVATE}/32", "dev", "lo"], check=False)
 
 
-def _counters() -> list[int]:
-    """Packets counted by the DNAT, SNAT and guard rules, in that order."""
-    text = _run("nft", "list", "table", "ip", TABLE)
-    return [int(line.split("counter packets ")[1].split()[0]) for line in text.splitlines() if "counter packets" in line]
-
-
 async def test_browsers_reach_the_sfu_only_through_its_announced_address(
         tmp_path: Path, open_page: Any, nat: Coturn) -> None:
     overrides = {"ice.host_addresses": [PRIVATE], "ice.announce": [{"bind": PRIVATE, "addresses": [PUBLIC]}]}
     async with running_server(tmp_path / "data", **overrides) as server:
         doctor, patient = await meet(server, open_page)
-        await wait_for(lambda: shows(doctor, "blue"))
-        await wait_for(lambda: shows(patient, "red"))
-        counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
-        await asyncio.sleep(1.0)
-        for page, before in zip((doctor, patient), counts):
-            assert await frames_decoded(page) > before
+        await media_both_ways(doctor, patient)
+        for page in (doctor, patient):
             state = await wait_for(lambda p=page: _selected(p))
             assert state["selected"]["remote"]["address"] == PUBLIC, state  # the SFU, as announced
         await screenshot(doctor, "nat-01-practitioner-through-announced-address")
-        dnat, _, guard = _counters()
+        dnat, _, guard = counters(TABLE)  # the DNAT, SNAT and guard rules
         assert dnat > 0 and guard == 0  # every media datagram went through the NAT; none tried the inside address
 
 
@@ -89,7 +72,7 @@ async def test_the_outside_address_is_found_through_stun(nat: Coturn) -> None:
     config = load_config(None, **{"ice.host_addresses": [PRIVATE], "ice.discover_with_stun": f"127.0.0.1:{nat.port}"})
     # coturn sees the NAT's outside address (the SNAT rule) and says so
     assert await announced_addresses(config.ice) == {PRIVATE: [PUBLIC]}
-    assert _counters()[1] > 0
+    assert counters(TABLE)[1] > 0
     # an operator's own entry wins over discovery
     config = load_config(None, **{"ice.host_addresses": [PRIVATE], "ice.discover_with_stun": f"127.0.0.1:{nat.port}",
                                   "ice.announce": [{"bind": PRIVATE, "addresses": ["198.51.100.4"]}]})

@@ -9,7 +9,6 @@ still flows both ways.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,29 +17,24 @@ from typing import Any
 import pytest
 
 from conftest import screenshot
+from netns import counters, require_loopback_only_namespace, run
 from server import running_server
-from test_consultation import frames_decoded, shows, wait_for
-from test_turn_relay import Coturn, _selected, meet, running_coturn
+from test_consultation import wait_for
+from test_turn_relay import Coturn, _selected, media_both_ways, meet, running_coturn
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
 SFU_PORTS = (43000, 43999)  # tests/server.py's ICE range
 TABLE = "teleconsult_udp_block_test"
 
 
-def _run(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, check=True).stdout
-
-
 @pytest.fixture
 def tcp_only_turn(tmp_path: Path) -> Iterator[Coturn]:
-    links = [line.split(":")[1].strip() for line in _run("ip", "-o", "link").splitlines()]
-    if links != ["lo"]:  # never touch the host's firewall
-        pytest.skip("needs the loopback-only network namespace (run through scripts/test or unshare --net)")
+    require_loopback_only_namespace()
     with running_coturn(tmp_path, SHIPPED) as turn:
         lo, hi = SFU_PORTS
         # browsers' UDP to the SFU dropped (coturn's relay ports excepted: that is TURN reaching the SFU),
         # and UDP to coturn itself dropped: only TURN over TCP gets through
-        _run("nft", "-f", "-", stdin=f"""
+        run("nft", "-f", "-", stdin=f"""
 table ip {TABLE} {{
   chain guard {{ type filter hook output priority 0;
     udp dport {lo}-{hi} udp sport != {turn.min_port}-{turn.max_port} counter drop;
@@ -60,19 +54,14 @@ async def test_with_udp_blocked_media_goes_through_turn_over_tcp(
     overrides = {"ice.servers": [{"urls": urls, "secret": turn.secret}]}  # transport_policy: "all", the default
     async with running_server(tmp_path / "data", **overrides) as server:
         doctor, patient = await meet(server, open_page)
-        await wait_for(lambda: shows(doctor, "blue"), timeout=40.0)
-        await wait_for(lambda: shows(patient, "red"), timeout=40.0)
-        counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
-        await asyncio.sleep(1.0)
-        for page, before in zip((doctor, patient), counts):
-            assert await frames_decoded(page) > before
+        await media_both_ways(doctor, patient, timeout=40.0)  # the direct checks fail first
+        for page in (doctor, patient):
             state = await wait_for(lambda p=page: _selected(p))
             assert state["policy"] == "all"
             assert {"host", "relay"} <= set(state["localTypes"]), state  # direct candidates were there too
             local = state["selected"]["local"]
             assert (local["type"], local["relayProtocol"]) == ("relay", "tcp"), state
         await screenshot(patient, "turn-tcp-01-patient-relayed-over-tcp")
-    text = _run("nft", "list", "table", "ip", TABLE)
-    direct_dropped = int(text.split("counter packets ")[1].split()[0])
+    direct_dropped = counters(TABLE)[0]
     assert direct_dropped > 0  # the browsers did try the direct path first
     assert "incoming packet ALLOCATE processed, success" in turn.log()

@@ -186,6 +186,16 @@ async def meet(server: Any, open_page: Any) -> tuple[Page, Page]:
     return doctor, patient
 
 
+async def media_both_ways(doctor: Page, patient: Page, timeout: float = 20.0) -> None:
+    """Each side sees the other's camera (red doctor, blue patient), and frames keep being decoded."""
+    await wait_for(lambda: shows(doctor, "blue"), timeout=timeout)
+    await wait_for(lambda: shows(patient, "red"), timeout=timeout)
+    counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
+    await asyncio.sleep(1.0)
+    for page, before in zip((doctor, patient), counts):
+        assert await frames_decoded(page) > before
+
+
 async def test_media_both_ways_through_turn_with_time_limited_credentials(
         tmp_path: Path, open_page: Any, coturn: Coturn) -> None:
     overrides = {
@@ -197,13 +207,7 @@ async def test_media_both_ways_through_turn_with_time_limited_credentials(
         started = time.time()
         doctor, patient = await meet(server, open_page)
 
-        # each side sees the other's camera, and frames keep being decoded
-        await wait_for(lambda: shows(doctor, "blue"))
-        await wait_for(lambda: shows(patient, "red"))
-        counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
-        await asyncio.sleep(1.0)
-        for page, before in zip((doctor, patient), counts):
-            assert await frames_decoded(page) > before
+        await media_both_ways(doctor, patient)
         await screenshot(doctor, "turn-01-practitioner-in-call-relayed")
         await screenshot(patient, "turn-02-patient-in-call-relayed")
 
