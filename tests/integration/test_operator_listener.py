@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from server import free_port, running_server
-from signaling.keys import MAILER
+from signaling.keys import MAILER, RECORDINGS
 
 
 async def test_readyz_is_ready_then_names_the_stopped_mail_sender(tmp_path: Path) -> None:
@@ -104,3 +104,19 @@ async def test_serve_behind_a_trusted_proxy_with_json_logs(tmp_path: Path) -> No
     assert "2001:db8::5 GET /healthz 200" in " ".join(access)
     assert "127.0.0.2 GET /login 200" in " ".join(access)
     assert "203.0.113.66" not in log.read_text()
+
+
+async def test_readyz_names_a_dead_composing_worker(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as srv, aiohttp.ClientSession() as http:
+        service = srv.app[RECORDINGS]
+        assert await service.compose(tmp_path / "no-such-recording") is None  # starts the worker process
+        (worker,) = service._pool._processes.values()  # type: ignore[union-attr]
+        os.kill(worker.pid, signal.SIGKILL)
+        for _ in range(100):  # the pool notices within moments; bounded at 10 s
+            async with http.get(srv.operator_url + "/readyz") as r:
+                report = await r.json()
+            if report["failed"]:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status == 503 and report["failed"] == ["composer"], report
+        assert report["checks"]["composer"] == "the composing worker died"
