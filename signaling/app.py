@@ -15,14 +15,13 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
-from .boardroutes import setup_board_routes
-from .chat import ChatLimits
+from .call.chat import ChatLimits
 from .config import Config
-from .hub import HubRegistry
+from .call.hub import HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
-from .mailer import Mailer
-from .monitor import Monitor
-from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .mail_sender import Mailer
+from .call.monitor import Monitor
+from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -122,5 +121,4 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
-    setup_board_routes(app)
     return app

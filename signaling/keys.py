@@ -10,10 +10,10 @@ from clinic import Clinic
 from clinic.boardimages import BoardImages
 
 from .config import Config
-from .hub import HubRegistry
-from .mailer import Mailer
-from .monitor import Monitor
-from .recordings import RecordingService
+from .call.hub import HubRegistry
+from .mail_sender import Mailer
+from .call.monitor import Monitor
+from .recording_service import RecordingService
 
 CONFIG = web.AppKey("config", Config)
 CLINIC = web.AppKey("clinic", Clinic)

@@ -35,8 +35,9 @@ async def ended_consultation(server: Running) -> tuple[dict[str, Any], str]:
 
 
 async def upload(c: Browserless, token: str, name: str, data: bytes, csrf: str) -> aiohttp.ClientResponse:
-    async with c.session.post(f"{c.base_url}/c/{token}/closing/documents", data=io.BytesIO(data), headers={
-        "X-CSRF-Token": csrf, "X-File-Name": urllib.parse.quote(name), "Content-Type": "application/octet-stream",
+    async with c.session.post(f"{c.base_url}/c/{token}/closing/documents?name={urllib.parse.quote(name)}",
+                              data=io.BytesIO(data), headers={
+        "X-CSRF-Token": csrf, "Content-Type": "application/octet-stream",
     }) as r:
         await r.read()
         return r
@@ -416,8 +417,8 @@ async def test_an_import_cut_off_midway_leaves_nothing(tmp_path: Path) -> None:
             csrf = await closing_csrf(doctor, token)
             reader, writer = await asyncio.open_connection("127.0.0.1", server.config.http.port)
             cookies = "; ".join(f"{c.key}={c.value}" for c in doctor.session.cookie_jar)
-            writer.write((f"POST /c/{token}/closing/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"X-CSRF-Token: {csrf}\r\nCookie: {cookies}\r\nX-File-Name: cut.pdf\r\n"
+            writer.write((f"POST /c/{token}/closing/documents?name=cut.pdf HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-CSRF-Token: {csrf}\r\nCookie: {cookies}\r\n"
                           "Content-Length: 500000\r\n\r\n").encode() + b"%PDF-1.4\n" + os.urandom(100000))
             await writer.drain()
             await asyncio.sleep(0.3)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from signaling.errors import ProtocolError
-from signaling.protocol import CLIENT_MESSAGES, parse_client_message
+from signaling.call.protocol import CLIENT_MESSAGES, parse_client_message
 
 LIMIT = 4096
 

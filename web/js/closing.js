@@ -71,11 +71,10 @@ async function problem(response) {
 
 /** @param {File} file */
 async function upload(file) {
-  const response = await fetch(`${base}/documents`, {
+  const response = await fetch(`${base}/documents?name=${encodeURIComponent(file.name)}`, {
     method: "POST",
     headers: {
       "X-CSRF-Token": csrfToken(),
-      "X-File-Name": encodeURIComponent(file.name),
       "Content-Type": "application/octet-stream",
       Accept: "application/json",
     },

@@ -16,7 +16,7 @@ from clinic.patient_links import PatientLink
 from clinic.records import TeamMember
 
 from .auth import CSRF_FIELD
-from .practice_texts import text, tr
+from .texts import text, tr
 
 e = html.escape
 

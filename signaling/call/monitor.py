@@ -14,7 +14,7 @@ from aiohttp import web
 from clinic import Role
 from sfu.stats import participant_stats
 
-from .config import StatsConfig
+from ..config import StatsConfig
 from .hub import Hub, HubRegistry
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any, Final, Protocol
 from clinic import Clinic, Document, Role
 from clinic.chat import ChatMessage
 
-from .config import Config
-from .errors import ProtocolError
+from ..config import Config
+from ..errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 

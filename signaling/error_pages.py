@@ -1,4 +1,4 @@
-"""Plain French pages: a bad link or a refused request (never a stack trace)."""
+"""Refusals as a person or a script sees them: plain French pages (never a stack trace) and JSON problems."""
 
 from __future__ import annotations
 
@@ -51,3 +51,9 @@ def error_page(kind: str) -> web.Response:
     status, title, text, english = MESSAGES[kind]
     body = _PAGE.format(status=status, title=html.escape(title), text=html.escape(text), english=html.escape(english))
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
+
+
+def problem(status: int, code: str, message: str, **extra: object) -> web.Response:
+    """The JSON refusal of an API route: `error` is the code pages translate, `message` for people reading raw HTTP."""
+    return web.json_response({"error": code, "message": message, **extra}, status=status,
+                             headers={"Cache-Control": "no-store"})

@@ -166,4 +166,4 @@ def tr(key: str, tag: str = "span", attrs: str = "") -> str:
 def as_module() -> str:
     """The table as an ES module for the browser: {key: {fr, en}}."""
     table = {key: {"fr": fr, "en": en} for key, (fr, en) in STRINGS.items()}
-    return "// generated from signaling/practice_texts.py\nexport default " + json.dumps(table, ensure_ascii=False) + ";\n"
+    return "// generated from signaling/practice/texts.py\nexport default " + json.dumps(table, ensure_ascii=False) + ";\n"

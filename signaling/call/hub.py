@@ -14,10 +14,10 @@ from sfu import Participant, Room, SfuError, SfuOptions
 
 from . import lobby
 from .chat import ChatLimits, ChatRoom
-from .config import RecordingConfig, WhiteboardConfig
-from .errors import ProtocolError
-from .recording import RecordingControl
-from .recordings import RecordingService
+from ..config import RecordingConfig, WhiteboardConfig
+from ..errors import ProtocolError
+from .recording_control import RecordingControl
+from ..recording_service import RecordingService
 from .whiteboard import SavePng, Whiteboard, document_saver
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self.recording = RecordingControl(self, recording or RecordingConfig(), recordings)
         self._recordings = recordings
-        # the consultation's chat (signaling/chat.py), sent to whoever is connected
+        # the consultation's chat (signaling/call/chat.py), sent to whoever is connected
         self.chat = ChatRoom(self.id, clinic, chat_limits or ChatLimits(), lambda: list(self.connections.values()))
         wb = whiteboard or WhiteboardConfig()
         self.whiteboard = Whiteboard(
@@ -210,7 +210,7 @@ class Hub:
         return not self.connections
 
     async def recording_message(self, conn: Connection, kind: str, fields: dict[str, Any]) -> None:
-        """`record`, `recording-consent` or `recording-seen` from a side (signaling/recording.py)."""
+        """`record`, `recording-consent` or `recording-seen` from a side (signaling/call/recording_control.py)."""
         async with self._lock:
             if self.connections.get(conn.role) is not conn:
                 raise ProtocolError("out-of-order", "this tab was replaced by another one")

@@ -14,15 +14,15 @@ from clinic.accounts import RateLimit
 from clinic.errors import TooManyAttempts
 from clinic.models import Consultation, ConsultationState
 
-from . import keys as app_keys
-from . import practice_pages as pages
+from .. import keys as app_keys
+from . import html as pages
 from .auth import (
     SESSION_COOKIE, clear_session_cookie, client_address, csrf_token, current_session, require_session, see_other,
     set_session_cookie,
 )
-from .pages import error_page
-from .practice_texts import as_module
-from .record_files import serve_document
+from ..error_pages import error_page
+from .texts import as_module
+from ..downloads import serve_document
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ MAX_FIELD = 1000
 
 
 def tz_of(request: web.Request) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(request.app[app_keys.CONFIG].practice.timezone)
+    return zoneinfo.ZoneInfo(request.config_dict[app_keys.CONFIG].practice.timezone)
 
 
 async def form(request: web.Request) -> dict[str, str]:
@@ -55,7 +55,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    config = request.app[app_keys.CONFIG]
+    config = request.config_dict[app_keys.CONFIG]
     data = await form(request)
     email, password = data.get("email", "").strip(), data.get("password", "")
     next_path = safe_next(data.get("next"))
@@ -65,7 +65,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         done = None
         if email and password:
-            done = await request.app[app_keys.CLINIC].practice.login(
+            done = await request.config_dict[app_keys.CLINIC].practice.login(
                 email, password, address=client_address(request), limit=limit, lifetime=lifetime,
                 previous_token=request.cookies.get(SESSION_COOKIE))
     except TooManyAttempts:
@@ -82,7 +82,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[app_keys.CLINIC].practice.logout(token)
+        await request.config_dict[app_keys.CLINIC].practice.logout(token)
     response = see_other("/login")
     clear_session_cookie(response)
     return response
@@ -92,7 +92,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 def live_status(request: web.Request, consultation: Consultation) -> tuple[str, str | None]:
     """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
-    hub = request.app[app_keys.HUBS].find(consultation.id)
+    hub = request.config_dict[app_keys.HUBS].find(consultation.id)
     # closing happens outside the hub, so the stored state wins once closed
     state = hub.state.consultation if hub is not None and consultation.state is not ConsultationState.CLOSED \
         else consultation.state
@@ -122,7 +122,7 @@ def _day(request: web.Request) -> tuple[datetime.date, datetime.datetime, dateti
 async def day_list(request: web.Request) -> web.Response:
     session = await require_session(request)
     day, start, end = _day(request)
-    found = await request.app[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
+    found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
     rows = [(c, p, *live_status(request, c)) for c, p in found]
     return pages.day_page(await csrf_token(request), day, rows, tz_of(request))
 
@@ -133,7 +133,7 @@ async def day_status(request: web.Request) -> web.Response:
     if session is None:
         return web.json_response({"error": "login"}, status=401)
     _, start, end = _day(request)
-    found = await request.app[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
+    found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
     data: dict[str, Any] = {}
     for consultation, _ in found:
         status, readiness = live_status(request, consultation)
@@ -142,14 +142,14 @@ async def day_status(request: web.Request) -> web.Response:
 
 
 def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
-    return datetime.timedelta(hours=request.app[app_keys.CONFIG].invitations.lifetime_hours)
+    return datetime.timedelta(hours=request.config_dict[app_keys.CONFIG].invitations.lifetime_hours)
 
 
 async def join(request: web.Request) -> web.StreamResponse:
     """The join button: a fresh practitioner link for one's own consultation, then there."""
     session = await require_session(request)
     try:
-        token = await request.app[app_keys.CLINIC].practice.join_token(
+        token = await request.config_dict[app_keys.CLINIC].practice.join_token(
             session.practitioner.id, request.match_info["consultation_id"], _invitation_lifetime(request))
     except NotFound:
         return error_page("not-found")
@@ -174,7 +174,7 @@ def _field_error(exc: ValueError) -> str:
 
 async def patients(request: web.Request) -> web.Response:
     session = await require_session(request)
-    found = await request.app[app_keys.CLINIC].practice.patients(session.practitioner.id)
+    found = await request.config_dict[app_keys.CLINIC].practice.patients(session.practitioner.id)
     return pages.patients_page(await csrf_token(request), found)
 
 
@@ -189,7 +189,7 @@ async def patient_new(request: web.Request) -> web.StreamResponse:
     try:
         if birth is None:
             raise ValueError("date of birth is not a date")
-        patient = await request.app[app_keys.CLINIC].practice.create_patient(session.practitioner.id, name, email, birth)
+        patient = await request.config_dict[app_keys.CLINIC].practice.create_patient(session.practitioner.id, name, email, birth)
     except ValueError as exc:
         return pages.patient_form_page(await csrf_token(request), action="/patients/new", title_key="patient.new-title",
                                        name=name, email=email, birth=birth.isoformat() if birth else "",
@@ -201,7 +201,7 @@ async def patient_edit_form(request: web.Request) -> web.Response:
     session = await require_session(request)
     patient_id = request.match_info["patient_id"]
     try:
-        patient = await request.app[app_keys.CLINIC].practice.patient(session.practitioner.id, patient_id)
+        patient = await request.config_dict[app_keys.CLINIC].practice.patient(session.practitioner.id, patient_id)
     except NotFound:
         return error_page("not-found")
     return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient.id}/edit",
@@ -216,7 +216,7 @@ async def patient_edit(request: web.Request) -> web.StreamResponse:
     try:
         if birth is None:
             raise ValueError("date of birth is not a date")
-        await request.app[app_keys.CLINIC].practice.update_patient(session.practitioner.id, patient_id, name, email, birth)
+        await request.config_dict[app_keys.CLINIC].practice.update_patient(session.practitioner.id, patient_id, name, email, birth)
     except NotFound:
         return error_page("not-found")
     except ValueError as exc:
@@ -230,7 +230,7 @@ async def record(request: web.Request, *, error: str | None = None, note: str | 
                  status: int = 200) -> web.Response:
     """The record page, or the same 404 as an unknown address without access."""
     session = await require_session(request)
-    clinic = request.app[app_keys.CLINIC]
+    clinic = request.config_dict[app_keys.CLINIC]
     practice = clinic.practice
     me = session.practitioner.id
     patient_id = request.match_info["patient_id"]
@@ -281,7 +281,7 @@ async def grant(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     patient_id = request.match_info["patient_id"]
     data = await form(request)
-    practice = request.app[app_keys.CLINIC].practice
+    practice = request.config_dict[app_keys.CLINIC].practice
     try:
         await practice.patient(session.practitioner.id, patient_id)
     except NotFound:
@@ -297,7 +297,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     patient_id = request.match_info["patient_id"]
     try:
-        await request.app[app_keys.CLINIC].practice.revoke(session.practitioner.id, patient_id,
+        await request.config_dict[app_keys.CLINIC].practice.revoke(session.practitioner.id, patient_id,
                                                            request.match_info["practitioner_id"])
     except NotFound:
         return error_page("not-found")
@@ -312,7 +312,7 @@ async def revoke_link(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     patient_id = request.match_info["patient_id"]
     try:
-        await request.app[app_keys.CLINIC].practice.revoke_link(session.practitioner.id, patient_id,
+        await request.config_dict[app_keys.CLINIC].practice.revoke_link(session.practitioner.id, patient_id,
                                                                 request.match_info["link_id"])
     except NotFound:
         return error_page("not-found")
@@ -322,7 +322,7 @@ async def revoke_link(request: web.Request) -> web.StreamResponse:
 async def record_document(request: web.Request) -> web.StreamResponse:
     """A document of a record, for a practitioner with access; 404 for anyone else."""
     session = await require_session(request)
-    clinic = request.app[app_keys.CLINIC]
+    clinic = request.config_dict[app_keys.CLINIC]
     patient_id, document_id = request.match_info["patient_id"], request.match_info["document_id"]
     me = session.practitioner.id
     try:
@@ -348,9 +348,9 @@ async def strings(request: web.Request) -> web.Response:
 
 async def mail_status(request: web.Request) -> web.Response:
     """The mail queue's state for the operator (ids and counters only), restricted like /metrics."""
-    if not request.app[app_keys.MONITOR].allowed(request):
+    if not request.config_dict[app_keys.MONITOR].allowed(request):
         return error_page("not-found")
-    messages = await request.app[app_keys.CLINIC].practice.mail_recent()
+    messages = await request.config_dict[app_keys.CLINIC].practice.mail_recent()
     counts = {state: sum(1 for m in messages if m.state == state) for state in ("queued", "sent", "failed")}
     return web.json_response({"counts": counts, "messages": [m.status_json() for m in messages]})
 

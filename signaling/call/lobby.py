@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from clinic import ConsultationState, Role, Stage
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 _CS = ConsultationState
 

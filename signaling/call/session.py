@@ -12,8 +12,8 @@ from aiohttp import WSMsgType, web
 from clinic import NetTest, Role
 from sfu import ConnectionProbe, SfuError
 
-from .config import Config
-from .errors import ProtocolError
+from ..config import Config
+from ..errors import ProtocolError
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
 from .turn import ice_servers_for

@@ -16,12 +16,12 @@ from clinic.closing import PATIENT_SOURCES
 from clinic.errors import LinkGone, TooManyAttempts, WrongBirthDate
 from clinic.patient_links import SESSION_LIFETIME, PatientLink
 
-from . import keys as app_keys
+from .. import keys as app_keys
 from .auth import client_address, csrf_token, secure_request, see_other
-from .pages import error_page
-from .practice import form
-from .practice_pages import access_form_page, access_list_page
-from .record_files import serve_document
+from ..error_pages import error_page
+from .views import form
+from .html import access_form_page, access_list_page
+from ..downloads import serve_document
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ COOKIE = "tc_doc"
 
 async def _session_link(request: web.Request) -> PatientLink | web.Response | None:
     """The link if this browser opened it with the right date of birth; None if not yet; a page if unusable."""
-    practice = request.app[app_keys.CLINIC].practice
+    practice = request.config_dict[app_keys.CLINIC].practice
     token = request.match_info["token"]
     try:
         await practice.usable_link(token)
@@ -54,7 +54,7 @@ async def access(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     if found is None:
         return access_form_page(await csrf_token(request), token)
-    clinic = request.app[app_keys.CLINIC]
+    clinic = request.config_dict[app_keys.CLINIC]
     documents = [d for d in await clinic.list_documents(consultation_id=found.consultation_id)
                  if d.source in PATIENT_SOURCES]
     return access_list_page(await csrf_token(request), token, documents)
@@ -63,14 +63,14 @@ async def access(request: web.Request) -> web.Response:
 async def check(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     data = await form(request)
-    config = request.app[app_keys.CONFIG].patient_access
+    config = request.config_dict[app_keys.CONFIG].patient_access
     csrf = await csrf_token(request)
     try:
         birth = datetime.date.fromisoformat(data.get("date_of_birth", ""))
     except ValueError:
         return access_form_page(csrf, token, error="access.wrong", status=400)
     try:
-        _, session = await request.app[app_keys.CLINIC].practice.check_birth_date(
+        _, session = await request.config_dict[app_keys.CLINIC].practice.check_birth_date(
             token, birth, address=client_address(request), per_minute=config.attempts_per_minute,
             max_failures=config.max_failures)
     except NotFound:
@@ -94,7 +94,7 @@ async def document(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     if found is None:
         raise web.HTTPSeeOther(f"/d/{token}")
-    clinic = request.app[app_keys.CLINIC]
+    clinic = request.config_dict[app_keys.CLINIC]
     try:
         doc = await clinic.get_document(request.match_info["document_id"])
     except NotFound:

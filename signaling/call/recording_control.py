@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 from clinic import Role, Stage
 from recorder import Recorder
 
-from .config import RecordingConfig
-from .errors import ProtocolError
+from ..config import RecordingConfig
+from ..errors import ProtocolError
 from .lobby import other
 
 if TYPE_CHECKING:
     from sfu import Room
 
     from .hub import Hub
-    from .recordings import RecordingService
+    from ..recording_service import RecordingService
 
 logger = logging.getLogger(__name__)
 

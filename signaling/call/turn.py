@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from .config import IceConfig
+from ..config import IceConfig
 
 
 def turn_rest_credentials(secret: str, user_id: str, expires_at: float) -> tuple[str, str]:

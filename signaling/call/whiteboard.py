@@ -23,8 +23,8 @@ from clinic import Clinic, Role, Stage
 from clinic.board import Background, Board, BoardChanges, BoardError, Stroke, check_pen, check_points, check_stroke_id
 from clinic.boardimages import BoardImages
 
-from .config import WhiteboardConfig
-from .errors import ProtocolError
+from ..config import WhiteboardConfig
+from ..errors import ProtocolError
 from .lobby import other
 from .protocol import ClientMessage
 

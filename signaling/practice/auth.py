@@ -19,8 +19,8 @@ from aiohttp import web
 
 from clinic.accounts import WebSession
 
-from . import keys as app_keys
-from .pages import error_page
+from .. import keys as app_keys
+from ..error_pages import error_page
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _NEW_CSRF = web.RequestKey("new_csrf_cookie", str)
 
 def secure_request(request: web.Request) -> bool:
     """Whether cookies must be Secure: an HTTPS request, or the operator said so."""
-    return request.secure or request.app[app_keys.CONFIG].accounts.secure_cookies
+    return request.secure or request.config_dict[app_keys.CONFIG].accounts.secure_cookies
 
 
 async def current_session(request: web.Request) -> WebSession | None:
@@ -46,7 +46,7 @@ async def current_session(request: web.Request) -> WebSession | None:
         token = request.cookies.get(SESSION_COOKIE)
         found = None
         if token:
-            found = await request.app[app_keys.CLINIC].practice.session(token)
+            found = await request.config_dict[app_keys.CLINIC].practice.session(token)
         request[_SESSION] = found
     value = request[_SESSION]
     return value if isinstance(value, WebSession) else None
@@ -76,7 +76,7 @@ async def csrf_token(request: web.Request) -> str:
 
 def client_address(request: web.Request) -> str:
     """The client's address for rate limits (the proxy's X-Forwarded-For when trusted)."""
-    if request.app[app_keys.CONFIG].accounts.trust_forwarded_for:
+    if request.config_dict[app_keys.CONFIG].accounts.trust_forwarded_for:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
         if forwarded:
             return forwarded[:64]

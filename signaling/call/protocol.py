@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 
@@ -40,7 +40,7 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "recording-consent": {"recording": str, "accept": bool},
     "recording-seen": {"recording": str},
     "chat": {"text": str},
-    # the whiteboard (signaling/whiteboard.py checks the values: ids, colours, coordinates, pages)
+    # the whiteboard (signaling/call/whiteboard.py checks the values: ids, colours, coordinates, pages)
     "whiteboard-open": {"open": bool},
     "whiteboard-stroke": {"stroke": str, "page": int, "color": str, "width": NUMBER, "points": list, "end": bool},
     "whiteboard-erase": {"strokes": list},
