@@ -17,7 +17,7 @@ from sfu import IcePolicy, SfuOptions
 
 from .call.chat import ChatLimits
 from .config import Config
-from .call.hub import HubRegistry
+from .call.hub import CallServices, HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
 from .call.monitor import Monitor
@@ -98,9 +98,10 @@ def make_app(config: Config) -> web.Application:
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images,
-                                recording=config.recording, recordings=recordings)
+        app[HUBS] = HubRegistry(CallServices(
+            clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
+            recording=config.recording, board_images=images, recordings=recordings,
+        ))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)

@@ -52,7 +52,7 @@ def refuse(request: web.Request, kind: str) -> web.Response:
 
 
 @web.middleware
-async def resolve_invitation(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def invitation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the token once (form check, then one database read) and keep the invitation on the request."""
     rule = request.app[_RULES].get(request.match_info.route)
     if rule is None:  # not one of ours (e.g. a 404 of the sub-application)
@@ -73,7 +73,7 @@ class InvitationRoutes:
     """The sub-application mounted at `/c/`; its routes are written from `{token}` on."""
 
     def __init__(self, parent: web.Application) -> None:
-        self.app = web.Application(middlewares=[resolve_invitation])
+        self.app = web.Application(middlewares=[invitation_middleware])
         self.app[_RULES] = {}
         self._parent = parent
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import dataclasses
 from typing import Any, Protocol
 
 from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, Role, Stage
@@ -16,8 +17,8 @@ from . import lobby
 from .chat import ChatLimits, ChatRoom
 from ..config import RecordingConfig, WhiteboardConfig
 from ..errors import ProtocolError
-from .recording_control import RecordingControl
 from ..recording_service import RecordingService
+from .recording_control import RecordingControl, RecordingEffects
 from .whiteboard import SavePng, Whiteboard, document_saver
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,21 @@ class Connection(Protocol):
 DEFAULT_TRACKS = {"mic": True, "camera": True, "screen": False}
 
 
+@dataclasses.dataclass(frozen=True)
+class CallServices:
+    """What every live consultation uses, built once at start (signaling/app.py) and shared by all hubs."""
+
+    clinic: Clinic
+    sfu: SfuOptions
+    chat: ChatLimits = dataclasses.field(default_factory=ChatLimits)
+    whiteboard: WhiteboardConfig = dataclasses.field(default_factory=WhiteboardConfig)
+    recording: RecordingConfig = dataclasses.field(default_factory=RecordingConfig)
+    #: renders whiteboard backgrounds; None: no background uploads
+    board_images: BoardImages | None = None
+    #: writes and composes recordings; None: recording is unavailable
+    recordings: RecordingService | None = None
+
+
 class Hub:
     """One consultation while anyone is connected to it.
 
@@ -47,12 +63,9 @@ class Hub:
     buttons at the same moment are applied one after the other.
     """
 
-    def __init__(self, consultation: Consultation, clinic: Clinic, sfu_options: SfuOptions,
-                 readiness: dict[Role, Readiness] | None = None, chat_limits: ChatLimits | None = None, *,
-                 board: Board | None = None,
-                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
-                 save_png: SavePng | None = None,
-                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
+    def __init__(self, consultation: Consultation, services: CallServices, *,
+                 readiness: dict[Role, Readiness] | None = None, board: Board | None = None,
+                 save_png: SavePng | None = None) -> None:
         self.id = consultation.id
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
@@ -62,18 +75,22 @@ class Hub:
         self.tracks: dict[Role, dict[str, bool]] = {role: dict(DEFAULT_TRACKS) for role in Role}
         # each side's devices and connection test, as stored (survives reloads and restarts)
         self.readiness: dict[Role, Readiness] = dict(readiness or {})
-        self._clinic = clinic
-        self._sfu_options = sfu_options
+        clinic = self._clinic = services.clinic
+        self._sfu_options = services.sfu
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.recording = RecordingControl(self, recording or RecordingConfig(), recordings)
-        self._recordings = recordings
+        self._recordings = services.recordings
+        self.recording = RecordingControl(
+            self.id, services.recording, services.recordings, stage=lambda role: self.state.stage(role),
+            connected=lambda role: role in self.connections, room=lambda: self.room,
+            tracks=lambda role: self.tracks[role],
+        )
         # the consultation's chat (signaling/call/chat.py), sent to whoever is connected
-        self.chat = ChatRoom(self.id, clinic, chat_limits or ChatLimits(), lambda: list(self.connections.values()))
-        wb = whiteboard or WhiteboardConfig()
+        self.chat = ChatRoom(self.id, clinic, services.chat, lambda: list(self.connections.values()))
+        wb = services.whiteboard
         self.whiteboard = Whiteboard(
             self.id, board or Board(board_limits(wb)), clinic, wb, connections=self.connections,
-            stage=lambda role: self.state.stage(role), images=board_images, save_png=save_png,
+            stage=lambda role: self.state.stage(role), images=services.board_images, save_png=save_png,
         )
 
     def __repr__(self) -> str:
@@ -90,7 +107,7 @@ class Hub:
             self.connections[conn.role] = conn
             if previous is not None:
                 logger.info("%r %s opened elsewhere, replacing %s", self, conn.role.value, previous.id)
-                self._drop_participant(conn.role)
+                self._leave_room(conn.role)
                 await previous.replaced()
         await self.broadcast()
         await self.whiteboard.attach(conn)
@@ -102,13 +119,14 @@ class Hub:
             del self.connections[conn.role]
             self.tracks[conn.role] = dict(DEFAULT_TRACKS)
             self.recording.note_tracks(conn.role, self.tracks[conn.role])
-            self._drop_participant(conn.role)
+            self._leave_room(conn.role)
         await self.whiteboard.detach(conn.role)
         await self.broadcast()
         await self._recording_follow_up()
 
     async def act(self, role: Role, action: str) -> None:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
+        effects = RecordingEffects()
         async with self._lock:
             old = self.state
             new = lobby.apply(self.state, role, action)
@@ -119,14 +137,14 @@ class Hub:
             logger.info("%r %s %s -> %s", self, role.value, action, new.consultation.value)
             for side in Role:
                 if new.stage(side) is not Stage.IN_CALL:
-                    self._drop_participant(side)
+                    self._leave_room(side)
             if new.consultation is ConsultationState.ENDED:
-                self.recording.close()
+                effects = self.recording.close()
             if new.consultation is ConsultationState.ENDED and self.room is not None:
                 self.room.close()
                 self.room = None
         await self.broadcast()
-        await self._recording_follow_up()
+        await self._recording_follow_up(effects)
         await self._call_events(old, new)
 
     async def _call_events(self, old: lobby.LobbyState, new: lobby.LobbyState) -> None:
@@ -214,51 +232,49 @@ class Hub:
         async with self._lock:
             if self.connections.get(conn.role) is not conn:
                 raise ProtocolError("out-of-order", "this tab was replaced by another one")
-            replies: list[tuple[Role, dict[str, Any]]] = []
             if kind == "record":
-                replies = self.recording.record(conn.role, fields["on"])
+                effects = self.recording.record(conn.role, fields["on"])
             elif kind == "recording-consent":
-                replies = self.recording.consent(conn.role, fields["recording"], fields["accept"])
+                effects = self.recording.consent(conn.role, fields["recording"], fields["accept"])
             else:
-                self.recording.seen(conn.role, fields["recording"])
-        for role, message in replies:
+                effects = self.recording.seen(conn.role, fields["recording"])
+        for role, message in effects.replies:
             target = self.connections.get(role)
             if target is not None:
                 await target.send(message)
         await self.broadcast()
-        await self._recording_follow_up()
+        await self._recording_follow_up(effects)
 
-    async def _recording_follow_up(self) -> None:
+    async def _recording_follow_up(self, effects: RecordingEffects | None = None) -> None:
+        """Apply a step's recording effects once the lock is released."""
+        effects = effects or RecordingEffects()
         # the notice rule: once every connected tab was sent the state, maybe start
         async with self._lock:
             began = self.recording.after_broadcast()
-            announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
-            audits, self.recording.pending_audit = self.recording.pending_audit, []
-        if began:
+        if began.began:
             await self.broadcast()
-        for key, params in announcements:
+        effects.add(began)
+        for key, params in effects.announcements:
             await self.system_message(key, **params)
         if self._recordings is not None:
-            for action, recording_id, role in audits:
+            for action, recording_id, role in effects.audits:
                 await self._recordings.note(action, self.id, recording_id, role)
 
     def close(self) -> None:
-        self.recording.close()
+        effects = self.recording.close()
         # the last tab left during a recording: its end still goes in the chat
-        announcements, self.recording.pending_announcements = self.recording.pending_announcements, []
-        audits, self.recording.pending_audit = self.recording.pending_audit, []
         if self._recordings is not None:
-            for key, params in announcements:
+            for key, params in effects.announcements:
                 self._recordings.spawn(self.system_message(key, **params))
-            for action, recording_id, role in audits:
+            for action, recording_id, role in effects.audits:
                 self._recordings.spawn(self._recordings.note(action, self.id, recording_id, role))
         for role in list(self.participants):
-            self._drop_participant(role)
+            self._leave_room(role)
         if self.room is not None:
             self.room.close()
             self.room = None
 
-    def _drop_participant(self, role: Role) -> None:
+    def _leave_room(self, role: Role) -> None:
         participant = self.participants.pop(role, None)
         if participant is not None:
             participant.close()
@@ -285,16 +301,9 @@ def _readiness_json(readiness: Readiness | None) -> dict[str, Any] | None:
 class HubRegistry:
     """The hubs of the consultations someone is connected to, in this process."""
 
-    def __init__(self, clinic: Clinic, sfu_options: SfuOptions, chat_limits: ChatLimits | None = None, *,
-                 whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
-                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
-        self._clinic = clinic
-        self._sfu_options = sfu_options
-        self._chat_limits = chat_limits
-        self._whiteboard = whiteboard or WhiteboardConfig()
-        self._board_images = board_images
-        self._recording = recording
-        self._recordings = recordings
+    def __init__(self, services: CallServices) -> None:
+        self.services = services
+        self._clinic = services.clinic
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
 
@@ -304,20 +313,18 @@ class HubRegistry:
             if hub is None:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
-                board = await self._clinic.load_board(consultation_id, board_limits(self._whiteboard))
+                board = await self._clinic.load_board(consultation_id, board_limits(self.services.whiteboard))
                 hub = self._hubs[consultation_id] = Hub(
-                    consultation, self._clinic, self._sfu_options, readiness, self._chat_limits, board=board,
-                    whiteboard=self._whiteboard, board_images=self._board_images,
+                    consultation, self.services, readiness=readiness, board=board,
                     save_png=self._png_saver(consultation_id),
-                    recording=self._recording, recordings=self._recordings,
                 )
             return hub
 
     def _png_saver(self, consultation_id: str) -> SavePng | None:
         """How a saved board becomes one of the consultation's documents."""
-        if self._board_images is None:
+        if self.services.board_images is None:
             return None
-        return document_saver(self._clinic, self._board_images, consultation_id)
+        return document_saver(self._clinic, self.services.board_images, consultation_id)
 
     def release(self, hub: Hub) -> None:
         """Forget a hub nobody is connected to (its state is in the database)."""
