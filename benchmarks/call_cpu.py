@@ -61,9 +61,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
+from helpers.chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
 from procs import stop, tail, wait_http  # type: ignore[import-not-found]
-from y4m import YUV, write_y4m  # type: ignore[import-not-found]
+from helpers.y4m import YUV, write_y4m  # type: ignore[import-not-found]
 
 
 

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.call_page import frames_decoded, screenshot, wait_for
+from helpers.chromium import CHROMIUM, FLAGS
+from helpers.server import running_server
 from playwright.async_api import Browser, Page, async_playwright, expect
-
-from chromium import CHROMIUM, FLAGS
-from conftest import screenshot
-from server import running_server
-from test_consultation import frames_decoded, wait_for
 
 Launcher = Callable[..., Awaitable[Page]]
 VERDICT = r"^(good|fair|poor|failed)$"
@@ -223,7 +221,7 @@ async def test_verdict_table(tmp_path: Path, launch: Launcher) -> None:
 
 
 async def test_mic_level_moves_with_the_sound_and_stops_when_muted(tmp_path: Path, open_page: Any) -> None:
-    from test_consultation import wait_for
+    from helpers.call_page import wait_for
 
     async with running_server(tmp_path / "data") as server:
         demo = await server.demo()

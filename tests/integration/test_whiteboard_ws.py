@@ -12,10 +12,9 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-
-from pdfgen import write_pdf
-from server import Running, running_server
-from test_signaling import Client
+from helpers.pdfgen import write_pdf
+from helpers.server import Running, running_server
+from helpers.ws_client import Client
 
 LIMITS = {
     "whiteboard.max_points_per_stroke": 50,

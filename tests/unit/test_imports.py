@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers.imports import cycles, import_graph
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,12 +10,12 @@ import pytest
 from clinic.mail import documents_text, invitation_text
 from clinic.patient_links import PatientLink
 from clinic.records import check_patient_fields
-from signaling.practice.auth import csrf_protected
 from signaling.config import load_config
-from signaling.mail_sender import Mailer, describe
-from signaling.practice.views import safe_next
-from signaling.practice.texts import STRINGS, as_module
 from signaling.downloads import inline_allowed
+from signaling.mail_sender import Mailer, describe
+from signaling.practice.auth import csrf_protected
+from signaling.practice.texts import STRINGS, as_module
+from signaling.practice.views import safe_next
 
 
 def test_mail_texts_carry_the_link_and_nothing_else_personal() -> None:

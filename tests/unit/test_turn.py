@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from clinic import Role
-from signaling.config import IceConfig, IceServerConfig, load_config
 from signaling.call.session import Session
 from signaling.call.turn import ice_servers_for, turn_rest_credentials
+from signaling.config import IceConfig, IceServerConfig, load_config
 
 TURN_UDP = "turn:turn.example.org:3478?transport=udp"
 TURNS = "turns:turn.example.org:5349"

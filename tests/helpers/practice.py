@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from yarl import URL
 from aiosmtpd.controller import Controller
+from yarl import URL
 
-from server import Running, free_port
+from helpers.server import Running, free_port
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av

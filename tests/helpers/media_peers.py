@@ -7,7 +7,12 @@ import time
 from typing import Any
 
 import numpy as np
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    VideoStreamTrack,
+)
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
