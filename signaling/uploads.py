@@ -14,6 +14,8 @@ from typing import Final
 from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from clinic import DocumentTooLarge, DocumentTypeRefused
+
 from .error_pages import problem
 
 #: Bytes read from the request at a time (the stores batch them into bigger writes).
@@ -63,6 +65,23 @@ async def _chunks(request: web.Request, max_bytes: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
+#: What reading and storing an upload may raise; `refusal` turns each into its reply.
+UPLOAD_ERRORS: Final = (UploadNameRefused, UploadTooLarge, DocumentTooLarge, DocumentTypeRefused, *INTERRUPTED)
+
+
+def refusal(exc: BaseException, max_bytes: int) -> web.Response:
+    """The reply to one of UPLOAD_ERRORS (the stores have removed what they had written)."""
+    if isinstance(exc, UploadNameRefused):
+        return problem(400, "bad-name", "Le nom du fichier est trop long. / The file name is too long.")
+    if isinstance(exc, (UploadTooLarge, DocumentTooLarge)):
+        return too_large(max_bytes)
+    if isinstance(exc, DocumentTypeRefused):
+        return problem(415, "type-refused",
+                       "Ce type de fichier n'est pas accepté. / This type of file is not accepted.",
+                       media_type=exc.media_type)
+    return problem(400, "interrupted", "L'envoi a été interrompu. / The upload was interrupted.")
+
+
 def too_large(max_bytes: int) -> web.Response:
     """413 with the limit, in both languages (the page shows its own translation of `error`)."""
     size = f"{max_bytes / (1024 * 1024):.4g}"
@@ -70,16 +89,3 @@ def too_large(max_bytes: int) -> web.Response:
                    f"Le fichier dépasse la taille maximale autorisée ({size} Mo). / "
                    f"The file is larger than the maximum allowed size ({size} MB).",
                    max_bytes=max_bytes)
-
-
-def name_refused() -> web.Response:
-    return problem(400, "bad-name", "Le nom du fichier est trop long. / The file name is too long.")
-
-
-def interrupted() -> web.Response:
-    return problem(400, "interrupted", "L'envoi a été interrompu. / The upload was interrupted.")
-
-
-def type_refused(media_type: str) -> web.Response:
-    return problem(415, "type-refused", "Ce type de fichier n'est pas accepté. / This type of file is not accepted.",
-                   media_type=media_type)

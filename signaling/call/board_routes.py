@@ -14,7 +14,7 @@ from clinic.boardimages import BackgroundRefused
 from .. import keys as app_keys
 from ..error_pages import error_page, problem
 from ..invitation_links import INVITATION
-from ..uploads import INTERRUPTED, UploadNameRefused, UploadTooLarge, interrupted, name_refused, read_upload, too_large
+from ..uploads import UPLOAD_ERRORS, read_upload, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,8 @@ async def upload_background(request: web.Request) -> web.StreamResponse:
     limit = config.max_upload_bytes
     try:
         file = read_upload(request, limit)
-    except UploadNameRefused:
-        return name_refused()
-    except UploadTooLarge:
-        return too_large(limit)
+    except UPLOAD_ERRORS as exc:
+        return refusal(exc, limit)
     if await clinic.count_board_backgrounds(invitation.consultation_id) >= config.max_backgrounds:
         return problem(409, "too-many", f"a consultation shows at most {config.max_backgrounds} documents on its board")
     images = request.config_dict[app_keys.BOARD_IMAGES]
@@ -47,10 +45,8 @@ async def upload_background(request: web.Request) -> web.StreamResponse:
             async for chunk in file.chunks:
                 size += len(chunk)
                 await asyncio.to_thread(f.write, chunk)
-        except UploadTooLarge:
-            return too_large(limit)
-        except INTERRUPTED:
-            return interrupted()
+        except UPLOAD_ERRORS as exc:
+            return refusal(exc, limit)
         finally:
             await asyncio.to_thread(f.close)
         if size == 0:

@@ -8,22 +8,13 @@ from typing import Final
 
 from aiohttp import web
 
-from clinic import DocumentTooLarge, DocumentTypeRefused, NotFound
+from clinic import NotFound
 
 from .. import keys as app_keys
 from ..downloads import serve_document
 from ..error_pages import error_page
 from ..invitation_links import INVITATION
-from ..uploads import (
-    INTERRUPTED,
-    UploadNameRefused,
-    UploadTooLarge,
-    interrupted,
-    name_refused,
-    read_upload,
-    too_large,
-    type_refused,
-)
+from ..uploads import UPLOAD_ERRORS, read_upload, refusal
 from .chat import document_json, message_json
 
 logger = logging.getLogger(__name__)
@@ -43,18 +34,10 @@ async def upload(request: web.Request) -> web.Response:
             invitation.consultation_id, "chat", file.name, invitation.role.value, file.chunks,
             max_bytes=limit, allowed_types=config.allowed_types,
         )
-    except UploadNameRefused:
-        return name_refused()
-    except (UploadTooLarge, DocumentTooLarge):
-        logger.info("Consultation(%s) upload refused: over %d bytes", invitation.consultation_id, limit)
-        return too_large(limit)
-    except DocumentTypeRefused as exc:
-        logger.info("Consultation(%s) upload refused: type %s", invitation.consultation_id, exc.media_type)
-        return type_refused(exc.media_type)
-    except INTERRUPTED as exc:
-        logger.info("Consultation(%s) upload interrupted (%s): nothing kept",
-                    invitation.consultation_id, type(exc).__name__)
-        return interrupted()
+    except UPLOAD_ERRORS as exc:
+        logger.info("Consultation(%s) upload refused (%s): nothing kept", invitation.consultation_id,
+                    type(exc).__name__)
+        return refusal(exc, limit)
     except NotFound:
         return error_page("not-found")
     # tell both sides (through the live chat when someone is connected; stored either way)

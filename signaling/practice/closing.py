@@ -15,22 +15,12 @@ import zoneinfo
 from aiohttp import web
 
 from clinic import InvalidTransition, NotFound, Role
-from clinic.errors import DocumentTooLarge, DocumentTypeRefused
 from clinic.models import Consultation, ConsultationState
 
 from .. import keys as app_keys
 from ..error_pages import problem
 from ..invitation_links import INVITATION, InvitationRoutes, LinkRule
-from ..uploads import (
-    INTERRUPTED,
-    UploadNameRefused,
-    UploadTooLarge,
-    interrupted,
-    name_refused,
-    read_upload,
-    too_large,
-    type_refused,
-)
+from ..uploads import UPLOAD_ERRORS, read_upload, refusal
 from .auth import csrf_token, current_session
 from .html import closing_page
 
@@ -62,16 +52,9 @@ async def upload(request: web.Request) -> web.Response:
         document = await clinic.store_document(consultation.id, "closing", file.name or "document", "practitioner",
                                                file.chunks, max_bytes=max_bytes,
                                                allowed_types=config.documents.allowed_types)
-    except UploadNameRefused:
-        return name_refused()
-    except (UploadTooLarge, DocumentTooLarge):
-        return too_large(max_bytes)
-    except DocumentTypeRefused as exc:
-        return type_refused(exc.media_type)
-    except INTERRUPTED as exc:
-        # the store removed what it had written
-        logger.info("Consultation(%s) import interrupted (%s): nothing kept", consultation.id, type(exc).__name__)
-        return interrupted()
+    except UPLOAD_ERRORS as exc:
+        logger.info("Consultation(%s) import refused (%s): nothing kept", consultation.id, type(exc).__name__)
+        return refusal(exc, max_bytes)
     await clinic.practice.audit("practitioner", consultation.practitioner_id, "document.import",
                                 patient_id=consultation.patient_id, consultation_id=consultation.id,
                                 document_id=document.id)
