@@ -16,11 +16,11 @@ from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
 from .call.chat import ChatLimits
-from .config import Config
 from .call.hub import CallServices, HubRegistry
+from .call.monitor import Monitor
+from .config import Config
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
-from .call.monitor import Monitor
 from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 

@@ -9,10 +9,10 @@ from aiohttp import web
 from clinic import Clinic
 from clinic.boardimages import BoardImages
 
-from .config import Config
 from .call.hub import HubRegistry
-from .mail_sender import Mailer
 from .call.monitor import Monitor
+from .config import Config
+from .mail_sender import Mailer
 from .recording_service import RecordingService
 
 CONFIG = web.AppKey("config", Config)

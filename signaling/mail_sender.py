@@ -23,6 +23,7 @@ import aiosmtplib
 from clinic import Clinic
 from clinic.mail import MailMessage
 
+from .background import BackgroundService
 from .config import MailConfig
 
 logger = logging.getLogger(__name__)
@@ -64,25 +65,16 @@ def _write_eml(folder: Path, name: str, data: bytes) -> None:
         raise
 
 
-class Mailer:
+class Mailer(BackgroundService):
     """The background sender of one application; start() with it, stop() when it ends."""
 
     def __init__(self, clinic: Clinic, config: MailConfig, outbox: Path, ca_file: Path | None = None) -> None:
+        super().__init__()
         self._clinic = clinic
         self._config = config
         self._outbox = outbox
         self._ca_file = ca_file
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     def wake(self) -> None:
         """A message was queued: look at the queue now."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
-import dataclasses
 from typing import Any, Protocol
 
 from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, Role, Stage
@@ -13,11 +13,11 @@ from clinic.board import Board, BoardLimits
 from clinic.boardimages import BoardImages
 from sfu import Participant, Room, SfuError, SfuOptions
 
-from . import lobby
-from .chat import ChatLimits, ChatRoom
 from ..config import RecordingConfig, WhiteboardConfig
 from ..errors import ProtocolError
 from ..recording_service import RecordingService
+from . import lobby
+from .chat import ChatLimits, ChatRoom
 from .recording_control import RecordingControl, RecordingEffects
 from .whiteboard import SavePng, Whiteboard, document_saver
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from clinic import Role
 from sfu.stats import participant_stats
 
+from ..background import BackgroundService
 from ..config import StatsConfig
 from .hub import Hub, HubRegistry
 
@@ -31,7 +32,7 @@ def quality(loss: float, rtt_ms: float | None) -> str:
     return "poor"
 
 
-class Monitor:
+class Monitor(BackgroundService):
     """Collects every participant's stats each interval, derives rates and quality.
 
     Pushes {"type": "quality", "self": level, "peer": level} to each browser
@@ -39,22 +40,13 @@ class Monitor:
     """
 
     def __init__(self, hubs: HubRegistry, config: StatsConfig) -> None:
+        super().__init__()
         self._hubs = hubs
         self._config = config
         self._networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_networks]
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
         self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -17,11 +17,11 @@ from clinic.errors import LinkGone, TooManyAttempts, WrongBirthDate
 from clinic.patient_links import SESSION_LIFETIME, PatientLink
 
 from .. import keys as app_keys
-from .auth import client_address, csrf_token, secure_request, see_other
-from ..error_pages import error_page
-from .views import form
-from .html import access_form_page, access_list_page
 from ..downloads import serve_document
+from ..error_pages import error_page
+from .auth import client_address, csrf_token, secure_request, see_other
+from .html import access_form_page, access_list_page
+from .views import form
 
 logger = logging.getLogger(__name__)
 

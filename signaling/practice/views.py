@@ -15,14 +15,20 @@ from clinic.errors import TooManyAttempts
 from clinic.models import Consultation, ConsultationState
 
 from .. import keys as app_keys
+from ..downloads import serve_document
+from ..error_pages import error_page
 from . import html as pages
 from .auth import (
-    SESSION_COOKIE, clear_session_cookie, client_address, csrf_token, current_session, require_session, see_other,
+    SESSION_COOKIE,
+    clear_session_cookie,
+    client_address,
+    csrf_token,
+    current_session,
+    require_session,
+    see_other,
     set_session_cookie,
 )
-from ..error_pages import error_page
 from .texts import as_module
-from ..downloads import serve_document
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from helpers.chromium import CHROMIUM, FLAGS
+from helpers.chromium import CHROMIUM, FLAGS, launch_page
 from helpers.y4m import write_y4m
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -29,15 +29,8 @@ async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
     async with async_playwright() as pw:
         async def factory(colour: str, viewport: tuple[int, int] = (1024, 700)) -> Page:
             y4m = write_y4m(tmp_path / f"{colour}.y4m", colour)
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=[*FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
-            )
-            browsers.append(browser)
-            context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-            page = await context.new_page()
-            page.on("console", lambda m: print(f"[{colour} console] {m.type}: {m.text}"))
-            return page
+            return await launch_page(pw, browsers, [*FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
+                                     name=colour, viewport=viewport)
         try:
             yield factory
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from helpers.call_page import frames_decoded, screenshot, wait_for
-from helpers.chromium import CHROMIUM, FLAGS
+from helpers.chromium import CHROMIUM, FLAGS, launch_page
 from helpers.server import running_server
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -29,12 +29,8 @@ async def launch() -> AsyncIterator[Launcher]:
         async def factory(extra: tuple[str, ...] = (), without: tuple[str, ...] = (),
                           permissions: list[str] | None = None, name: str = "page") -> Page:
             args = [f for f in FLAGS if not f.startswith(without)] if without else list(FLAGS)
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*args, *extra])
-            browsers.append(browser)
-            context = await browser.new_context(viewport={"width": 1024, "height": 760}, permissions=permissions)
-            page = await context.new_page()
-            page.on("console", lambda m: print(f"[{name} console] {m.type}: {m.text}"))
-            return page
+            return await launch_page(pw, browsers, [*args, *extra], name=name, viewport=(1024, 760),
+                                     permissions=permissions)
         try:
             yield factory
         finally:

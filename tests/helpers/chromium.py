@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from playwright.async_api import Browser, Page, Playwright
+
 CHROMIUM = os.environ.get("TELECONSULT_CHROMIUM", "/usr/bin/chromium")
 
 # headless as root, loopback WebRTC, fake devices and permission prompts
@@ -16,3 +18,14 @@ FLAGS = [
     "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+async def launch_page(pw: Playwright, browsers: list[Browser], args: list[str], *, name: str,
+                      viewport: tuple[int, int] = (1024, 700), permissions: list[str] | None = None) -> Page:
+    """A page in a Chromium of its own (kept in `browsers`, for the caller to close); its console goes to stdout."""
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    browsers.append(browser)
+    context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, permissions=permissions)
+    page = await context.new_page()
+    page.on("console", lambda m: print(f"[{name} console] {m.type}: {m.text}"))
+    return page

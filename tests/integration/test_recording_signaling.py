@@ -10,7 +10,7 @@ import av
 import pytest
 from helpers.practice import Browserless
 from helpers.server import running_server
-from helpers.ws_client import Client, in_call, recording_state, wait_composed
+from helpers.ws_client import Client, both, in_call, recording_state, wait_composed
 
 from recorder.manifest import read_manifest
 from signaling.keys import RECORDINGS
@@ -18,9 +18,7 @@ from signaling.keys import RECORDINGS
 
 async def test_welcome_says_who_may_record(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data") as server:
-        demo = await server.demo()
-        doctor = await Client.open(demo["practitioner_link"])
-        patient = await Client.open(demo["patient_link"])
+        _, doctor, patient = await both(server)
         assert (await doctor.recv("welcome"))["recording"] == {"allowed": True, "consent": False}
         assert (await patient.recv("welcome"))["recording"] == {"allowed": False, "consent": False}
         assert (await patient.recv("state"))["recording"] is None
