@@ -15,20 +15,19 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
-from .account_pages import setup_account_routes
 from .announce import announced_addresses
-from .boardroutes import setup_board_routes
-from .chat import ChatLimits
+from .call.chat import ChatLimits
+from .call.hub import CallServices, HubRegistry
+from .call.monitor import Monitor
 from .config import Config
-from .hub import HubRegistry
 from .diskspace import DiskGuard
 from .diskwatch import disk_watch
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
-from .mailer import Mailer
-from .monitor import Monitor
+from .mail_sender import Mailer
 from .operator_listener import operator_listener
+from .practice.account import setup_account_routes
 from .proxy import ProxyTrust
-from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -107,9 +106,10 @@ def make_app(config: Config) -> web.Application:
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images,
-                                recording=config.recording, recordings=recordings)
+        app[HUBS] = HubRegistry(CallServices(
+            clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
+            recording=config.recording, board_images=images, recordings=recordings,
+        ))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
@@ -132,7 +132,6 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(disk_watch)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
-    setup_board_routes(app)
     setup_account_routes(app)
     # outermost: every other middleware and handler sees the client's real address
     app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())

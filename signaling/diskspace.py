@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 
-from aiohttp import web
-
 from .errors import DiskFull
-
-logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 
@@ -62,16 +57,3 @@ class DiskGuard:
         finally:
             probe.unlink(missing_ok=True)
 
-
-async def refusal_when_full(guard: DiskGuard, what: str) -> web.Response | None:
-    """A 507 naming the reason when the disk is under the floor (nothing read, nothing kept), else None."""
-    try:
-        await guard.ensure_room()
-    except DiskFull as exc:
-        logger.warning("%s refused: %s", what, exc)
-        return web.json_response(
-            {"error": "disk-full",
-             "message": "Le serveur manque d'espace disque : le fichier n'a pas été enregistré. "
-                        "/ The server is short of disk space: the file was not saved."},
-            status=507, headers={"Cache-Control": "no-store"})
-    return None

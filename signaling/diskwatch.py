@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import keys as app_keys
+from .background import BackgroundService
+from .call.hub import HubRegistry
 from .diskspace import DiskGuard
-from .hub import HubRegistry
-from .recordings import RecordingService
+from .recording_service import RecordingService
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +20,12 @@ logger = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 
 
-class DiskWatch:
+class DiskWatch(BackgroundService):
     """Below the floor: new recordings are refused and running ones stop, both sides told."""
 
     def __init__(self, guard: DiskGuard, hubs: HubRegistry, recordings: RecordingService,
                  interval: float = CHECK_SECONDS) -> None:
+        super().__init__()
         self._guard = guard
         self._hubs = hubs
         self._recordings = recordings
@@ -40,8 +42,7 @@ class DiskWatch:
             for hub in self._hubs.hubs():
                 await hub.stop_recording_disk_full()
 
-    async def run(self) -> None:
-        """Until cancelled."""
+    async def _run(self) -> None:
         while True:
             try:
                 await self.check()
@@ -53,7 +54,6 @@ class DiskWatch:
 async def disk_watch(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx of the public app, after the one that builds hubs and recordings."""
     watch = DiskWatch(app[app_keys.DISK], app[app_keys.HUBS], app[app_keys.RECORDINGS])
-    task = asyncio.ensure_future(watch.run())
+    watch.start()
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await watch.stop()

@@ -10,8 +10,8 @@ from typing import Any
 from clinic import Clinic
 
 from .diskspace import DiskGuard
-from .mailer import Mailer
-from .recordings import RecordingService
+from .mail_sender import Mailer
+from .recording_service import RecordingService
 
 # one check may take this long before it counts as failed (a locked database waits)
 CHECK_TIMEOUT = 5.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from server import running_server
+from helpers.server import running_server
 
 
 async def test_inline_script_and_style_are_blocked_and_reported(tmp_path: Path, open_page: Any) -> None:

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from conftest import screenshot
-from netns import counters, require_loopback_only_namespace, run
-from server import running_server
+from helpers.call_page import screenshot, wait_for
+from helpers.netns import counters, require_loopback_only_namespace, run
+from helpers.server import running_server
 from signaling.announce import announced_addresses
 from signaling.config import load_config
-from test_consultation import wait_for
 from test_turn_relay import Coturn, _selected, coturn, media_both_ways, meet  # noqa: F401  (coturn: the fixture)
 
 PRIVATE, PUBLIC = "10.99.0.1", "203.0.113.10"

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from conftest import screenshot
-from netns import counters, require_loopback_only_namespace, run
-from server import running_server
-from test_consultation import wait_for
+from helpers.call_page import screenshot, wait_for
+from helpers.netns import counters, require_loopback_only_namespace, run
+from helpers.server import running_server
 from test_turn_relay import Coturn, _selected, media_both_ways, meet, running_coturn
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"

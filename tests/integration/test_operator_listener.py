@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from server import free_port, running_server
+from helpers.server import free_port, running_server
 from signaling.keys import MAILER, RECORDINGS
 
 

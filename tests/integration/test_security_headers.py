@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from practice_helpers import Browserless
-from server import running_server
+from helpers.practice import Browserless
+from helpers.server import running_server
 
 
 async def test_every_html_page_carries_the_security_headers(tmp_path: Path) -> None:
