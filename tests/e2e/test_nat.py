@@ -31,6 +31,10 @@ TABLE = "teleconsult_nat_test"
 @pytest.fixture
 def nat(coturn: Coturn) -> Iterator[Coturn]:
     require_loopback_only_namespace()
+    # the browsers' own ports stay out of the SFU's range, so the guard only ever sees traffic to the SFU
+    ports = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    saved = ports.read_text()
+    ports.write_text(f"{PORTS[1] + 1} 60999")
     run("ip", "addr", "add", f"{PRIVATE}/32", "dev", "lo")
     run("ip", "route", "add", f"{PUBLIC}/32", "dev", "lo")
     lo, hi = PORTS
@@ -48,6 +52,7 @@ table ip {TABLE} {{
     try:
         yield coturn
     finally:
+        ports.write_text(saved)
         subprocess.run(["nft", "delete", "table", "ip", TABLE], check=False)
         subprocess.run(["ip", "route", "del", f"{PUBLIC}/32", "dev", "lo"], check=False)
         subprocess.run(["ip", "addr", "del", f"{PRIVATE}/32", "dev", "lo"], check=False)
