@@ -13,13 +13,12 @@ import hashlib
 import logging
 import os
 import pathlib
-import sqlite3
 import threading
 import uuid
 from typing import Final, cast
 
 from . import timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 from .filetypes import HEAD_BYTES, sniff_media_type
 from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, Document, DocumentAuthor, DocumentSource
@@ -52,7 +51,7 @@ def _fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def _document(row: sqlite3.Row) -> Document:
+def _document(row: Row) -> Document:
     return Document(**{f.name: row[f.name] for f in dataclasses.fields(Document)})
 
 
@@ -165,7 +164,7 @@ class DocumentBook:
     Blocking: every method runs SQL or file-system calls, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, directory: pathlib.Path) -> None:
+    def __init__(self, conn: Database, directory: pathlib.Path) -> None:
         """Work on `conn`, with files under `directory`."""
         self._conn = conn
         self.directory = directory
@@ -261,7 +260,7 @@ class DocumentBook:
             where.append("patient_id = ?")
             args.append(patient_id)
         found = self._conn.execute(
-            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, rowid", args
+            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, id", args
         ).fetchall()
         return [_document(row) for row in found]
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 import uuid
 from typing import Final
 
 from . import audit, timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 
 logger = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def _time(text: str | None) -> datetime.datetime | None:
     return None if text is None else timestamps.from_text(text)
 
 
-def _message(row: sqlite3.Row) -> MailMessage:
+def _message(row: Row) -> MailMessage:
     return MailMessage(
         id=row["id"], kind=row["kind"], recipient=row["recipient"], subject=row["subject"], body=row["body"],
         patient_id=row["patient_id"], consultation_id=row["consultation_id"], state=row["state"],
@@ -106,10 +105,10 @@ class MailQueue:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
-    def enqueue(self, conn: sqlite3.Connection, kind: str, recipient: str, subject: str, body: str, *,
+    def enqueue(self, conn: Database, kind: str, recipient: str, subject: str, body: str, *,
                 patient_id: str | None, consultation_id: str | None) -> str:
         """Queue a message (inside the caller's transaction); returns its id."""
         if kind not in KINDS:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from databases import TestDatabase
 
 from clinic import Clinic, NotFound
 
@@ -22,8 +23,8 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture
-async def clinic(tmp_path: pathlib.Path) -> AsyncIterator[Clinic]:
-    opened = await Clinic.open(tmp_path / "teleconsult.sqlite3", invitation_lifetime=LIFETIME)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    opened = await database.open(LIFETIME)
     yield opened
     await opened.close()
 
