@@ -369,7 +369,10 @@ def schema_version(db: Database) -> int:
     if db.dialect == "sqlite":
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
         return version
-    if db.execute("SELECT to_regclass('teleconsult_schema')").fetchone()[0] is None:
+    # a query on the catalog, not to_regclass(): that reads a cache which may predate
+    # the commit of a node that migrated while we waited for the write lock
+    if db.execute("SELECT 1 FROM pg_tables WHERE schemaname = current_schema()"
+                  " AND tablename = 'teleconsult_schema'").fetchone() is None:
         return 0
     row = db.execute("SELECT version FROM teleconsult_schema").fetchone()
     return 0 if row is None else int(row[0])

@@ -101,6 +101,7 @@ class TestDatabase:
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run `sql` (`?` placeholders) with the engine's own driver, independent of clinic/."""
         if self.kind == "sqlite":
+            pathlib.Path(self.target).parent.mkdir(parents=True, exist_ok=True)
             with contextlib.closing(sqlite3.connect(self.target)) as conn:
                 return conn.execute(sql, params).fetchall()
         with psycopg.connect(str(self.target), autocommit=True) as pg:
