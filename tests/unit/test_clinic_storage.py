@@ -1,0 +1,86 @@
+"""Several clinics ("nodes") on one database, on each engine; PostgreSQL's connection errors."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import pathlib
+from collections.abc import AsyncIterator
+
+import pytest
+from databases import TestDatabase, free_port
+
+from clinic import Clinic
+from clinic.accounts import RateLimit
+from clinic.errors import DatabaseUnavailable, TooManyAttempts
+
+DAY = datetime.timedelta(days=1)
+LIMIT = RateLimit(3, datetime.timedelta(minutes=15))
+
+
+@pytest.fixture
+async def nodes(database: TestDatabase) -> AsyncIterator[tuple[Clinic, Clinic]]:
+    """Two clinics opened on the same database, as two nodes of one site would."""
+    first = await database.open(DAY)
+    second = await database.open(DAY)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_failed_logins_on_two_nodes_add_up_to_one_limit(nodes: tuple[Clinic, Clinic]) -> None:
+    first, second = nodes
+    await first.add_practitioner("a@example.org", "password a", "Dr A")
+    for node in (first, second, first):
+        assert await node.practice.login("a@example.org", "wrong", address="10.0.0.1", limit=LIMIT,
+                                         lifetime=DAY, previous_token=None) is None
+    for node in nodes:
+        with pytest.raises(TooManyAttempts):
+            await node.practice.login("a@example.org", "password a", address="10.0.0.2", limit=LIMIT,
+                                      lifetime=DAY, previous_token=None)
+
+
+async def test_a_session_opened_on_one_node_is_known_on_the_other(nodes: tuple[Clinic, Clinic]) -> None:
+    first, second = nodes
+    practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
+    login = await first.practice.login("a@example.org", "password a", address="x", limit=LIMIT,
+                                       lifetime=DAY, previous_token=None)
+    assert login is not None
+    found = await second.practice.session(login.token)
+    assert found is not None and found.practitioner.id == practitioner.id
+    await second.practice.logout(login.token)
+    assert await first.practice.session(login.token) is None
+
+
+async def test_chat_written_by_two_nodes_at_once_keeps_every_message_in_order(
+    nodes: tuple[Clinic, Clinic],
+) -> None:
+    first, second = nodes
+    practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
+    patient = await first.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
+    await first.grant_access(practitioner.id, patient.id)
+    consultation, _ = await first.schedule_consultation(patient.id, practitioner.id,
+                                                        datetime.datetime.now(datetime.UTC))
+
+    async def say(node: Clinic, author: str, count: int) -> list[str]:
+        return [(await node.add_chat_message(consultation.id, "text", author, text=f"{author} {i}")).id
+                for i in range(count)]
+
+    said = await asyncio.gather(say(first, "practitioner", 15), say(second, "patient", 15))
+    history = await second.chat_history(consultation.id, limit=100)
+    assert len(history) == 30
+    # each node's messages come back in the order that node wrote them
+    for ids in said:
+        assert [m.id for m in history if m.id in ids] == ids
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password(tmp_path: pathlib.Path) -> None:
+    url = f"postgresql://teleconsult:s3cret-pw@127.0.0.1:{free_port()}/teleconsult"
+    with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1:\d+/teleconsult") as caught:
+        await Clinic.open(url, invitation_lifetime=DAY, documents_dir=tmp_path)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+async def test_postgresql_needs_a_documents_folder() -> None:
+    with pytest.raises(ValueError, match="documents_dir"):
+        await Clinic.open("postgresql://127.0.0.1/x", invitation_lifetime=DAY)
