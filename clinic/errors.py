@@ -73,3 +73,7 @@ class ConstraintViolated(ClinicError):
 
 class DatabaseUnavailable(ClinicError):
     """The configured PostgreSQL server cannot be reached (or refused our credentials)."""
+
+
+class CopyRefused(ClinicError):
+    """A database copy cannot start: the target already holds data, or the schemas differ."""

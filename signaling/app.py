@@ -47,8 +47,9 @@ def sfu_options(config: Config) -> SfuOptions:
 
 async def open_clinic(config: Config) -> Clinic:
     return await Clinic.open(
-        config.data_path / DB_FILE,
+        config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        documents_dir=config.data_path / "documents",
     )
 
 

@@ -38,6 +38,12 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    # empty: the embedded SQLite file in data_dir; else "postgresql://user:password@host:5432/db"
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class IceServerConfig:
     urls: list[str] = field(default_factory=list)
     # static credentials, the same for every browser
@@ -224,6 +230,7 @@ class RecordingConfig:
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
@@ -354,6 +361,8 @@ def _validate(c: Config, where: str) -> None:
         fail("http.port", "must be between 0 and 65535")
     if not c.http.public_url.startswith(("http://", "https://")):
         fail("http.public_url", "must start with http:// or https://")
+    if c.database.url and not c.database.url.startswith(("postgresql://", "postgres://")):
+        fail("database.url", "must be empty (SQLite in data_dir) or start with postgresql://")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):
