@@ -7,13 +7,16 @@ then its row is inserted, so a row always points at a complete file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import errno
 import hashlib
 import logging
 import os
 import pathlib
 import threading
+import time
 import uuid
 from typing import Final, cast
 
@@ -26,6 +29,8 @@ from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, Document, DocumentAuthor
 logger = logging.getLogger(__name__)
 
 PART_SUFFIX: Final = ".part"
+#: An upload's temporary file untouched this long is a crash's leftover (each write touches it).
+STALE_PART: Final = datetime.timedelta(hours=1)
 _READ_BYTES: Final = 1 << 20
 
 
@@ -169,13 +174,20 @@ class DocumentBook:
         self._conn = conn
         self.directory = directory
 
-    def sweep(self) -> int:
-        """Delete temporary files left by a crash mid-upload; return how many."""
+    def sweep(self, older_than: datetime.timedelta = STALE_PART) -> int:
+        """Delete temporary files left by a crash mid-upload; return how many.
+
+        Only files untouched for `older_than`: with a folder shared by several nodes,
+        a younger one may be another node's upload in progress.
+        """
         removed = 0
         if self.directory.is_dir():
+            before = time.time() - older_than.total_seconds()
             for part in self.directory.glob(f"*/.*{PART_SUFFIX}"):
-                part.unlink(missing_ok=True)
-                removed += 1
+                with contextlib.suppress(FileNotFoundError):  # finished or swept by another node
+                    if part.stat().st_mtime < before:
+                        part.unlink()
+                        removed += 1
         if removed:
             logger.warning("Removed %d unfinished document file(s) left by a previous run", removed)
         return removed

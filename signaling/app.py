@@ -49,7 +49,7 @@ async def open_clinic(config: Config) -> Clinic:
     return await Clinic.open(
         config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
-        documents_dir=config.data_path / "documents",
+        documents_dir=config.documents_path,
     )
 
 
@@ -94,9 +94,9 @@ def make_app(config: Config) -> web.Application:
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard
-        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+        images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()

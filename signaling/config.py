@@ -35,6 +35,10 @@ class HttpConfig:
 class StorageConfig:
     # SQLite database, documents and recordings live under this folder
     data_dir: str = "data"
+    # each kind of file's folder; empty: a folder of data_dir (docs/operations.md, several nodes)
+    documents_dir: str = ""
+    whiteboard_dir: str = ""
+    recordings_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +254,18 @@ class Config:
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def documents_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.documents_dir or str(self.data_path / "documents"))
+
+    @property
+    def whiteboard_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.whiteboard_dir or str(self.data_path / "whiteboard"))
+
+    @property
+    def recordings_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.recordings_dir or str(self.data_path / "recordings"))
 
     @property
     def smtp_ca_path(self) -> Path | None:

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import pathlib
+import time
 from collections.abc import AsyncIterator
 
 import media_files
@@ -322,9 +323,14 @@ async def test_leftover_part_files_are_swept_at_open(
     kept = await clinic.store_document(practice[2], "chat", "a.txt", "patient", chunked(b"t"), max_bytes=10)
     leftover = docs_dir / practice[2] / ".0123456789abcdef.part"
     leftover.write_bytes(b"half an upload from before a crash")
+    two_hours_ago = time.time() - 7200
+    os.utime(leftover, (two_hours_ago, two_hours_ago))
+    # a fresh one may be another node's upload in progress (shared documents folder): kept
+    in_progress = docs_dir / practice[2] / ".fedcba9876543210.part"
+    in_progress.write_bytes(b"being received by another node")
     reopened = await database.open(LIFETIME)
     try:
-        assert not leftover.exists()
+        assert not leftover.exists() and in_progress.exists()
         assert (await reopened.document_path(kept)).exists()
     finally:
         await reopened.close()

@@ -84,3 +84,44 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password(tmp_p
 async def test_postgresql_needs_a_documents_folder() -> None:
     with pytest.raises(ValueError, match="documents_dir"):
         await Clinic.open("postgresql://127.0.0.1/x", invitation_lifetime=DAY)
+
+
+async def test_a_shared_documents_folder_serves_every_node(database: TestDatabase) -> None:
+    """Node A stores a file; node B lists and reads it; a node starting meanwhile spares A's upload."""
+    first = await database.open(DAY)
+    second = await database.open(DAY)
+    try:
+        practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
+        patient = await first.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
+        await first.grant_access(practitioner.id, patient.id)
+        consultation, _ = await first.schedule_consultation(patient.id, practitioner.id,
+                                                            datetime.datetime.now(datetime.UTC))
+        halfway = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def slow_upload() -> AsyncIterator[bytes]:
+            yield b"%PDF-1.4 first half, " * 60000  # past one write: a .part file is on disk
+            halfway.set()
+            await go_on.wait()
+            yield b"second half"
+
+        upload = asyncio.create_task(first.store_document(
+            consultation.id, "chat", "scan.pdf", "patient", slow_upload(), max_bytes=10 << 20))
+        await asyncio.wait_for(halfway.wait(), 10)
+        for _ in range(50):  # until the first write reached the disk (bounded)
+            if any(database.documents.rglob("*.part")):
+                break
+            await asyncio.sleep(0.02)
+        assert any(database.documents.rglob("*.part"))
+        third = await database.open(DAY)  # a node starting sweeps leftovers: not this upload
+        await third.close()
+        go_on.set()
+        document = await asyncio.wait_for(upload, 10)
+
+        (listed,) = await second.list_documents(consultation_id=consultation.id)
+        assert listed == document
+        data = (await second.document_path(listed)).read_bytes()
+        assert data.endswith(b"second half") and len(data) == document.size
+    finally:
+        await first.close()
+        await second.close()
