@@ -125,3 +125,19 @@ async def test_a_shared_documents_folder_serves_every_node(database: TestDatabas
     finally:
         await first.close()
         await second.close()
+
+
+async def test_each_queued_mail_is_claimed_by_one_node(nodes: tuple[Clinic, Clinic]) -> None:
+    first, second = nodes
+    practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
+    patient = await first.practice.create_patient(practitioner.id, "P", "p@example.org", datetime.date(1980, 1, 1))
+    queued = set()
+    for day in range(1, 5):
+        _, _, mail_id = await first.practice.schedule(
+            practitioner.id, patient.id, datetime.datetime(2030, 1, day, 9, tzinfo=datetime.UTC),
+            base_url="https://x.example", tz=datetime.UTC)
+        queued.add(mail_id)
+    claims = await asyncio.gather(*(node.practice.mail_due(limit=3) for node in (first, second, first, second)))
+    ids = [m.id for claim in claims for m in claim]
+    assert sorted(ids) == sorted(queued)  # every message once, none twice
+    assert await second.practice.mail_due() == []  # claimed: not due again before the lease ends
