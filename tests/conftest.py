@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from databases import KINDS, PostgresServer, TestDatabase, make  # noqa: E402
+from databases import KINDS, PostgresServer, RedisServer, TestDatabase, make  # noqa: E402
 from sfu import IcePolicy  # noqa: E402
 
 
@@ -35,3 +35,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> TestDatabase:
     """The clinic's storage on each engine: a SQLite file, then a fresh PostgreSQL schema."""
     server = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
     return make(request.param, tmp_path, server)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole session, started on first use."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,8 +1,9 @@
-"""The clinic's two database engines for tests: a SQLite file, or a real PostgreSQL server.
+"""The servers several nodes share, for tests: PostgreSQL (or a SQLite file) and Redis.
 
 `PostgresServer` runs Debian's PostgreSQL as the `postgres` user in a temporary data
-directory, listening on 127.0.0.1 and a socket in that directory; the test session
-starts it once (tests/conftest.py) and each test gets its own schema.
+directory, listening on 127.0.0.1 and a socket in that directory; `RedisServer` runs
+redis-server on 127.0.0.1 without persistence.  The test session starts each once, on
+first use (tests/conftest.py); each test gets its own schema or key prefix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import uuid
 from typing import Any
@@ -83,6 +85,33 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {name}")
         return self.url + "?" + urllib.parse.urlencode({"options": f"-csearch_path={name}"})
+
+
+class RedisServer:
+    """One throw-away redis-server, a child process stopped by its PID."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):  # until it answers (bounded: 5 s)
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.05) as probe:
+                probe.sendall(b"PING\r\n")
+                if probe.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
 
 
 @dataclasses.dataclass(frozen=True)
