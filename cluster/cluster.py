@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from redis.exceptions import RedisError
 
 from .errors import ClusterUnavailable
 from .node import NodeInfo
+from .probe import TIMEOUT_S, where
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,6 @@ _RELEASE: Final = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-#: Seconds to wait for Redis when connecting and per command.
-TIMEOUT_S: Final = 5.0
-
-
-def where(url: str) -> str:
-    """host:port of a Redis URL, for messages (never the password)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
 class Cluster:

@@ -48,6 +48,17 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    # empty: one node, nothing shared at run time; else "redis://[:password@]host:6379/0"
+    redis_url: str = ""
+    # this node's name in the registry; empty: host name and HTTP port
+    node_id: str = ""
+    # how often a node renews its entry and its consultations, and when they expire without it
+    heartbeat_seconds: float = 3.0
+    node_ttl_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class IceServerConfig:
     urls: list[str] = field(default_factory=list)
     # static credentials, the same for every browser
@@ -235,6 +246,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
@@ -379,6 +391,10 @@ def _validate(c: Config, where: str) -> None:
         fail("http.public_url", "must start with http:// or https://")
     if c.database.url and not c.database.url.startswith(("postgresql://", "postgres://")):
         fail("database.url", "must be empty (SQLite in data_dir) or start with postgresql://")
+    if c.cluster.redis_url and not c.cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        fail("cluster.redis_url", "must be empty (one node) or start with redis://, rediss:// or unix://")
+    if not 0 < c.cluster.heartbeat_seconds * 2 <= c.cluster.node_ttl_seconds:
+        fail("cluster.heartbeat_seconds", "must be positive and at most half of cluster.node_ttl_seconds")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):

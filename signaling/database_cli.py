@@ -1,8 +1,9 @@
-"""The operator's database commands: migrate, copy-database, and check-config's reachability test."""
+"""The operator's database commands: migrate, copy-database, and check-config's PostgreSQL and Redis test."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
@@ -80,15 +81,28 @@ def run(args: argparse.Namespace, config: Config, out: TextIO | None = None) -> 
 
 
 def check_database(config: Config, out: TextIO) -> bool:
-    """check-config's test: can this node reach its PostgreSQL?  True when fine (or none is set)."""
-    if not config.database.url:
-        return True
-    from clinic.postgres import probe, where
+    """check-config's test: can this node reach its PostgreSQL and Redis?  True when fine (or none is set)."""
+    ok = True
+    if config.database.url:
+        from clinic.postgres import probe, where
 
-    try:
-        version = probe(config.database.url)
-    except ClinicError as exc:
-        print(f"teleconsult: {exc}", file=sys.stderr)
-        return False
-    print(f"PostgreSQL at {where(config.database.url)}: reachable (server {version})", file=out)
-    return True
+        try:
+            version = probe(config.database.url)
+        except ClinicError as exc:
+            print(f"teleconsult: {exc}", file=sys.stderr)
+            ok = False
+        else:
+            print(f"PostgreSQL at {where(config.database.url)}: reachable (server {version})", file=out)
+    if config.cluster.redis_url:
+        from cluster import ClusterError
+        from cluster.probe import probe as probe_redis
+        from cluster.probe import where as redis_where
+
+        try:
+            version = asyncio.run(probe_redis(config.cluster.redis_url))
+        except ClusterError as exc:
+            print(f"teleconsult: {exc}", file=sys.stderr)
+            ok = False
+        else:
+            print(f"Redis at {redis_where(config.cluster.redis_url)}: reachable (server {version})", file=out)
+    return ok

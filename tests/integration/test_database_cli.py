@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from databases import PostgresServer, free_port, make
+from databases import PostgresServer, RedisServer, free_port, make
 
 from clinic import Clinic, NetTest, Role
 from clinic.migrations import MIGRATIONS
@@ -124,3 +124,15 @@ def test_a_bad_url_is_a_configuration_error(tmp_path: Path, capsys: pytest.Captu
     assert "'database.url' must be empty" in capsys.readouterr().err
 
 
+
+
+def test_check_config_reaches_redis(tmp_path: Path, redis_server: RedisServer,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[cluster]\nredis_url = "{redis_server.url}"\n')
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert f"Redis at 127.0.0.1:{redis_server.port}: reachable (server 7" in capsys.readouterr().out
+    path.write_text(f'[cluster]\nredis_url = "redis://:pw-never-shown@127.0.0.1:{free_port()}/0"\n')
+    assert main(["check-config", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot use Redis at 127.0.0.1:" in err and "pw-never-shown" not in err and "Traceback" not in err

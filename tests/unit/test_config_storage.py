@@ -1,4 +1,4 @@
-"""[storage] folders per kind of file and [database] url: defaults and resolution."""
+"""[storage] folders per kind of file, [database] url and [cluster]: defaults, resolution, checks."""
 
 from __future__ import annotations
 
@@ -37,4 +37,16 @@ def test_a_database_url_must_name_postgresql(tmp_path: Path, url: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(f'[database]\nurl = "{url}"\n')
     with pytest.raises(ConfigError, match="'database.url' must be empty"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('redis_url = "http://x"', "'cluster.redis_url' must be empty"),
+    ("heartbeat_seconds = 6.0", "'cluster.heartbeat_seconds' must be positive and at most half"),
+    ("heartbeat_seconds = 0.0", "'cluster.heartbeat_seconds' must be positive"),
+])
+def test_cluster_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[cluster]\n{text}\n")
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
