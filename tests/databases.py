@@ -49,10 +49,12 @@ def free_port() -> int:
 class PostgresServer:
     """One throw-away PostgreSQL cluster; `start()`, then `stop()` (which deletes it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="teleconsult-pg-"))
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # tests throw the cluster away: no need to wait for the disk (benchmarks do wait)
+        self._fsync = fsync
         self._started = False
 
     def _as_postgres(self, *args: str) -> None:
@@ -64,9 +66,10 @@ class PostgresServer:
         shutil.chown(self.root, "postgres")
         data = str(self.root / "data")
         self._as_postgres(_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+        fsync = "on" if self._fsync else "off"
         self._as_postgres(
             _pg_bin("pg_ctl"), "-D", data, "-l", str(self.root / "log"), "-w", "-t", "30",
-            "-o", f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off",
+            "-o", f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync={fsync}",
             "start",
         )
         self._started = True
