@@ -43,7 +43,8 @@ class Cluster:
     """Create with `await Cluster.join(...)`, finish with `await cluster.leave()`."""
 
     def __init__(self, client: aioredis.Redis, node: NodeInfo, *, ttl: float, heartbeat: float,
-                 prefix: str, on_lost: Callable[[str], None] | None) -> None:
+                 prefix: str, on_lost: Callable[[str], None] | None = None,
+                 live: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
         """Wrap a connected client; use Cluster.join() rather than calling this."""
         if not 0 < heartbeat * 2 <= ttl:
             raise ValueError(f"heartbeat ({heartbeat}s) must be at most half the ttl ({ttl}s)")
@@ -53,6 +54,7 @@ class Cluster:
         self._heartbeat = heartbeat
         self._prefix = prefix
         self._on_lost = on_lost
+        self._live = live
         self._owned: set[str] = set()
         self._presence: dict[str, str] = {}
         self._renew = client.register_script(_RENEW)
@@ -62,15 +64,19 @@ class Cluster:
 
     @classmethod
     async def join(cls, url: str, node: NodeInfo, *, ttl: float = 10.0, heartbeat: float = 3.0,
-                   prefix: str = "teleconsult", on_lost: Callable[[str], None] | None = None) -> Cluster:
+                   prefix: str = "teleconsult", on_lost: Callable[[str], None] | None = None,
+                   live: Callable[[], dict[str, dict[str, Any]]] | None = None) -> Cluster:
         """Connect, register this node and start its heartbeat; ClusterUnavailable if Redis is unreachable.
 
         `on_lost(consultation_id)` is called when a claim of ours expired and was lost.
+        `live()`, asked at each heartbeat, gives the consultations this node serves and what
+        to publish about each: their number is the node's load, and the rest replaces
+        what was published before (see publish()).
         """
         client = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=TIMEOUT_S,
                                    socket_timeout=TIMEOUT_S)
         try:
-            cluster = cls(client, node, ttl=ttl, heartbeat=heartbeat, prefix=prefix, on_lost=on_lost)
+            cluster = cls(client, node, ttl=ttl, heartbeat=heartbeat, prefix=prefix, on_lost=on_lost, live=live)
             await cluster.beat()
         except RedisError as exc:
             await client.aclose()
@@ -93,8 +99,16 @@ class Cluster:
 
     async def beat(self) -> None:
         """Renew this node's entry, its claims and its presence records (the heartbeat does this)."""
+        gone: list[str] = []
+        if self._live is not None:
+            live = {c: json.dumps({**status, "node": self.node_id}) for c, status in self._live().items()}
+            gone = [c for c in self._presence if c not in live]
+            self._presence = live
+            self.set_load(len(live))
         owned = sorted(self._owned)
         async with self._client.pipeline(transaction=False) as pipe:
+            for consultation_id in gone:
+                pipe.delete(self._key("presence", consultation_id))
             pipe.set(self._key("node", self.node_id), self._node.to_json(), px=self._ttl_ms)
             for consultation_id in owned:
                 await self._renew(keys=[self._key("owner", consultation_id)],
@@ -103,7 +117,8 @@ class Cluster:
                 pipe.set(self._key("presence", consultation_id), value, px=self._ttl_ms)
             results = await pipe.execute()
         self._last_beat = time.monotonic()
-        for consultation_id, renewed in zip(owned, results[1:1 + len(owned)], strict=True):
+        renewals = results[len(gone) + 1:len(gone) + 1 + len(owned)]
+        for consultation_id, renewed in zip(owned, renewals, strict=True):
             if not renewed:
                 self._lose(consultation_id)
 

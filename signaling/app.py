@@ -15,11 +15,12 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from . import nodes
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
 from .hub import HubRegistry
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
 from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
@@ -103,12 +104,17 @@ def make_app(config: Config) -> web.Application:
         app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
                                 whiteboard=wb, board_images=images,
                                 recording=config.recording, recordings=recordings)
+        cluster = await nodes.join(config, app[HUBS])
+        if cluster is not None:
+            app[CLUSTER] = cluster
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        if cluster is not None:
+            await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
         app[HUBS].close()

@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from clinic import ClinicError
+from cluster import ClusterError
 
 from . import database_cli, operator_cli
 from .accesslog import RedactingAccessLogger
@@ -52,7 +53,7 @@ def _serve(config: Config, demo: bool) -> int:
     try:
         web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
                     handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger)
-    except ClinicError as exc:  # e.g. PostgreSQL unreachable at start
+    except (ClinicError, ClusterError) as exc:  # e.g. PostgreSQL or Redis unreachable at start
         print(f"teleconsult: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -46,7 +46,6 @@ async def fill(clinic: Clinic) -> dict[str, object]:
 async def test_a_sqlite_site_copied_to_postgresql_keeps_everything(
     tmp_path: Path, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqlite = make("sqlite", tmp_path, None)
     target = make("postgresql", tmp_path, postgres_server)
     config = config_file(tmp_path, str(target.target))
     old = await Clinic.open(tmp_path / "data" / "teleconsult.sqlite3", invitation_lifetime=DAY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
