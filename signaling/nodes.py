@@ -66,3 +66,27 @@ async def elsewhere(cluster: Cluster | None, hubs: HubRegistry,
     found = await cluster.presence(wanted)
     return {cid: (str(p["status"]), None if p.get("readiness") is None else str(p["readiness"]))
             for cid, p in found.items() if p.get("node") != cluster.node_id}
+
+
+async def served_elsewhere(cluster: Cluster | None, consultation_id: str, *, claim: bool) -> str | None:
+    """The base URL of the node serving this consultation when it is not us, else None.
+
+    `claim`: take the consultation for this node when no node serves it (SET NX: one
+    node wins).  Browsers are sent to the owner rather than relayed to it: the media
+    must reach the owner's SFU anyway, so a relay would add latency for nothing.
+    """
+    if cluster is None:
+        return None
+    owner = await cluster.claim(consultation_id) if claim else await cluster.owner(consultation_id)
+    if owner is None or owner == cluster.node_id:
+        return None
+    for node in await cluster.nodes():
+        if node.node_id == owner:
+            return node.base_url.rstrip("/")
+    return None
+
+
+async def released(cluster: Cluster | None, hubs: HubRegistry, consultation_id: str) -> None:
+    """Hand the consultation back once this node no longer serves it (its last socket closed)."""
+    if cluster is not None and hubs.find(consultation_id) is None:
+        await cluster.release(consultation_id)

@@ -13,6 +13,7 @@ from clinic.models import Invitation
 
 from . import files
 from . import keys as app_keys
+from . import nodes
 from .accesslog import route_name
 from .auth import csrf_middleware
 from .closing import setup_closing_routes
@@ -49,6 +50,9 @@ async def waiting_room(request: web.Request) -> web.StreamResponse:
     found = await _invitation(request)
     if isinstance(found, web.Response):
         return found
+    owner = await nodes.served_elsewhere(request.app.get(app_keys.CLUSTER), found.consultation_id, claim=False)
+    if owner is not None:  # another node serves this consultation: the browser goes there
+        raise web.HTTPTemporaryRedirect(owner + request.path_qs)
     response = web.FileResponse(request.app[app_keys.WEB_ROOT] / "room.html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -60,6 +64,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return found
     config = request.app[app_keys.CONFIG]
     hubs = request.app[app_keys.HUBS]
+    cluster = request.app.get(app_keys.CLUSTER)
+    if await nodes.served_elsewhere(cluster, found.consultation_id, claim=True) is not None:
+        return error_page("served-elsewhere")  # the page's next load is sent to the owner
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
     await ws.prepare(request)
     hub = await hubs.get(found.consultation_id)
@@ -68,6 +75,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await session.run()
     finally:
         hubs.release(hub)
+        await nodes.released(cluster, hubs, found.consultation_id)
     return ws
 
 

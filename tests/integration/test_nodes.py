@@ -79,3 +79,34 @@ async def test_a_patient_waiting_on_node_b_shows_on_node_a_day_list(
                 assert seen["status"] == "absent"
             finally:
                 await doctor.close()
+
+
+async def test_a_consultation_is_served_by_one_node_and_the_others_send_browsers_there(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    async with two_nodes(tmp_path, postgres_server, redis_server) as (a, b):
+        demo = await a.demo()
+        path = demo["practitioner_link"].removeprefix(a.base_url)
+        async with aiohttp.ClientSession() as session:
+            # nobody there yet: node A serves its own page
+            async with session.get(a.base_url + path, allow_redirects=False) as r:
+                assert r.status == 200
+            # the patient connects on node B, which claims the consultation
+            ws = await session.ws_connect(demo["patient_link"].replace(a.base_url, b.base_url)
+                                          .replace("http://", "ws://") + "/ws")
+            assert json.loads((await ws.receive(timeout=10)).data)["type"] == "welcome"
+            assert await b.app[CLUSTER].owner(demo["consultation_id"]) == "node-b"
+            # the practitioner's page on node A now sends the browser to node B
+            async with session.get(a.base_url + path + "?x=1", allow_redirects=False) as r:
+                assert r.status == 307 and r.headers["Location"] == b.base_url + path + "?x=1"
+            # and node A refuses a socket for a consultation it does not serve
+            async with session.get(a.base_url + path + "/ws") as r:
+                assert r.status == 409
+            assert a.hubs.find(demo["consultation_id"]) is None
+            await ws.close()
+            for _ in range(50):  # node B hands it back when its last socket closed (bounded)
+                if await a.app[CLUSTER].owner(demo["consultation_id"]) is None:
+                    break
+                await asyncio.sleep(0.1)
+            async with session.get(a.base_url + path, allow_redirects=False) as r:
+                assert r.status == 200
