@@ -28,11 +28,15 @@ from .probe import TIMEOUT_S, where
 
 logger = logging.getLogger(__name__)
 
-# renew / delete a key only while it still names us (a taken-over claim is not ours any more)
+# renew a claim while it names us, take it again if it vanished (Redis restarted):
+# only a claim another node took is lost
 _RENEW: Final = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+local owner = redis.call('get', KEYS[1])
+if owner == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if not owner then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+# delete a key only while it still names us (a taken-over claim is not ours any more)
 _RELEASE: Final = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0

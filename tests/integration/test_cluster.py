@@ -161,3 +161,30 @@ async def test_an_unreachable_redis_is_a_clear_error_without_the_password() -> N
 async def test_the_heartbeat_must_fit_in_the_ttl(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError, match="half the ttl"):
         await Cluster.join(redis_server.url, NodeInfo("a", "https://a.example"), ttl=1.0, heartbeat=0.8)
+
+
+async def test_claims_and_presence_come_back_after_redis_forgot_them(
+    join: Callable[..., Awaitable[Cluster]], redis_server: RedisServer, prefix: str
+) -> None:
+    serving = {"consultation-1": {"status": "waiting-room"}, "consultation-2": {"status": "in-call"}}
+    a = await join("a", live=lambda: dict(serving))
+    b = await join("b")
+    await a.claim("consultation-1")
+    await a.beat()
+    assert (await b.nodes())[0].load == 2
+    assert await b.presence(["consultation-1", "consultation-2"]) == {
+        "consultation-1": {"status": "waiting-room", "node": "a"}, "consultation-2": {"status": "in-call", "node": "a"}}
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_server.url)
+    try:  # as if Redis had restarted empty
+        await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}:*")])
+    finally:
+        await client.aclose()
+    del serving["consultation-2"]
+    await a.beat()
+    await b.beat()
+    assert a.owns("consultation-1") and await b.claim("consultation-1") == "a"
+    assert await b.presence(["consultation-1", "consultation-2"]) == {
+        "consultation-1": {"status": "waiting-room", "node": "a"}}
+    assert [n.load for n in await b.nodes()] == [1, 0]
