@@ -155,3 +155,13 @@ def make(kind: str, tmp_path: pathlib.Path, server: PostgresServer | None) -> Te
         return TestDatabase(kind, tmp_path / "data" / "clinic.sqlite", documents)
     assert server is not None
     return TestDatabase(kind, server.new_schema(), documents)
+
+
+async def consultation_now(clinic: Clinic) -> str:
+    """A practitioner, a patient they may see, and a consultation starting now; its id."""
+    practitioner = await clinic.add_practitioner("dr@example.org", "a long password", "Dr")
+    patient = await clinic.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
+    await clinic.grant_access(practitioner.id, patient.id)
+    consultation, _ = await clinic.schedule_consultation(patient.id, practitioner.id,
+                                                         datetime.datetime.now(datetime.UTC))
+    return consultation.id

@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
-from databases import TestDatabase, free_port
+from databases import TestDatabase, consultation_now, free_port
 
 from clinic import Clinic
 from clinic.accounts import RateLimit
@@ -56,18 +56,14 @@ async def test_chat_written_by_two_nodes_at_once_keeps_every_message_in_order(
     nodes: tuple[Clinic, Clinic],
 ) -> None:
     first, second = nodes
-    practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
-    patient = await first.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
-    await first.grant_access(practitioner.id, patient.id)
-    consultation, _ = await first.schedule_consultation(patient.id, practitioner.id,
-                                                        datetime.datetime.now(datetime.UTC))
+    cid = await consultation_now(first)
 
     async def say(node: Clinic, author: str, count: int) -> list[str]:
-        return [(await node.add_chat_message(consultation.id, "text", author, text=f"{author} {i}")).id
+        return [(await node.add_chat_message(cid, "text", author, text=f"{author} {i}")).id
                 for i in range(count)]
 
     said = await asyncio.gather(say(first, "practitioner", 15), say(second, "patient", 15))
-    history = await second.chat_history(consultation.id, limit=100)
+    history = await second.chat_history(cid, limit=100)
     assert len(history) == 30
     # each node's messages come back in the order that node wrote them
     for ids in said:
@@ -91,11 +87,7 @@ async def test_a_shared_documents_folder_serves_every_node(database: TestDatabas
     first = await database.open(DAY)
     second = await database.open(DAY)
     try:
-        practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
-        patient = await first.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
-        await first.grant_access(practitioner.id, patient.id)
-        consultation, _ = await first.schedule_consultation(patient.id, practitioner.id,
-                                                            datetime.datetime.now(datetime.UTC))
+        cid = await consultation_now(first)
         halfway = asyncio.Event()
         go_on = asyncio.Event()
 
@@ -106,7 +98,7 @@ async def test_a_shared_documents_folder_serves_every_node(database: TestDatabas
             yield b"second half"
 
         upload = asyncio.create_task(first.store_document(
-            consultation.id, "chat", "scan.pdf", "patient", slow_upload(), max_bytes=10 << 20))
+            cid, "chat", "scan.pdf", "patient", slow_upload(), max_bytes=10 << 20))
         await asyncio.wait_for(halfway.wait(), 10)
         for _ in range(50):  # until the first write reached the disk (bounded)
             if any(database.documents.rglob("*.part")):
@@ -118,7 +110,7 @@ async def test_a_shared_documents_folder_serves_every_node(database: TestDatabas
         go_on.set()
         document = await asyncio.wait_for(upload, 10)
 
-        (listed,) = await second.list_documents(consultation_id=consultation.id)
+        (listed,) = await second.list_documents(consultation_id=cid)
         assert listed == document
         data = (await second.document_path(listed)).read_bytes()
         assert data.endswith(b"second half") and len(data) == document.size

@@ -6,7 +6,7 @@ import datetime
 from typing import Any
 
 import pytest
-from databases import TestDatabase
+from databases import TestDatabase, consultation_now
 
 from clinic import Role
 from clinic.board import (
@@ -152,12 +152,7 @@ def test_pages_and_background() -> None:
 async def test_the_store_brings_back_strokes_and_each_sides_history(database: TestDatabase) -> None:
     clinic = await database.open(datetime.timedelta(hours=1))
     try:
-        practitioner = await clinic.add_practitioner("d@example.org", "a long password", "Dr")
-        patient = await clinic.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
-        await clinic.grant_access(practitioner.id, patient.id)
-        consultation, _ = await clinic.schedule_consultation(patient.id, practitioner.id,
-                                                             datetime.datetime.now(datetime.UTC))
-        cid = consultation.id
+        cid = await consultation_now(clinic)
         limits = BoardLimits(undo_depth=2)
         board = await clinic.load_board(cid, limits)
         assert (board.is_open, visible(board)) == (False, [])
