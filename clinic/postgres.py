@@ -61,6 +61,10 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+def _is_read(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
 def _bind(params: Sequence[Any]) -> tuple[Any, ...]:
     # the schema stores flags as INTEGER 0/1 (as SQLite does); psycopg would send a boolean
     return tuple(int(p) if isinstance(p, bool) else p for p in params)
@@ -169,6 +173,20 @@ class PostgresDatabase(Database):
             yield conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        # a read outside a transaction is retried on another connection when the server
+        # dropped ours (a restart leaves every idle pooled connection dead); a write is not:
+        # it may have been applied
+        retries = POOL_MAX if getattr(self._local, "conn", None) is None and _is_read(sql) else 0
+        for attempt in range(retries + 1):
+            try:
+                return self._execute(sql, params)
+            except psycopg.OperationalError:
+                if attempt == retries:
+                    raise
+                logger.warning("PostgreSQL connection lost; reading again on another connection")
+        raise AssertionError("unreachable")
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> Cursor:
         with self._connection() as conn:
             try:
                 cursor = conn.execute(to_pyformat(sql), _bind(params))

@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
-from databases import TestDatabase, consultation_now, free_port
+from databases import PostgresServer, TestDatabase, consultation_now, free_port, make
 
 from clinic import Clinic
 from clinic.accounts import RateLimit
@@ -133,3 +133,18 @@ async def test_each_queued_mail_is_claimed_by_one_node(nodes: tuple[Clinic, Clin
     ids = [m.id for claim in claims for m in claim]
     assert sorted(ids) == sorted(queued)  # every message once, none twice
     assert await second.practice.mail_due() == []  # claimed: not due again before the lease ends
+
+
+async def test_reads_carry_on_after_a_postgresql_restart(postgres_server: PostgresServer,
+                                                         tmp_path: pathlib.Path) -> None:
+    database = make("postgresql", tmp_path, postgres_server)
+    clinic = await database.open(DAY)
+    try:
+        cid = await consultation_now(clinic)
+        await clinic.get_consultation(cid)
+        postgres_server.restart()  # the pooled connection is now dead
+        assert (await clinic.get_consultation(cid)).id == cid
+        await clinic.add_chat_message(cid, "text", "patient", text="still here")
+        assert [m.text for m in await clinic.chat_history(cid, limit=5)] == ["still here"]
+    finally:
+        await clinic.close()
