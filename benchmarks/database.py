@@ -1,6 +1,6 @@
 """Clinic database benchmark: the same calls on SQLite (the baseline) and on PostgreSQL.
 
-Starts a throw-away PostgreSQL (as tests/databases.py does: the `postgres` user, a
+Starts a throw-away PostgreSQL (as tests/helpers/databases.py does: the `postgres` user, a
 temporary folder, 127.0.0.1 only; fsync left ON here, as in production), then times
 `--n` calls of each kind through the async Clinic API, one node and then two nodes
 (two Clinic instances on one database) writing at once.  Prints p50/p95 per call and
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from databases import PostgresServer  # noqa: E402
+from helpers.databases import PostgresServer  # noqa: E402
 
 from clinic import Clinic  # noqa: E402
 

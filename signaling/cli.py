@@ -12,7 +12,7 @@ from typing import Sequence
 from clinic import ClinicError
 from cluster import ClusterError
 
-from . import database_cli, operator_cli
+from . import database_commands, operator_commands
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
@@ -71,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True)
-    operator_cli.add_commands(sub)
-    database_cli.add_commands(sub)
+    operator_commands.add_commands(sub)
+    database_commands.add_commands(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -83,16 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        if not database_cli.check_database(config, sys.stdout):
+        if not database_commands.check_database(config, sys.stdout):
             return 1
         print(f"{args.config}: ok")
         return 0
-    if args.command in database_cli.COMMANDS:
-        return database_cli.run(args, config)
+    if args.command in database_commands.COMMANDS:
+        return database_commands.run(args, config)
     if args.command == "demo":
         return _demo(config, args.json)
     if args.command in ("practitioner", "mail", "audit"):
-        return operator_cli.run(args, config)
+        return operator_commands.run(args, config)
     return _serve(config, args.demo)
 
 

@@ -15,7 +15,7 @@ from cluster import Cluster, NodeInfo
 from clinic import Consultation, ConsultationState, Role, Stage
 
 from .config import Config
-from .hub import Hub, HubRegistry
+from .call.hub import Hub, HubRegistry
 
 Status = tuple[str, str | None]
 

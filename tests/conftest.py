@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from databases import KINDS, PostgresServer, RedisServer, TestDatabase, make  # noqa: E402
+from helpers.databases import KINDS, PostgresServer, RedisServer, TestDatabase, make  # noqa: E402
 from sfu import IcePolicy  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def loopback_ice() -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL for the whole session, started on first use (tests/databases.py)."""
+    """A real PostgreSQL for the whole session, started on first use (tests/helpers/databases.py)."""
     server = PostgresServer()
     try:
         server.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import RedisServer, free_port
+from helpers.databases import RedisServer, free_port
 
 from cluster import Cluster, ClusterUnavailable, NodeInfo
 

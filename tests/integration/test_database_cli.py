@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from databases import PostgresServer, RedisServer, free_port, make
+from helpers.databases import PostgresServer, RedisServer, free_port, make
 
 from clinic import Clinic, NetTest, Role
 from clinic.migrations import MIGRATIONS

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from databases import PostgresServer, RedisServer, make
-from practice_helpers import Browserless
-from server import Running, running_server
+from helpers.databases import PostgresServer, RedisServer, make
+from helpers.practice import Browserless
+from helpers.server import Running, running_server
 
 from signaling.keys import CLUSTER
 

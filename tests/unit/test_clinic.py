@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
-from databases import TestDatabase
+from helpers.databases import TestDatabase
 
 from clinic import (
     TRANSITIONS,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from databases import TestDatabase
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, NotFound
 

@@ -12,9 +12,9 @@ import pathlib
 import time
 from collections.abc import AsyncIterator
 
-import media_files
+import helpers.media_files as media_files
 import pytest
-from databases import TestDatabase
+from helpers.databases import TestDatabase
 
 from clinic import (
     Clinic,

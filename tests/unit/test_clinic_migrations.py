@@ -11,7 +11,7 @@ import threading
 
 import psycopg
 import pytest
-from databases import PostgresServer, TestDatabase, make
+from helpers.databases import PostgresServer, TestDatabase, make
 
 from clinic import Clinic, ClinicError, audit
 from clinic.database import open_database, transaction

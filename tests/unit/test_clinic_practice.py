@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
-from databases import TestDatabase
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage
 from clinic.accounts import RateLimit

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import AsyncIterator
 
 import pytest
-from databases import TestDatabase
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, NetTest, NotFound, Readiness, Role
 

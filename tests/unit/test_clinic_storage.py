@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
-from databases import PostgresServer, TestDatabase, consultation_now, free_port, make
+from helpers.databases import PostgresServer, TestDatabase, consultation_now, free_port, make
 
 from clinic import Clinic
 from clinic.accounts import RateLimit

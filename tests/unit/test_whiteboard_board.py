@@ -6,11 +6,19 @@ import datetime
 from typing import Any
 
 import pytest
-from databases import TestDatabase, consultation_now
+from helpers.databases import TestDatabase, consultation_now
 
 from clinic import Role
 from clinic.board import (
-    Background, Board, BoardError, BoardFull, BoardLimits, NothingToUndo, Stroke, check_pen, check_points,
+    Background,
+    Board,
+    BoardError,
+    BoardFull,
+    BoardLimits,
+    NothingToUndo,
+    Stroke,
+    check_pen,
+    check_points,
     check_stroke_id,
 )
 
