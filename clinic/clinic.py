@@ -16,7 +16,8 @@ from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
-from .database import Database, is_url, open_database
+from .database import Database, is_url
+from .engines import open_database
 from .documents import (
     DocumentBook,
     PartFile,

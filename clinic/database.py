@@ -159,16 +159,6 @@ def connect(path: pathlib.Path) -> SqliteDatabase:
     return SqliteDatabase(conn)
 
 
-def open_database(target: str | pathlib.Path) -> Database:
-    """A PostgreSQL URL ("postgresql://…") or the path of a SQLite file."""
-    if is_url(target):
-        # imported here: a SQLite-only site never loads the PostgreSQL driver
-        from .postgres import PostgresDatabase
-
-        return PostgresDatabase(str(target))
-    return connect(pathlib.Path(target))
-
-
 def transaction(db: Database) -> contextlib.AbstractContextManager[Database]:
     """Run the block in one write transaction: commit on success, else roll back."""
     return db.transaction()

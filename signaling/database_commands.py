@@ -39,7 +39,7 @@ def sqlite_path(config: Config) -> Path:
 
 
 def _migrate(config: Config, out: TextIO) -> int:
-    from clinic.database import open_database
+    from clinic.engines import open_database
     from clinic.migrations import MIGRATIONS, migrate, schema_version
 
     def work() -> tuple[int, int]:
@@ -53,7 +53,8 @@ def _migrate(config: Config, out: TextIO) -> int:
 
 def _copy(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from clinic.copier import copy_database
-    from clinic.database import connect, open_database
+    from clinic.database import connect
+    from clinic.engines import open_database
 
     if not config.database.url:
         raise ClinicError("set [database] url to the PostgreSQL to copy into")

@@ -14,7 +14,8 @@ import pytest
 from helpers.databases import PostgresServer, TestDatabase, make
 
 from clinic import Clinic, ClinicError, audit
-from clinic.database import open_database, transaction
+from clinic.database import transaction
+from clinic.engines import open_database
 from clinic.errors import ConstraintViolated
 from clinic.migrations import MIGRATIONS, Dialects, migrate, postgresql, schema_version, statements
 
