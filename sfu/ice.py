@@ -22,7 +22,7 @@ from typing import Any
 import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
-from .udp_guard import UdpGuard
+from .udp_guard import STUN, UdpGuard
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +105,14 @@ class GuardedProtocol(aioice.ice.StunProtocol):
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)
-        if not self._guard.admit(data, lambda: self._from_leg(addr)):
+        protocol = self._guard.admit(data, lambda: self._from_leg(addr))
+        if protocol is None:
             return
         try:
-            super().datagram_received(data, addr)
+            if protocol == STUN:
+                super().datagram_received(data, addr)
+            else:  # what aioice does with non-STUN, minus its attempt to parse it as STUN
+                self.receiver.data_received(data, self.local_candidate.component)
         except Exception as exc:  # aioice's STUN parser and handlers raise on odd input
             self._guard.failed(data, exc)
 

@@ -177,20 +177,21 @@ class UdpGuard:
         self._logged_at: dict[str, float] = {}
         self._unlogged: dict[str, int] = dict.fromkeys(KINDS, 0)
 
-    def admit(self, data: bytes, from_leg: Callable[[], bool]) -> bool:
-        """Whether `data` may go on to aioice; `from_leg()` tells if it came from the leg's pair.
+    def admit(self, data: bytes, from_leg: Callable[[], bool]) -> str | None:
+        """What `data` is (STUN, DTLS, RTP, RTCP) if it may go on, else None (dropped).
 
-        STUN is admitted from anywhere (ICE checks come from new addresses);
-        DTLS and SRTP/SRTCP only from the pair ICE selected (or, before one is,
-        from one of its candidate pairs).
+        `from_leg()` tells whether it came from the leg's pair.  STUN is
+        admitted from anywhere (ICE checks come from new addresses); DTLS and
+        SRTP/SRTCP only from the pair ICE selected (or, before one is, from one
+        of its candidate pairs).
         """
         protocol, kind = problem(data, self.max_size)
         if kind is None and protocol != STUN and not from_leg():
             kind = WRONG_SOURCE
         if kind is not None:
             self.drop(kind)
-            return False
-        return True
+            return None
+        return protocol
 
     def failed(self, data: bytes, exc: BaseException) -> None:
         """An admitted datagram made aioice/aiortc raise: count it, no traceback."""

@@ -25,7 +25,7 @@ from media_peers import Peer, dominant_colour
 from server import Running, running_server
 from test_signaling import Client, both, enter_call, negotiate
 from sfu.udp_guard import KINDS
-from udp_fuzz import Sprayer, datagrams, leg_socket, rtp, server_ports, stun_bad
+from fuzz_datagrams import Sprayer, datagrams, leg_socket, rtp, server_ports, stun_bad
 
 
 @dataclass

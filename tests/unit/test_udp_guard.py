@@ -59,15 +59,16 @@ DTLS = bytes([22, 0xFE, 0xFD]) + bytes(8) + struct.pack("!H", 3) + b"abc"
 ])
 def test_each_datagram_is_admitted_or_dropped_for_a_reason(data: bytes, kind: str | None) -> None:
     guard = UdpGuard()
-    assert guard.admit(data, lambda: True) is (kind is None)
+    assert (guard.admit(data, lambda: True) is None) is (kind is not None)
     assert {k for k, v in guard.dropped.items() if v} == ({kind} if kind else set())
 
 
 def test_dtls_and_srtp_only_from_the_legs_pair_stun_from_anywhere() -> None:
     guard = UdpGuard()
-    assert not guard.admit(DTLS, lambda: False)
-    assert not guard.admit(RTP, lambda: False)
-    assert guard.admit(binding(), lambda: False)
+    assert guard.admit(DTLS, lambda: False) is None
+    assert guard.admit(RTP, lambda: False) is None
+    assert guard.admit(binding(), lambda: False) == "stun"
+    assert guard.admit(DTLS, lambda: True) == "dtls" and guard.admit(RTCP_RR, lambda: True) == "rtcp"
     assert guard.dropped["wrong-source"] == 2
 
 

@@ -139,9 +139,11 @@ def leg_socket(pc: Any) -> tuple[Any, tuple[str, int]]:
     Sending through it makes a datagram come from the leg's own address, as a
     spoofed-source attacker's would.
     """
-    dtls = next(iter({t.receiver.transport for t in pc.getTransceivers()}))
-    pair = dtls.transport._connection._nominated[1]
-    return pair.protocol.transport, pair.remote_addr
+    for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is not None:
+            return pair.protocol.transport, pair.remote_addr
+    raise AssertionError("no connected transport")
 
 
 class Sprayer:
@@ -156,11 +158,11 @@ class Sprayer:
     async def spray(self, targets: list[tuple[str, int]], items: Iterator[tuple[str, bytes]],
                     leg: tuple[Any, tuple[str, int]] | None = None, batch: int = 50,
                     counts: dict[str, int] | None = None) -> None:
-        """Every item to every target; every other one through the leg's socket when `leg` is set."""
+        """Every item to every target; with `leg`, every other one (all without targets) through its socket."""
         for i, (name, data) in enumerate(items):
             if counts is not None:
                 counts[name] = counts.get(name, 0) + 1
-            if leg is not None and i % 2:
+            if leg is not None and (i % 2 or not targets):
                 transport, server = leg
                 transport.sendto(data, server)
                 self.sent += 1
