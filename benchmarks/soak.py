@@ -5,7 +5,9 @@ one consultation per room, puts two synthetic aiortc peers in each call through
 the WebSocket protocol (loadgen.py's peers: pre-encoded VP8 + Opus, nothing
 encoded or decoded), and every `--churn` seconds makes one participant leave
 (socket and peer connection closed, as a closed tab) and a new one join in its
-place, rotating over rooms and sides.  After `--warmup` it reads the server's
+place, rotating over rooms and sides.  Like a browser, a peer told that its
+media failed makes a new offer (counted as a repair: on a loaded machine, ICE
+consent checks time out).  After `--warmup` it reads the server's
 RSS, open file descriptors, asyncio tasks and UDP sockets, prints a line every
 minute, and at the end the growth of each since the warm-up (issue 17 item 9:
 under 5 %), plus whether media still flows in every room.
@@ -59,17 +61,36 @@ class Room:
 
     async def rejoin(self, side: int, http: aiohttp.ClientSession) -> None:
         """The participant on `side` closes its tab; a new one opens the same link and offers."""
-        from sfu.participant import SOURCES
-
-        old_peer, old_side = self.peers[side], self.sides[side]
-        await old_side.close()
-        await old_peer.close()
-        peer = lg.Peer(self.index, side, self.media)
-        peer.other = self.peers[1 - side]
+        await self.sides[side].close()
+        await self.peers[side].close()
         conn = lg.OursSide(http, self.link["practitioner_link" if side == 0 else "patient_link"])
+        self.sides[side] = conn
         await conn.open()
         state = await conn.expect(lambda m: m["type"] == "state")
         assert state["self"]["stage"] == "in_call", state  # the server kept the place
+        await self._offer(side)
+
+    async def repair(self) -> int:
+        """What a browser does when the server says its media failed: a new offer.  Returns the repairs."""
+        repaired = 0
+        for side, conn in enumerate(self.sides):
+            failed = False
+            while not conn.inbox.empty():
+                msg = conn.inbox.get_nowait()
+                failed = failed or (msg.get("type") == "media" and msg.get("state") != "connected")
+            if failed:
+                await self.peers[side].close()
+                await self._offer(side)
+                repaired += 1
+        return repaired
+
+    async def _offer(self, side: int) -> None:
+        from sfu.participant import SOURCES
+
+        peer = lg.Peer(self.index, side, self.media)
+        peer.other = self.peers[1 - side]
+        self.peers[side] = peer
+        conn = self.sides[side]
         pc = peer.new_pc()
         for source, kind in SOURCES:
             if source in ("mic", "camera"):
@@ -81,7 +102,6 @@ class Room:
         await conn.send(type="offer", sdp=await peer.offer(pc))
         answer = await conn.expect(lambda m: m["type"] == "answer")
         await pc.setRemoteDescription(lg.RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        self.peers[side], self.sides[side] = peer, conn
 
     def flowing(self) -> bool:
         """Every stream of both current peers got frames since the last `reset()`."""
@@ -123,9 +143,14 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
         out["start"] = start
         print(f"[{time.strftime('%H:%M:%S')}] start {json.dumps(start)}", flush=True)
         t0 = time.monotonic()
-        next_churn, next_print, turn, rejoins, failures = t0 + args.churn, t0 + 60, 0, 0, []
+        next_churn, next_print, turn, rejoins, repairs, failures = t0 + args.churn, t0 + 60, 0, 0, 0, []
         while time.monotonic() - t0 < args.duration:
             now = time.monotonic()
+            for room in rooms:
+                try:
+                    repairs += await asyncio.wait_for(room.repair(), 30)
+                except Exception as exc:
+                    failures.append(f"repair in room {room.index}: {type(exc).__name__}: {exc}"[:300])
             if now >= next_churn:
                 room = rooms[turn % len(rooms)]
                 side = (turn // len(rooms)) % 2
@@ -139,8 +164,8 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
             if now >= next_print:
                 next_print += 60
                 s = server.sample()
-                print(f"[{time.strftime('%H:%M:%S')}] {round(now - t0)} s {json.dumps(s)} rejoins {rejoins}",
-                      flush=True)
+                print(f"[{time.strftime('%H:%M:%S')}] {round(now - t0)} s {json.dumps(s)} rejoins {rejoins} "
+                      f"repairs {repairs} failures {len(failures)}", flush=True)
             await asyncio.sleep(min(1.0, max(0.05, min(next_churn, next_print) - time.monotonic())))
         # every room, including the last one to churn, must carry media both ways
         await asyncio.sleep(5)
@@ -149,7 +174,8 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
         await asyncio.sleep(5)
         end = server.sample()
         out.update({
-            "end": end, "growth_pct": growth(start, end), "rejoins": rejoins, "rejoin_failures": failures,
+            "end": end, "growth_pct": growth(start, end), "rejoins": rejoins, "failures": failures[:20],
+            "repairs": repairs,
             "rooms_flowing": sum(r.flowing() for r in rooms),
         })
     finally:
