@@ -125,12 +125,10 @@ def _stun_attribute_ok(kind: int, value: bytes) -> bool:
 
 
 def _dtls_problem(data: bytes) -> str | None:
-    # RFC 9147 4: DTLSPlaintext/DTLSCiphertext records of 13-byte headers, back to back;
-    # 32-63 start a DTLS 1.3 unified header, left to OpenSSL
-    if data[0] > 31:
-        return None
+    # RFC 9147 4: records with 13-byte headers, back to back; a DTLS 1.3 unified
+    # header (first byte 32-63) may follow, and is left to OpenSSL with the rest
     pos = 0
-    while pos < len(data):
+    while pos < len(data) and data[pos] < 32:
         if len(data) - pos < 13:
             return TRUNCATED
         if not 19 < data[pos] < 26 or data[pos + 1] != 0xFE:

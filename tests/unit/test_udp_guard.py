@@ -45,7 +45,9 @@ DTLS = bytes([22, 0xFE, 0xFD]) + bytes(8) + struct.pack("!H", 3) + b"abc"
     (DTLS[:12], "truncated"),
     (DTLS[:-1], "truncated"),
     (bytes([22, 0x03, 0x03]) + DTLS[3:], "malformed-dtls"),
-    (DTLS + bytes([99]) + DTLS[1:], "malformed-dtls"),
+    (DTLS + bytes([5]) + DTLS[1:], "malformed-dtls"),
+    (DTLS + bytes([0x2C, 0x12, 0x34]) + bytes(30), None),  # then a DTLS 1.3 unified-header record
+    (bytes([0x2C]) + bytes(3), None),
     (RTP, None),
     (RTP[:11], "truncated"),
     (bytes([0x83]) + RTP[1:16], "truncated"),  # three CSRCs announced
