@@ -8,8 +8,8 @@ encoded or decoded), and every `--churn` seconds makes one participant leave
 place, rotating over rooms and sides.  Like a browser, a peer told that its
 media failed makes a new offer (counted as a repair: on a loaded machine, ICE
 consent checks time out).  After `--warmup` it reads the server's
-RSS, open file descriptors, asyncio tasks and UDP sockets, prints a line every
-minute, and at the end the growth of each since the warm-up (issue 17 item 9:
+RSS, open file descriptors, asyncio tasks and UDP sockets (once every leg is
+connected: see `settle`), prints a line every minute, and at the end the growth of each since the warm-up (issue 17 item 9:
 under 5 %), plus whether media still flows in every room.
 
     unshare --net bash -c 'ip link set lo up && exec .venv/bin/python benchmarks/soak.py --quick'
@@ -118,6 +118,26 @@ class Room:
         await asyncio.gather(*(p.close() for p in self.peers), return_exceptions=True)
 
 
+async def settle(rooms: list[Room], server: served.Served, timeout: float) -> tuple[bool, int]:
+    """Repair until every leg is connected (one UDP socket each) and stays so for 5 s; (settled, repairs).
+
+    Samples are only comparable in the same state: on a loaded machine legs
+    drop (ICE consent) and come back, each with its socket, tasks and memory.
+    """
+    repairs, deadline, steady_since = 0, time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        for room in rooms:
+            repairs += await asyncio.wait_for(room.repair(), 30)
+        if server.sample()["udp_sockets"] == 2 * len(rooms):
+            steady_since = steady_since or time.monotonic()
+            if time.monotonic() - steady_since >= 5:
+                return True, repairs
+        else:
+            steady_since = None
+        await asyncio.sleep(0.5)
+    return False, repairs
+
+
 def growth(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {k: round(100 * (b[k] - a[k]) / a[k], 1) if a[k] else 0.0 for k in a}
 
@@ -139,11 +159,12 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
         await lg.wait_flowing([p for r in rooms for p in r.peers], 4 * len(rooms), 60.0)
         print(f"[{time.strftime('%H:%M:%S')}] {len(rooms)} rooms in call; warm-up {args.warmup:.0f} s", flush=True)
         await asyncio.sleep(args.warmup)
+        out["settled_at_start"], repairs = await settle(rooms, server, 180)
         start = server.sample()
         out["start"] = start
         print(f"[{time.strftime('%H:%M:%S')}] start {json.dumps(start)}", flush=True)
         t0 = time.monotonic()
-        next_churn, next_print, turn, rejoins, repairs, failures = t0 + args.churn, t0 + 60, 0, 0, 0, []
+        next_churn, next_print, turn, rejoins, failures = t0 + args.churn, t0 + 60, 0, 0, []
         while time.monotonic() - t0 < args.duration:
             now = time.monotonic()
             for room in rooms:
@@ -168,7 +189,8 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
                       f"repairs {repairs} failures {len(failures)}", flush=True)
             await asyncio.sleep(min(1.0, max(0.05, min(next_churn, next_print) - time.monotonic())))
         # every room, including the last one to churn, must carry media both ways
-        await asyncio.sleep(5)
+        out["settled_at_end"], repaired = await settle(rooms, server, 180)
+        repairs += repaired
         for room in rooms:
             room.reset()
         await asyncio.sleep(5)
@@ -198,7 +220,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         server = served.start(Path(tmp), args.rooms, SERVER_PORTS)
         try:
-            limit = args.warmup + args.duration + 120 + 10 * args.rooms  # every loop is bounded
+            limit = args.warmup + args.duration + 480 + 10 * args.rooms  # every loop is bounded
             result = asyncio.run(asyncio.wait_for(drive(args, server), limit))
             text = server.log_text()
             result["server_log_lines"] = len(text.splitlines())
