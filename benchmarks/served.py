@@ -2,8 +2,8 @@
 
 `start()` writes a loopback config, schedules one consultation per room
 (`teleconsult demo --json`) and starts `served.py serve`: the app, plus a
-file holding its asyncio task count, rewritten every second (tasks are not
-visible from outside the process).
+file holding its asyncio task and live peer connection counts, rewritten every
+second (neither is visible from outside the process).
 """
 
 from __future__ import annotations
@@ -38,13 +38,15 @@ class Served:
     tasks_file: Path
 
     def sample(self) -> dict[str, float]:
-        """RSS, open descriptors, asyncio tasks and UDP sockets of the server process."""
+        """RSS, open descriptors, asyncio tasks, UDP sockets and live peer connections of the server."""
         pid = self.proc.pid
+        inside = json.loads(self.tasks_file.read_text() or "{}")
         return {
             "rss_mb": round(bm.proc_rss_mb(pid), 1),
             "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "tasks": int(self.tasks_file.read_text() or 0),
+            "tasks": inside.get("tasks", 0),
             "udp_sockets": len(udp_sockets(pid)),
+            "peer_connections": inside.get("peer_connections", 0),
         }
 
     def log_text(self) -> str:
@@ -103,7 +105,7 @@ def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "")
                              capture_output=True, text=True, check=True, timeout=60)
         links.append(json.loads(res.stdout))
     log, tasks_file = tmp / "server.log", tmp / "tasks"
-    tasks_file.write_text("0")
+    tasks_file.write_text("{}")
     with log.open("ab") as f:
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(cfg), str(tasks_file)],
                                 stdout=f, stderr=subprocess.STDOUT)
@@ -116,8 +118,15 @@ def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "")
 
 
 def serve(config_path: Path, tasks_file: Path) -> None:
-    """Run the app (INFO log, as `teleconsult serve`) and keep `tasks_file` up to date."""
+    """Run the app (INFO log, as `teleconsult serve`) and keep `tasks_file` up to date.
+
+    It holds the number of asyncio tasks and of RTCPeerConnection objects still
+    alive (after a collection, every 30 s): a leak shows there first.
+    """
+    import gc
     import logging
+
+    from aiortc import RTCPeerConnection
 
     from aiohttp import web
 
@@ -134,9 +143,14 @@ def serve(config_path: Path, tasks_file: Path) -> None:
         await web.TCPSite(runner, config.http.host, config.http.port).start()
         done = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+        pcs, tick = 0, 0
         try:
             while not done.is_set():
-                tasks_file.write_text(str(len(asyncio.all_tasks())))
+                if tick % 30 == 0:  # a collection first: closed ones may wait in reference cycles
+                    gc.collect()
+                    pcs = sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
+                tick += 1
+                tasks_file.write_text(json.dumps({"tasks": len(asyncio.all_tasks()), "peer_connections": pcs}))
                 try:
                     await asyncio.wait_for(done.wait(), 1.0)
                 except asyncio.TimeoutError:
