@@ -6,8 +6,8 @@ the WebSocket protocol (loadgen.py's peers: pre-encoded VP8 + Opus, nothing
 encoded or decoded), and every `--churn` seconds makes one participant leave
 (socket and peer connection closed, as a closed tab) and a new one join in its
 place, rotating over rooms and sides.  Like a browser, a peer told that its
-media failed makes a new offer (counted as a repair: on a loaded machine, ICE
-consent checks time out).  After `--warmup` it reads the server's
+media failed makes a new offer, and one whose socket broke reconnects (counted
+as repairs: on a loaded machine ICE consent checks and WebSocket pongs time out).  After `--warmup` it reads the server's
 RSS, open file descriptors, asyncio tasks and UDP sockets (once every leg is
 connected: see `settle`), prints a line every minute, and at the end the growth of each since the warm-up (issue 17 item 9:
 under 5 %), plus whether media still flows in every room.
@@ -70,10 +70,15 @@ class Room:
         assert state["self"]["stage"] == "in_call", state  # the server kept the place
         await self._offer(side)
 
-    async def repair(self) -> int:
-        """What a browser does when the server says its media failed: a new offer.  Returns the repairs."""
+    async def repair(self, http: aiohttp.ClientSession) -> int:
+        """What a browser does when its socket broke (reconnect) or the server says its media
+        failed (a new offer).  Returns the repairs."""
         repaired = 0
         for side, conn in enumerate(self.sides):
+            if conn.ws is None or conn.ws.closed:  # e.g. no pong in time on a starved machine
+                await self.rejoin(side, http)
+                repaired += 1
+                continue
             failed = False
             while not conn.inbox.empty():
                 msg = conn.inbox.get_nowait()
@@ -118,7 +123,8 @@ class Room:
         await asyncio.gather(*(p.close() for p in self.peers), return_exceptions=True)
 
 
-async def settle(rooms: list[Room], server: served.Served, timeout: float) -> tuple[bool, int]:
+async def settle(rooms: list[Room], server: served.Served, http: aiohttp.ClientSession,
+                 timeout: float) -> tuple[bool, int]:
     """Repair until every leg is connected (one UDP socket each) and stays so for 5 s; (settled, repairs).
 
     Samples are only comparable in the same state: on a loaded machine legs
@@ -127,7 +133,7 @@ async def settle(rooms: list[Room], server: served.Served, timeout: float) -> tu
     repairs, deadline, steady_since = 0, time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         for room in rooms:
-            repairs += await asyncio.wait_for(room.repair(), 30)
+            repairs += await asyncio.wait_for(room.repair(http), 30)
         if server.sample()["udp_sockets"] == 2 * len(rooms):
             steady_since = steady_since or time.monotonic()
             if time.monotonic() - steady_since >= 5:
@@ -159,7 +165,7 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
         await lg.wait_flowing([p for r in rooms for p in r.peers], 4 * len(rooms), 60.0)
         print(f"[{time.strftime('%H:%M:%S')}] {len(rooms)} rooms in call; warm-up {args.warmup:.0f} s", flush=True)
         await asyncio.sleep(args.warmup)
-        out["settled_at_start"], repairs = await settle(rooms, server, 180)
+        out["settled_at_start"], repairs = await settle(rooms, server, http, 180)
         start = server.sample()
         out["start"] = start
         print(f"[{time.strftime('%H:%M:%S')}] start {json.dumps(start)}", flush=True)
@@ -169,7 +175,7 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
             now = time.monotonic()
             for room in rooms:
                 try:
-                    repairs += await asyncio.wait_for(room.repair(), 30)
+                    repairs += await asyncio.wait_for(room.repair(http), 30)
                 except Exception as exc:
                     failures.append(f"repair in room {room.index}: {type(exc).__name__}: {exc}"[:300])
             if now >= next_churn:
@@ -189,7 +195,7 @@ async def drive(args: argparse.Namespace, server: served.Served) -> dict[str, An
                       f"repairs {repairs} failures {len(failures)}", flush=True)
             await asyncio.sleep(min(1.0, max(0.05, min(next_churn, next_print) - time.monotonic())))
         # every room, including the last one to churn, must carry media both ways
-        out["settled_at_end"], repaired = await settle(rooms, server, 180)
+        out["settled_at_end"], repaired = await settle(rooms, server, http, 180)
         repairs += repaired
         for room in rooms:
             room.reset()
