@@ -108,27 +108,33 @@ async def run(args: argparse.Namespace, server: served.Served) -> dict[str, Any]
     return out
 
 
-def hot_path_cost(n: int = 100_000) -> dict[str, float]:
-    """µs per admitted RTP datagram: the guard, and aioice's STUN parse attempt it saves (baseline)."""
+def hot_path_cost(n: int = 20_000, rounds: int = 7) -> dict[str, float]:
+    """µs per admitted RTP datagram: the guard, and aioice's STUN parse attempt it saves (baseline).
+
+    Interleaved rounds, best of each: the machine is shared, the minimum is the cost.
+    """
     from aioice import stun
 
     from sfu.udp_guard import UdpGuard
 
     guard = UdpGuard()
     packet = bytes([0x90, 96, 1, 2]) + bytes(8) + b"\xbe\xde\x00\x02" + bytes(8) + bytes(1000)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        guard.admit(packet, lambda: True)
-    t1 = time.perf_counter()
-    for _ in range(n):
+
+    def parse() -> None:
         try:
             stun.parse_message(packet)
         except ValueError:
             pass
-    t2 = time.perf_counter()
-    guard_us, parse_us = 1e6 * (t1 - t0) / n, 1e6 * (t2 - t1) / n
-    return {"guard_us": round(guard_us, 2), "aioice_stun_attempt_us": round(parse_us, 2),
-            "ratio": round(guard_us / parse_us, 2)}
+
+    best = {"guard": float("inf"), "parse": float("inf")}
+    for _ in range(rounds):
+        for name, step in (("guard", lambda: guard.admit(packet, lambda: True)), ("parse", parse)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            best[name] = min(best[name], 1e6 * (time.perf_counter() - t0) / n)
+    return {"guard_us": round(best["guard"], 2), "aioice_stun_attempt_us": round(best["parse"], 2),
+            "ratio": round(best["guard"] / best["parse"], 2)}
 
 
 def main() -> int:
