@@ -3,7 +3,7 @@
 Starts a server (served.py), puts two synthetic aiortc peers in a call through
 the WebSocket protocol, finds the server's UDP ports from /proc (the process's
 sockets), then sends: one empty datagram alone, and `--datagrams` random and
-mutated ones (tests/fuzz_datagrams.py: empty, noise, STUN with bad attributes, RTP and
+mutated ones (tests/helpers/fuzz_datagrams.py: empty, noise, STUN with bad attributes, RTP and
 RTCP headers with random fields up to 9,000 bytes, DTLS-looking records), half
 from a stranger's socket and half from the legs' own sockets (a spoofed source).
 Prints the datagrams sent per shape, the server's drops per kind (/stats),
@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import loadgen as lg  # noqa: E402
 import served  # noqa: E402
 import soak  # noqa: E402
-from fuzz_datagrams import Sprayer, datagrams, leg_socket, rtp, stun_valid_shape  # noqa: E402
+from helpers.fuzz_datagrams import Sprayer, datagrams, leg_socket, rtp, stun_valid_shape  # noqa: E402
 
 from sfu.ice import IcePolicy  # noqa: E402
 

@@ -21,11 +21,11 @@ import aiohttp
 import pytest
 
 from clinic import Role
-from media_peers import Peer, dominant_colour
-from server import Running, running_server
-from test_signaling import Client, both, enter_call, negotiate
+from helpers.fuzz_datagrams import Sprayer, datagrams, leg_socket, rtp, server_ports, stun_bad
+from helpers.media_peers import Peer, dominant_colour
+from helpers.server import Running, running_server
+from helpers.ws_client import Client, both, enter_call, negotiate
 from sfu.udp_guard import KINDS
-from fuzz_datagrams import Sprayer, datagrams, leg_socket, rtp, server_ports, stun_bad
 
 
 @dataclass
