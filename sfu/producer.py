@@ -73,7 +73,7 @@ class Producer(AsyncIOEventEmitter):
         self._tap = receiver_hooks.attach(receiver, kind, self._on_packet)
         if kind == "video":
             receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
-            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack, rtt)
+            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack, rtt, on_outage=self.request_keyframe)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"

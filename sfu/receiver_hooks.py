@@ -297,14 +297,17 @@ class NackRetrier:
     otherwise: a lost retransmission stayed lost until the next gap.  Here a
     packet is asked for once seen missing, then again after about one round
     trip (`rtt()`, seconds, None if unknown) while still missing, a bounded
-    number of times.  Calls `on_nack(n)` for every n packets asked.
+    number of times.  Calls `on_nack(n)` for every n packets asked, and
+    `on_outage()` when a gap is too long to be worth retransmitting.
     """
 
     def __init__(self, receiver: RTCRtpReceiver, on_nack: Callable[[int], None],
-                 rtt: Callable[[], float | None] = lambda: None, schedule: NackSchedule | None = None) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, schedule: NackSchedule | None = None,
+                 on_outage: Callable[[], object] = lambda: None) -> None:
         self._receiver = receiver
         self._send_nack = receiver._send_rtcp_nack
         self._on_nack = on_nack
+        self._on_outage = on_outage
         self._rtt = rtt
         self.schedule = schedule or NackSchedule()
         self._ssrc = 0
@@ -319,7 +322,10 @@ class NackRetrier:
     async def _nack(self, missing: Iterable[int]) -> None:
         loop = asyncio.get_running_loop()
         rtt = self._rtt()
+        bursts = self.schedule.bursts
         lost = self.schedule.due(missing, loop.time(), rtt)
+        if self.schedule.bursts != bursts:
+            self._on_outage()
         if lost:
             self._on_nack(len(lost))
             await self._send_nack(self._ssrc, lost)

@@ -28,11 +28,17 @@ class NackSchedule:
     not: asking sooner wastes the publisher's uplink on duplicates, never
     asking again leaves a frame broken until the next keyframe.  After
     `max_tries`, or once the packet is older than `max_age`, it is given up
-    (a keyframe repairs faster then).
+    (a keyframe repairs faster then).  So is a gap of more than `max_burst`
+    packets at once: that is an outage, not a loss, and asking for all of it
+    would flood the publisher's uplink just as it comes back; `bursts` counts
+    them so that the caller asks for a keyframe instead.
     """
 
-    def __init__(self, max_tries: int = 5, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01) -> None:
+    def __init__(self, max_tries: int = 5, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01,
+                 max_burst: int = 50) -> None:
         self.max_tries = max_tries
+        self.max_burst = max_burst
+        self.bursts = 0
         self.max_age = max_age
         self.min_wait = min_wait
         self.margin = margin
@@ -48,6 +54,11 @@ class NackSchedule:
         for seq in [s for s in self._asked if s not in missing]:
             del self._asked[seq]
         wait = self.wait(rtt)
+        new = [seq for seq in missing if seq not in self._asked]
+        if len(new) > self.max_burst:
+            self.bursts += 1
+            for seq in new:  # given up at once
+                self._asked[seq] = _Asked(now, now, self.max_tries)
         out = []
         for seq in missing:
             asked = self._asked.get(seq)

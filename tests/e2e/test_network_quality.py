@@ -18,6 +18,7 @@ from clinic import Role
 from netimpair import Impairment, RelayedOffers
 from server import running_server
 from sfu import Participant
+from sfu.stats import participant_stats
 from test_consultation import _enter_call, frames_decoded, shows, wait_for
 from test_resilience import WATCH_FREEZES
 
@@ -72,6 +73,11 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
         await asyncio.sleep(8)
         counters = patient_relay.counters()
         assert counters["up"].lost > 20 and counters["down"].lost > 20, counters  # the loss happened
+        # the operator's /stats figures see the round trip the relay adds (75 ms each way)
+        (hub,) = server.hubs._hubs.values()
+        stats = await participant_stats(hub.participants[Role.PATIENT])
+        assert stats["rtt_ms"] is not None and 140 < stats["rtt_ms"] < 600, stats["rtt_ms"]
+        assert any(d["packets_lost"] > 0 for d in stats["down"].values()), stats["down"]
         for page, start in zip((doctor, patient), before):
             after = await page.evaluate(VIDEO_STATS)
             longest = await _longest_gap(page)

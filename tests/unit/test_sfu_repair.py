@@ -34,6 +34,14 @@ def test_a_packet_is_given_up_after_its_tries_or_its_age() -> None:
     assert max(times) < 0.5 and len(times) >= 3
 
 
+def test_a_gap_too_long_to_retransmit_is_given_up_and_counted() -> None:
+    s = NackSchedule(max_burst=50)
+    assert s.due(set(range(100, 180)), now=0.0, rtt=0.1) == []  # an outage: a keyframe will do
+    assert s.bursts == 1 and s.next_time(0.1) is None
+    assert s.due(set(range(100, 180)) | {200}, now=0.01, rtt=0.1) == [200]  # a loss after it: asked
+    assert s.bursts == 1
+
+
 def test_without_a_measured_rtt_a_default_is_used_and_the_wait_has_a_floor() -> None:
     s = NackSchedule(min_wait=0.02)
     assert s.wait(None) > 0.1 and s.wait(0.0) == 0.02
