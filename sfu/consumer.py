@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from . import red
 from .rtp_forward import RtpEgress
 
 if TYPE_CHECKING:
@@ -113,12 +114,18 @@ class Consumer(MediaStreamTrack):
             egress.rebase(packet, now)
             # packets of this keyframe that overtook its first one were dropped by the gate
             for sent in (packet, *producer.received_after(packet)):
-                self._send(egress, sent, now)
+                self._send(egress, sent, now, producer)
             return
-        self._send(egress, packet, now)
+        self._send(egress, packet, now, producer)
 
-    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float) -> None:
-        egress.send(packet, now)
+    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float, producer: Producer) -> None:
+        payload_type = None
+        if self.kind == "audio":  # RED or Opus, as each leg negotiated
+            adapted = red.adapt(producer.codec_name(packet.payload_type), packet, egress.payload_types)
+            if adapted is None:
+                return
+            packet, payload_type = adapted
+        egress.send(packet, now, payload_type)
         if packet.marker or self.kind == "audio":
             self.frames_sent += 1
 

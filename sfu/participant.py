@@ -12,7 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks, rtp_forward
+from . import receiver_hooks, red, rtp_forward
 from .consumer import Consumer
 from .errors import ClosedError, MediaError
 from .options import SfuOptions
@@ -127,6 +127,9 @@ class Participant(AsyncIOEventEmitter):
 
     def _codecs(self, kind: str) -> list[RTCRtpCodecCapability]:
         wanted = [c.lower() for c in (self._options.audio_codecs if kind == "audio" else self._options.video_codecs)]
+        if kind == "audio" and self._options.opus_red and "opus" in wanted:
+            red.enable()
+            wanted.insert(0, "red")
         caps = RTCRtpSender.getCapabilities(kind).codecs
         chosen = [c for name in wanted for c in caps if c.mimeType.split("/")[1].lower() == name]
         if kind == "video":
@@ -199,10 +202,15 @@ def _media_kinds(sdp: str) -> list[str]:
 def _ask_opus_repair(codecs: list[Any], options: SfuOptions) -> None:
     # what our answer says about Opus is what the browser's encoder does for this leg:
     # in-band FEC (a lost packet is rebuilt from the next one) and DTX (silence costs
-    # nearly nothing); aiortc answers Opus without any parameter
+    # nearly nothing); aiortc answers Opus without any parameter.  RED, when the
+    # browser offered it, comes first (Chromium sends it only then) and carries Opus.
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return
+    opus.parameters.update({"minptime": 10, "useinbandfec": int(options.opus_fec), "usedtx": int(options.opus_dtx)})
     for codec in codecs:
-        if codec.mimeType.lower() == "audio/opus":
-            codec.parameters.update({"minptime": 10, "useinbandfec": int(options.opus_fec), "usedtx": int(options.opus_dtx)})
+        if codec.mimeType.lower() == red.RED_MIME:
+            codec.parameters = red.parameters(opus.payloadType)
 
 
 def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:

@@ -13,7 +13,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks
+from . import receiver_hooks, red
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
 from .repair import KeyframeRequests
 from .rtp_forward import is_keyframe_start
@@ -87,7 +87,11 @@ class Producer(AsyncIOEventEmitter):
         name = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
         return is_keyframe(name, data)
 
-    def _codec_name(self, payload_type: int) -> str:
+    def codec_name(self, payload_type: int) -> str:
+        """The lower-case name of the codec the publisher sends as `payload_type` ("" if unknown)."""
+        name = self._codec_names.get(payload_type)
+        if name is not None:
+            return name
         codec = self._receiver._RTCRtpReceiver__codecs.get(payload_type)  # type: ignore[attr-defined]
         name: str = codec.name.lower() if codec is not None else ""
         self._codec_names[payload_type] = name
@@ -124,7 +128,7 @@ class Producer(AsyncIOEventEmitter):
         self.packets += 1
         self.bytes += len(packet.payload)
         if self.kind == "video":
-            codec = self._codec_names.get(packet.payload_type) or self._codec_name(packet.payload_type)
+            codec = self.codec_name(packet.payload_type)
             key = is_keyframe_start(codec, packet.payload)
             if key:
                 self.keyframes += 1
@@ -162,7 +166,13 @@ class Producer(AsyncIOEventEmitter):
             self._tap.frames = None
 
     def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
-        frame = EncodedFrame(jframe.data, jframe.timestamp, self._time_base, is_keyframe(codec, jframe.data))
+        data = jframe.data
+        if codec == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
+            block = red.primary(data)
+            if block is None:
+                return
+            data = block[1]
+        frame = EncodedFrame(data, jframe.timestamp, self._time_base, is_keyframe(codec, data))
         for sink in list(self._frame_sinks):
             sink(frame)
 

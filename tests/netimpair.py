@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,8 @@ class ChannelCounters:
     overflow: int = 0  # the capped link's queue was full
     outage: int = 0
     reordered: int = 0
+    # RTP packets offered, by payload type (the RTP header stays clear under SRTP)
+    payload_types: Counter[int] = field(default_factory=Counter)
 
 
 class Channel:
@@ -236,6 +239,8 @@ class UdpRelay:
     def _pass(self, channel: Channel | None, side: _Side | None, data: bytes, to: Address) -> None:
         assert channel is not None and side is not None and side.transport is not None and self._loop is not None
         now = self._loop.time()
+        if len(data) > 12 and 0x80 <= data[0] < 0xC0 and not 64 <= data[1] & 0x7F < 96:  # RTP, not RTCP
+            channel.counters.payload_types[data[1] & 0x7F] += 1
         at = channel.admit(now, len(data))
         if at is None:
             return

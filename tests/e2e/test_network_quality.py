@@ -36,6 +36,21 @@ VIDEO_STATS = """async () => {
 }"""
 
 
+# the codec the page receives audio in, and how much of it had to be concealed
+AUDIO_IN = """async () => {
+  const stats = await window.__teleconsult.call.pc.getStats();
+  const out = {codec: null, concealed: 0, samples: 0, energy: 0};
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.codec = s.codecId ? stats.get(s.codecId).mimeType : null;
+      out.concealed = s.concealedSamples || 0; out.samples = s.totalSamplesReceived || 0;
+      out.energy = s.totalAudioEnergy || 0;
+    }
+  });
+  return out;
+}"""
+
+
 @pytest.fixture
 def patient_relay() -> Iterator[RelayedOffers]:
     """The patient's peer connection goes through a relay; none of the product changes."""
@@ -51,6 +66,19 @@ def patient_relay() -> Iterator[RelayedOffers]:
 async def _busy_call(server: Any, open_page: Any) -> tuple[Page, Page]:
     # cameras that need a real bitrate, or a cap and a loss would cost nothing
     return await _enter_call(await server.demo(), await open_page("red", busy=True), await open_page("blue", busy=True))
+
+
+def hub_offer_sdp(server: Any) -> str:
+    # the SDP the SFU answered the patient with
+    (hub,) = server.hubs._hubs.values()
+    return str(hub.participants[Role.PATIENT].pc.localDescription.sdp)
+
+
+def _payload_type(sdp: str, codec: str) -> int:
+    for line in sdp.splitlines():
+        if line.startswith("a=rtpmap:") and line.split()[1].lower().startswith(codec + "/"):
+            return int(line.split()[0].split(":")[1])
+    raise AssertionError(f"{codec} not negotiated")
 
 
 async def _watch(*pages: Page) -> list[dict[str, Any]]:
@@ -70,8 +98,13 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
         bad = Impairment(loss=0.05, delay=0.075)
         patient_relay.set(up=bad, down=bad)
         before = await _watch(doctor, patient)
+        audio_before = [await page.evaluate(AUDIO_IN) for page in (doctor, patient)]
         await asyncio.sleep(8)
         counters = patient_relay.counters()
+        # Opus went in RED both ways (the SFU answered it first): the payload type the browsers
+        # gave it in the offer (their stats name the inner codec only)
+        red_type = _payload_type(hub_offer_sdp(server), "red")
+        assert counters["up"].payload_types[red_type] > 100 and counters["down"].payload_types[red_type] > 100
         assert counters["up"].lost > 20 and counters["down"].lost > 20, counters  # the loss happened
         # the operator's /stats figures see the round trip the relay adds (75 ms each way)
         (hub,) = server.hubs._hubs.values()
@@ -86,6 +119,12 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
             assert after["frames"] - start["frames"] > 8 * 15 * 0.7  # the 15 fps camera kept coming
             assert longest < 1000, longest  # never a picture on screen for a second
             assert after["nacks"] > start["nacks"]  # what was lost was asked for again
+        for page, start in zip((doctor, patient), audio_before):
+            audio = await page.evaluate(AUDIO_IN)
+            concealed = (audio["concealed"] - start["concealed"]) / max(1, audio["samples"] - start["samples"])
+            print("audio", f"{100 * concealed:.1f} % concealed")
+            # with RED a lost packet is rebuilt from the next one: little is concealed
+            assert audio["energy"] > start["energy"] and concealed < 0.03
 
 
 async def test_after_a_five_second_outage_the_picture_comes_back_by_itself(

@@ -76,11 +76,14 @@ class Sender:
         self._rtx_ssrc = 0x22222222
 
 
-def leg(kind: str, rtx: bool = True, level: bool = False) -> tuple[Sender, LegParameters]:
+def leg(kind: str, rtx: bool = True, level: bool = False, red: bool = False) -> tuple[Sender, LegParameters]:
     sender = Sender()
     codecs = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)]
     if kind == "audio":
         codecs = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=109)]
+        if red:  # RED first, as the SFU answers when the browser offers it
+            codecs.insert(0, RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=62,
+                                                   parameters={"109/109": None}))
     if rtx and kind == "video":
         codecs.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=101,
                                             parameters={"apt": 100}))
@@ -234,6 +237,9 @@ class FakeProducer:
         # what the test says the producer received, for received_after()
         self.received: list[RtpPacket] = []
 
+    def codec_name(self, payload_type: int) -> str:
+        return {111: "opus", 63: "red"}.get(payload_type, "vp8")
+
     def received_after(self, packet: RtpPacket) -> list[RtpPacket]:
         by_seq = {p.sequence_number: p for p in self.received}
         out, seq = [], packet.sequence_number
@@ -252,9 +258,9 @@ class FakeProducer:
         self.consumers.remove(c)
 
 
-def started_consumer(kind: str = "video") -> tuple[Consumer, Sender]:
+def started_consumer(kind: str = "video", red: bool = False) -> tuple[Consumer, Sender]:
     consumer = Consumer(kind, "camera" if kind == "video" else "mic")
-    sender, parameters = leg(kind)
+    sender, parameters = leg(kind, red=red)
     consumer.start(RtpEgress(kind, sender, parameters))  # type: ignore[arg-type]
     return consumer, sender
 
