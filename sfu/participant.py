@@ -106,7 +106,8 @@ class Participant(AsyncIOEventEmitter):
             for t in pc.getTransceivers():
                 if not t._codecs:
                     raise MediaError(f"no common {t.kind} codec (we offer {[c.mimeType for c in self._codecs(t.kind)]})")
-                _ask_opus_repair(t._codecs, self._options)
+            for t, media in zip(pc.getTransceivers(), SessionDescription.parse(sdp).media):
+                _ask_opus_repair(t._codecs, media.rtp.codecs, self._options)
             await pc.setLocalDescription(await pc.createAnswer())
         except MediaError:
             self._drop_media()
@@ -127,9 +128,6 @@ class Participant(AsyncIOEventEmitter):
 
     def _codecs(self, kind: str) -> list[RTCRtpCodecCapability]:
         wanted = [c.lower() for c in (self._options.audio_codecs if kind == "audio" else self._options.video_codecs)]
-        if kind == "audio" and self._options.opus_red and "opus" in wanted:
-            red.enable()
-            wanted.insert(0, "red")
         caps = RTCRtpSender.getCapabilities(kind).codecs
         chosen = [c for name in wanted for c in caps if c.mimeType.split("/")[1].lower() == name]
         if kind == "video":
@@ -199,7 +197,7 @@ def _media_kinds(sdp: str) -> list[str]:
         raise MediaError(f"the offer is not valid SDP: {exc}") from None
 
 
-def _ask_opus_repair(codecs: list[Any], options: SfuOptions) -> None:
+def _ask_opus_repair(codecs: list[Any], offered: list[Any], options: SfuOptions) -> None:
     # what our answer says about Opus is what the browser's encoder does for this leg:
     # in-band FEC (a lost packet is rebuilt from the next one) and DTX (silence costs
     # nearly nothing); aiortc answers Opus without any parameter.  RED, when the
@@ -208,9 +206,8 @@ def _ask_opus_repair(codecs: list[Any], options: SfuOptions) -> None:
     if opus is None:
         return
     opus.parameters.update({"minptime": 10, "useinbandfec": int(options.opus_fec), "usedtx": int(options.opus_dtx)})
-    for codec in codecs:
-        if codec.mimeType.lower() == red.RED_MIME:
-            codec.parameters = red.parameters(opus.payloadType)
+    if options.opus_red:
+        red.answer_first(codecs, offered)
 
 
 def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:

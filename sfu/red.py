@@ -10,25 +10,28 @@ recorder) get plain Opus.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-import aiortc.codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 RED_MIME = "audio/red"
 
 
-def enable() -> None:
-    """Let aiortc negotiate RED (it only answers codecs it lists); process-wide, idempotent."""
-    audio = aiortc.codecs.CODECS["audio"]
-    if not any(c.mimeType.lower() == RED_MIME for c in audio):
-        audio.append(RTCRtpCodecParameters(mimeType=RED_MIME, clockRate=48000, channels=2, payloadType=63))
+def answer_first(negotiated: list[RTCRtpCodecParameters], offered: list[RTCRtpCodecParameters]) -> bool:
+    """Put RED carrying Opus first in an audio section's `negotiated` codecs if the browser `offered` it.
 
-
-def parameters(opus_payload_type: int) -> dict[str, Any]:
-    """The fmtp of RED carrying Opus: the primary and one redundant block, both Opus."""
-    return {f"{opus_payload_type}/{opus_payload_type}": None}
+    aiortc only answers codecs it knows, and it knows no RED; adding RED to
+    its codec table would make every aiortc peer in the process offer it too.
+    """
+    opus = next((c for c in negotiated if c.mimeType.lower() == "audio/opus"), None)
+    red = next((c for c in offered if c.mimeType.lower() == RED_MIME and c.clockRate == 48000), None)
+    if opus is None or red is None or any(c.mimeType.lower() == RED_MIME for c in negotiated):
+        return False
+    # the primary and one redundant block, both Opus
+    negotiated.insert(0, RTCRtpCodecParameters(mimeType=red.mimeType, clockRate=48000, channels=red.channels,
+                                               payloadType=red.payloadType,
+                                               parameters={f"{opus.payloadType}/{opus.payloadType}": None}))
+    return True
 
 
 def primary(payload: bytes) -> tuple[int, bytes] | None:

@@ -47,3 +47,22 @@ def test_red_is_stripped_for_a_leg_without_it_and_opus_stays_opus_on_a_red_leg()
     red_leg.on_packet(producer, pkt(3, 2880, OPUS_A, pt=111), True, 1.04)
     plain = parse(red_sender.transport.sent[0], "audio")
     assert (plain.payload_type, plain.payload) == (109, OPUS_A)
+
+
+def test_red_is_answered_first_only_when_offered_and_aiortc_is_left_alone() -> None:
+    import aiortc.codecs
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    def opus() -> RTCRtpCodecParameters:
+        return RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+
+    offered = [opus(), RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=63,
+                                             parameters={"111/111": None})]
+    negotiated = [opus()]
+    assert red.answer_first(negotiated, offered) is True
+    assert [(c.mimeType, c.payloadType, c.parameters) for c in negotiated][0] == ("audio/red", 63, {"111/111": None})
+    assert red.answer_first(negotiated, offered) is False and len(negotiated) == 2  # once
+    plain = [opus()]
+    assert red.answer_first(plain, [opus()]) is False and len(plain) == 1  # not offered: Opus alone
+    # aiortc's own codec table is untouched: its peers in this process never offer RED
+    assert not any(c.mimeType.lower() == "audio/red" for c in aiortc.codecs.CODECS["audio"])
