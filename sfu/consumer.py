@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from . import red
+from .repair import RetransmitGate
 from .rtp_forward import RtpEgress
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ class Consumer(MediaStreamTrack):
         self.keyframe_requests = 0
         self.nacks_received = 0
         self.estimate: int | None = None
+        self._retransmits = RetransmitGate()
+        # the subscriber leg's round-trip time (s), None until known; set by the participant
+        self.rtt: Callable[[], float | None] = lambda: None
 
     def __repr__(self) -> str:
         return f"Consumer({self.source})"
@@ -94,8 +100,8 @@ class Consumer(MediaStreamTrack):
         self.nacks_received += 1
 
     async def retransmit(self, sequence_number: int) -> None:
-        """The subscriber lost a packet (NACK): send it again from our history."""
-        if self._egress is not None:
+        """The subscriber lost a packet (NACK): send it again from our history, once per round trip."""
+        if self._egress is not None and self._retransmits.allow(sequence_number, time.monotonic(), self.rtt()):
             self._egress.retransmit(sequence_number)
 
     def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:

@@ -87,6 +87,7 @@ class Participant(AsyncIOEventEmitter):
             codecs = self._codecs(kind)
             transceiver.setCodecPreferences(codecs)
             consumer = Consumer(kind, source)
+            consumer.rtt = self.rtt
             transceiver.sender.replaceTrack(consumer)
             _forward_keyframe_requests(transceiver.sender, consumer)
             _forward_packets(transceiver.sender, consumer)

@@ -128,3 +128,29 @@ class KeyframeRequests:
         self._pending = False
         self._last_sent = now
         return True
+
+
+class RetransmitGate:
+    """Whether to answer a subscriber's NACK of a packet from the cache.
+
+    Browsers NACK a missing packet again every round trip, and a retransmission
+    still on its way looks missing too: answering every NACK sent the same
+    packet several times and, on a capped link, retransmissions crowded out
+    the media (the queue overflowed, which made more NACKs).  A packet is sent
+    again only once its previous retransmission had a round trip to arrive.
+    """
+
+    def __init__(self, size: int = 512, min_wait: float = 0.01) -> None:
+        self._sent: list[tuple[int, float] | None] = [None] * size
+        self._min_wait = min_wait
+        self.refused = 0
+
+    def allow(self, seq: int, now: float, rtt: float | None) -> bool:
+        slot = seq % len(self._sent)
+        last = self._sent[slot]
+        wait = max(self._min_wait, DEFAULT_RTT if rtt is None else rtt)
+        if last is not None and last[0] == seq and now - last[1] < wait:
+            self.refused += 1
+            return False
+        self._sent[slot] = (seq, now)
+        return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.repair import KeyframeRequests, NackSchedule
+from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate
 
 
 def test_a_missing_packet_is_asked_at_once_then_once_per_round_trip() -> None:
@@ -73,3 +73,12 @@ def test_a_keyframe_arriving_answers_the_pending_request() -> None:
     k2.keyframe_arrived(0.05)
     k2.request(0.1)
     assert k2.pending_at == 0.5
+
+
+def test_a_packet_is_resent_at_most_once_per_round_trip() -> None:
+    gate = RetransmitGate()
+    assert gate.allow(7, now=0.0, rtt=0.1) is True
+    assert gate.allow(7, now=0.05, rtt=0.1) is False  # the first resend may still be on its way
+    assert gate.allow(8, now=0.05, rtt=0.1) is True  # another packet is not held back
+    assert gate.allow(7, now=0.11, rtt=0.1) is True and gate.refused == 1
+    assert gate.allow(7 + 512, now=0.12, rtt=0.1) is True  # same slot, another packet
