@@ -89,9 +89,9 @@ class Producer(AsyncIOEventEmitter):
 
     def codec_name(self, payload_type: int) -> str:
         """The lower-case name of the codec the publisher sends as `payload_type` ("" if unknown)."""
-        name = self._codec_names.get(payload_type)
-        if name is not None:
-            return name
+        known = self._codec_names.get(payload_type)
+        if known:  # ("" is looked up again: the receiver may not know its codecs yet)
+            return known
         codec = self._receiver._RTCRtpReceiver__codecs.get(payload_type)  # type: ignore[attr-defined]
         name: str = codec.name.lower() if codec is not None else ""
         self._codec_names[payload_type] = name
