@@ -6,8 +6,9 @@ a real bitrate) call each other, for each scenario, twice:
 - **direct**: a minimal page (`benchmarks/direct/index.html`, not the product),
   the SDP passed between the pages by this script, the patient's side behind
   the impairment relay (`tests/netimpair.py`);
-- **sfu**: the product, a real server in this process, the patient's leg to the
-  SFU behind the same relay with the same impairment and seed.
+- **sfu**: the product, a real server in a process of its own (`--serve`), the
+  patient's leg to the SFU behind the same relay (in that process) with the same
+  impairment and seed.
 
 The impairment starts after the warm-up; over the window each browser's
 `getStats()` and `requestVideoFrameCallback` give, per receiving side:
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,29 +149,68 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
 
 
 async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
-    """The product: a real server here, both sides enter the call, the patient's leg through the relay."""
-    from contextlib import AsyncExitStack
+    """The product: a real server in its own process (`--serve`, the patient's leg through the
+    relay there), both sides enter the call through the UI."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", "--seed", str(seed), cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    cleanup.append(lambda: _stop(proc))
+    assert proc.stdin is not None and proc.stdout is not None
+    links = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+    stdin = proc.stdin
 
-    from server import running_server  # type: ignore[import-not-found]
-    from sfu import Participant
+    def command(**what: Any) -> None:
+        stdin.write((json.dumps(what) + "\n").encode())
 
-    relays = RelayedOffers(seed=seed)
-    restore = relays.install(Participant, "handle_offer", lambda p: p.role == "patient")
-    cleanup.append(restore)
-    cleanup.append(relays.close)
-    stack = AsyncExitStack()
-    server = await stack.enter_async_context(running_server(tmp / f"data-{scenario.name}"))
-    cleanup.append(stack.aclose)
-    demo = await server.demo()
     doctor = await _page(pw, tmp, "red", cleanup)
     patient = await _page(pw, tmp, "blue", cleanup)
-    await doctor.goto(demo["practitioner_link"])
-    await patient.goto(demo["patient_link"])
+    await doctor.goto(links["doctor"])
+    await patient.goto(links["patient"])
     await doctor.get_by_test_id("join").click()
     await patient.get_by_test_id("ready").click()
     video = '[data-testid="remote-video"]'
     return (Side("doctor", doctor, "__teleconsult.call.pc", video), Side("patient", patient, "__teleconsult.call.pc", video),
-            relays.outage, lambda up, down: relays.set(up, down))
+            lambda seconds: command(do="outage", seconds=seconds),
+            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)))
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def _impairment(d: dict[str, Any]) -> Impairment:
+    burst = GilbertElliott(**d["burst"]) if d["burst"] else None
+    return Impairment(**{**d, "burst": burst, "outages": tuple(tuple(o) for o in d["outages"])})
+
+
+async def serve(seed: int) -> None:
+    """The server side of the SFU call, in its own process so that it has a core of its own:
+    prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin."""
+    from server import running_server  # type: ignore[import-not-found]
+    from sfu import Participant
+
+    relays = RelayedOffers(seed=seed)
+    relays.install(Participant, "handle_offer", lambda p: p.role == "patient")
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
+        async with running_server(Path(tmp) / "data") as server:
+            demo = await server.demo()
+            print(json.dumps({"doctor": demo["practitioner_link"], "patient": demo["patient_link"]}), flush=True)
+            while line := await reader.readline():
+                cmd = json.loads(line)
+                if cmd["do"] == "set":
+                    relays.set(_impairment(cmd["up"]), _impairment(cmd["down"]))
+                elif cmd["do"] == "outage":
+                    relays.outage(float(cmd["seconds"]))
+    relays.close()
 
 
 async def _page(pw: Any, tmp: Path, colour: str, cleanup: list[Callable[[], Any]]) -> Any:
@@ -312,9 +352,6 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 async def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     from playwright.async_api import async_playwright
 
-    from sfu import IcePolicy
-
-    IcePolicy(addresses=["127.0.0.1"], port_min=44000, port_max=44999).install()
     wanted = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="netq-") as tmp:
@@ -336,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", nargs="*", default=["direct", "sfu"], choices=["direct", "sfu"])
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server's own process
     args = ap.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve(args.seed))
+        return 0
     args.duration = args.duration or (15.0 if args.quick else 45.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 8.0)
     if os.geteuid() != 0:

@@ -124,7 +124,7 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
             concealed = (audio["concealed"] - start["concealed"]) / max(1, audio["samples"] - start["samples"])
             print("audio", f"{100 * concealed:.1f} % concealed")
             # with RED a lost packet is rebuilt from the next one: little is concealed
-            assert audio["energy"] > start["energy"] and concealed < 0.03
+            assert audio["energy"] > start["energy"] and concealed < 0.035  # without RED: 4-5 %
 
 
 async def test_after_a_five_second_outage_the_picture_comes_back_by_itself(
