@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sfu import red
-from test_rtp_forward import FakeProducer, parse, pkt, started_consumer
 
 OPUS_A, OPUS_B = b"\xfc\x01\x02", b"\xfc\x03\x04\x05"
 # RFC 2198: one redundant block (PT 111, ts offset 960, 3 bytes), then the primary (PT 111)
@@ -23,30 +20,6 @@ def test_block_payload_types_are_rewritten_for_the_leg() -> None:
     out = red.with_block_type(RED_PAYLOAD, 109)
     assert out is not None and out[0] == 0x80 | 109 and out[4] == 109 and out[5:] == RED_PAYLOAD[5:]
     assert red.with_block_type(bytes([0x80 | 111, 0]), 109) is None
-
-
-def test_red_goes_as_red_to_a_red_leg_with_its_own_payload_types() -> None:
-    consumer, sender = started_consumer("audio", red=True)
-    producer: Any = FakeProducer()
-    consumer.bind(producer)
-    consumer.on_packet(producer, pkt(1, 960, RED_PAYLOAD, pt=63), True, 1.0)
-    sent = parse(sender.transport.sent[0], "audio")
-    assert sent.payload_type == 62 and red.primary(sent.payload) == (109, OPUS_B)
-
-
-def test_red_is_stripped_for_a_leg_without_it_and_opus_stays_opus_on_a_red_leg() -> None:
-    consumer, sender = started_consumer("audio")
-    producer: Any = FakeProducer()
-    consumer.bind(producer)
-    consumer.on_packet(producer, pkt(1, 960, RED_PAYLOAD, pt=63), True, 1.0)
-    consumer.on_packet(producer, pkt(2, 1920, b"\x80\x01", pt=63), True, 1.02)  # malformed: dropped
-    (only,) = [parse(d, "audio") for d in sender.transport.sent]
-    assert (only.payload_type, only.payload) == (109, OPUS_B)
-    red_leg, red_sender = started_consumer("audio", red=True)
-    red_leg.bind(producer)
-    red_leg.on_packet(producer, pkt(3, 2880, OPUS_A, pt=111), True, 1.04)
-    plain = parse(red_sender.transport.sent[0], "audio")
-    assert (plain.payload_type, plain.payload) == (109, OPUS_A)
 
 
 def test_red_is_answered_first_only_when_offered_and_aiortc_is_left_alone() -> None:
