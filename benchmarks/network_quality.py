@@ -5,7 +5,7 @@ a real bitrate) call each other, for each scenario, twice:
 
 - **direct**: a minimal page (`benchmarks/direct/index.html`, not the product),
   the SDP passed between the pages by this script, the patient's side behind
-  the impairment relay (`tests/netimpair.py`);
+  the impairment relay (`tests/helpers/netimpair.py`);
 - **sfu**: the product, a real server in a process of its own (`--serve`), the
   patient's leg to the SFU behind the same relay (in that process) with the same
   impairment and seed.
@@ -43,9 +43,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]  # noqa: E402
-from netimpair import GilbertElliott, Impairment, RelayedOffers, relay_offer  # type: ignore[import-not-found]  # noqa: E402
-from y4m import write_y4m  # type: ignore[import-not-found]  # noqa: E402
+from helpers.chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]  # noqa: E402
+from helpers.netimpair import GilbertElliott, Impairment, RelayedOffers, relay_offer  # type: ignore[import-not-found]  # noqa: E402
+from helpers.y4m import write_y4m  # type: ignore[import-not-found]  # noqa: E402
 
 FREEZE_MS = 500
 
@@ -192,7 +192,7 @@ def _impairment(d: dict[str, Any]) -> Impairment:
 async def serve(seed: int) -> None:
     """The server side of the SFU call, in its own process so that it has a core of its own:
     prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin."""
-    from server import running_server  # type: ignore[import-not-found]
+    from helpers.server import running_server  # type: ignore[import-not-found]
     from sfu import Participant
 
     relays = RelayedOffers(seed=seed)

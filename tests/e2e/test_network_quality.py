@@ -1,4 +1,4 @@
-"""The call on a bad network: the patient's leg goes through the impairment relay (tests/netimpair.py).
+"""The call on a bad network: the patient's leg goes through the impairment relay (tests/helpers/netimpair.py).
 
 Each test sets the relay once both pictures flow, then asserts what each browser
 sees by its own getStats()/requestVideoFrameCallback, never by wall-clock timing.
@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.call_page import WATCH_FREEZES, enter_call, frames_decoded, shows, wait_for
+from helpers.netimpair import Impairment, RelayedOffers
+from helpers.server import running_server
 from playwright.async_api import Page
 
 from clinic import Role
-from netimpair import Impairment, RelayedOffers
-from server import running_server
 from sfu import Participant
 from sfu.stats import participant_stats
-from test_consultation import _enter_call, frames_decoded, shows, wait_for
-from test_resilience import WATCH_FREEZES
 
 # inbound camera (section 1) and everything sent by one page, cumulative
 VIDEO_STATS = """async () => {
@@ -65,7 +64,7 @@ def patient_relay() -> Iterator[RelayedOffers]:
 
 async def _busy_call(server: Any, open_page: Any) -> tuple[Page, Page]:
     # cameras that need a real bitrate, or a cap and a loss would cost nothing
-    return await _enter_call(await server.demo(), await open_page("red", busy=True), await open_page("blue", busy=True))
+    return await enter_call(await server.demo(), await open_page("red", busy=True), await open_page("blue", busy=True))
 
 
 def hub_offer_sdp(server: Any) -> str:

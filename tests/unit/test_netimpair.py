@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from netimpair import Channel, GilbertElliott, Impairment, UdpRelay, point_candidates, relay_offer, udp_candidates
+from helpers.netimpair import Channel, GilbertElliott, Impairment, UdpRelay, point_candidates, relay_offer, udp_candidates
 
 N = 20000
 

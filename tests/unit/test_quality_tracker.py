@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from signaling.quality import QualityTracker, quality
+from signaling.call.quality import QualityTracker, quality
 
 
 def _steady_loss(rate: float, intervals: int, packets: int = 60, seed: int = 5) -> list[float]:
