@@ -187,6 +187,11 @@ class Participant(AsyncIOEventEmitter):
         self._drop_media()
         self.emit("close")
 
+    @property
+    def closing(self) -> bool:
+        """Peer connections of this participant are still being closed."""
+        return bool(self._closing)
+
     async def wait_closed(self) -> None:
         """Wait until the peer connections being closed are closed."""
         if self._closing:
