@@ -8,10 +8,9 @@ reason for the reset).
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from . import tokens
-from .database import transaction
+from .database import Database, transaction
 from .errors import NotFound
 from .passwords import Passwords
 from .registry import normalise_email
@@ -22,7 +21,7 @@ logger = logging.getLogger(__name__)
 class AccountAdmin:
     """Blocking: every method runs SQL, so call it from the worker thread."""
 
-    def __init__(self, conn: sqlite3.Connection, passwords: Passwords | None = None) -> None:
+    def __init__(self, conn: Database, passwords: Passwords | None = None) -> None:
         self._conn = conn
         self._passwords = passwords or Passwords()
 

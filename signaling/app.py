@@ -15,6 +15,7 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from . import nodes
 from .announce import announced_addresses
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
@@ -22,7 +23,7 @@ from .call.monitor import Monitor
 from .config import Config
 from .diskspace import DiskGuard
 from .diskwatch import disk_watch
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
 from .operator_listener import operator_listener
 from .practice.account import setup_account_routes
@@ -52,8 +53,9 @@ def sfu_options(config: Config) -> SfuOptions:
 
 async def open_clinic(config: Config) -> Clinic:
     return await Clinic.open(
-        config.data_path / DB_FILE,
+        config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        documents_dir=config.documents_path,
     )
 
 
@@ -95,14 +97,15 @@ def make_app(config: Config) -> web.Application:
     app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
-                  await announced_addresses(config.ice)).install()
+        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
+                        await announced_addresses(config.ice))
+        ice.install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard
-        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+        images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
@@ -110,12 +113,17 @@ def make_app(config: Config) -> web.Application:
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images, recordings=recordings,
         ))
-        app[MONITOR] = Monitor(app[HUBS], config.stats)
+        cluster = await nodes.join(config, app[HUBS])
+        if cluster is not None:
+            app[CLUSTER] = cluster
+        app[MONITOR] = Monitor(app[HUBS], config.stats, ice.guard)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        if cluster is not None:
+            await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
         app[HUBS].close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import sqlite3
 from typing import Any
 
 from clinic import Clinic
@@ -47,7 +46,7 @@ class Readiness:
     async def _database(self) -> str | None:
         try:
             await self._clinic.check_writable()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3 or psycopg: either engine's refusal
             return f"not writable: {exc.__class__.__name__}: {exc}"
         return None
 

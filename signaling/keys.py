@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from cluster import Cluster
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
@@ -31,3 +32,5 @@ BOARD_IMAGES = web.AppKey("board_images", BoardImages)
 DISK = web.AppKey("disk", DiskGuard)
 # where the operator's listener answers (http://host:port), known once it is bound
 OPERATOR_URL = web.AppKey("operator_url", str)
+# this node's membership of the cluster, only when [cluster] redis_url is set (app.get(CLUSTER))
+CLUSTER = web.AppKey("cluster", Cluster)

@@ -57,6 +57,11 @@ class _SnapshotCollector:
                 nacks.add_metric([room, p["role"], source], float(s["nacks_received"]))
         yield keyframes
         yield nacks
+        dropped = CounterMetricFamily("teleconsult_udp_dropped", "Datagrams the media ports dropped, by kind "
+                                      "(sfu/udp_guard.py).", labels=["kind"])
+        for kind, count in snapshot.get("udp_dropped", {}).items():
+            dropped.add_metric([kind], float(count))
+        yield dropped
 
 
 class Metrics:

@@ -10,24 +10,14 @@ from typing import Any
 
 from clinic import Role
 from sfu.stats import participant_stats
+from sfu.udp_guard import UdpGuard
 
 from ..background import BackgroundService
 from ..config import StatsConfig
 from .hub import Hub, HubRegistry
+from .quality import QualityTracker
 
 logger = logging.getLogger(__name__)
-
-# quality levels, best first: (name, max loss fraction, max rtt in ms)
-LEVELS = (("good", 0.02, 150.0), ("fair", 0.08, 400.0))
-
-
-def quality(loss: float, rtt_ms: float | None) -> str:
-    """good / fair / poor from the loss fraction and the round-trip time."""
-    for name, max_loss, max_rtt in LEVELS:
-        if loss <= max_loss and (rtt_ms is None or rtt_ms <= max_rtt):
-            return name
-    return "poor"
-
 
 class Monitor(BackgroundService):
     """Collects every participant's stats each interval, derives rates and quality.
@@ -36,13 +26,15 @@ class Monitor(BackgroundService):
     when a level changes.  Keeps the last snapshot for /stats and /metrics.
     """
 
-    def __init__(self, hubs: HubRegistry, config: StatsConfig) -> None:
+    def __init__(self, hubs: HubRegistry, config: StatsConfig, udp_guard: UdpGuard | None = None) -> None:
         super().__init__()
         self._hubs = hubs
+        self._udp_guard = udp_guard  # its drop counters go out with the snapshot
         self._config = config
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
-        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None}
+        self._quality = QualityTracker()
+        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None, "udp_dropped": {}}
         # called with each new snapshot (the Prometheus histograms)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -69,7 +61,9 @@ class Monitor(BackgroundService):
             await self._push_quality(hub, sides)
         for pid in set(self._previous) - seen:
             del self._previous[pid]
-        self.snapshot = {"rooms": rooms, "collected_at": time.time()}
+        self._quality.forget(seen)
+        dropped = dict(self._udp_guard.dropped) if self._udp_guard is not None else {}
+        self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped}
         for listener in self.listeners:
             listener(self.snapshot)
         return self.snapshot
@@ -95,7 +89,9 @@ class Monitor(BackgroundService):
         down_loss = max((s["fraction_lost"] for s in stats["down"].values()), default=0.0)
         stats["loss"] = round(max(up_loss, down_loss), 4)
         connected = stats["media_state"] == "connected"
-        stats["quality"] = quality(stats["loss"], stats["rtt_ms"]) if connected else "poor"
+        # smoothed, with hysteresis: a steady network shows a steady level
+        level = self._quality.update(stats["id"], stats["loss"], stats["rtt_ms"])
+        stats["quality"] = level if connected else "poor"
 
     async def _push_quality(self, hub: Hub, sides: dict[Role, dict[str, Any]]) -> None:
         for role, conn in list(hub.connections.items()):
