@@ -7,9 +7,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtpPacket
 
-from .rtp_forward import RtpEgress
+from .egress import RtpEgress
+from .packet import Packet
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -89,15 +89,13 @@ class Consumer(MediaStreamTrack):
         if self._producer is not None:
             self._producer.request_keyframe()
 
-    def on_nack(self) -> None:
-        self.nacks_received += 1
-
-    async def retransmit(self, sequence_number: int) -> None:
+    def retransmit(self, sequence_number: int) -> None:
         """The subscriber lost a packet (NACK): send it again from our history."""
+        self.nacks_received += 1
         if self._egress is not None:
             self._egress.retransmit(sequence_number)
 
-    def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
         """One packet from `producer`; `key`: it starts a keyframe (always true for audio)."""
         egress = self._egress
         if egress is None:
@@ -117,7 +115,7 @@ class Consumer(MediaStreamTrack):
             return
         self._send(egress, packet, now)
 
-    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float) -> None:
+    def _send(self, egress: RtpEgress, packet: Packet, now: float) -> None:
         egress.send(packet, now)
         if packet.marker or self.kind == "audio":
             self.frames_sent += 1

@@ -21,9 +21,11 @@ from typing import Any
 import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
+from . import aiortc_hooks as hooks
+
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_ORIGINAL_GET_HOST_ADDRESSES = hooks.original_host_addresses()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +43,8 @@ class IcePolicy:
 
     def install(self) -> None:
         """Apply this policy to every ICE connection made from now on in this process."""
-        policy = self
-
-        async def get_component_candidates(
-            conn: aioice.ice.Connection, component: int, addresses: list[str], timeout: int = 5
-        ) -> list[Candidate]:
-            return await policy._gather(conn, component, addresses)
-
-        aioice.ice.get_host_addresses = self.host_addresses
-        aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign,assignment]
+        hooks.replace_host_addresses(self.host_addresses)
+        hooks.replace_candidate_gathering(self._gather)
 
     async def _gather(self, conn: aioice.ice.Connection, component: int, addresses: list[str]) -> list[Candidate]:
         loop = asyncio.get_running_loop()
@@ -69,7 +64,7 @@ class IcePolicy:
                 port=port,
                 type="host",
             )
-            conn._protocols.append(protocol)
+            hooks.add_ice_protocol(conn, protocol)
             candidates.append(protocol.local_candidate)
         return candidates
 
