@@ -352,6 +352,31 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads, summed by thread name (/proc/PID/task/*/stat)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = head.split("(", 1)[1].rstrip("0123456789 -#")  # "hloop 12" -> "hloop"
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def threads_pct(a: dict[str, float], b: dict[str, float], seconds: float) -> dict[str, float]:
+    """% of a core per thread name between two `thread_cpu_s` readings (threads that ended are missing)."""
+    pct = {name: round(100 * (b[name] - a.get(name, 0.0)) / seconds, 2) for name in b}
+    return dict(sorted(((k, v) for k, v in pct.items() if v > 0), key=lambda kv: -kv[1]))
+
+
 def proc_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

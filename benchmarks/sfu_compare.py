@@ -93,13 +93,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_ours(tmp: Path, rooms: int, log: Path) -> tuple[subprocess.Popen[bytes], list[str]]:
+def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> tuple[subprocess.Popen[bytes], list[str]]:
     port = free_port()
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
         f'[storage]\ndata_dir = "{tmp / "data"}"\n'
         f'[ice]\nhost_addresses = ["{ICE_IP}"]\nport_min = 40000\nport_max = 40999\n'
+        f'[media]\nevent_loop = "{event_loop}"\n'
     )
     links = []
     for _ in range(rooms):  # each call schedules a new consultation: one per room
@@ -136,8 +137,8 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
     proc: subprocess.Popen[bytes] | None = None
     extra: list[str] = []
     try:
-        if server == "ours":
-            proc, extra = start_ours(run_dir, rooms, log)
+        if server in ("ours", "ours-asyncio"):
+            proc, extra = start_ours(run_dir, rooms, log, "asyncio" if server == "ours-asyncio" else "uvloop")
         elif server == "relay":
             proc, extra = start_relay(log)
         elif server == "janus":
@@ -146,7 +147,8 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
         if proc is not None:
             time.sleep(1.0)  # let the server settle before its idle RSS is read
             extra += ["--server-pid", str(proc.pid)]
-        cmd = [*NICE, PY, str(HERE / "loadgen.py"), "--mode", server, "--rooms", str(rooms),
+        mode = "ours" if server == "ours-asyncio" else server
+        cmd = [*NICE, PY, str(HERE / "loadgen.py"), "--mode", mode, "--rooms", str(rooms), "--engine", args.engine,
                "--duration", str(args.duration), "--warmup", str(args.warmup), "--ip", ICE_IP,
                "--core", str(GEN_CORE), "--media-cache", str(tmp / "media.pkl"), *extra]
         limit = args.warmup + args.duration + 120 + 5 * rooms
@@ -154,6 +156,7 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stderr.strip().splitlines()[-1][-600:]}")
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        result["mode"] = server
         if proc is not None and proc.poll() is not None:
             result["error"] = f"server exited with code {proc.returncode} during the run"
         return result
@@ -269,7 +272,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rooms", default="1,4,8", help="room counts, comma-separated")
     p.add_argument("--relay-rooms", default="", help="room counts for MediaRelay (default: --rooms)")
-    p.add_argument("--servers", default="direct,ours,relay,janus")
+    p.add_argument("--servers", default="direct,ours,relay,janus",
+                   help="among direct, ours, ours-asyncio (our server on asyncio's loop), relay, janus")
+    p.add_argument("--engine", choices=["raw", "aiortc"], default="raw",
+                   help="load generator: raw SRTP sockets (default; 32 rooms fit its core) or aiortc's RTP stack")
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=4.0)
     p.add_argument("--max-gen-cpu", type=float, default=75.0, help="generator CPU %% above which a row is invalid")
