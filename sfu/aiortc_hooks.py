@@ -259,7 +259,7 @@ def original_host_addresses() -> Callable[[bool, bool], list[str]]:
 
 def replace_host_addresses(addresses: Callable[[bool, bool], list[str]]) -> None:
     """Process-wide: the interfaces aioice gathers host candidates on."""
-    aioice.ice.get_host_addresses = addresses
+    aioice.ice.get_host_addresses = addresses  # type: ignore[assignment]
 
 
 def replace_candidate_gathering(gather: Callable[..., Coroutine[Any, Any, list[Any]]]) -> None:

@@ -156,7 +156,7 @@ class RtpStream:
             view = self._view
             view.sequence_number = seq
             view.timestamp = ts
-            stats.add(view)
+            stats.add(view)  # type: ignore[arg-type]  # reads these two fields only
         if self._nack and ssrc == self.media_ssrc:
             self._track(seq)
         self._on_packet(Packet(ssrc, pt, seq, ts, b1 >> 7, data[at:end], padding, level))
@@ -305,9 +305,10 @@ class Ingress:
                 self._by_ssrc[ssrc] = (stream, True)
                 return stream, True
         receiver, payload_type = hooks.route_rtp(self._dtls, plain)
-        stream = self._by_receiver.get(receiver) if receiver is not None else None
-        if stream is None or not stream.started:
+        found = self._by_receiver.get(receiver) if receiver is not None else None
+        if found is None or not found.started:
             return None
+        stream = found
         entry = (stream, stream.is_rtx_payload_type(payload_type))
         if entry[1]:
             hooks.map_ssrc(self._dtls, ssrc, stream.receiver)  # two video sections share the RTX type

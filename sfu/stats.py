@@ -35,7 +35,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
     for source, consumer in participant.consumers.items():
         sender = participant.senders.get(source)
         ssrc = hooks.sender_ssrcs(sender)[0] if sender is not None else None
-        remote = by_ssrc.get(("remote-inbound-rtp", ssrc))
+        remote = by_ssrc.get(("remote-inbound-rtp", ssrc)) if ssrc is not None else None
         egress = consumer.egress
         if remote is not None and remote.roundTripTime is not None:
             rtts.append(remote.roundTripTime)
