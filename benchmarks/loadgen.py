@@ -292,6 +292,7 @@ async def start_raw(peers: list[Peer], media: bm.EncodedMedia, pacer: rm.Pacer, 
     for link in links:
         for stream in link.senders.values():
             pacer.add(stream)
+        pacer.add_reports(link)
     pacer.start()
     return links
 

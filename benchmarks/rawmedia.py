@@ -11,7 +11,8 @@ one-way latency from the 12-byte `LTCY` trailer the sender appends to each
 video frame's last packet).  One scheduler task paces every stream, each
 with its own phase, so bursts stay small.  PLI/FIR make a sender jump to
 its next keyframe (as a browser encodes one); NACKs are answered from a
-short history.
+short history.  Like a browser, each peer connection sends a receiver report
+and a REMB for what it receives about once a second.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import pylibsrtp
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpReceiverInfo, RtcpRrPacket, pack_remb_fci
 
 from bench_media import GAP_S, TRAILER_LEN, TRAILER_MAGIC, EncodedMedia
 from sfu import aiortc_hooks as hooks
@@ -201,6 +203,8 @@ class RawLink:
         self.kind_of_pt: dict[int, str] = {}
         self.rtx_pts: set[int] = set()
         self.retransmissions = 0
+        self.rtcp_ssrc = hooks.sender_ssrcs(transceivers[0].sender)[0]
+        self.period = 1.0  # receiver reports: paced like a stream
         for t in transceivers:
             codecs = hooks.negotiated_codecs(t)
             for c in codecs:
@@ -221,6 +225,22 @@ class RawLink:
         pair = self.pairs.get(1)
         if pair is not None:
             pair.protocol.transport.sendto(self.tx.protect(data), pair.remote_addr)  # type: ignore[union-attr]
+
+    def send_reports(self) -> None:
+        """RR for every stream received, and a REMB for the video ones (what a browser sends)."""
+        if not self.receivers:
+            return
+        reports = [RtcpReceiverInfo(ssrc=ssrc, fraction_lost=0, packets_lost=max(0, r.expected - r.packets),
+                                    highest_sequence=r.top & 0xFFFFFFFF, jitter=0, lsr=0, dlsr=0)
+                   for ssrc, r in list(self.receivers.items())[:31]]
+        data = bytes(RtcpRrPacket(ssrc=self.rtcp_ssrc, reports=reports))
+        video = [ssrc for ssrc, r in self.receivers.items() if r.kind == "video"]
+        if video:
+            data += bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0,
+                                         fci=pack_remb_fci(2_000_000, video)))
+        pair = self.pairs.get(1)
+        if pair is not None:
+            pair.protocol.transport.sendto(self.tx.protect_rtcp(data), pair.remote_addr)  # type: ignore[union-attr]
 
     def _datagram(self, data: bytes, addr: Any, aioice: Any) -> None:
         if not data or not 127 < data[0] < 192:
@@ -268,17 +288,22 @@ class RawLink:
 
 
 class Pacer:
-    """Sends every stream's frames on time from one task; streams start at spread phases."""
+    """Sends every stream's frames (and every link's reports) on time from one task, at spread phases."""
 
     def __init__(self, tick: float = 0.002) -> None:
         self.tick = tick
-        self._heap: list[tuple[float, int, SendStream]] = []
+        self._heap: list[tuple[float, int, Any]] = []
         self._n = 0
         self._task: asyncio.Task[None] | None = None
 
     def add(self, stream: SendStream) -> None:
-        start = time.monotonic() + random.random() * stream.period
-        heapq.heappush(self._heap, (start, self._n, stream))
+        self._push(stream, stream.period)
+
+    def add_reports(self, link: RawLink) -> None:
+        self._push(link, link.period)
+
+    def _push(self, item: Any, period: float) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + random.random() * period, self._n, item))
         self._n += 1
 
     def start(self) -> None:
@@ -290,7 +315,10 @@ class Pacer:
             now = time.monotonic()
             while heap and heap[0][0] <= now:
                 due, n, stream = heapq.heappop(heap)
-                stream.send_frame()
+                if isinstance(stream, RawLink):
+                    stream.send_reports()
+                else:
+                    stream.send_frame()
                 # never fall behind by more than one frame (a stalled box skips, not bursts)
                 heapq.heappush(heap, (max(due + stream.period, now - stream.period), n, stream))
             await asyncio.sleep(self.tick if not heap else min(self.tick, max(0.0, heap[0][0] - time.monotonic())))
