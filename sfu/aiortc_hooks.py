@@ -86,8 +86,12 @@ def nominated_pairs(dtls: RTCDtlsTransport) -> dict[int, Any]:
 
 
 def is_plain_udp(protocol: Any) -> bool:
-    """Whether a pair's protocol sends with a plain `sendto` (not through a TURN allocation)."""
-    return type(protocol) is aioice.ice.StunProtocol
+    """Whether a pair's protocol sends with its transport's `sendto`, as aioice's `send_data` does.
+
+    True for aioice's protocols, host or relayed (a TURN allocation's transport
+    has its own `sendto`); anything else is sent through `send_data`.
+    """
+    return isinstance(protocol, aioice.ice.StunProtocol)
 
 
 def intercept_datagrams(protocol: Any, handler: Callable[[bytes, tuple[Any, ...], Datagram], None]) -> None:
