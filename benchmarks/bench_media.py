@@ -260,6 +260,28 @@ def read_barcode(frame: av.VideoFrame) -> int:
     return sum(1 << b for b in range(BARCODE_BITS) if row[b * bw + bw // 2] > 128)
 
 
+def note_gap(meter: Any, now: int) -> None:
+    """A frame arrived at `now` (ns): update the meter's gap figures (max_gap_s, gaps, gap_events, last_at)."""
+    if meter.last_at is not None:
+        gap = (now - meter.last_at) / 1e9
+        if gap > meter.max_gap_s:
+            meter.max_gap_s = gap
+        if gap > GAP_S:
+            meter.gaps += 1
+            if len(meter.gap_events) < 20:
+                meter.gap_events.append((now / 1e9, round(gap * 1000)))
+    meter.last_at = now
+
+
+def read_trailer(meter: Any, now: int, data: bytes) -> bool:
+    """Add the one-way latency of a frame ending with the LTCY trailer to `meter.latencies_us`."""
+    if len(data) > TRAILER_LEN and data[-TRAILER_LEN:-8] == TRAILER_MAGIC:
+        (sent,) = struct.unpack(">Q", data[-8:])
+        meter.latencies_us.append((now - sent) // 1000)
+        return True
+    return False
+
+
 class StreamMeter:
     """Counts what one receiver gets, without decoding (unless `decode_log` is given)."""
 
@@ -299,20 +321,11 @@ class StreamMeter:
         self.bytes += len(data)
         if self.first_at is None:
             self.first_at = time.monotonic()
-        if self.last_at is not None:
-            gap = (now - self.last_at) / 1e9
-            if gap > self.max_gap_s:
-                self.max_gap_s = gap
-            if gap > GAP_S:
-                self.gaps += 1
-                if len(self.gap_events) < 20:
-                    self.gap_events.append((now / 1e9, round(gap * 1000)))
-        self.last_at = now
+        note_gap(self, now)
         if self.kind != "video":
             return
-        if len(data) > TRAILER_LEN and data[-TRAILER_LEN:-8] == TRAILER_MAGIC:
-            (sent,) = struct.unpack(">Q", data[-8:])
-            self.latencies_us.append((now - sent) // 1000)
+        if read_trailer(self, now, data):
+            pass
         elif self._decode_log is not None:
             self._decode_latency(now, data)
         else:

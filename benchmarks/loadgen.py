@@ -64,7 +64,7 @@ class Peer:
         self.name = f"r{room}{'ab'[side]}"
         self.raw = raw  # raw engine: aiortc negotiates, rawmedia sends and receives
         self.tracks: dict[str, Any] = (
-            {"audio": rm.SilentTrack("audio"), "video": rm.SilentTrack("video")} if raw
+            {"audio": rm.silent_track("audio"), "video": rm.silent_track("video")} if raw
             else {"audio": LoopTrack("audio", media), "video": LoopTrack("video", media)})
         self.pcs: list[RTCPeerConnection] = []
         self.meters: list[StreamMeter] = []

@@ -26,10 +26,11 @@ from typing import Any
 
 import pylibsrtp
 from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpReceiverInfo, RtcpRrPacket, pack_remb_fci
 
-from bench_media import GAP_S, TRAILER_LEN, TRAILER_MAGIC, EncodedMedia
+from bench_media import TRAILER_MAGIC, EncodedMedia, note_gap, read_trailer
+from sfu import Consumer
 from sfu import aiortc_hooks as hooks
 
 CHUNK = 1150  # VP8 payload bytes per packet (with the descriptor and trailer: < 1200)
@@ -39,25 +40,9 @@ _U32 = struct.Struct("!I")
 HISTORY = 256
 
 
-class SilentTrack(MediaStreamTrack):
-    """A track aiortc's sender waits on for ever: the raw sender sends instead."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self._stopped: asyncio.Future[None] | None = None
-
-    async def recv(self) -> Any:
-        if self.readyState == "live":
-            if self._stopped is None:
-                self._stopped = asyncio.get_running_loop().create_future()
-            await self._stopped
-        raise MediaStreamError
-
-    def stop(self) -> None:
-        super().stop()
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
+def silent_track(kind: str) -> MediaStreamTrack:
+    """A track aiortc's sender waits on for ever (the raw sender sends instead): an SFU consumer before its leg is up."""
+    return Consumer(kind, "bench")
 
 
 class Packetised:
@@ -172,20 +157,9 @@ class RecvStream:
         if self.kind == "video" and not marker:
             return
         self.frames += 1
-        if self.last_at is not None:
-            gap = (now - self.last_at) / 1e9
-            if gap > self.max_gap_s:
-                self.max_gap_s = gap
-            if gap > GAP_S:
-                self.gaps += 1
-                if len(self.gap_events) < 20:
-                    self.gap_events.append((now / 1e9, round(gap * 1000)))
-        self.last_at = now
-        if self.kind == "video":
-            if len(data) > TRAILER_LEN and data[-TRAILER_LEN:-8] == TRAILER_MAGIC:
-                self.latencies_us.append((now - struct.unpack(">Q", data[-8:])[0]) // 1000)
-            else:
-                self.no_trailer += 1
+        note_gap(self, now)
+        if self.kind == "video" and not read_trailer(self, now, data):
+            self.no_trailer += 1
 
 
 class RawLink:

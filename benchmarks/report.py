@@ -18,6 +18,11 @@ TARGET_ROOMS_PER_CORE = 100
 JANUS_INDEPENDENT_US = {1: 103.0, 8: 82.0}
 
 
+def name(mode: str) -> str:
+    base, _, engine = mode.partition(":")
+    return NAMES.get(base, base) + (f", {engine} generator" if engine else "")
+
+
 def _f(v: Any, fmt: str = "{:.1f}") -> str:
     return "—" if v is None else fmt.format(v)
 
@@ -78,11 +83,11 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {NAMES.get(r['mode'], r['mode'])} | {r['rooms']} | " + " | ".join(["—"] * 12)
+            lines.append(f"| {name(r['mode'])} | {r['rooms']} | " + " | ".join(["—"] * 12)
                          + " | FAILED: " + r["error"].replace("\n", " ").replace("|", "/")[:200] + " |")
             continue
         lines.append(" | ".join([
-            f"| {NAMES.get(r['mode'], r['mode'])}", str(r["rooms"]), _f(r.get("fwd_pkt_s"), "{:.0f}"),
+            f"| {name(r['mode'])}", str(r["rooms"]), _f(r.get("fwd_pkt_s"), "{:.0f}"),
             _f(r.get("server_cpu_pct")), _f(r.get("us_per_pkt"), "{:.0f}"), _f(r.get("ms_per_stream_s"), "{:.1f}"),
             _pair(r.get("latency_p50_ms"), r.get("latency_p95_ms")),
             _pair(r.get("added_p50_ms"), r.get("added_p95_ms")),
@@ -143,7 +148,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
                if r.get("mode") == mode and "error" not in r and "rss_end_mb" in r]
         s = slope(pts)
         if s is not None:
-            out.append(f"  {NAMES[mode]}: {s:.2f} MB/participant over {len(pts)} points")
+            out.append(f"  {name(mode)}: {s:.2f} MB/participant over {len(pts)} points")
     return out
 
 
@@ -169,12 +174,12 @@ def quietest(runs: list[dict[str, Any]]) -> list[str]:
            "| server | rooms | background % of 2 cores | latency p50 / p95 ms | added p50 / p95 ms vs quietest direct "
            "| gaps > 500 ms | keyframe requests | µs CPU / fwd pkt |", "|---|---|---|---|---|---|---|---|"]
     order = list(NAMES)
-    for (mode, n), r in sorted(best.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+    for (mode, n), r in sorted(best.items(), key=lambda kv: (order.index(kv[0][0].partition(":")[0]), kv[0][0], kv[0][1])):
         d = direct.get(n)
         added = "—"
         if d and mode != "direct" and r.get("latency_p50_ms") is not None:
             added = _pair(r["latency_p50_ms"] - d["latency_p50_ms"], r["latency_p95_ms"] - d["latency_p95_ms"])
-        out.append(f"| {NAMES[mode]} | {n} | {background_pct(r):.0f} | {_pair(r.get('latency_p50_ms'), r.get('latency_p95_ms'))} "
+        out.append(f"| {name(mode)} | {n} | {background_pct(r):.0f} | {_pair(r.get('latency_p50_ms'), r.get('latency_p95_ms'))} "
                    f"| {added} | {r.get('gaps_500ms')} | {r.get('keyframe_requests', '—')} | {_f(r.get('us_per_pkt'), '{:.0f}')} |")
     return out
 
@@ -198,7 +203,7 @@ def print_report(results: list[dict[str, Any]], meta: dict[str, Any], max_gen_cp
     for r in results:
         if r.get("server_threads_cpu_pct"):
             top = ", ".join(f"{k} {v:.1f}" for k, v in list(r["server_threads_cpu_pct"].items())[:6])
-            print(f"  {NAMES.get(r['mode'], r['mode'])}, {r['rooms']} room(s): {top}")
+            print(f"  {name(r['mode'])}, {r['rooms']} room(s): {top}")
     if runs and meta.get("repeat", 1) > 1:
         for line in quietest(runs):
             print(line)
