@@ -143,6 +143,12 @@ class RtpStream:
             seq = _U16.unpack_from(data, at)[0]
             at += 2
             pt = apt
+            stats = self._stats.get(ssrc)
+            if stats is not None:  # a repaired packet is not lost (receiver reports)
+                view = self._view
+                view.sequence_number = seq
+                view.timestamp = ts
+                stats.add(view)  # type: ignore[arg-type]
         else:
             if pt not in self.codecs:
                 return

@@ -421,6 +421,8 @@ async def test_stream_unwraps_rtx_and_nacks_gaps_until_repaired() -> None:
     stream.receive(wire_bytes(7, 3000, b"\x00\x66" + b"\x10\x02", ssrc=6, pt=97), rtx=True)
     assert (got[-1].ssrc, got[-1].payload_type, got[-1].sequence_number, got[-1].payload) == (5, 96, 102, b"\x10\x02")
     assert stream.missing == {103}
+    (stats,) = hooks.stream_statistics(stream.receiver)
+    assert (stats.packets_received, stats.packets_lost) == (4, 1)  # the repaired packet is not lost
     stream.receive(wire_bytes(8, 0, b"", ssrc=6, pt=97, padding=200), rtx=True)  # a padding-only probe
     assert len(got) == 4
     stream._again()  # the retry timer: only what is still missing is asked again
