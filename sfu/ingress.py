@@ -148,7 +148,7 @@ class RtpStream:
                 view = self._view
                 view.sequence_number = seq
                 view.timestamp = ts
-                stats.add(view)  # type: ignore[arg-type]
+                stats.add(view)
         else:
             if pt not in self.codecs:
                 return

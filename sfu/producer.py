@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiortc.codecs import depayload
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -26,10 +26,17 @@ RECENT = 128
 # seconds between two REMBs telling the publisher its ceiling
 REMB_INTERVAL = 1.0
 
-if TYPE_CHECKING:
-    from .consumer import Consumer
-
 logger = logging.getLogger(__name__)
+
+
+class PacketSubscriber(Protocol):
+    """What a producer hands its packets to (a consumer; the producer knows nothing else of it)."""
+
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
+        """One packet, in arrival order; `key`: it starts a keyframe (always true for audio)."""
+
+    def unbind(self, producer: Producer) -> None:
+        """The producer is closing: stop expecting its packets."""
 
 
 class Producer(AsyncIOEventEmitter):
@@ -64,7 +71,7 @@ class Producer(AsyncIOEventEmitter):
         self.bytes = 0
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
-        self._consumers: list[Consumer] = []
+        self._consumers: list[PacketSubscriber] = []
         self._interval = keyframe_request_interval
         self._last_request = -1e9
         # bandwidth: the lowest of the cap and the subscribers' estimates
@@ -96,14 +103,14 @@ class Producer(AsyncIOEventEmitter):
         self.nacks_sent += count
 
     @property
-    def consumers(self) -> tuple[Consumer, ...]:
+    def consumers(self) -> tuple[PacketSubscriber, ...]:
         return tuple(self._consumers)
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: PacketSubscriber) -> None:
         if consumer not in self._consumers:
             self._consumers.append(consumer)
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: PacketSubscriber) -> None:
         if consumer in self._consumers:
             self._consumers.remove(consumer)
         self._subscriber_estimates.pop(id(consumer), None)
@@ -220,7 +227,7 @@ class Producer(AsyncIOEventEmitter):
             self.sent_estimate = wanted
         self._remb_timer = asyncio.get_running_loop().call_later(REMB_INTERVAL, self._send_remb)
 
-    def on_subscriber_estimate(self, consumer: Consumer, bitrate: int) -> None:
+    def on_subscriber_estimate(self, consumer: PacketSubscriber, bitrate: int) -> None:
         """A subscriber reported its bandwidth (REMB); pass a drop on at once."""
         self._subscriber_estimates[id(consumer)] = bitrate
         wanted = self.estimate()

@@ -15,14 +15,13 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
-from .boardroutes import setup_board_routes
-from .chat import ChatLimits
+from .call.chat import ChatLimits
+from .call.hub import CallServices, HubRegistry
+from .call.monitor import Monitor
 from .config import Config
-from .hub import HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
-from .mailer import Mailer
-from .monitor import Monitor
-from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .mail_sender import Mailer
+from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -99,9 +98,10 @@ def make_app(config: Config) -> web.Application:
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images,
-                                recording=config.recording, recordings=recordings)
+        app[HUBS] = HubRegistry(CallServices(
+            clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
+            recording=config.recording, board_images=images, recordings=recordings,
+        ))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
@@ -122,5 +122,4 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
-    setup_board_routes(app)
     return app
