@@ -83,7 +83,7 @@ class Outlet:
             return
         try:
             out = self._protect(data)  # type: ignore[misc]
-        except pylibsrtp.Error:
+        except (pylibsrtp.Error, ValueError):
             return
         self.packets += 1
         self.bytes += len(out)
@@ -95,7 +95,7 @@ class Outlet:
             return
         try:
             out = self._protect_rtcp(data)  # type: ignore[misc]
-        except pylibsrtp.Error:
+        except (pylibsrtp.Error, ValueError):
             return
         self._write(out)  # type: ignore[misc]
 

@@ -289,8 +289,8 @@ class Ingress:
                 hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
                 return
             plain = rx.unprotect(data)
-        except pylibsrtp.Error:
-            return  # replayed or forged: what aiortc drops too
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
+            return  # replayed, forged or too long: what aiortc drops too
         if len(plain) < 12:
             return
         entry = self._by_ssrc.get(_U32.unpack_from(plain, 8)[0])

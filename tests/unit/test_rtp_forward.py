@@ -429,3 +429,26 @@ async def test_stream_unwraps_rtx_and_nacks_gaps_until_repaired() -> None:
     assert RtcpPacket.parse(wire.sent[-1])[0].lost == [103]
     stream.close()
     await pc.close()
+
+
+async def test_ingress_drops_what_srtp_refuses_and_leaves_the_rest_to_aioice() -> None:
+    import os
+
+    import pylibsrtp
+
+    from sfu.ingress import Ingress
+
+    pc = RTCPeerConnection()
+    dtls = pc.addTransceiver("video").receiver.transport
+    ingress = Ingress(dtls)
+    to_aioice: list[bytes] = []
+    addr = ("127.0.0.1", 9)
+    rtp = b"\x80\x60" + bytes(100)
+    ingress.datagram_received(rtp, addr, lambda d, a: to_aioice.append(d))  # before the keys: aiortc's
+    dtls._rx_srtp = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    for data in (b"\x80" + bytes(1600), rtp, b"\x81\xc8" + bytes(30)):  # too long, forged RTP, forged RTCP
+        ingress.datagram_received(data, addr, lambda d, a: to_aioice.append(d))
+    stun = b"\x00\x01" + bytes(18)
+    ingress.datagram_received(stun, addr, lambda d, a: to_aioice.append(d))
+    assert to_aioice == [rtp, stun]
+    await pc.close()
