@@ -131,4 +131,5 @@ class Recorder:
 
 def _codec(producer: Producer) -> str:
     """The negotiated codec of a producer's receiver ("vp8", "opus", "h264"...)."""
+    # RED (sfu/red.py) only wraps Opus: the producer gives frame sinks the Opus inside
     return producer.codec

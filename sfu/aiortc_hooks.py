@@ -172,8 +172,12 @@ def rtx_ssrcs(receiver: RTCRtpReceiver) -> dict[int, int]:
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
-    """The codecs a transceiver ended up with after the offer/answer (empty: none in common)."""
-    return list(transceiver._codecs)
+    """The codecs a transceiver ended up with after the offer/answer (empty: none in common).
+
+    The transceiver's own list: what is changed in it before the answer is made is answered.
+    """
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    return codecs
 
 
 # ---------------------------------------------------------------- senders (the subscribers' legs)
@@ -227,6 +231,15 @@ def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
                 on_remb(bitrate)
 
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The round-trip time (s) aiortc's sender measured from the subscriber's receiver reports.
+
+    Its getStats() files the figure under the reporter's SSRC, not the sender's.
+    """
+    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    return float(rtt) if rtt is not None else None
 
 
 SenderCounts = Callable[[], tuple[int, int, int, int]]

@@ -39,6 +39,7 @@ from aiortc.rtp import (
 from . import aiortc_hooks as hooks
 from .egress import Outlet
 from .packet import Packet
+from .repair import NackSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class RtpStream:
 
     def __init__(self, kind: str, receiver: RTCRtpReceiver, on_packet: Callable[[Packet], None],
                  on_nack: Callable[[int], None] = lambda n: None,
-                 nack_interval: float = 0.04, nack_tries: int = 6) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, on_outage: Callable[[], object] = lambda: None,
+                 nack_schedule: NackSchedule | None = None) -> None:
         self.kind = kind
         self.receiver = receiver
         self._on_packet = on_packet
@@ -83,9 +85,9 @@ class RtpStream:
         self._nack = kind == "video"
         self._max_seq: int | None = None
         self.missing: set[int] = set()
-        self._asked: dict[int, int] = {}
-        self._nack_interval = nack_interval
-        self._nack_tries = nack_tries
+        self._schedule = nack_schedule or NackSchedule()
+        self._rtt = rtt
+        self._on_outage = on_outage
         self._timer: asyncio.TimerHandle | None = None
         self.started = False
 
@@ -193,27 +195,33 @@ class RtpStream:
         self._send_nacks()
 
     def _send_nacks(self) -> None:
-        # aiortc NACKs a gap only once; a lost retransmission would leave the frame
-        # incomplete, so each missing packet is asked for again, `nack_tries` times at most
-        lost = [s for s in sorted(self.missing) if self._asked.get(s, 0) < self._nack_tries]
-        for s in list(self._asked):
-            if s not in self.missing:
-                del self._asked[s]
-        if not lost or self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
+        # aiortc NACKs a gap only once; here `NackSchedule` asks again about once a round
+        # trip while a packet is still missing, and calls a long gap an outage (keyframe)
+        if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
             return
-        for s in lost:
-            self._asked[s] = self._asked.get(s, 0) + 1
-        self._on_nack(len(lost))
-        packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=self.media_ssrc)
-        packet.lost = lost
-        self.outlet.send_rtcp(bytes(packet))
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._nack_interval, self._again)
+        loop = asyncio.get_running_loop()
+        rtt = self._rtt()
+        bursts = self._schedule.bursts
+        lost = self._schedule.due(self.missing, loop.time(), rtt)
+        if self._schedule.bursts != bursts:
+            self._on_outage()
+        if lost:
+            self._on_nack(len(lost))
+            packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=self.media_ssrc)
+            packet.lost = lost
+            self.outlet.send_rtcp(bytes(packet))
+        at = self._schedule.next_time(rtt)
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(at, self._again)
 
     def _again(self) -> None:
         self._timer = None
-        if self.missing:
-            self._send_nacks()
+        self._send_nacks()
 
     # ------------------------------------------------------------ other feedback
 

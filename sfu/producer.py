@@ -15,10 +15,12 @@ from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import aiortc_hooks as hooks
+from . import red
 from .codecs import is_keyframe_start
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
 from .ingress import RtpStream
 from .packet import Packet
+from .repair import KeyframeRequests
 
 FrameSink = Callable[[EncodedFrame], None]
 # packets kept for consumers opening their gate (~1 s of 1 Mbit/s video)
@@ -47,7 +49,8 @@ class Producer(AsyncIOEventEmitter):
     """
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
-                 keyframe_request_interval: float, max_bitrate: int = 0) -> None:
+                 keyframe_request_interval: float, max_bitrate: int = 0,
+                 rtt: Callable[[], float | None] = lambda: None) -> None:
         super().__init__()
         self.id = id
         self.kind = kind
@@ -72,14 +75,14 @@ class Producer(AsyncIOEventEmitter):
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
         self._consumers: list[PacketSubscriber] = []
-        self._interval = keyframe_request_interval
-        self._last_request = -1e9
+        self._keyframe_requests = KeyframeRequests(keyframe_request_interval)
+        self._keyframe_timer: asyncio.TimerHandle | None = None
         # bandwidth: the lowest of the cap and the subscribers' estimates
         self.max_bitrate = max_bitrate
         self.sent_estimate: int | None = None
         self._subscriber_estimates: dict[int, int] = {}
         self._remb_timer: asyncio.TimerHandle | None = None
-        self.stream = RtpStream(kind, receiver, self._on_packet, self._on_nack)
+        self.stream = RtpStream(kind, receiver, self._on_packet, self._on_nack, rtt=rtt, on_outage=self.request_keyframe)
         hooks.on_receive(receiver, self._start)
 
     def __repr__(self) -> str:
@@ -92,12 +95,17 @@ class Producer(AsyncIOEventEmitter):
     @property
     def codec(self) -> str:
         """The media codec's name in lower case ("vp8", "opus"...); "" before negotiation."""
-        return next((c.name.lower() for c in self.stream.codecs.values()), "")
+        # RED (sfu/red.py) only wraps Opus: frame sinks get the Opus inside
+        return next((c.name.lower() for c in self.stream.codecs.values() if c.name.lower() != "red"), "")
 
     def _start(self, parameters: object) -> None:
         self.stream.start(parameters)  # type: ignore[arg-type]
         if self.kind == "video" and not self.closed:
             self._remb_timer = asyncio.get_running_loop().call_later(0.1, self._send_remb)
+
+    def codec_name(self, payload_type: int) -> str:
+        """The lower-case name of the codec the publisher sends as `payload_type` ("" if unknown)."""
+        return self.stream.codec_name(payload_type)
 
     def _on_nack(self, count: int) -> None:
         self.nacks_sent += count
@@ -133,6 +141,8 @@ class Producer(AsyncIOEventEmitter):
             key = is_keyframe_start(self.stream.codec_name(packet.payload_type), packet.payload)
             if key:
                 self.keyframes += 1
+                self._keyframe_requests.keyframe_arrived(time.monotonic())
+                self._keyframe_requests.keyframe_arrived(time.monotonic())
             if packet.marker:
                 self.frames += 1
         else:
@@ -179,8 +189,14 @@ class Producer(AsyncIOEventEmitter):
         codec = self.stream.codecs.get(packet.payload_type)
         if codec is None or self._frames is None:
             return
+        payload = packet.payload
+        if codec.name.lower() == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
+            block = red.primary(payload)
+            if block is None:
+                return
+            payload = block[1]
         try:
-            data = depayload(codec, packet.payload) if packet.payload else b""
+            data = depayload(codec, payload) if payload else b""
         except ValueError:
             return
         rtp = RtpPacket(payload_type=packet.payload_type, marker=packet.marker, sequence_number=packet.sequence_number,
@@ -201,16 +217,30 @@ class Producer(AsyncIOEventEmitter):
     # ------------------------------------------------------------ feedback to the publisher
 
     def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe, at most once per interval; True if sent."""
+        """Ask the publisher for a keyframe; True if sent now.
+
+        Requests are coalesced (`KeyframeRequests`): one per interval, and one
+        asked for in between is sent when the interval ends unless a keyframe came.
+        """
         if self.kind != "video" or self.closed or self._ssrc is None:
             return False  # (nothing received yet: the first packets bring a keyframe anyway)
-        now = time.monotonic()
-        if now - self._last_request < self._interval:
-            return False
-        self._last_request = now
+        if self._keyframe_requests.request(time.monotonic()):
+            self._send_keyframe_request()
+            return True
+        at = self._keyframe_requests.pending_at
+        if at is not None and self._keyframe_timer is None:
+            self._keyframe_timer = asyncio.get_running_loop().call_later(
+                max(0.0, at - time.monotonic()), self._pending_keyframe_request)
+        return False
+
+    def _pending_keyframe_request(self) -> None:
+        self._keyframe_timer = None
+        if not self.closed and self._keyframe_requests.fire(time.monotonic()):
+            self._send_keyframe_request()
+
+    def _send_keyframe_request(self) -> None:
         self.keyframe_requests += 1
         self.stream.send_pli()
-        return True
 
     def estimate(self, own: int | None = None) -> int | None:
         """The bitrate to ask of the publisher: the lowest of cap, `own` and the subscribers'."""
@@ -244,6 +274,9 @@ class Producer(AsyncIOEventEmitter):
         if self._remb_timer is not None:
             self._remb_timer.cancel()
             self._remb_timer = None
+        if self._keyframe_timer is not None:
+            self._keyframe_timer.cancel()
+            self._keyframe_timer = None
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()
