@@ -104,6 +104,15 @@ def intercept_datagrams(protocol: Any, handler: Callable[[bytes, tuple[Any, ...]
     protocol.datagram_received = datagram_received
 
 
+def is_from_pair(connection: aioice.ice.Connection, protocol: Any, component: int, addr: tuple[Any, ...]) -> bool:
+    """Whether a datagram `protocol` received from `addr` came from the connection's selected pair
+    (before ICE selected one: from one of the pairs being checked)."""
+    remote = (addr[0], addr[1])
+    pair = connection._nominated.get(component)
+    pairs = [pair] if pair is not None else connection._check_list
+    return any(p.protocol is protocol and p.remote_addr == remote for p in pairs)
+
+
 def handle_rtcp(dtls: RTCDtlsTransport, plain: bytes, pending: set[asyncio.Task[Any]]) -> None:
     """Let aiortc parse and route an unprotected RTCP compound packet (senders' and receivers' handlers)."""
     run_now(dtls._handle_rtcp_data(plain), pending)

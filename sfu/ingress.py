@@ -38,6 +38,7 @@ from aiortc.rtp import (
 
 from . import aiortc_hooks as hooks
 from .egress import Outlet
+from .ice import GuardedProtocol
 from .packet import Packet
 from .repair import NackSchedule
 
@@ -276,40 +277,48 @@ class Ingress:
         self._by_receiver: dict[RTCRtpReceiver, RtpStream] = {}
         self._pending: set[asyncio.Task[Any]] = set()
         for protocol in hooks.ice_protocols(dtls):
-            hooks.intercept_datagrams(protocol, self.datagram_received)
+            if isinstance(protocol, GuardedProtocol):  # the UDP guard admits first, then we take SRTP
+                protocol.media = self.handle
+            else:
+                hooks.intercept_datagrams(protocol, self.datagram_received)
 
     def add(self, stream: RtpStream) -> None:
         self._by_receiver[stream.receiver] = stream
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], aioice: hooks.Datagram) -> None:
+        """A datagram of a socket without a UDP guard: ours if SRTP, else aioice's."""
+        if not self.handle(data):
+            aioice(data, addr)
+
+    def handle(self, data: bytes) -> bool:
+        """Take an SRTP/SRTCP datagram (the hot path); False: not one, or no keys yet (aiortc's then)."""
         # RFC 7983: 128-191 is RTP/RTCP; STUN (0-3) and DTLS (20-63) stay with aioice and aiortc
         if not data or not 127 < data[0] < 192:
-            aioice(data, addr)
-            return
+            return False
         rx = self._rx
         if rx is None:
             rx = self._rx = hooks.srtp_sessions(self._dtls)[0]
             if rx is None:  # before the handshake's keys: aiortc drops it
-                aioice(data, addr)
-                return
+                return False
         try:
             if len(data) > 1 and 191 < data[1] < 224:  # RTCP (RFC 5761)
                 hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
-                return
+                return True
             plain = rx.unprotect(data)
         except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
-            return  # replayed, forged or too long: what aiortc drops too
+            return True  # replayed, forged or too long: what aiortc drops too
         if len(plain) < 12:
-            return
+            return True
         entry = self._by_ssrc.get(_U32.unpack_from(plain, 8)[0])
         try:
             if entry is None:
                 entry = self._learn(plain)
                 if entry is None:
-                    return
+                    return True
             entry[0].receive(plain, entry[1])
         except Exception:  # never let one packet break the socket's protocol
             logger.exception("RTP handling failed")
+        return True
 
     def _learn(self, plain: bytes) -> tuple[RtpStream, bool] | None:
         # a new SSRC: aiortc's router knows its section (signalled SSRC, mid or payload type)
