@@ -67,6 +67,7 @@ async def test_dtls_transport_and_ice_connection_names() -> None:
     assert "self._rx_srtp = Session(rx_policy)" in inspect.getsource(RTCDtlsTransport._setup_srtp)
     connection = dtls.transport._connection
     assert isinstance(connection._protocols, list) and isinstance(connection._nominated, dict)
+    assert isinstance(connection._check_list, list)  # is_from_pair, before a pair is selected
     assert inspect.iscoroutinefunction(RTCDtlsTransport._handle_rtcp_data)
     assert isinstance(dtls._rtp_router, RtpRouter) and isinstance(dtls._rtp_router.ssrc_table, dict)
     assert callable(dtls._rtp_router.route_rtp)
