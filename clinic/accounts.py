@@ -6,10 +6,9 @@ import dataclasses
 import datetime
 import logging
 import secrets
-import sqlite3
 
 from . import audit, timestamps, tokens
-from .database import transaction
+from .database import Database, transaction
 from .errors import TooManyAttempts
 from .models import Practitioner
 from .passwords import Passwords
@@ -56,7 +55,7 @@ class RateLimit:
 class Attempts:
     """Failure counters keyed by (scope, key), e.g. ("login-address", "203.0.113.7")."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def count(self, scope: str, key: str, window: datetime.timedelta) -> int:
@@ -67,7 +66,7 @@ class Attempts:
         ).fetchone()
         return int(row[0])
 
-    def add(self, conn: sqlite3.Connection, scope: str, key: str) -> None:
+    def add(self, conn: Database, scope: str, key: str) -> None:
         """Record one failure (inside the caller's transaction)."""
         conn.execute("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?)",
                      (scope, key, timestamps.to_text(timestamps.utc_now())))
@@ -94,7 +93,7 @@ class Accounts:
     not hold up every other database call.
     """
 
-    def __init__(self, conn: sqlite3.Connection, registry: Registry, passwords: Passwords | None = None) -> None:
+    def __init__(self, conn: Database, registry: Registry, passwords: Passwords | None = None) -> None:
         self._conn = conn
         self._registry = registry
         self._passwords = passwords or Passwords()

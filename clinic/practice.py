@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -16,7 +15,7 @@ from .accounts import Accounts, Login, RateLimit, WebSession
 from .agenda import Agenda
 from .audit import AuditEvent
 from .closing import Closer, Closing
-from .database import transaction
+from .database import Database, transaction
 from .mail import MailMessage, MailQueue, invitation_text
 from .models import Consultation, Patient, Practitioner, Role
 from .patient_links import PatientLink, PatientLinks
@@ -40,7 +39,7 @@ class Runner(Protocol):
 class Practice:
     """Async facade; the sync parts are only ever used from the database thread."""
 
-    def __init__(self, run: Runner, conn: sqlite3.Connection, registry: Registry, agenda: Agenda) -> None:
+    def __init__(self, run: Runner, conn: Database, registry: Registry, agenda: Agenda) -> None:
         self._run = run
         self._conn = conn
         self._accounts = Accounts(conn, registry)

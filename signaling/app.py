@@ -15,11 +15,12 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from . import nodes
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
 from .call.monitor import Monitor
 from .config import Config
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
 from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
@@ -46,8 +47,9 @@ def sfu_options(config: Config) -> SfuOptions:
 
 async def open_clinic(config: Config) -> Clinic:
     return await Clinic.open(
-        config.data_path / DB_FILE,
+        config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        documents_dir=config.documents_path,
     )
 
 
@@ -93,9 +95,9 @@ def make_app(config: Config) -> web.Application:
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard
-        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+        images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
@@ -103,12 +105,17 @@ def make_app(config: Config) -> web.Application:
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images, recordings=recordings,
         ))
+        cluster = await nodes.join(config, app[HUBS])
+        if cluster is not None:
+            app[CLUSTER] = cluster
         app[MONITOR] = Monitor(app[HUBS], config.stats, ice.guard)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        if cluster is not None:
+            await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
         app[HUBS].close()

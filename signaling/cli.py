@@ -1,4 +1,4 @@
-"""The `teleconsult` command: serve, demo, check-config."""
+"""The `teleconsult` command: serve, demo, check-config, and the operator's commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import logging
 import sys
 from typing import Sequence
 
-from . import operator_commands
+from clinic import ClinicError
+from cluster import ClusterError
+
+from . import database_commands, operator_commands
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
@@ -47,9 +50,13 @@ def _serve(config: Config, demo: bool) -> int:
     if demo:
         _demo(config, as_json=False)
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)
-    loop = new_event_loop(config.media.event_loop)
-    web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
-                handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger, loop=loop)
+    try:
+        web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
+                    handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger,
+                    loop=new_event_loop(config.media.event_loop))
+    except (ClinicError, ClusterError) as exc:  # e.g. PostgreSQL or Redis unreachable at start
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True)
     operator_commands.add_commands(sub)
+    database_commands.add_commands(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -85,8 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        if not database_commands.check_database(config, sys.stdout):
+            return 1
         print(f"{args.config}: ok")
         return 0
+    if args.command in database_commands.COMMANDS:
+        return database_commands.run(args, config)
     if args.command == "demo":
         return _demo(config, args.json)
     if args.command in ("practitioner", "mail", "audit"):

@@ -35,6 +35,27 @@ class HttpConfig:
 class StorageConfig:
     # SQLite database, documents and recordings live under this folder
     data_dir: str = "data"
+    # each kind of file's folder; empty: a folder of data_dir (docs/operations.md, several nodes)
+    documents_dir: str = ""
+    whiteboard_dir: str = ""
+    recordings_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    # empty: the embedded SQLite file in data_dir; else "postgresql://user:password@host:5432/db"
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    # empty: one node, nothing shared at run time; else "redis://[:password@]host:6379/0"
+    redis_url: str = ""
+    # this node's name in the registry; empty: host name and HTTP port
+    node_id: str = ""
+    # how often a node renews its entry and its consultations, and when they expire without it
+    heartbeat_seconds: float = 3.0
+    node_ttl_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +247,8 @@ class RecordingConfig:
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
@@ -245,6 +268,18 @@ class Config:
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def documents_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.documents_dir or str(self.data_path / "documents"))
+
+    @property
+    def whiteboard_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.whiteboard_dir or str(self.data_path / "whiteboard"))
+
+    @property
+    def recordings_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.recordings_dir or str(self.data_path / "recordings"))
 
     @property
     def smtp_ca_path(self) -> Path | None:
@@ -356,6 +391,12 @@ def _validate(c: Config, where: str) -> None:
         fail("http.port", "must be between 0 and 65535")
     if not c.http.public_url.startswith(("http://", "https://")):
         fail("http.public_url", "must start with http:// or https://")
+    if c.database.url and not c.database.url.startswith(("postgresql://", "postgres://")):
+        fail("database.url", "must be empty (SQLite in data_dir) or start with postgresql://")
+    if c.cluster.redis_url and not c.cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        fail("cluster.redis_url", "must be empty (one node) or start with redis://, rediss:// or unix://")
+    if not 0 < c.cluster.heartbeat_seconds * 2 <= c.cluster.node_ttl_seconds:
+        fail("cluster.heartbeat_seconds", "must be positive and at most half of cluster.node_ttl_seconds")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from cluster import Cluster
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
@@ -26,3 +27,5 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
 # background pages of the whiteboard, rendered in their own thread
 BOARD_IMAGES = web.AppKey("board_images", BoardImages)
+# this node's membership of the cluster, only when [cluster] redis_url is set (app.get(CLUSTER))
+CLUSTER = web.AppKey("cluster", Cluster)

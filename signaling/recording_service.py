@@ -38,9 +38,9 @@ AuditRecording = Callable[[str, str, str, str | None, str | None], Awaitable[Non
 class RecordingService:
     """Owns the recordings folder and the one composing process."""
 
-    def __init__(self, config: RecordingConfig, data_path: Path) -> None:
+    def __init__(self, config: RecordingConfig, root: Path) -> None:
         self.config = config
-        self.root = data_path / "recordings"
+        self.root = root
         self.store: StoreRecording | None = None
         self.forget: ForgetRecording | None = None
         self.audit: AuditRecording | None = None

@@ -9,12 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from clinic import NotFound, Role, Stage
+from clinic import NotFound
 from clinic.accounts import RateLimit
 from clinic.errors import TooManyAttempts
-from clinic.models import Consultation, ConsultationState
+from clinic.models import Consultation
 
 from .. import keys as app_keys
+from .. import nodes
 from ..downloads import serve_document
 from ..error_pages import error_page
 from . import html as pages
@@ -96,23 +97,18 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 # the day list
 
-def live_status(request: web.Request, consultation: Consultation) -> tuple[str, str | None]:
+def live_status(request: web.Request, consultation: Consultation,
+                elsewhere: dict[str, nodes.Status]) -> tuple[str, str | None]:
     """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
     hub = request.config_dict[app_keys.HUBS].find(consultation.id)
-    # closing happens outside the hub, so the stored state wins once closed
-    state = hub.state.consultation if hub is not None and consultation.state is not ConsultationState.CLOSED \
-        else consultation.state
-    if state is ConsultationState.CLOSED:
-        return "closed", None
-    if state is ConsultationState.ENDED:
-        return "ended", None
-    if hub is None or Role.PATIENT not in hub.connections:
-        return "absent", None
-    if hub.state.stage(Role.PATIENT) is Stage.IN_CALL:
-        return "in-call", None
-    readiness = hub.readiness.get(Role.PATIENT)
-    verdict = "untested" if readiness is None or readiness.test is None else readiness.test.verdict
-    return "waiting-room", verdict
+    if hub is None and consultation.id in elsewhere:  # served by another node
+        return elsewhere[consultation.id]
+    return nodes.hub_status(hub, consultation.state)
+
+
+async def _elsewhere(request: web.Request, found: list[tuple[Consultation, Any]]) -> dict[str, nodes.Status]:
+    return await nodes.elsewhere(request.config_dict.get(app_keys.CLUSTER), request.config_dict[app_keys.HUBS],
+                                 (c for c, _ in found))
 
 
 def _day(request: web.Request) -> tuple[datetime.date, datetime.datetime, datetime.datetime]:
@@ -129,7 +125,8 @@ async def day_list(request: web.Request) -> web.Response:
     session = await require_session(request)
     day, start, end = _day(request)
     found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
-    rows = [(c, p, *live_status(request, c)) for c, p in found]
+    elsewhere = await _elsewhere(request, found)
+    rows = [(c, p, *live_status(request, c, elsewhere)) for c, p in found]
     return pages.day_page(await csrf_token(request), day, rows, tz_of(request))
 
 
@@ -141,8 +138,9 @@ async def day_status(request: web.Request) -> web.Response:
     _, start, end = _day(request)
     found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
     data: dict[str, Any] = {}
+    elsewhere = await _elsewhere(request, found)
     for consultation, _ in found:
-        status, readiness = live_status(request, consultation)
+        status, readiness = live_status(request, consultation, elsewhere)
         data[consultation.id] = {"status": status, "readiness": readiness}
     return web.json_response(data, headers={"Cache-Control": "no-store"})
 

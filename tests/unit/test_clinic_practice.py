@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime
-import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage
 from clinic.accounts import RateLimit
@@ -19,8 +19,8 @@ UTC = datetime.UTC
 
 
 @pytest.fixture
-async def clinic(tmp_path: Path) -> AsyncIterator[Clinic]:
-    c = await Clinic.open(tmp_path / "db.sqlite3", invitation_lifetime=DAY)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    c = await database.open(DAY)
     yield c
     await c.close()
 
@@ -109,9 +109,10 @@ async def test_mail_queue_states(clinic: Clinic, tmp_path: Path) -> None:
 
 
 async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None:
+    from clinic.database import connect
     from clinic.migrations import _PRACTICE, MIGRATIONS, migrate
 
-    conn = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    conn = connect(tmp_path / "old.sqlite3")
     mine = MIGRATIONS.index(_PRACTICE)  # wherever the integrator puts it
     migrate(conn, MIGRATIONS[:mine])
     assert migrate(conn, MIGRATIONS[:mine + 1]) == 1
