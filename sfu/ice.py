@@ -22,16 +22,18 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
-from .udp_guard import STUN, UdpGuard
+from . import aiortc_hooks as hooks
+from .udp_guard import RTCP, RTP, STUN, UdpGuard
 
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_ORIGINAL_GET_HOST_ADDRESSES = hooks.original_host_addresses()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +55,8 @@ class IcePolicy:
 
     def install(self) -> None:
         """Apply this policy to every ICE connection made from now on in this process."""
-        policy = self
-
-        async def get_component_candidates(
-            conn: aioice.ice.Connection, component: int, addresses: list[str], timeout: int = 5
-        ) -> list[Candidate]:
-            return await policy._gather(conn, component, addresses)
-
-        aioice.ice.get_host_addresses = self.host_addresses
-        aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign,assignment]
+        hooks.replace_host_addresses(self.host_addresses)
+        hooks.replace_candidate_gathering(self._gather)
 
     async def _gather(self, conn: aioice.ice.Connection, component: int, addresses: list[str]) -> list[Candidate]:
         loop = asyncio.get_running_loop()
@@ -83,7 +78,7 @@ class IcePolicy:
                     port=port,
                     type="host",
                 )
-                conn._protocols.append(protocol)
+                hooks.add_ice_protocol(conn, protocol)
                 candidates.append(protocol.local_candidate)
         return candidates
 
@@ -106,11 +101,16 @@ class IcePolicy:
 
 
 class GuardedProtocol(aioice.ice.StunProtocol):
-    """aioice's socket protocol behind a `UdpGuard`: where every datagram enters."""
+    """aioice's socket protocol behind a `UdpGuard`: where every datagram enters.
+
+    `media`, once set (sfu/ingress.py), takes the admitted RTP/RTCP datagrams
+    first; it returns False for those it leaves to aiortc (before the DTLS keys).
+    """
 
     def __init__(self, receiver: aioice.ice.Connection, guard: UdpGuard) -> None:
         super().__init__(receiver)
         self._guard = guard
+        self.media: Callable[[bytes], bool] | None = None
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)
@@ -120,6 +120,8 @@ class GuardedProtocol(aioice.ice.StunProtocol):
         try:
             if protocol == STUN:
                 super().datagram_received(data, addr)
+            elif (protocol == RTP or protocol == RTCP) and self.media is not None and self.media(data):
+                pass  # the SFU's fast path took it
             else:  # what aioice does with non-STUN, minus its attempt to parse it as STUN
                 self.receiver.data_received(data, self.local_candidate.component)
         except Exception as exc:  # aioice's STUN parser and handlers raise on odd input
@@ -127,8 +129,4 @@ class GuardedProtocol(aioice.ice.StunProtocol):
 
     def _from_leg(self, addr: tuple[Any, ...]) -> bool:
         # the selected pair once ICE chose one; before, any pair being checked
-        conn = self.receiver
-        remote = (addr[0], addr[1])
-        pair = conn._nominated.get(self.local_candidate.component)
-        pairs = [pair] if pair is not None else conn._check_list
-        return any(p.protocol is self and p.remote_addr == remote for p in pairs)
+        return hooks.is_from_pair(self.receiver, self, self.local_candidate.component, addr)

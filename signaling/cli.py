@@ -52,11 +52,21 @@ def _serve(config: Config, demo: bool) -> int:
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)
     try:
         web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
-                    handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger)
+                    handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger,
+                    loop=new_event_loop(config.media.event_loop))
     except (ClinicError, ClusterError) as exc:  # e.g. PostgreSQL or Redis unreachable at start
         print(f"teleconsult: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The server's event loop: uvloop's (libuv: the media path's socket callbacks cost less) or asyncio's."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
