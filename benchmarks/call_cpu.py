@@ -221,6 +221,8 @@ def write_config(tmp: Path, port: int) -> Path:
         f'public_url = "http://127.0.0.1:{port}"\n'
         "[storage]\n"
         f'data_dir = "{tmp / "data"}"\n'
+        "[operator]\n"
+        "port = 0\n"  # any free port: never collides with another server on the machine
         "[ice]\n"
         'host_addresses = ["127.0.0.1"]\n'
     )

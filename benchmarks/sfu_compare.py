@@ -98,7 +98,7 @@ def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> 
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
-        f'[storage]\ndata_dir = "{tmp / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
         f'[ice]\nhost_addresses = ["{ICE_IP}"]\nport_min = 40000\nport_max = 40999\n'
         f'[media]\nevent_loop = "{event_loop}"\n'
     )

@@ -110,8 +110,9 @@ class Accounts:
         except ValueError:
             return None
         self.attempts.check({("login-account", account): limit, ("login-address", address): limit})
-        row = self._conn.execute("SELECT id, email, display_name, password_hash FROM practitioner WHERE email = ?",
-                                 (account,)).fetchone()
+        # a disabled account is answered like an unknown one
+        row = self._conn.execute("SELECT id, email, display_name, password_hash FROM practitioner"
+                                 " WHERE email = ? AND disabled = 0", (account,)).fetchone()
         if row is None:
             return LoginCheck(account, address, None, None)
         practitioner = Practitioner(id=row["id"], email=row["email"], display_name=row["display_name"])
@@ -163,7 +164,7 @@ class Accounts:
             return None
         row = self._conn.execute(
             "SELECT s.csrf_token, s.expires_at, p.id, p.email, p.display_name FROM practitioner_session s"
-            " JOIN practitioner p ON p.id = s.practitioner_id WHERE s.token_hash = ?",
+            " JOIN practitioner p ON p.id = s.practitioner_id WHERE s.token_hash = ? AND p.disabled = 0",
             (tokens.token_hash(token),),
         ).fetchone()
         if row is None:

@@ -16,7 +16,7 @@ from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
-from .database import Database, is_url
+from .database import Database, is_url, probe_write
 from .engines import open_database
 from .documents import (
     DocumentBook,
@@ -166,6 +166,10 @@ class Clinic:
             raise ClinicError("clinic is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def check_writable(self) -> None:
+        """Raise the engine's error when the database cannot take a write (read-only, disk full, locked)."""
+        await self._run(probe_write, self._backend.conn)
 
     # practitioners
 

@@ -162,3 +162,17 @@ def connect(path: pathlib.Path) -> SqliteDatabase:
 def transaction(db: Database) -> contextlib.AbstractContextManager[Database]:
     """Run the block in one write transaction: commit on success, else roll back."""
     return db.transaction()
+
+
+class _ProbeDone(Exception):
+    """Raised inside the probe's transaction so that it rolls back."""
+
+
+def probe_write(db: Database) -> None:
+    """Take the write lock and write (a table, rolled back): raises when the database cannot be written."""
+    try:
+        with db.transaction():
+            db.execute("CREATE TABLE write_probe (x INTEGER)")
+            raise _ProbeDone
+    except _ProbeDone:
+        pass

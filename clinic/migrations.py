@@ -347,6 +347,11 @@ CREATE INDEX chat_message_seq ON chat_message (consultation_id, seq);
 )
 
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
+# the operator can disable a practitioner's account (teleconsult practitioner disable)
+_ACCOUNT_DISABLED: Final = """
+ALTER TABLE practitioner ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V1,
     _V2,
@@ -355,6 +360,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _PRACTICE,
     _WHITEBOARD,
     _CHAT_SEQ,
+    _ACCOUNT_DISABLED,
 )
 
 def script_for(migration: Migration, db: Database) -> str:

@@ -8,6 +8,11 @@ aioice has no setting for either, so `IcePolicy.install()` replaces
 process-wide.  The server gathers host candidates only: browsers use STUN/TURN,
 the server is the reachable end.  Every socket it binds passes its datagrams
 through the policy's `UdpGuard` first (udp_guard.py).
+
+Behind 1:1 NAT (a cloud VM, a Docker bridge) the bound address is not the one
+browsers can reach: `announced` maps a bound address to the address(es) put in
+its candidates instead (mediasoup's announcedAddress); one socket per announced
+address, since aioice pairs one candidate per socket.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class IcePolicy:
     addresses: list[str] = field(default_factory=list)
     port_min: int = 40000
     port_max: int = 40999
+    # bound address -> addresses announced for it (the NAT's outside addresses)
+    announced: dict[str, list[str]] = field(default_factory=dict)
     # drops malformed or misdirected datagrams; its counters are the operator's metric
     guard: UdpGuard = field(default_factory=UdpGuard, compare=False)
 
@@ -55,22 +62,24 @@ class IcePolicy:
         loop = asyncio.get_running_loop()
         candidates = []
         for address in addresses:
-            bound = await self._bind(loop, conn, address)
-            if bound is None:
-                logger.warning("ICE could not bind %s in ports %d-%d", address, self.port_min, self.port_max)
-                continue
-            protocol, port = bound
-            protocol.local_candidate = Candidate(
-                foundation=candidate_foundation("host", "udp", address),
-                component=component,
-                transport="udp",
-                priority=candidate_priority(component, "host"),
-                host=address,
-                port=port,
-                type="host",
-            )
-            hooks.add_ice_protocol(conn, protocol)
-            candidates.append(protocol.local_candidate)
+            for announce in self.announced.get(address) or [address]:
+                bound = await self._bind(loop, conn, address)
+                if bound is None:
+                    logger.warning("ICE could not bind %s in ports %d-%d", address, self.port_min, self.port_max)
+                    continue
+                protocol, port = bound
+                # 1:1 NAT keeps the port: the outside address with the bound port reaches this socket
+                protocol.local_candidate = Candidate(
+                    foundation=candidate_foundation("host", "udp", announce),
+                    component=component,
+                    transport="udp",
+                    priority=candidate_priority(component, "host"),
+                    host=announce,
+                    port=port,
+                    type="host",
+                )
+                hooks.add_ice_protocol(conn, protocol)
+                candidates.append(protocol.local_candidate)
         return candidates
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, conn: aioice.ice.Connection, address: str) -> tuple[Any, int] | None:

@@ -16,12 +16,18 @@ from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
 from . import nodes
+from .announce import announced_addresses
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
 from .call.monitor import Monitor
 from .config import Config
-from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .diskspace import DiskGuard
+from .diskwatch import disk_watch
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
+from .operator_listener import operator_listener
+from .practice.account import setup_account_routes
+from .proxy import ProxyTrust
 from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
@@ -88,9 +94,11 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
+    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max)
+        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
+                        await announced_addresses(config.ice))
         ice.install()
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
@@ -128,6 +136,11 @@ def make_app(config: Config) -> web.Application:
         await app[HUBS].shutdown()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(operator_listener)
+    app.cleanup_ctx.append(disk_watch)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
+    setup_account_routes(app)
+    # outermost: every other middleware and handler sees the client's real address
+    app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from typing import Sequence
 
@@ -16,6 +15,7 @@ from . import database_commands, operator_commands
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
+from .logformat import configure_logging
 
 
 def _demo(config: Config, as_json: bool) -> int:
@@ -85,13 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     database_commands.add_commands(sub)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level, config.logging.format)
     if args.command == "check-config":
         if not database_commands.check_database(config, sys.stdout):
             return 1
@@ -101,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return database_commands.run(args, config)
     if args.command == "demo":
         return _demo(config, args.json)
-    if args.command in ("practitioner", "mail", "audit"):
+    if args.command in ("practitioner", "mail", "audit", "init"):
         return operator_commands.run(args, config)
     return _serve(config, args.demo)
 

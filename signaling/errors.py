@@ -16,3 +16,7 @@ class ProtocolError(SignalingError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class DiskFull(SignalingError):
+    """Free space in the data directory is below [storage] min_free_mb: nothing more is written."""

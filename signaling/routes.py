@@ -41,21 +41,6 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
-async def stats(request: web.Request) -> web.Response:
-    monitor = request.config_dict[app_keys.MONITOR]
-    if not monitor.allowed(request):
-        return error_page("not-found")  # no hint that it exists
-    return web.json_response(monitor.snapshot)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    monitor = request.config_dict[app_keys.MONITOR]
-    if not monitor.allowed(request):
-        return error_page("not-found")
-    return web.Response(text=monitor.prometheus(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Prometheus-Format": "0.0.4"})
-
-
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -81,6 +66,9 @@ async def security_headers(
         response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
+        if request.secure or request.config_dict[app_keys.CONFIG].http.public_url.startswith("https://"):
+            # browsers then refuse plain HTTP to this site for a year (HTTPS pages only)
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
@@ -89,8 +77,6 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.middlewares.append(security_headers)
     app.middlewares.append(csrf_middleware)
     app.router.add_get("/healthz", health)
-    app.router.add_get("/stats", stats)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{path:.+}", static_file)
     setup_practice_routes(app)

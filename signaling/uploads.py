@@ -16,7 +16,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from clinic import DocumentTooLarge, DocumentTypeRefused
 
+from . import keys as app_keys
 from .error_pages import problem
+from .errors import DiskFull
 
 #: Bytes read from the request at a time (the stores batch them into bigger writes).
 READ_CHUNK: Final = 256 * 1024
@@ -56,6 +58,8 @@ def read_upload(request: web.Request, max_bytes: int) -> Upload:
 
 
 async def _chunks(request: web.Request, max_bytes: int) -> AsyncIterator[bytes]:
+    # under [storage] min_free_mb nothing is read, nothing kept (DiskFull)
+    await request.config_dict[app_keys.DISK].ensure_room()
     size = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):
         size += len(chunk)
@@ -66,7 +70,8 @@ async def _chunks(request: web.Request, max_bytes: int) -> AsyncIterator[bytes]:
 
 
 #: What reading and storing an upload may raise; `refusal` turns each into its reply.
-UPLOAD_ERRORS: Final = (UploadNameRefused, UploadTooLarge, DocumentTooLarge, DocumentTypeRefused, *INTERRUPTED)
+UPLOAD_ERRORS: Final = (UploadNameRefused, UploadTooLarge, DocumentTooLarge, DocumentTypeRefused, DiskFull,
+                         *INTERRUPTED)
 
 
 def refusal(exc: BaseException, max_bytes: int) -> web.Response:
@@ -75,6 +80,10 @@ def refusal(exc: BaseException, max_bytes: int) -> web.Response:
         return problem(400, "bad-name", "Le nom du fichier est trop long. / The file name is too long.")
     if isinstance(exc, (UploadTooLarge, DocumentTooLarge)):
         return too_large(max_bytes)
+    if isinstance(exc, DiskFull):
+        return problem(507, "disk-full",
+                       "Le serveur manque d'espace disque : le fichier n'a pas été enregistré. / "
+                       "The server is short of disk space: the file was not saved.")
     if isinstance(exc, DocumentTypeRefused):
         return problem(415, "type-refused",
                        "Ce type de fichier n'est pas accepté. / This type of file is not accepted.",

@@ -350,15 +350,6 @@ async def strings(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-cache"})
 
 
-async def mail_status(request: web.Request) -> web.Response:
-    """The mail queue's state for the operator (ids and counters only), restricted like /metrics."""
-    if not request.config_dict[app_keys.MONITOR].allowed(request):
-        return error_page("not-found")
-    messages = await request.config_dict[app_keys.CLINIC].practice.mail_recent()
-    counts = {state: sum(1 for m in messages if m.state == state) for state in ("queued", "sent", "failed")}
-    return web.json_response({"counts": counts, "messages": [m.status_json() for m in messages]})
-
-
 def setup_practice_routes(app: web.Application) -> None:
     """The practitioner's pages (login required but for the login page)."""
     add = app.router
@@ -381,4 +372,3 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_post("/records/{patient_id}/links/{link_id}/revoke", revoke_link)
     add.add_get("/records/{patient_id}/documents/{document_id}", record_document)
     add.add_get("/practice/strings.js", strings)
-    add.add_get("/mail/status", mail_status)

@@ -296,7 +296,8 @@ async def test_schedule_sends_the_invitation_by_smtp_and_the_day_list_shows_it(t
 
 
 async def test_behind_a_proxy_the_address_limit_uses_x_forwarded_for(tmp_path: Path) -> None:
-    overrides = {"accounts.login_max_failures": 2, "accounts.trust_forwarded_for": True}
+    # the test's requests come from 127.0.0.1: the proxy's address
+    overrides = {"accounts.login_max_failures": 2, "http.trusted_proxies": ["127.0.0.1/32"]}
     async with running_server(tmp_path / "data", **overrides) as server:
         await server.clinic.add_practitioner("a@example.org", PASSWORD, "Dr A")
         await server.clinic.add_practitioner("b@example.org", PASSWORD, "Dr B")

@@ -207,7 +207,7 @@ def test_portable_types_become_postgresql_types() -> None:
         ),
         ("INSERT INTO invitation VALUES ('i', 'c', 'nurse', 'h', 't', NULL, 't')", "CHECK"),
         ("INSERT INTO invitation VALUES ('i', 'c', 'patient', 'h', 't', NULL, 't')", "FOREIGN KEY"),
-        ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't')", "NOT NULL"),
+        ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't', 0)", "NOT NULL"),
     ],
 )
 def test_schema_constraints(database: TestDatabase, statement: str, failure: str) -> None:

@@ -167,6 +167,7 @@ export class ChatPanel {
     if (code === "cancelled") this.showError(t("chat.cancelled"), "status");
     else if (status === 413) this.showError(t("chat.too-large", { max: formatSize(body?.max_bytes ?? this.maxUpload) }));
     else if (status === 415) this.showError(t("chat.type-refused"));
+    else if (code === "disk-full") this.showError(t("chat.disk-full"));
     else this.showError(t("chat.upload-failed"));
   }
 
