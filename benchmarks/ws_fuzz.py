@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from call_cpu import start_demo_server  # noqa: E402
 from procs import stop  # noqa: E402
-import protocol_fuzz as fuzz  # noqa: E402
+from helpers import protocol_fuzz as fuzz  # noqa: E402
 
 MAX_MESSAGE_BYTES = 262144  # the default [limits] max_message_bytes
 

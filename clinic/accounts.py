@@ -6,10 +6,9 @@ import dataclasses
 import datetime
 import logging
 import secrets
-import sqlite3
 
 from . import audit, timestamps, tokens
-from .database import transaction
+from .database import Database, transaction
 from .errors import TooManyAttempts
 from .models import Practitioner
 from .passwords import Passwords
@@ -39,15 +38,15 @@ class Login:
 class LoginCheck:
     """What the first step of a login found (the hash never leaves the clinic package).
 
-    `attempt_rows` are the attempt rows counted for this very login before the
-    password was checked: a success takes them back.
+    `attempt_at` is when this very login was counted (per account and per address),
+    before the password was checked: a success takes those rows back.
     """
 
     account: str
     address: str
     practitioner: Practitioner | None
     password_hash: str | None = dataclasses.field(repr=False)
-    attempt_rows: tuple[int, ...] = ()
+    attempt_at: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +84,7 @@ _PAIR, _ADDRESS, _ACCOUNT, _SUCCESS = "login-pair", "login-address", "login-acco
 class Attempts:
     """Failure counters keyed by (scope, key), e.g. ("login-address", "203.0.113.7")."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def count(self, scope: str, key: str, window: datetime.timedelta) -> int:
@@ -96,11 +95,11 @@ class Attempts:
         ).fetchone()
         return int(row[0])
 
-    def add(self, conn: sqlite3.Connection, scope: str, key: str) -> int:
-        """Record one failure (inside the caller's transaction); return its row id."""
-        cursor = conn.execute("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?)",
-                              (scope, key, timestamps.to_text(timestamps.utc_now())))
-        return int(cursor.lastrowid or 0)
+    def add(self, conn: Database, scope: str, key: str) -> str:
+        """Record one failure (inside the caller's transaction); return its time (as stored)."""
+        at = timestamps.to_text(timestamps.utc_now())
+        conn.execute("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?)", (scope, key, at))
+        return at
 
     def latest(self, scope: str, key: str) -> datetime.datetime | None:
         """When this key was last recorded, if ever."""
@@ -129,7 +128,7 @@ class Accounts:
     not hold up every other database call.
     """
 
-    def __init__(self, conn: sqlite3.Connection, registry: Registry, passwords: Passwords | None = None) -> None:
+    def __init__(self, conn: Database, registry: Registry, passwords: Passwords | None = None) -> None:
         self._conn = conn
         self._registry = registry
         self._passwords = passwords or Passwords()
@@ -152,16 +151,18 @@ class Accounts:
             self._forget_old(conn, policy)
             self.attempts.check({(_PAIR, pair): policy.pair, (_ADDRESS, address): policy.address})
             self._slow_down(account, pair, policy)
-            rows = (self.attempts.add(conn, _PAIR, pair), self.attempts.add(conn, _ADDRESS, address),
-                    self.attempts.add(conn, _ACCOUNT, account))
-        row = self._conn.execute("SELECT id, email, display_name, password_hash FROM practitioner WHERE email = ?",
-                                 (account,)).fetchone()
+            at = self.attempts.add(conn, _PAIR, pair)
+            conn.execute("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?), (?, ?, ?)",
+                         (_ADDRESS, address, at, _ACCOUNT, account, at))
+        # a disabled account is answered like an unknown one
+        row = self._conn.execute("SELECT id, email, display_name, password_hash FROM practitioner"
+                                 " WHERE email = ? AND disabled = 0", (account,)).fetchone()
         if row is None:
-            return LoginCheck(account, address, None, None, rows)
+            return LoginCheck(account, address, None, None, at)
         practitioner = Practitioner(id=row["id"], email=row["email"], display_name=row["display_name"])
-        return LoginCheck(account, address, practitioner, row["password_hash"], rows)
+        return LoginCheck(account, address, practitioner, row["password_hash"], at)
 
-    def _forget_old(self, conn: sqlite3.Connection, policy: LoginPolicy) -> None:
+    def _forget_old(self, conn: Database, policy: LoginPolicy) -> None:
         """Drop attempts no window looks at any more, so failed logins cannot grow the table for ever."""
         now = timestamps.utc_now()
         counted = max(policy.pair.window, policy.address.window, datetime.timedelta(days=1))
@@ -216,7 +217,8 @@ class Accounts:
                 (tokens.token_hash(token), practitioner.id, session.csrf_token, timestamps.to_text(now),
                  timestamps.to_text(session.expires_at)),
             )
-            conn.executemany("DELETE FROM attempt WHERE rowid = ?", [(r,) for r in check.attempt_rows])
+            conn.execute("DELETE FROM attempt WHERE ((scope = ? AND key = ?) OR (scope = ? AND key = ?)) AND at = ?",
+                         (_ADDRESS, check.address, _ACCOUNT, check.account, check.attempt_at))
             conn.execute("DELETE FROM attempt WHERE scope IN (?, ?) AND key = ?", (_PAIR, _SUCCESS, pair))
             self.attempts.add(conn, _SUCCESS, pair)
             audit.append(conn, "practitioner", practitioner.id, "login")
@@ -229,7 +231,7 @@ class Accounts:
             return None
         row = self._conn.execute(
             "SELECT s.csrf_token, s.expires_at, p.id, p.email, p.display_name FROM practitioner_session s"
-            " JOIN practitioner p ON p.id = s.practitioner_id WHERE s.token_hash = ?",
+            " JOIN practitioner p ON p.id = s.practitioner_id WHERE s.token_hash = ? AND p.disabled = 0",
             (tokens.token_hash(token),),
         ).fetchone()
         if row is None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import sqlite3
 from collections.abc import Iterator
 from typing import Any, Final
 
 from . import timestamps
+from .database import Database, Row
 
 #: Every action the log knows; anything else is a programming error.
 ACTIONS: Final = frozenset({
@@ -54,7 +54,7 @@ FIELDS: Final = tuple(f.name for f in dataclasses.fields(AuditEvent))
 
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Database,
     actor_kind: str,
     actor_id: str | None,
     action: str,
@@ -77,7 +77,7 @@ def append(
     )
 
 
-def _event(row: sqlite3.Row) -> AuditEvent:
+def _event(row: Row) -> AuditEvent:
     return AuditEvent(
         seq=row["seq"], at=timestamps.from_text(row["at"]), actor_kind=row["actor_kind"],
         actor_id=row["actor_id"], action=row["action"], patient_id=row["patient_id"],
@@ -86,7 +86,7 @@ def _event(row: sqlite3.Row) -> AuditEvent:
     )
 
 
-def for_patient(conn: sqlite3.Connection, patient_id: str, limit: int = 500) -> list[AuditEvent]:
+def for_patient(conn: Database, patient_id: str, limit: int = 500) -> list[AuditEvent]:
     """The latest entries about one patient's record, newest first."""
     rows = conn.execute(
         "SELECT * FROM audit_event WHERE patient_id = ? ORDER BY seq DESC LIMIT ?", (patient_id, limit)
@@ -94,7 +94,7 @@ def for_patient(conn: sqlite3.Connection, patient_id: str, limit: int = 500) -> 
     return [_event(row) for row in rows]
 
 
-def export(conn: sqlite3.Connection, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
+def export(conn: Database, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
     """Every entry after `after_seq`, oldest first, read in batches."""
     while True:
         rows = conn.execute(

@@ -8,7 +8,6 @@ import datetime
 import functools
 import logging
 import pathlib
-import sqlite3
 from collections.abc import AsyncIterable, Callable, Collection
 from typing import ParamSpec, TypeVar
 
@@ -17,7 +16,8 @@ from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
-from .database import connect
+from .database import Database, is_url, probe_write
+from .engines import open_database
 from .documents import (
     DocumentBook,
     PartFile,
@@ -73,17 +73,17 @@ class _Backend:
 
     def __init__(
         self,
-        db_path: pathlib.Path,
+        database: str | pathlib.Path,
         invitation_lifetime: datetime.timedelta,
-        documents_dir: pathlib.Path | None = None,
+        documents_dir: pathlib.Path,
     ) -> None:
-        self.conn: sqlite3.Connection = connect(db_path)
+        self.conn: Database = open_database(database)
         try:
             migrate(self.conn)
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
-            self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents")
+            self.documents = DocumentBook(self.conn, documents_dir)
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
             self.boards = BoardStore(self.conn)
@@ -102,8 +102,9 @@ class Clinic:
     """Practitioners, patients, consultations and invitations, behind an async API.
 
     Create with `await Clinic.open(...)`, finish with `await clinic.close()`.
-    SQLite and argon2 work runs in a single dedicated thread that owns the connection,
-    so the event loop never blocks and the connection is never shared across threads.
+    Database and argon2 work runs in a single dedicated thread that owns the connection
+    (SQLite) or borrows from the pool (PostgreSQL), so the event loop never blocks and a
+    connection is never shared across threads.
     """
 
     def __init__(self, executor: concurrent.futures.ThreadPoolExecutor, backend: _Backend) -> None:
@@ -116,27 +117,29 @@ class Clinic:
     @classmethod
     async def open(
         cls,
-        db_path: pathlib.Path,
+        database: pathlib.Path | str,
         *,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path | None = None,
     ) -> Clinic:
-        """Open (or create) the database at `db_path` and bring its schema up to date.
+        """Open (or create) the database and bring its schema up to date.
 
+        `database` is the path of a SQLite file or a "postgresql://…" URL.
         Documents live under `documents_dir`, by default the "documents" folder next
-        to the database (the storage data dir).
+        to the SQLite file (the storage data dir); with PostgreSQL it must be given.
+        DatabaseUnavailable when PostgreSQL cannot be reached.
         """
         if invitation_lifetime < datetime.timedelta(0):
             raise ValueError(f"invitation_lifetime must not be negative, got {invitation_lifetime}")
+        if documents_dir is None:
+            if is_url(database):
+                raise ValueError("documents_dir is needed with a PostgreSQL database")
+            documents_dir = pathlib.Path(database).parent / "documents"
+        target = database if is_url(database) else pathlib.Path(database)
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="clinic-db"
         )
-        opening = executor.submit(
-            _Backend,
-            pathlib.Path(db_path),
-            invitation_lifetime,
-            None if documents_dir is None else pathlib.Path(documents_dir),
-        )
+        opening = executor.submit(_Backend, target, invitation_lifetime, pathlib.Path(documents_dir))
         try:
             backend = await asyncio.wrap_future(opening)
         except BaseException:
@@ -144,7 +147,7 @@ class Clinic:
             executor.submit(_discard, opening)
             executor.shutdown(wait=False)
             raise
-        logger.info("Clinic opened %s", db_path)
+        logger.info("Clinic opened (%s)", backend.conn.dialect)
         return cls(executor, backend)
 
     async def close(self) -> None:
@@ -167,6 +170,10 @@ class Clinic:
             raise ClinicError("clinic is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def check_writable(self) -> None:
+        """Raise the engine's error when the database cannot take a write (read-only, disk full, locked)."""
+        await self._run(probe_write, self._backend.conn)
 
     # practitioners
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 from typing import Final
 
 from . import audit, timestamps
 from .agenda import Agenda
-from .database import transaction
+from .database import Database, transaction
 from .errors import InvalidTransition, NotFound
 from .mail import MailQueue, documents_text
 from .models import ConsultationState, Stage, check_transition
@@ -33,7 +32,7 @@ class Closing:
 PATIENT_SOURCES: Final = ("closing", "chat")
 
 
-def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[str]:
+def live_document_ids(conn: Database, consultation_id: str) -> list[str]:
     """The ids of the consultation's documents shared with the patient that were not removed."""
     rows = conn.execute("SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL"
                         " AND source IN ('closing', 'chat') ORDER BY created_at, id", (consultation_id,)).fetchall()
@@ -43,7 +42,7 @@ def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[st
 class Closer:
     """Closes consultations.  Blocking: call from the worker thread."""
 
-    def __init__(self, conn: sqlite3.Connection, agenda: Agenda, links: PatientLinks, mail: MailQueue) -> None:
+    def __init__(self, conn: Database, agenda: Agenda, links: PatientLinks, mail: MailQueue) -> None:
         self._conn = conn
         self._agenda = agenda
         self._links = links

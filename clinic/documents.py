@@ -7,19 +7,21 @@ then its row is inserted, so a row always points at a complete file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import errno
 import hashlib
 import logging
 import os
 import pathlib
-import sqlite3
 import threading
+import time
 import uuid
 from typing import Final, cast
 
 from . import timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import ActClosed, NotFound
 from .filetypes import HEAD_BYTES, sniff_media_type
 from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, ConsultationState, Document, DocumentAuthor, DocumentSource
@@ -27,6 +29,8 @@ from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, ConsultationState, Docum
 logger = logging.getLogger(__name__)
 
 PART_SUFFIX: Final = ".part"
+#: An upload's temporary file untouched this long is a crash's leftover (each write touches it).
+STALE_PART: Final = datetime.timedelta(hours=1)
 _READ_BYTES: Final = 1 << 20
 
 
@@ -52,7 +56,7 @@ def _fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def _document(row: sqlite3.Row) -> Document:
+def _document(row: Row) -> Document:
     return Document(**{f.name: row[f.name] for f in dataclasses.fields(Document)})
 
 
@@ -165,18 +169,25 @@ class DocumentBook:
     Blocking: every method runs SQL or file-system calls, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, directory: pathlib.Path) -> None:
+    def __init__(self, conn: Database, directory: pathlib.Path) -> None:
         """Work on `conn`, with files under `directory`."""
         self._conn = conn
         self.directory = directory
 
-    def sweep(self) -> int:
-        """Delete temporary files left by a crash mid-upload; return how many."""
+    def sweep(self, older_than: datetime.timedelta = STALE_PART) -> int:
+        """Delete temporary files left by a crash mid-upload; return how many.
+
+        Only files untouched for `older_than`: with a folder shared by several nodes,
+        a younger one may be another node's upload in progress.
+        """
         removed = 0
         if self.directory.is_dir():
+            before = time.time() - older_than.total_seconds()
             for part in self.directory.glob(f"*/.*{PART_SUFFIX}"):
-                part.unlink(missing_ok=True)
-                removed += 1
+                with contextlib.suppress(FileNotFoundError):  # finished or swept by another node
+                    if part.stat().st_mtime < before:
+                        part.unlink()
+                        removed += 1
         if removed:
             logger.warning("Removed %d unfinished document file(s) left by a previous run", removed)
         return removed
@@ -265,7 +276,7 @@ class DocumentBook:
             where.append("patient_id = ?")
             args.append(patient_id)
         found = self._conn.execute(
-            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, rowid", args
+            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, id", args
         ).fetchall()
         return [_document(row) for row in found]
 

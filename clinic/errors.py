@@ -87,3 +87,15 @@ class DocumentTypeRefused(ClinicError):
     def __init__(self, media_type: str) -> None:
         super().__init__(f"documents of type {media_type} are not accepted")
         self.media_type = media_type
+
+
+class ConstraintViolated(ClinicError):
+    """The database refused a write: a unique key, a foreign key, or the append-only audit rule."""
+
+
+class DatabaseUnavailable(ClinicError):
+    """The configured PostgreSQL server cannot be reached (or refused our credentials)."""
+
+
+class CopyRefused(ClinicError):
+    """A database copy cannot start: the target already holds data, or the schemas differ."""

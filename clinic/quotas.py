@@ -8,8 +8,8 @@ count for nobody.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 
+from .database import Database
 from .errors import QuotaExceeded
 
 #: The sides whose documents count against the quotas.
@@ -24,7 +24,7 @@ class UploadQuota:
     per_consultation: int
 
 
-def stored_bytes(conn: sqlite3.Connection, consultation_id: str) -> dict[str, int]:
+def stored_bytes(conn: Database, consultation_id: str) -> dict[str, int]:
     """Bytes of the consultation's documents (not removed) per side (blocking SQL)."""
     rows = conn.execute(
         "SELECT added_by, SUM(size) FROM document WHERE consultation_id = ? AND removed_at IS NULL"

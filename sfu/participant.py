@@ -1,4 +1,4 @@
-"""Participant: one browser tab (or, later, the recorder) in a room."""
+"""Participant: one browser tab in a room (the recorder subscribes to a room's producers directly)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks, rtp_forward
+from . import aiortc_hooks as hooks
+from . import red
 from .consumer import Consumer
+from .egress import LegParameters, Outlet, RtpEgress
 from .errors import ClosedError, MediaError
+from .ingress import Ingress
 from .options import SfuOptions
 from .producer import Producer
-from .rtp_forward import LegParameters, RtpEgress
 
 if TYPE_CHECKING:
     from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-    from .room import Room
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,15 @@ class Participant(AsyncIOEventEmitter):
     Each media section carries the participant's own track up and the
     correspondent's down, so there is never any renegotiation.  A new offer
     (reload, network change) replaces the peer connection.  Emits
-    "media-state" (connected / failed / timeout) and "close" once.
+    "media-state" (connected / failed / timeout) and "close" once; a leg
+    that aiortc fails or closes on its own is dropped and reported "failed"
+    (the browser answers with a new offer).
     """
 
-    def __init__(self, id: str, role: str, room: Room, options: SfuOptions) -> None:
+    def __init__(self, id: str, role: str, options: SfuOptions) -> None:
         super().__init__()
         self.id = id
         self.role = role
-        self.room = room
         self.closed = False
         self.media_state = "new"
         self.producers: dict[str, Producer] = {}
@@ -51,6 +53,7 @@ class Participant(AsyncIOEventEmitter):
         self.senders: dict[str, RTCRtpSender] = {}
         self._options = options
         self._pc: RTCPeerConnection | None = None
+        self._outlets: dict[Any, Outlet] = {}  # DTLS transport -> its sending side
         self._timeout: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -60,6 +63,11 @@ class Participant(AsyncIOEventEmitter):
     @property
     def pc(self) -> RTCPeerConnection | None:
         return self._pc
+
+    def rtt(self) -> float | None:
+        """The round-trip time to this browser (s), as our senders measured it; None until known."""
+        rtts = [r for r in map(hooks.sender_rtt, self.senders.values()) if r is not None]
+        return min(rtts) if rtts else None
 
     async def handle_offer(self, sdp: str) -> str:
         """Answer a browser's offer with a new peer connection; returns the answer SDP."""
@@ -82,24 +90,25 @@ class Participant(AsyncIOEventEmitter):
             codecs = self._codecs(kind)
             transceiver.setCodecPreferences(codecs)
             consumer = Consumer(kind, source)
+            consumer.rtt = self.rtt
             transceiver.sender.replaceTrack(consumer)
-            _forward_keyframe_requests(transceiver.sender, consumer)
-            _forward_packets(transceiver.sender, consumer)
-            receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)
-            receiver_hooks.count_retransmits(transceiver.sender, consumer.on_nack)
+            _forward_packets(transceiver.sender, consumer, self._outlets)
             self.senders[source] = transceiver.sender
             self.producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
                 max_bitrate=self._options.max_video_bitrate if kind == "video" else 0,
+                rtt=self.rtt,
             )
             self.consumers[source] = consumer
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             for t in pc.getTransceivers():
-                if not t._codecs:
+                if not hooks.negotiated_codecs(t):
                     raise MediaError(f"no common {t.kind} codec (we offer {[c.mimeType for c in self._codecs(t.kind)]})")
+            for t, media in zip(pc.getTransceivers(), SessionDescription.parse(sdp).media):
+                _ask_opus_repair(hooks.negotiated_codecs(t), media.rtp.codecs, self._options)
             await pc.setLocalDescription(await pc.createAnswer())
         except MediaError:
             self._drop_media()
@@ -109,12 +118,20 @@ class Participant(AsyncIOEventEmitter):
             raise MediaError(f"the offer could not be answered: {exc}") from None
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
+        # from the DTLS handshake on, SRTP is ours: read in the socket callback, written to the socket
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
-            rtp_forward.receive_directly(dtls)
+            self._outlets[dtls] = Outlet(dtls)
+            ingress = Ingress(dtls)
+            for t in pc.getTransceivers():
+                if t.receiver.transport is dtls:
+                    producer = next(p for p in self.producers.values() if p.receiver is t.receiver)
+                    producer.stream.outlet = self._outlets[dtls]
+                    ingress.add(producer.stream)
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
-        self.room._on_media(self)
+        # the room wires the new connection to everyone else's media
+        self.emit("media", self)
         assert pc.localDescription is not None
         return pc.localDescription.sdp
 
@@ -134,7 +151,9 @@ class Participant(AsyncIOEventEmitter):
         if state == "connected":
             self._cancel_timeout()
             self._set_media_state("connected")
-        elif state == "failed":
+        elif state in ("failed", "closed"):
+            # "closed" here is aiortc's doing (DTLS shut down, by the peer or on an
+            # error), never ours: _drop_media forgets the pc before closing it
             self._drop_media()
             self._set_media_state("failed")
 
@@ -161,6 +180,7 @@ class Participant(AsyncIOEventEmitter):
         for consumer in self.consumers.values():
             consumer.stop()
         self.producers, self.consumers, self.senders = {}, {}, {}
+        self._outlets = {}
         pc, self._pc = self._pc, None
         if pc is not None:
             task = asyncio.ensure_future(pc.close())
@@ -173,8 +193,12 @@ class Participant(AsyncIOEventEmitter):
             return
         self.closed = True
         self._drop_media()
-        self.room._remove(self)
         self.emit("close")
+
+    @property
+    def closing(self) -> bool:
+        """Peer connections of this participant are still being closed."""
+        return bool(self._closing)
 
     async def wait_closed(self) -> None:
         """Wait until the peer connections being closed are closed."""
@@ -189,23 +213,33 @@ def _media_kinds(sdp: str) -> list[str]:
         raise MediaError(f"the offer is not valid SDP: {exc}") from None
 
 
-def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:
-    # aiortc's sender only honours PLI/FIR when it encodes; we relay them upstream
-    def send_keyframe(*_: Any) -> None:
-        consumer.request_keyframe()
+def _ask_opus_repair(codecs: list[Any], offered: list[Any], options: SfuOptions) -> None:
+    # what our answer says about Opus is what the browser's encoder does for this leg:
+    # in-band FEC (a lost packet is rebuilt from the next one) and DTX (silence costs
+    # nearly nothing); aiortc answers Opus without any parameter.  RED, when the
+    # browser offered it, comes first (Chromium sends it only then) and carries Opus.
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return
+    opus.parameters.update({"minptime": 10, "useinbandfec": int(options.opus_fec), "usedtx": int(options.opus_dtx)})
+    if options.opus_red:
+        red.answer_first(codecs, offered)
 
-    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
-
-def _forward_packets(sender: RTCRtpSender, consumer: Consumer) -> None:
+def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any, Outlet]) -> None:
     # once the leg is negotiated and connected, the consumer sends rewritten packets
-    # itself; the sender's RTP loop idles on the consumer (a track that never yields)
-    # and the subscriber's NACKs are answered from the consumer's history
-    send = sender.send
+    # itself; the sender's RTP loop idles on the consumer (a track that never yields),
+    # its RTCP loop reports the consumer's counts, and the subscriber's feedback
+    # (PLI/FIR, NACK, REMB) goes to the consumer
+    def start(parameters: RTCRtpSendParameters) -> None:
+        outlet = outlets.get(sender.transport) or outlets.setdefault(sender.transport, Outlet(sender.transport))
+        consumer.start(RtpEgress(consumer.kind, LegParameters(sender, parameters), outlet.send_rtp))
 
-    async def send_and_forward(parameters: RTCRtpSendParameters) -> None:
-        consumer.start(RtpEgress(consumer.kind, sender, LegParameters(sender, parameters)))
-        await send(parameters)
+    def counts() -> tuple[int, int, int, int]:
+        return consumer.egress.counts() if consumer.egress is not None else (0, 0, 0, 0)
 
-    sender.send = send_and_forward  # type: ignore[method-assign]
-    sender._retransmit = consumer.retransmit  # type: ignore[method-assign]
+    hooks.on_send(sender, start)
+    hooks.report_counts(sender, counts)
+    hooks.on_keyframe_request(sender, consumer.request_keyframe)
+    hooks.on_nack(sender, consumer.retransmit)
+    hooks.watch_remb(sender, consumer.on_estimate)

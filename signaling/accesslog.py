@@ -7,6 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from .proxy import CLIENT
+
 
 class RedactingAccessLogger(AbstractAccessLogger):
     """One line per request naming the matched route's template, never the path itself.
@@ -18,7 +20,9 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        self.logger.info("%s %s %s %d %.1f ms", request.remote, request.method, route_name(request),
+        # the client's address as the trusted proxy reported it (signaling.proxy), else the peer's
+        client = request.get(CLIENT, request.remote) if isinstance(request, web.Request) else request.remote
+        self.logger.info("%s %s %s %d %.1f ms", client, request.method, route_name(request),
                          response.status, time * 1000)
 
 

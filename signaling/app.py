@@ -17,16 +17,22 @@ from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from . import nodes
+from .announce import announced_addresses
+from .call.chat import ChatLimits
+from .call.hub import CallServices, HubRegistry
+from .call.monitor import Monitor
 from .body_deadline import body_deadline
-from .boardroutes import setup_board_routes
-from .chat import ChatLimits
 from .config import Config
+from .diskspace import DiskGuard
+from .diskwatch import disk_watch
 from .failures import quiet_http_parse_errors
-from .hub import HubRegistry
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
-from .mailer import Mailer
-from .monitor import Monitor
-from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .mail_sender import Mailer
+from .operator_listener import operator_listener
+from .practice.account import setup_account_routes
+from .proxy import ProxyTrust
+from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -51,8 +57,9 @@ def sfu_options(config: Config) -> SfuOptions:
 
 async def open_clinic(config: Config) -> Clinic:
     return await Clinic.open(
-        config.data_path / DB_FILE,
+        config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        documents_dir=config.documents_path,
     )
 
 
@@ -99,28 +106,37 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
+    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
+        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
+                        await announced_addresses(config.ice))
+        ice.install()
         await asyncio.to_thread(prepare_data_folders, config)
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard
-        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+        images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images,
-                                recording=config.recording, recordings=recordings)
-        app[MONITOR] = Monitor(app[HUBS], config.stats)
+        app[HUBS] = HubRegistry(CallServices(
+            clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
+            recording=config.recording, board_images=images, recordings=recordings,
+        ))
+        cluster = await nodes.join(config, app[HUBS])
+        if cluster is not None:
+            app[CLUSTER] = cluster
+        app[MONITOR] = Monitor(app[HUBS], config.stats, ice.guard)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        if cluster is not None:
+            await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
         app[HUBS].close()
@@ -133,8 +149,12 @@ def make_app(config: Config) -> web.Application:
         await app[HUBS].shutdown()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(operator_listener)
+    app.cleanup_ctx.append(disk_watch)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
-    setup_board_routes(app)
-    app.middlewares.insert(0, body_deadline)  # outermost: the CSRF check reads form bodies too
+    setup_account_routes(app)
+    # outermost: every other middleware and handler sees the client's real address
+    app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
+    app.middlewares.insert(1, body_deadline)  # next: the CSRF check reads form bodies too
     return app

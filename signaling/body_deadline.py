@@ -54,7 +54,7 @@ async def body_deadline(
     """Run the handler while a watchdog cuts a body that arrives too slowly."""
     if not request.body_exists:
         return await handler(request)
-    http = request.app[app_keys.CONFIG].http
+    http = request.config_dict[app_keys.CONFIG].http
     watchdog = asyncio.create_task(_watch(request, http.body_grace_seconds, http.body_min_bytes_per_second))
     try:
         return await handler(request)

@@ -19,3 +19,7 @@ class ProtocolError(SignalingError):
         # the refused message's type and id, when known before the error was raised
         self.ref_type: str | None = None
         self.ref_id: str | None = None
+
+
+class DiskFull(SignalingError):
+    """Free space in the data directory is below [storage] min_free_mb: nothing more is written."""

@@ -7,10 +7,9 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from conftest import screenshot
-from server import running_server
+from helpers.server import running_server
 from test_chat import MESSAGES, files_under, send_file
-from test_consultation import _in_call
+from helpers.call_page import in_call, screenshot
 
 KB = 1024
 
@@ -18,7 +17,7 @@ KB = 1024
 async def test_the_page_says_when_the_side_has_no_more_room(tmp_path: Path, open_page: Any) -> None:
     overrides = {"documents.max_bytes_per_side": 300 * KB, "documents.max_bytes_per_consultation": 1000 * KB}
     async with running_server(tmp_path / "data", **overrides) as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await patient.get_by_test_id("chat-toggle").click()
         await send_file(patient, "premier.pdf", "application/pdf", b"%PDF-1.4\n" + b"a" * (200 * KB))
         # the second one would pass the patient's 300 KiB: the server refuses it and the page says why

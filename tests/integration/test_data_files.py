@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 
 from clinic import ConsultationState, Stage
-from server import free_port, running_server
+from helpers.server import free_port, running_server
 from signaling.keys import MAILER
 from test_chat_files import upload
-from test_signaling import Client, enter_call
+from helpers.ws_client import Client, enter_call
 
 
 def mode(path: Path) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from server import Running, running_server
-from test_signaling import Client
+from helpers.server import Running, running_server
+from helpers.ws_client import Client
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from practice_helpers import Browserless, sql
-from server import Running, running_server
+from helpers.practice import Browserless, sql
+from helpers.server import Running, running_server
 from signaling.config import load_config
 from signaling.errors import ConfigError
 
@@ -56,7 +56,7 @@ async def test_simultaneous_guesses_are_each_counted_before_any_check(tmp_path: 
 
 
 async def test_a_flood_from_elsewhere_slows_strangers_but_not_the_owner(tmp_path: Path) -> None:
-    overrides = {"accounts.trust_forwarded_for": True}  # the ceiling is the default 10
+    overrides = {"http.trusted_proxies": ["127.0.0.1/32"]}  # the test plays the proxy; ceiling: the default 10
     async with running_server(tmp_path / "data", **overrides) as server:
         await server.clinic.add_practitioner(OWNER, PASSWORD, "Dr Owner")
         home = "198.51.100.7"

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from practice_helpers import Browserless, body_of, link_in, smtp_server, sql
-from server import Running, running_server
+from helpers.practice import Browserless, body_of, link_in, smtp_server, sql
+from helpers.server import Running, running_server
 
 PASSWORD = "correct horse battery"
 
@@ -298,8 +297,9 @@ async def test_schedule_sends_the_invitation_by_smtp_and_the_day_list_shows_it(t
 
 
 async def test_behind_a_proxy_the_address_limit_uses_x_forwarded_for(tmp_path: Path) -> None:
+    # the test's requests come from 127.0.0.1: the proxy's address
     overrides = {"accounts.login_max_failures": 2, "accounts.login_address_max_failures": 2,
-                 "accounts.trust_forwarded_for": True}
+                 "http.trusted_proxies": ["127.0.0.1/32"]}
     async with running_server(tmp_path / "data", **overrides) as server:
         await server.clinic.add_practitioner("a@example.org", PASSWORD, "Dr A")
         await server.clinic.add_practitioner("b@example.org", PASSWORD, "Dr B")

@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import av
 import pytest
+from helpers.practice import Browserless
+from helpers.server import running_server
+from helpers.ws_client import Client, both, in_call, recording_state, wait_composed
 
-from practice_helpers import Browserless
 from recorder.manifest import read_manifest
-from server import Running, running_server
-from signaling.keys import RECORDINGS
-from test_signaling import Client
-
-
-async def in_call(server: Running) -> tuple[dict[str, Any], Client, Client]:
-    demo = await server.demo()
-    doctor = await Client.open(demo["practitioner_link"])
-    patient = await Client.open(demo["patient_link"])
-    await doctor.send(type="join")
-    await patient.state(peer="joined")
-    await patient.send(type="ready")
-    for c in (doctor, patient):
-        await c.state(me="in_call", peer="in_call")
-    return demo, doctor, patient
-
-
-async def recording_state(client: Client, state: str | None) -> dict[str, Any]:
-    """The next `state` whose recording is in `state` (None: no recording)."""
-    while True:
-        s = await client.recv("state")
-        rec = s["recording"]
-        if (rec is None and state is None) or (rec is not None and rec["state"] == state):
-            return s
-
-
-async def wait_composed(server: Running, timeout: float = 60.0) -> dict[str, Any]:
-    service = server.app[RECORDINGS]
-    deadline = time.monotonic() + timeout
-    while not service.composed and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    assert service.composed, "the recording was not composed"
-    return dict(next(iter(service.composed.values())))
+from signaling.keys import DISK, RECORDINGS
 
 
 async def test_welcome_says_who_may_record(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data") as server:
-        demo = await server.demo()
-        doctor = await Client.open(demo["practitioner_link"])
-        patient = await Client.open(demo["patient_link"])
+        _, doctor, patient = await both(server)
         assert (await doctor.recv("welcome"))["recording"] == {"allowed": True, "consent": False}
         assert (await patient.recv("welcome"))["recording"] == {"allowed": False, "consent": False}
         assert (await patient.recv("state"))["recording"] is None
@@ -211,5 +177,30 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
         await wait_composed(server)
         audit = [(e.action, e.actor_kind) for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
         assert audit == [("recording.start", "practitioner"), ("recording.stop", "system")]
+        await doctor.close()
+        await patient.close()
+
+
+async def test_a_recording_stops_when_the_disk_runs_short_and_keeps_what_it_wrote(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo, doctor, patient = await in_call(server)
+        await doctor.send(type="record", on=True)
+        notice = (await recording_state(patient, "notice"))["recording"]
+        await patient.send(type="recording-seen", recording=notice["id"])
+        await recording_state(doctor, "recording")
+        # the disk "fills": a floor above the free space
+        server.app[DISK].min_free_bytes = 10**18
+        for side in (doctor, patient):
+            await recording_state(side, None)
+            message = await side.recv("chat-message")
+            while not message.get("key", "").startswith("recording-stopped"):  # skip "recording-started"
+                message = await side.recv("chat-message")
+            assert (message["kind"], message["key"]) == ("system", "recording-stopped-disk-full")
+        result = await wait_composed(server)  # what was written is kept and composed
+        manifest = read_manifest(server.app[RECORDINGS].folder(demo["consultation_id"], notice["id"]))
+        assert manifest.state == "composed" and Path(result["output"]).exists()
+        await doctor.send(type="record", on=True, id="again")
+        error = await doctor.recv("error")
+        assert (error["code"], error["ref_id"]) == ("disk-full", "again")
         await doctor.close()
         await patient.close()

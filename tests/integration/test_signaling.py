@@ -9,60 +9,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers.media_peers import Peer, dominant_colour
+from helpers.server import Running, running_server
+from helpers.ws_client import Client, both, enter_call, negotiate
 
 from clinic import Role
-from media_peers import Peer, dominant_colour
-from server import Running, running_server
-
-
-class Client:
-    """One participant's WebSocket, as a browser tab would hold it."""
-
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.session, self.ws = session, ws
-
-    @classmethod
-    async def open(cls, link: str) -> Client:
-        session = aiohttp.ClientSession()
-        ws = await session.ws_connect(link.replace("http://", "ws://") + "/ws")
-        return cls(session, ws)
-
-    async def send(self, **msg: Any) -> None:
-        await self.ws.send_str(json.dumps(msg))
-
-    async def recv(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        while True:
-            msg = await self.ws.receive(timeout=timeout)
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            data: dict[str, Any] = json.loads(msg.data)
-            if kind is None or data["type"] == kind:
-                return data
-
-    async def state(self, **expect: Any) -> dict[str, Any]:
-        """The next state message matching `expect` (me=..., peer=..., connected=..., consultation=...)."""
-        while True:
-            s = await self.recv("state")
-            view = {"me": s["self"]["stage"], "peer": s["peer"]["stage"],
-                    "connected": s["peer"]["connected"], "consultation": s["consultation_state"]}
-            if all(view[k] == v for k, v in expect.items()):
-                return s
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> Any:
     async with running_server(tmp_path / "data", **{"ice.connect_timeout": 2.0}) as running:
         yield running
-
-
-async def both(server: Running) -> tuple[dict[str, Any], Client, Client]:
-    demo = await server.demo()
-    doctor = await Client.open(demo["practitioner_link"])
-    patient = await Client.open(demo["patient_link"])
-    return demo, doctor, patient
 
 
 async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) -> None:
@@ -212,19 +169,6 @@ async def test_bad_invitation_links_get_a_french_page(tmp_path: Path, mutate: st
                     assert resp.status == status
                     assert words in body and "Traceback" not in body
                     assert resp.headers["Content-Type"].startswith("text/html")
-
-
-async def enter_call(doctor: Client, patient: Client) -> None:
-    await doctor.send(type="join")
-    await patient.state(peer="joined")
-    await patient.send(type="ready")
-    await doctor.state(me="in_call")
-    await patient.state(me="in_call")
-
-
-async def negotiate(client: Client, peer: Peer) -> None:
-    await client.send(type="offer", sdp=await peer.offer())
-    await peer.accept((await client.recv("answer"))["sdp"])
 
 
 async def test_media_crosses_and_a_reload_in_call_gets_it_back(server: Running) -> None:
@@ -381,9 +325,9 @@ async def test_stats_metrics_and_quality_during_a_call(tmp_path: Path) -> None:
                 q = await doctor.recv("quality")
             await asyncio.sleep(1.2)  # two collections: rates need a previous sample
             async with aiohttp.ClientSession() as http:
-                async with http.get(srv.base_url + "/stats") as resp:
+                async with http.get(srv.operator_url + "/stats") as resp:
                     snapshot = await resp.json()
-                async with http.get(srv.base_url + "/metrics") as resp:
+                async with http.get(srv.operator_url + "/metrics") as resp:
                     metrics = await resp.text()
             (room,) = snapshot["rooms"]
             assert {p["role"] for p in room["participants"]} == {"practitioner", "patient"}
@@ -392,8 +336,14 @@ async def test_stats_metrics_and_quality_during_a_call(tmp_path: Path) -> None:
                 assert p["up"]["camera"]["packets"] >= p["up"]["camera"]["frames"] > 0
                 assert p["down"]["camera"]["packets"] > 0 and p["down"]["mic"]["bytes"] > 0
                 assert p["up_kbps"] > 0 and p["quality"] == "good" and p["loss"] < 0.02
-            assert "teleconsult_rooms{} 1.0" in metrics
-            assert 'teleconsult_up_frames_total{room="' in metrics
+            assert "teleconsult_rooms 1.0" in metrics
+            assert 'teleconsult_up_frames_total{role="patient",room="' in metrics
+            # histograms fed by each collection; process figures from prometheus-client
+            assert 'teleconsult_loss_ratio_count{role="practitioner"}' in metrics
+            assert "# TYPE teleconsult_rtt_seconds histogram" in metrics
+            assert 'teleconsult_jitter_seconds_bucket{kind="video",le="0.01",role="patient"}' in metrics
+            assert "process_resident_memory_bytes" in metrics and "python_gc_collections_total" in metrics
+            assert "participant=" not in metrics  # no per-connection series
             assert "patient@" not in json.dumps(snapshot)  # ids and counters only
         finally:
             await asyncio.gather(red.close(), blue.close())
@@ -401,12 +351,13 @@ async def test_stats_metrics_and_quality_during_a_call(tmp_path: Path) -> None:
             await patient.close()
 
 
-async def test_stats_are_hidden_from_other_networks(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", **{"stats.allowed_networks": ["192.0.2.0/24"]}) as srv:
-        async with aiohttp.ClientSession() as http:
-            for path in ("/stats", "/metrics"):
-                async with http.get(srv.base_url + path) as resp:
-                    assert resp.status == 404
+async def test_operator_endpoints_are_not_on_the_public_port(server: Running) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/stats", "/metrics", "/mail/status", "/readyz"):
+            async with http.get(server.base_url + path) as resp:
+                assert resp.status == 404, path
+            async with http.get(server.operator_url + path) as resp:
+                assert resp.status == 200, path
 
 
 async def test_readiness_is_stored_shown_to_the_other_side_and_survives(server: Running) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from clinic import ConsultationState, Stage
-from server import running_server
+from helpers.server import running_server
 from test_chat_files import files_under, upload
 
 KB = 1024

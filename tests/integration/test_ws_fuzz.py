@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-import protocol_fuzz
-from server import running_server
-from signaling.protocol import CLIENT_MESSAGES
-from test_signaling import Client, enter_call
+from helpers import protocol_fuzz
+from helpers.server import running_server
+from signaling.call.protocol import CLIENT_MESSAGES
+from helpers.ws_client import Client, enter_call
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES_PER_SIDE = 1500

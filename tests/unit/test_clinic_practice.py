@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage, timestamps
 from clinic.accounts import LoginPolicy, RateLimit
@@ -21,8 +23,8 @@ UTC = datetime.UTC
 
 
 @pytest.fixture
-async def clinic(tmp_path: Path) -> AsyncIterator[Clinic]:
-    c = await Clinic.open(tmp_path / "db.sqlite3", invitation_lifetime=DAY)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    c = await database.open(DAY)
     yield c
     await c.close()
 
@@ -111,9 +113,10 @@ async def test_mail_queue_states(clinic: Clinic, tmp_path: Path) -> None:
 
 
 async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None:
+    from clinic.database import connect
     from clinic.migrations import _PRACTICE, MIGRATIONS, migrate
 
-    conn = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    conn = connect(tmp_path / "old.sqlite3")
     mine = MIGRATIONS.index(_PRACTICE)  # wherever the integrator puts it
     migrate(conn, MIGRATIONS[:mine])
     assert migrate(conn, MIGRATIONS[:mine + 1]) == 1
@@ -123,19 +126,19 @@ async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None
     conn.close()
 
 
-async def test_old_attempts_are_forgotten_but_known_addresses_are_kept(clinic: Clinic, tmp_path: Path) -> None:
+async def test_old_attempts_are_forgotten_but_known_addresses_are_kept(clinic: Clinic, database: TestDatabase) -> None:
     p, _, _, _ = await practice(clinic)
-    conn = sqlite3.connect(tmp_path / "db.sqlite3")
-    try:
-        with conn:
-            conn.executemany("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?)", [
-                ("login-account", "x@example.org", "2020-01-01T00:00:00.000000+00:00"),
-                ("birth-date-address", "10.0.0.1", "2020-01-01T00:00:00.000000+00:00"),
-                ("login-success", "a@example.org 10.0.0.1", timestamps.to_text(datetime.datetime.now(UTC))),
-            ])
-        assert await p.login("a@example.org", "wrong", address="x", policy=LIMIT, lifetime=DAY,
-                             previous_token=None) is None
-        scopes = sorted(row[0] for row in conn.execute("SELECT scope FROM attempt"))
-    finally:
-        conn.close()
+    old = "2020-01-01T00:00:00.000000+00:00"
+    insert = ("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)", (
+        "login-account", "x@example.org", old, "birth-date-address", "10.0.0.1", old,
+        "login-success", "a@example.org 10.0.0.1", timestamps.to_text(datetime.datetime.now(UTC))))
+    if database.kind == "sqlite":  # rows() does not commit on SQLite
+        with contextlib.closing(sqlite3.connect(database.target)) as conn, conn:
+            conn.execute(*insert)
+    else:
+        database.rows(*insert)
+    assert len(database.rows("SELECT scope FROM attempt")) == 3
+    assert await p.login("a@example.org", "wrong", address="x", policy=LIMIT, lifetime=DAY,
+                         previous_token=None) is None
+    scopes = sorted(row[0] for row in database.rows("SELECT scope FROM attempt"))
     assert scopes == ["login-account", "login-address", "login-pair", "login-success"]  # the fresh ones

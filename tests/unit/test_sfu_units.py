@@ -12,7 +12,7 @@ from aiortc.rtp import RtpPacket
 
 from sfu import Consumer, Producer, Room, SfuOptions
 from sfu.frames import is_keyframe
-from sfu.receiver_hooks import AudioPassBuffer, FrameSink, MarkerJitterBuffer
+from sfu.aiortc_hooks import AudioPassBuffer, MarkerJitterBuffer
 
 
 @pytest.mark.parametrize(
@@ -96,19 +96,6 @@ def test_audio_buffer_releases_each_packet_and_drops_late_ones() -> None:
     assert buf.add(rtp(4, 2880, False, b"dup"))[1] is None
 
 
-def test_frame_sink_delivers_on_put_and_unblocks_get_on_stop() -> None:
-    got: list[Any] = []
-    sink = FrameSink(lambda codec, frame: got.append((codec, frame)))
-
-    class Codec:
-        name = "VP8"
-
-    sink.put((Codec(), "frame"))
-    assert got == [("vp8", "frame")]
-    sink.put(None)
-    assert sink.get() is None  # returns at once once stopped
-
-
 async def test_stopped_consumer_ends_its_track() -> None:
     from aiortc.mediastreams import MediaStreamError
 
@@ -135,6 +122,17 @@ async def test_close_cascades_room_to_participants_and_is_idempotent() -> None:
     assert a.closed and b.closed and room.participants == ()
     with pytest.raises(Exception, match="closed"):
         room.add_participant("c", "patient")
+
+
+async def test_a_room_forgets_departed_participants_once_their_media_is_closed() -> None:
+    room = Room("r", SfuOptions())
+    for i in range(20):
+        room.add_participant(f"p{i}", "patient").close()
+    # nothing is left closing, so at most the last one is kept for wait_closed()
+    assert len(room._departed) <= 1
+    assert room.participants == ()
+    await room.wait_closed()
+    assert room._departed == []
 
 
 async def test_producer_close_unbinds_consumers_once() -> None:
@@ -173,6 +171,6 @@ async def test_keyframe_requests_are_throttled() -> None:
      (0.2, 50.0, "poor"), (0.0, 900.0, "poor")],
 )
 def test_quality_levels(loss: float, rtt: float | None, level: str) -> None:
-    from signaling.monitor import quality
+    from signaling.call.quality import quality
 
     assert quality(loss, rtt) == level

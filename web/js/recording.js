@@ -7,11 +7,10 @@
  * page has drawn the indicator.
  */
 
+import { byTestId } from "./dom.js";
 import { t } from "./i18n.js";
 import { recordingView } from "./protocol.js";
 
-/** @param {string} id */
-const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
 
 export class RecordingUi {
   /** @param {import("./protocol.js").SignalingClient} client */
@@ -38,7 +37,7 @@ export class RecordingUi {
     client.addEventListener("recording-refused", () => this.say(t("recording.refused"), 8000));
     client.addEventListener("error", (ev) => {
       const detail = /** @type {CustomEvent} */ (ev).detail;
-      if (detail.ref_type === "record") this.say(t("recording.failed"), 8000);
+      if (detail.ref_type === "record") this.say(t(detail.code === "disk-full" ? "recording.disk-full" : "recording.failed"), 8000);
     });
   }
 
