@@ -229,7 +229,7 @@ def write_config(tmp: Path, port: int) -> Path:
     return cfg
 
 
-def start_demo_server(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+def start_demo_server(tmp: Path, log: Path, log_level: str = "WARNING") -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     """`teleconsult demo --json` then `serve` on a free port under `tmp`: (process, base URL, demo JSON).
 
     The caller stops the process (procs.stop) when done.
@@ -239,7 +239,7 @@ def start_demo_server(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
     demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
                           check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
     with log.open("wb") as logf:
-        proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", "WARNING", "serve", "--config", str(cfg)],
+        proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", log_level, "serve", "--config", str(cfg)],
                                 stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -29,13 +29,15 @@ from .documents import (
     same_filesystem,
 )
 from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
-from .filetypes import HEAD_BYTES, safe_name, sniff_media_type
+from .filetypes import HEAD_BYTES, accepted, safe_name, sniff_media_type
 from .migrations import migrate
 from .models import (
     Consultation,
     ConsultationState,
     DemoPractice,
     Document,
+    DocumentAuthor,
+    DocumentSource,
     Invitation,
     NetTest,
     Patient,
@@ -45,6 +47,7 @@ from .models import (
     Stage,
 )
 from .passwords import Passwords
+from .quotas import UploadLedger, UploadQuota, stored_bytes
 from .practice import Practice
 from .readiness import ReadinessBook
 from .registry import Registry
@@ -60,7 +63,7 @@ _WRITE_BYTES = 1 << 20
 
 def _decide_type(head: bytes, complete: bool, allowed_types: Collection[str] | None) -> str:
     media_type = sniff_media_type(head, complete=complete)
-    if allowed_types is not None and media_type not in allowed_types:
+    if allowed_types is not None and not accepted(media_type, allowed_types):
         raise DocumentTypeRefused(media_type)
     return media_type
 
@@ -109,6 +112,7 @@ class Clinic:
         self._executor = executor
         self._backend = backend
         self._closed = False
+        self._uploads = UploadLedger()
 
     @classmethod
     async def open(
@@ -334,19 +338,49 @@ class Clinic:
         *,
         max_bytes: int,
         allowed_types: Collection[str] | None = None,
+        quota: UploadQuota | None = None,
+        refuse_closed: bool = False,
     ) -> Document:
         """Stream `chunks` to a new document of the consultation and return it.
 
         The type is sniffed from the bytes; `name` is only sanitised and shown.
         Raises DocumentTooLarge past `max_bytes`, DocumentTypeRefused when the sniffed
-        type is not in `allowed_types` (None: any), NotFound for an unknown
+        type is not in `allowed_types` (None: any), QuotaExceeded past `quota` (this
+        upload's side, or the consultation, counting the uploads in flight), ActClosed
+        when `refuse_closed` and the act is (or gets) closed, NotFound for an unknown
         consultation.  After any failure or cancellation no file and no row remain.
         """
         source_, author = check_kind(source, added_by)
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         book = self._backend.documents
-        patient_id = await self._run(book.patient_of, consultation_id)
+        patient_id = await self._run(book.patient_of, consultation_id, refuse_closed=refuse_closed)
+        if quota is None:
+            return await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
+                                     allowed_types, None, refuse_closed)
+        kept, received = False, 0
+
+        def count(size: int) -> None:
+            nonlocal received
+            self._uploads.add(consultation_id, author, size, quota)
+            received += size
+
+        self._uploads.begin(consultation_id)
+        try:
+            self._uploads.load(consultation_id, await self._run(stored_bytes, self._backend.conn, consultation_id))
+            document = await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
+                                         allowed_types, count, refuse_closed)
+            kept = True
+            return document
+        finally:
+            self._uploads.end(consultation_id, author, received, kept)
+
+    async def _store(
+        self, consultation_id: str, patient_id: str, source_: DocumentSource, name: str, author: DocumentAuthor,
+        chunks: AsyncIterable[bytes], max_bytes: int, allowed_types: Collection[str] | None,
+        count: Callable[[int], None] | None, refuse_closed: bool,
+    ) -> Document:
+        book = self._backend.documents
         document_id = new_document_id()
         part = PartFile(book.directory / consultation_id, document_id)
         try:
@@ -359,6 +393,8 @@ class Clinic:
                 size += len(chunk)
                 if size > max_bytes:
                     raise DocumentTooLarge(max_bytes)
+                if count is not None:
+                    count(len(chunk))  # QuotaExceeded past a quota
                 if media_type is None:
                     head += bytes(chunk[: HEAD_BYTES - len(head)])
                     if len(head) >= HEAD_BYTES:
@@ -386,7 +422,7 @@ class Clinic:
                 created_at=timestamps.to_text(timestamps.utc_now()),
                 removed_at=None,
             )
-            await self._run(book.publish, part, document)
+            await self._run(book.publish, part, document, refuse_closed=refuse_closed)
         except BaseException:
             await self._forget(document_id, part)
             raise

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import pathlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, Literal, Protocol
 
+from .datafiles import PRIVATE_DIR, PRIVATE_FILE, create_private_file
 from .errors import ConstraintViolated
 
 #: How long a writer waits for another writer's lock before failing (ms).
@@ -142,7 +144,12 @@ def statements(script: str) -> Iterator[str]:
 
 def connect(path: pathlib.Path) -> SqliteDatabase:
     """Open (creating if needed) the SQLite file with our pragmas set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    # SQLite would create the file 0644; its WAL and SHM files take the database's mode
+    create_private_file(path)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            os.chmod(extra, PRIVATE_FILE)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, see transaction()
     conn = sqlite3.connect(path, isolation_level=None)
     try:

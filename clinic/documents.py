@@ -22,9 +22,9 @@ from typing import Final, cast
 
 from . import timestamps
 from .database import Database, Row, transaction
-from .errors import NotFound
+from .errors import ActClosed, NotFound
 from .filetypes import HEAD_BYTES, sniff_media_type
-from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, Document, DocumentAuthor, DocumentSource
+from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, ConsultationState, Document, DocumentAuthor, DocumentSource
 
 logger = logging.getLogger(__name__)
 
@@ -201,30 +201,34 @@ class DocumentBook:
         self.patient_of(consultation_id)
         return self.directory / consultation_id
 
-    def patient_of(self, consultation_id: str) -> str:
-        """Return the patient id of a consultation; NotFound if unknown."""
+    def patient_of(self, consultation_id: str, *, refuse_closed: bool = False) -> str:
+        """Return the patient id of a consultation; NotFound if unknown, ActClosed if asked and closed."""
         row = self._conn.execute(
-            "SELECT patient_id FROM consultation WHERE id = ?", (consultation_id,)
+            "SELECT patient_id, state FROM consultation WHERE id = ?", (consultation_id,)
         ).fetchone()
         if row is None:
             raise NotFound(f"no consultation {consultation_id!r}")
+        if refuse_closed and row["state"] == ConsultationState.CLOSED.value:
+            raise ActClosed("the act is closed: no more documents can be added")
         patient_id: str = row["patient_id"]
         return patient_id
 
-    def insert(self, document: Document) -> None:
-        """Insert the row of a document whose file is already in place."""
+    def insert(self, document: Document, *, refuse_closed: bool = False) -> None:
+        """Insert the row of a document whose file is already in place (ActClosed: if asked and closed)."""
         with transaction(self._conn) as conn:
+            if refuse_closed:
+                self.patient_of(document.consultation_id, refuse_closed=True)  # under the write lock
             names = [f.name for f in dataclasses.fields(Document)]
             conn.execute(
                 f"INSERT INTO document ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                 tuple(getattr(document, name) for name in names),
             )
 
-    def publish(self, part: PartFile, document: Document) -> None:
+    def publish(self, part: PartFile, document: Document, *, refuse_closed: bool = False) -> None:
         """Rename a finished file to its final name, then insert its row; on failure nothing stays."""
         try:
             part.publish()
-            self.insert(document)
+            self.insert(document, refuse_closed=refuse_closed)
         except BaseException:
             part.discard()
             raise

@@ -12,7 +12,7 @@ from typing import ParamSpec, Protocol, TypeVar
 
 from . import audit
 from .account_admin import AccountAdmin
-from .accounts import Accounts, Login, RateLimit, WebSession
+from .accounts import Accounts, Login, LoginPolicy, WebSession
 from .agenda import Agenda
 from .audit import AuditEvent
 from .closing import Closer, Closing
@@ -70,14 +70,15 @@ class Practice:
     async def practitioner_count(self) -> int:
         return await self._run(self._admin.count)
 
-    async def login(self, email: str, password: str, *, address: str, limit: RateLimit,
+    async def login(self, email: str, password: str, *, address: str, policy: LoginPolicy,
                     lifetime: datetime.timedelta, previous_token: str | None) -> Login | None:
         """Check a login (rate-limited) and open a new session; None if refused.
 
+        The attempt is counted before the password is checked (see Accounts.begin_login).
         The argon2 check runs in a thread of its own, not the database's: a burst of
         logins never stalls the waiting rooms' database calls.
         """
-        check = await self._run(self._accounts.begin_login, email, address=address, limit=limit)
+        check = await self._run(self._accounts.begin_login, email, address=address, policy=policy)
         if check is None:
             return None
         async with self._hashing:

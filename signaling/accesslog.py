@@ -28,6 +28,9 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
 def route_name(request: web.BaseRequest) -> str:
     """The matched route's template (e.g. `/d/{token}`), or `(no route)`."""
-    match_info = getattr(request, "match_info", None)
-    resource = match_info.route.resource if match_info is not None else None
+    # a request that failed HTTP parsing never reached the router: aiohttp's match_info
+    # then asserts, which made the access logger raise and drop the line
+    match_info = getattr(request, "_match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
     return resource.canonical if resource is not None else "(no route)"

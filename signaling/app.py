@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib.resources
 import logging
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
+from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
@@ -20,9 +22,11 @@ from .announce import announced_addresses
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
 from .call.monitor import Monitor
+from .body_deadline import body_deadline
 from .config import Config
 from .diskspace import DiskGuard
 from .diskwatch import disk_watch
+from .failures import quiet_http_parse_errors
 from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
 from .operator_listener import operator_listener
@@ -89,8 +93,16 @@ def recording_audit(clinic: Clinic) -> AuditRecording:
     return audit
 
 
+def prepare_data_folders(config: Config) -> None:
+    """Before anything writes: data and outbox folders 0700, temporary files of a crash swept (blocking)."""
+    for folder in (config.data_path, config.outbox_path):
+        private_dir(folder)
+        sweep_temporary(folder)
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
+    quiet_http_parse_errors()
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
@@ -100,6 +112,7 @@ def make_app(config: Config) -> web.Application:
         ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
                         await announced_addresses(config.ice))
         ice.install()
+        await asyncio.to_thread(prepare_data_folders, config)
         clinic = await open_clinic(config)
         app[CLINIC] = clinic
         wb = config.whiteboard
@@ -143,4 +156,5 @@ def make_app(config: Config) -> web.Application:
     setup_account_routes(app)
     # outermost: every other middleware and handler sees the client's real address
     app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
+    app.middlewares.insert(1, body_deadline)  # next: the CSRF check reads form bodies too
     return app

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Sequence
 
 from clinic import ClinicError
+from clinic.datafiles import PRIVATE_UMASK
 from cluster import ClusterError
 
 from . import database_commands, operator_commands
@@ -47,6 +49,8 @@ def _serve(config: Config, demo: bool) -> int:
 
     from .app import make_app
 
+    # every file this process creates (database, documents, recordings, emails) is private
+    os.umask(PRIVATE_UMASK)
     if demo:
         _demo(config, as_json=False)
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)

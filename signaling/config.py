@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from clinic.filetypes import KNOWN_MEDIA_TYPES
+from clinic.filetypes import DICOM, DOCX, KNOWN_MEDIA_TYPES, ODP, ODS, ODT, PPTX, XLSX
 
 from .errors import ConfigError
 
@@ -29,6 +29,10 @@ class HttpConfig:
     port: int = 8080
     # the address browsers use; invitation links are built on it
     public_url: str = "http://127.0.0.1:8080"
+    # a request body must arrive at this average pace (bytes per second) once the grace
+    # below has passed, or the connection is closed (slow clients holding descriptors)
+    body_min_bytes_per_second: int = 1024
+    body_grace_seconds: float = 10.0
     # networks of the reverse proxies whose X-Forwarded-For / Forwarded headers are believed
     trusted_proxies: list[str] = field(default_factory=list)
 
@@ -150,9 +154,18 @@ class AccountsConfig:
     session_hours: float = 12.0
     # mark cookies Secure even on plain-HTTP requests (behind a TLS proxy)
     secure_cookies: bool = False
-    # failed logins allowed per account and per address within the window
+    # failed logins allowed per account from one client address within the window
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
+    # failed logins allowed per client address, whatever the account, within the window
+    login_address_max_failures: int = 20
+    # failed logins on one account, from every address, within the window after which
+    # addresses the owner never logged in from are slowed down (never locked)
+    login_account_ceiling: int = 10
+    # past that ceiling: one attempt per account per this many seconds from such addresses
+    login_slowdown_seconds: float = 60.0
+    # days an address the owner logged in from stays known (exempt from the slowdown)
+    login_known_address_days: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +219,10 @@ class LoggingConfig:
 
 def _default_document_types() -> list[str]:
     return [
-        "image/png", "image/jpeg", "image/gif", "image/webp",
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic", "image/heif",
         "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
         "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
-        "application/pdf", "text/plain", "application/octet-stream",
+        "application/pdf", DOCX, XLSX, PPTX, ODT, ODS, ODP, DICOM, "text/plain", "application/octet-stream",
     ]
 
 
@@ -217,6 +230,10 @@ def _default_document_types() -> list[str]:
 class DocumentsConfig:
     # largest file shared in the chat, in bytes
     max_upload_bytes: int = 104857600
+    # bytes of documents each side may store in one consultation (chat files, closing imports)
+    max_bytes_per_side: int = 262144000
+    # bytes of documents both sides together may store in one consultation
+    max_bytes_per_consultation: int = 524288000
     # media types accepted, as sniffed from the bytes (never the name or the browser's label);
     # "application/octet-stream" is every other file, only ever offered as a download
     allowed_types: list[str] = field(default_factory=_default_document_types)
@@ -504,6 +521,10 @@ def _validate(c: Config, where: str) -> None:
         fail("logging.format", "must be \"text\" or \"json\"")
     if c.documents.max_upload_bytes < 1:
         fail("documents.max_upload_bytes", "must be at least 1")
+    if c.documents.max_bytes_per_side < 1:
+        fail("documents.max_bytes_per_side", "must be at least 1")
+    if c.documents.max_bytes_per_consultation < 1:
+        fail("documents.max_bytes_per_consultation", "must be at least 1")
     for i, media_type in enumerate(c.documents.allowed_types):
         if media_type not in KNOWN_MEDIA_TYPES:
             fail(f"documents.allowed_types[{i}]", f"is {media_type!r}, not one of {', '.join(KNOWN_MEDIA_TYPES)}")
@@ -544,6 +565,21 @@ def _validate(c: Config, where: str) -> None:
         fail("accounts.login_max_failures", "must be at least 1")
     if c.accounts.login_window_minutes <= 0:
         fail("accounts.login_window_minutes", "must be positive")
+    if c.http.body_min_bytes_per_second < 1:
+        fail("http.body_min_bytes_per_second", "must be at least 1")
+    if not 0 < c.http.body_grace_seconds <= 3600:
+        fail("http.body_grace_seconds", "must be between 0 and 3600")
+    if c.accounts.login_address_max_failures < 1:
+        fail("accounts.login_address_max_failures", "must be at least 1")
+    if c.accounts.login_account_ceiling < 1:
+        fail("accounts.login_account_ceiling", "must be at least 1")
+    if c.accounts.login_known_address_days <= 0:
+        fail("accounts.login_known_address_days", "must be positive")
+    # OWASP ASVS 2.2.1: no more than 100 failed attempts per hour on one account
+    if not c.accounts.login_slowdown_seconds > 0 or \
+            c.accounts.login_account_ceiling + 3600 / c.accounts.login_slowdown_seconds > 100:
+        fail("accounts.login_slowdown_seconds",
+             "must keep login_account_ceiling + 3600 / login_slowdown_seconds at most 100 (tries per hour)")
     if c.patient_access.lifetime_days <= 0:
         fail("patient_access.lifetime_days", "must be positive")
     if c.patient_access.max_failures < 1:

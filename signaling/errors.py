@@ -16,6 +16,9 @@ class ProtocolError(SignalingError):
         super().__init__(message)
         self.code = code
         self.message = message
+        # the refused message's type and id, when known before the error was raised
+        self.ref_type: str | None = None
+        self.ref_id: str | None = None
 
 
 class DiskFull(SignalingError):

@@ -12,6 +12,7 @@ from . import keys as app_keys
 from .accesslog import route_name
 from .call.routes import add_call_routes
 from .error_pages import error_page
+from .failures import log_failure
 from .invitation_links import InvitationRoutes
 from .practice.auth import csrf_middleware
 from .practice.closing import add_closing_routes
@@ -59,10 +60,10 @@ async def security_headers(
         response = error_page("not-found")
     except web.HTTPException:
         raise
-    except Exception:
-        # the operator gets the traceback in the log; the user a plain page
+    except Exception as exc:
+        # one line with a code in the log (the traceback at DEBUG); the user a plain page;
         # the route's template, never the path: invitation and patient links carry their token in it
-        logger.exception("unhandled error on %s %s", request.method, route_name(request))
+        log_failure(logger, exc, "%s %s", request.method, route_name(request))
         response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})

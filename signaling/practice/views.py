@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import zoneinfo
 from typing import Any
 
 from aiohttp import web
 
 from clinic import NotFound
-from clinic.accounts import RateLimit
 from clinic.errors import TooManyAttempts
 from clinic.models import Consultation
 
@@ -29,6 +29,7 @@ from .auth import (
     see_other,
     set_session_cookie,
 )
+from .login_limits import login_policy
 from .texts import as_module
 
 logger = logging.getLogger(__name__)
@@ -66,18 +67,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     email, password = data.get("email", "").strip(), data.get("password", "")
     next_path = safe_next(data.get("next"))
-    limit = RateLimit(config.accounts.login_max_failures,
-                      datetime.timedelta(minutes=config.accounts.login_window_minutes))
+    policy = login_policy(config.accounts)
     lifetime = datetime.timedelta(hours=config.accounts.session_hours)
     try:
         done = None
         if email and password:
             done = await request.config_dict[app_keys.CLINIC].practice.login(
-                email, password, address=client_address(request), limit=limit, lifetime=lifetime,
+                email, password, address=client_address(request), policy=policy, lifetime=lifetime,
                 previous_token=request.cookies.get(SESSION_COOKIE))
-    except TooManyAttempts:
-        return pages.login_page(await csrf_token(request), error="login.too-many", email=email,
-                                next_path=next_path, status=429)
+    except TooManyAttempts as exc:
+        refused = pages.login_page(await csrf_token(request), email=email, next_path=next_path, status=429,
+                                   error="login.slowed" if exc.scope == "account" else "login.too-many")
+        refused.headers["Retry-After"] = str(math.ceil(exc.retry_after or 60))
+        return refused
     if done is None:
         return pages.login_page(await csrf_token(request), error="login.failed", email=email,
                                 next_path=next_path, status=401)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from clinic import Clinic
+from signaling.accesslog import RedactingAccessLogger
 from signaling.app import make_app
 from signaling.config import Config, load_config
 from signaling.keys import CLINIC, HUBS, OPERATOR_URL, PROBE_DROP_RATE
@@ -68,7 +69,7 @@ async def running_server(data_dir: Path, *, probe_drop_rate: float = 0.0, **over
     config = load_config(None, **settings)
     app = make_app(config)
     app[PROBE_DROP_RATE] = probe_drop_rate
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)  # as `teleconsult serve`
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

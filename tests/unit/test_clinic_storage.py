@@ -11,11 +11,14 @@ import pytest
 from helpers.databases import PostgresServer, TestDatabase, consultation_now, free_port, make
 
 from clinic import Clinic
-from clinic.accounts import RateLimit
+from clinic.accounts import LoginPolicy, RateLimit
 from clinic.errors import DatabaseUnavailable, TooManyAttempts
 
 DAY = datetime.timedelta(days=1)
-LIMIT = RateLimit(3, datetime.timedelta(minutes=15))
+_THREE = RateLimit(3, datetime.timedelta(minutes=15))
+# per account and address, per address, and past 3 failures on the account a new address is slowed down
+LIMIT = LoginPolicy(pair=_THREE, address=_THREE, account_ceiling=3, slowdown=datetime.timedelta(minutes=1),
+                    known_for=datetime.timedelta(days=90))
 
 
 @pytest.fixture
@@ -32,18 +35,18 @@ async def test_failed_logins_on_two_nodes_add_up_to_one_limit(nodes: tuple[Clini
     first, second = nodes
     await first.add_practitioner("a@example.org", "password a", "Dr A")
     for node in (first, second, first):
-        assert await node.practice.login("a@example.org", "wrong", address="10.0.0.1", limit=LIMIT,
+        assert await node.practice.login("a@example.org", "wrong", address="10.0.0.1", policy=LIMIT,
                                          lifetime=DAY, previous_token=None) is None
     for node in nodes:
         with pytest.raises(TooManyAttempts):
-            await node.practice.login("a@example.org", "password a", address="10.0.0.2", limit=LIMIT,
+            await node.practice.login("a@example.org", "password a", address="10.0.0.2", policy=LIMIT,
                                       lifetime=DAY, previous_token=None)
 
 
 async def test_a_session_opened_on_one_node_is_known_on_the_other(nodes: tuple[Clinic, Clinic]) -> None:
     first, second = nodes
     practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
-    login = await first.practice.login("a@example.org", "password a", address="x", limit=LIMIT,
+    login = await first.practice.login("a@example.org", "password a", address="x", policy=LIMIT,
                                        lifetime=DAY, previous_token=None)
     assert login is not None
     found = await second.practice.session(login.token)
