@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers.chromium import CHROMIUM, FLAGS, launch_page
+from helpers.turn import Coturn, running_coturn
 from helpers.y4m import write_y4m
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -46,3 +46,10 @@ async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
     assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    """coturn on loopback with a fresh shared secret (tests/helpers/turn.py)."""
+    with running_coturn(tmp_path) as server:
+        yield server

@@ -10,12 +10,12 @@ from typing import Any
 import av
 import helpers.media_files as media_files
 from helpers.call_page import in_call, screenshot, wait_for
+from helpers.chat_page import MESSAGES, send_file
 from helpers.server import running_server
 from playwright.async_api import Page, expect
 
 MB = 1 << 20
 
-MESSAGES = "[data-testid=chat-message]"
 
 MEDIA_STATE = """(testid) => [...document.querySelectorAll(`[data-testid="${testid}"]`)].map((m) => ({
   readyState: m.readyState, duration: m.duration, width: m.videoWidth ?? null, error: m.error ? m.error.code : null,
@@ -24,13 +24,6 @@ MEDIA_STATE = """(testid) => [...document.querySelectorAll(`[data-testid="${test
 
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
-
-
-async def send_file(page: Page, name: str, mime: str, data: bytes) -> None:
-    """Choose a file in the chat's file input and wait until it is shown in this page's chat."""
-    before = await page.locator(f"{MESSAGES}[data-kind=file]").count()
-    await page.get_by_test_id("chat-file").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
-    await expect(page.locator(f"{MESSAGES}[data-kind=file]")).to_have_count(before + 1, timeout=20000)
 
 
 async def media_ready(page: Page, testid: str) -> list[dict[str, Any]] | None:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers.call_page import screenshot, wait_for
 from helpers.netns import counters, require_loopback_only_namespace, run
 from helpers.server import running_server
-from test_turn_relay import Coturn, _selected, media_both_ways, meet, running_coturn
+from helpers.turn import Coturn, media_both_ways, meet, running_coturn, selected_pair
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
 SFU_PORTS = (43000, 43999)  # tests/server.py's ICE range
@@ -55,7 +54,7 @@ async def test_with_udp_blocked_media_goes_through_turn_over_tcp(
         doctor, patient = await meet(server, open_page)
         await media_both_ways(doctor, patient, timeout=40.0)  # the direct checks fail first
         for page in (doctor, patient):
-            state = await wait_for(lambda p=page: _selected(p))
+            state = await wait_for(lambda p=page: selected_pair(p))
             assert state["policy"] == "all"
             assert {"host", "relay"} <= set(state["localTypes"]), state  # direct candidates were there too
             local = state["selected"]["local"]

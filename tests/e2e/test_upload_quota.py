@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import expect
-
-from helpers.server import running_server
-from test_chat import MESSAGES, files_under, send_file
 from helpers.call_page import in_call, screenshot
+from helpers.chat_files import files_under
+from helpers.chat_page import MESSAGES, send_file
+from helpers.server import running_server
+from playwright.async_api import expect
 
 KB = 1024
 

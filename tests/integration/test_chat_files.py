@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import io
 import json
 import time
 import urllib.parse
@@ -15,16 +14,13 @@ from typing import Any
 import aiohttp
 import helpers.media_files as media_files
 import pytest
+from helpers.chat_files import files_under, upload
 from helpers.server import Running, running_server
 from helpers.ws_client import Client, both, enter_call
 
 from clinic import Role
 
 MB = 1 << 20
-
-
-def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 def documents_dir(server: Running) -> Path:
@@ -38,14 +34,6 @@ async def eventually(predicate: Any, timeout: float = 10.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.05)
-
-
-async def upload(link: str, data: bytes, name: str, **headers: str) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as session:
-        url = f"{link}/files?name={urllib.parse.quote(name)}"
-        async with session.post(url, data=io.BytesIO(data), headers=headers) as response:
-            body = await response.json() if response.content_type == "application/json" else {}
-            return response.status, body
 
 
 @pytest.fixture

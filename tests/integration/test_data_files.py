@@ -19,12 +19,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from helpers.chat_files import upload
+from helpers.server import free_port, running_server
+from helpers.ws_client import Client, enter_call
 
 from clinic import ConsultationState, Stage
-from helpers.server import free_port, running_server
 from signaling.keys import MAILER
-from test_chat_files import upload
-from helpers.ws_client import Client, enter_call
 
 
 def mode(path: Path) -> int:

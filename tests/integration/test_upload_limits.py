@@ -11,9 +11,10 @@ import datetime
 import os
 from pathlib import Path
 
-from clinic import ConsultationState, Stage
+from helpers.chat_files import files_under, upload
 from helpers.server import running_server
-from test_chat_files import files_under, upload
+
+from clinic import ConsultationState, Stage
 
 KB = 1024
 
