@@ -264,8 +264,16 @@ CREATE TABLE whiteboard_action (
 );
 """
 
+# the audit log as a hash chain (clinic/audit.py): earlier entries stay NULL and are folded
+# into the first chained entry's prev_hash
+_AUDIT_CHAIN: Final = """
+ALTER TABLE audit_event ADD COLUMN prev_hash TEXT;
+
+ALTER TABLE audit_event ADD COLUMN hash TEXT;
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _AUDIT_CHAIN)
 
 
 def statements(script: str) -> Iterator[str]:

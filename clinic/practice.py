@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import pathlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from typing import ParamSpec, Protocol, TypeVar
@@ -14,7 +15,7 @@ from typing import ParamSpec, Protocol, TypeVar
 from . import audit
 from .accounts import Accounts, Login, RateLimit, WebSession
 from .agenda import Agenda
-from .audit import AuditEvent
+from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing
 from .database import transaction
 from .mail import MailMessage, MailQueue, invitation_text
@@ -230,6 +231,20 @@ class Practice:
     async def audit_export(self, after_seq: int = 0, batch: int = 1000) -> list[AuditEvent]:
         """Up to `batch` entries after `after_seq`, oldest first (the operator's export)."""
         return await self._run(lambda: list(_take(audit.export(self._conn, after_seq, batch), batch)))
+
+    async def audit_checkpoint(self, path: pathlib.Path) -> Checkpoint | None:
+        """Append the chain's head to the checkpoint file at `path` if it moved; the head written, else None."""
+        def work() -> Checkpoint | None:
+            head = audit.head(self._conn)
+            return head if head is not None and audit.write_checkpoint(path, head) else None
+        return await self._run(work)
+
+    async def audit_verify(self, checkpoints_path: pathlib.Path) -> Verdict:
+        """Walk the whole chain and compare it with the checkpoints in `checkpoints_path`.
+
+        ValueError if the checkpoint file is damaged.
+        """
+        return await self._run(lambda: audit.verify(self._conn, audit.read_checkpoints(checkpoints_path)))
 
 
 def _take(events: Iterator[AuditEvent], n: int) -> list[AuditEvent]:

@@ -15,6 +15,7 @@ from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
 from sfu import IcePolicy, SfuOptions
 
+from .audit_checkpoints import AuditCheckpoints
 from .boardroutes import setup_board_routes
 from .chat import ChatLimits
 from .config import Config
@@ -106,10 +107,13 @@ def make_app(config: Config) -> web.Application:
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
+        checkpoints = AuditCheckpoints(clinic, config.audit_checkpoints_path, config.audit.checkpoint_seconds)
+        checkpoints.start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
         await app[MAILER].stop()
+        await checkpoints.stop()
         app[HUBS].close()
         await recordings.close()
         images.close()

@@ -221,6 +221,13 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    # seconds between two checkpoints of the audit chain's head, written to the log and
+    # to data_dir/audit-checkpoints.jsonl (copy that file elsewhere: it proves the tail)
+    checkpoint_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -237,12 +244,17 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     patient_access: PatientAccessConfig = field(default_factory=PatientAccessConfig)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        return self.data_path / "audit-checkpoints.jsonl"
 
     @property
     def smtp_ca_path(self) -> Path | None:
@@ -450,6 +462,8 @@ def _validate(c: Config, where: str) -> None:
         fail("patient_access.max_failures", "must be at least 1")
     if c.patient_access.attempts_per_minute < 1:
         fail("patient_access.attempts_per_minute", "must be at least 1")
+    if not 1.0 <= c.audit.checkpoint_seconds <= 86400.0:
+        fail("audit.checkpoint_seconds", "must be between 1 and 86400")
     try:
         zoneinfo.ZoneInfo(c.practice.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -1,4 +1,4 @@
-"""The operator's commands: practitioner accounts, the mail queue, the audit export."""
+"""The operator's commands: practitioner accounts, the mail queue, the audit export and check."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--config")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--after", type=int, default=0, help="only entries after this sequence number")
+    verify = asub.add_parser("verify", help="check the hash chain and the checkpoints; exit 1 if tampered")
+    verify.add_argument("--config")
 
 
 def _read_password(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -76,7 +78,22 @@ def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdi
         counts = {s: sum(1 for m in messages if m.state == s) for s in ("queued", "sent", "failed")}
         print(json.dumps({"counts": counts, "messages": [m.status_json() for m in messages]}, indent=2), file=out)
         return 0
+    if args.action == "verify":
+        return _verify(config, out)
     return _export(args, config, out)
+
+
+def _verify(config: Config, out: TextIO) -> int:
+    try:
+        verdict = asyncio.run(_with_clinic(config, lambda c: c.practice.audit_verify(config.audit_checkpoints_path)))
+    except ValueError as exc:
+        print(f"teleconsult: audit checkpoints: {exc}", file=sys.stderr)
+        return 2
+    if verdict.ok:
+        print(f"audit log intact: {verdict.checked} entries, head {verdict.head_seq}", file=out)
+        return 0
+    print(f"audit log TAMPERED: {verdict.problem}", file=out)
+    return 1
 
 
 def _export(args: argparse.Namespace, config: Config, out: TextIO) -> int:
