@@ -18,15 +18,17 @@ from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
 from .database import connect
+from sealing import Keyring
+
 from .documents import (
     DocumentBook,
     PartFile,
+    can_adopt,
     check_kind,
     copy_into,
     delete_file,
     examine_file,
     new_document_id,
-    same_filesystem,
 )
 from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
 from .filetypes import HEAD_BYTES, safe_name, sniff_media_type
@@ -73,6 +75,7 @@ class _Backend:
         db_path: pathlib.Path,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.conn: sqlite3.Connection = connect(db_path)
         try:
@@ -80,7 +83,7 @@ class _Backend:
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
-            self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents")
+            self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents", keyring)
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
             self.boards = BoardStore(self.conn)
@@ -116,11 +119,12 @@ class Clinic:
         *,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path | None = None,
+        keyring: Keyring | None = None,
     ) -> Clinic:
         """Open (or create) the database at `db_path` and bring its schema up to date.
 
         Documents live under `documents_dir`, by default the "documents" folder next
-        to the database (the storage data dir).
+        to the database (the storage data dir), sealed with `keyring` when given.
         """
         if invitation_lifetime < datetime.timedelta(0):
             raise ValueError(f"invitation_lifetime must not be negative, got {invitation_lifetime}")
@@ -132,6 +136,7 @@ class Clinic:
             pathlib.Path(db_path),
             invitation_lifetime,
             None if documents_dir is None else pathlib.Path(documents_dir),
+            keyring,
         )
         try:
             backend = await asyncio.wrap_future(opening)
@@ -341,7 +346,7 @@ class Clinic:
         book = self._backend.documents
         patient_id = await self._run(book.patient_of, consultation_id)
         document_id = new_document_id()
-        part = PartFile(book.directory / consultation_id, document_id)
+        part = PartFile(book.directory / consultation_id, document_id, book.keyring)
         try:
             await asyncio.to_thread(part.open)
             head = b""
@@ -416,7 +421,7 @@ class Clinic:
         path = pathlib.Path(path)
         book = self._backend.documents
         patient_id = await self._run(book.patient_of, consultation_id)
-        facts = await asyncio.to_thread(examine_file, path)
+        facts = await asyncio.to_thread(examine_file, path, book.keyring)
         document = Document(
             id=new_document_id(),
             consultation_id=consultation_id,
@@ -431,10 +436,10 @@ class Clinic:
             removed_at=None,
         )
         directory = book.directory / consultation_id
-        if await asyncio.to_thread(same_filesystem, path, directory):
+        if await asyncio.to_thread(can_adopt, path, directory, book.keyring):
             await self._run(book.adopt, path, document)
         else:
-            part = PartFile(directory, document.id)
+            part = PartFile(directory, document.id, book.keyring)
             try:
                 await asyncio.to_thread(copy_into, path, part)
                 await self._run(book.publish, part, document)
@@ -463,6 +468,11 @@ class Clinic:
         path = await self._run(self._backend.documents.remove, document_id)
         if path is not None:
             await asyncio.to_thread(delete_file, path)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keys documents are sealed with (None: stored in clear)."""
+        return self._backend.documents.keyring
 
     async def document_path(self, document: Document) -> pathlib.Path:
         """Where the bytes of `document` live (no I/O)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib.resources
 import logging
@@ -13,6 +14,7 @@ from aiohttp import web
 from clinic import Clinic
 from clinic.boardimages import BoardImages
 from recorder.manifest import Manifest
+from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
 
 from .audit_checkpoints import AuditCheckpoints
@@ -46,10 +48,22 @@ def sfu_options(config: Config) -> SfuOptions:
     )
 
 
-async def open_clinic(config: Config) -> Clinic:
+def open_keyring(config: Config) -> Keyring | None:
+    """The key ring named in config (checked when the config was loaded), or None with a warning."""
+    if config.key_path is None:
+        logger.warning("No [storage] key_file: documents, recordings and whiteboard images are stored "
+                       "in clear (see docs/encryption.md)")
+        return None
+    return Keyring(config.key_path)
+
+
+async def open_clinic(config: Config, keyring: Keyring | None = None) -> Clinic:
+    if keyring is None and config.key_path is not None:
+        keyring = await asyncio.to_thread(Keyring, config.key_path)
     return await Clinic.open(
         config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        keyring=keyring,
     )
 
 
@@ -91,12 +105,13 @@ def make_app(config: Config) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
-        clinic = await open_clinic(config)
+        keyring = await asyncio.to_thread(open_keyring, config)
+        clinic = await open_clinic(config, keyring)
         app[CLINIC] = clinic
         wb = config.whiteboard
         images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
-                                                 max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path)
+                                                 max_pages=wb.max_pdf_pages, keyring=keyring)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path, keyring)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()

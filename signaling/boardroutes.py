@@ -14,6 +14,7 @@ from clinic.boardimages import BackgroundRefused
 from . import keys as app_keys
 from .pages import error_page
 from .routes import _invitation
+from .stored_files import stored_file_response
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ async def background_page(request: web.Request) -> web.StreamResponse:
         path = await request.app[app_keys.BOARD_IMAGES].page_path(found.consultation_id, background, page)
     except (ValueError, NotFound, BackgroundRefused):
         return error_page("not-found")
-    return web.FileResponse(path, headers={
+    return await stored_file_response(request, path, request.app[app_keys.BOARD_IMAGES].keyring, {
         "Content-Type": "image/png", "Cache-Control": "private, max-age=86400, immutable",
     })
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from clinic.filetypes import KNOWN_MEDIA_TYPES
+from sealing import Keyring, SealError
 
 from .errors import ConfigError
 
@@ -35,6 +36,9 @@ class HttpConfig:
 class StorageConfig:
     # SQLite database, documents and recordings live under this folder
     data_dir: str = "data"
+    # key file sealing documents, recordings and whiteboard images at rest (docs/encryption.md);
+    # empty: stored in clear, with a warning at start
+    key_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +257,10 @@ class Config:
         return _resolve(self.base_dir, self.storage.data_dir)
 
     @property
+    def key_path(self) -> Path | None:
+        return _resolve(self.base_dir, self.storage.key_file) if self.storage.key_file else None
+
+    @property
     def audit_checkpoints_path(self) -> Path:
         return self.data_path / "audit-checkpoints.jsonl"
 
@@ -462,6 +470,11 @@ def _validate(c: Config, where: str) -> None:
         fail("patient_access.max_failures", "must be at least 1")
     if c.patient_access.attempts_per_minute < 1:
         fail("patient_access.attempts_per_minute", "must be at least 1")
+    if c.key_path is not None:
+        try:
+            Keyring(c.key_path)
+        except SealError as exc:
+            fail("storage.key_file", f"is not usable: {exc}")
     if not 1.0 <= c.audit.checkpoint_seconds <= 86400.0:
         fail("audit.checkpoint_seconds", "must be between 1 and 86400")
     try:

@@ -26,6 +26,7 @@ from clinic.models import Document, Invitation
 from . import keys as app_keys
 from .chat import document_json, message_json
 from .pages import error_page
+from .stored_files import stored_file_response
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +156,6 @@ async def download(request: web.Request) -> web.StreamResponse:
     if document.consultation_id != invitation.consultation_id:
         return error_page("not-found")  # no hint that it exists
     path = await clinic.document_path(document)
-    if not await asyncio.to_thread(path.is_file):
-        logger.warning("Document(%s) has a row but no file", document.id)
-        return error_page("not-found")
     allowed = request.app[app_keys.CONFIG].documents.allowed_types
     inline = document.media_type in INLINE_TYPES and document.media_type in allowed
     content_type = document.media_type + ("; charset=utf-8" if document.media_type == "text/plain" else "")
@@ -166,4 +164,4 @@ async def download(request: web.Request) -> web.StreamResponse:
         "Content-Type": content_type,
         "Content-Disposition": content_disposition("inline" if inline else "attachment", document.name),
     }
-    return web.FileResponse(path, headers=headers)
+    return await stored_file_response(request, path, clinic.keyring, headers)

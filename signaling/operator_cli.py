@@ -8,9 +8,11 @@ import csv
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from clinic import AlreadyExists
+from sealing import generate_key
 
 from .config import Config
 
@@ -36,6 +38,13 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--config")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--after", type=int, default=0, help="only entries after this sequence number")
+    keys = sub.add_parser("keys", help="the key file sealing stored files (docs/encryption.md)")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    new = ksub.add_parser("new", help="create a key file with one key (refused if the file exists)")
+    new.add_argument("--file", required=True)
+    new.add_argument("--config")
+    rotate = ksub.add_parser("rotate", help="add a key to [storage] key_file, then re-seal every stored file with it")
+    rotate.add_argument("--config", required=True)
     verify = asub.add_parser("verify", help="check the hash chain and the checkpoints; exit 1 if tampered")
     verify.add_argument("--config")
 
@@ -78,9 +87,32 @@ def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdi
         counts = {s: sum(1 for m in messages if m.state == s) for s in ("queued", "sent", "failed")}
         print(json.dumps({"counts": counts, "messages": [m.status_json() for m in messages]}, indent=2), file=out)
         return 0
+    if args.command == "keys":
+        return _keys(args, config, out)
     if args.action == "verify":
         return _verify(config, out)
     return _export(args, config, out)
+
+
+def _keys(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from .key_rotation import rotate
+
+    if args.action == "new":
+        path = Path(args.file)
+        if path.exists():
+            print(f"teleconsult: {path} exists already; use `keys rotate` to add a key", file=sys.stderr)
+            return 1
+        key_id = generate_key(path)
+        print(f"key file {path} created with key {key_id}; name it in [storage] key_file", file=out)
+        return 0
+    if config.key_path is None:
+        print("teleconsult: [storage] key_file is not set; create one with `teleconsult keys new --file PATH`",
+              file=sys.stderr)
+        return 1
+    key_id, done = rotate(config.key_path, config.data_path)
+    print(f"key {key_id} now seals new files; {done.files} re-sealed, {done.skipped} already sealed with it, "
+          f"{done.failed} failed", file=out)
+    return 1 if done.failed else 0
 
 
 def _verify(config: Config, out: TextIO) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -11,7 +10,7 @@ from clinic.models import Document
 
 from . import keys as app_keys
 from .files import FILE_HEADERS, INLINE_TYPES, content_disposition
-from .pages import error_page
+from .stored_files import stored_file_response
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +21,12 @@ def inline_allowed(media_type: str, allowed: list[str] | tuple[str, ...] | froze
 
 
 async def serve_document(request: web.Request, document: Document, *, download: bool) -> web.StreamResponse:
-    """A FileResponse (Range support) of the document's bytes, locked down; 404 if its file is gone."""
+    """The document's bytes (Range support, decrypted when sealed), locked down; 404 if its file is gone."""
     clinic = request.app[app_keys.CLINIC]
     path = await clinic.document_path(document)
-    if not await asyncio.to_thread(path.is_file):
-        logger.warning("Document(%s) has a row but no file", document.id)
-        return error_page("not-found")
     inline = not download and inline_allowed(document.media_type, request.app[app_keys.CONFIG].documents.allowed_types)
     content_type = document.media_type + ("; charset=utf-8" if document.media_type == "text/plain" else "")
-    return web.FileResponse(path, headers={
+    return await stored_file_response(request, path, clinic.keyring, {
         **FILE_HEADERS,
         "Content-Type": content_type,
         "Content-Disposition": content_disposition("inline" if inline else "attachment", document.name),
