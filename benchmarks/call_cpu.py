@@ -211,7 +211,7 @@ def teleconsult_cmd() -> list[str]:
     return [sys.executable, "-m", "signaling.cli"]
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, key_file: Path | None = None) -> Path:
     cfg = tmp / "config.toml"
     cfg.write_text(
         "[http]\n"
@@ -220,19 +220,21 @@ def write_config(tmp: Path, port: int) -> Path:
         f'public_url = "http://127.0.0.1:{port}"\n'
         "[storage]\n"
         f'data_dir = "{tmp / "data"}"\n'
-        "[ice]\n"
+        + (f'key_file = "{key_file}"\n' if key_file else "")
+        + "[ice]\n"
         'host_addresses = ["127.0.0.1"]\n'
     )
     return cfg
 
 
-def start_demo_server(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+def start_demo_server(tmp: Path, log: Path,
+                      key_file: Path | None = None) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     """`teleconsult demo --json` then `serve` on a free port under `tmp`: (process, base URL, demo JSON).
 
-    The caller stops the process (procs.stop) when done.
+    `key_file`: seal stored files with it.  The caller stops the process (procs.stop) when done.
     """
     port = free_port()
-    cfg = write_config(tmp, port)
+    cfg = write_config(tmp, port, key_file)
     demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
                           check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
     with log.open("wb") as logf:

@@ -151,12 +151,7 @@ class SealedReader(io.RawIOBase):
         self.size = max(0, (self._count - 1) * CHUNK + last) if self._count else 0
         self._pos = 0
 
-    def _chunk(self, index: int) -> bytes:
-        if self._cache is not None and self._cache[0] == index:
-            return self._cache[1]
-        step = CHUNK + TAG
-        self._f.seek(len(self._header) + index * step)
-        data = self._f.read(step)
+    def _decrypt(self, index: int, data: bytes | memoryview) -> bytes:
         final = self._final and index == self._count - 1
         try:
             plain = self._aead.decrypt(_nonce(self._prefix, index), data, _aad(self._header, index, final))
@@ -164,30 +159,71 @@ class SealedReader(io.RawIOBase):
             raise SealError(f"sealed file damaged or altered (chunk {index})") from None
         if len(plain) != CHUNK and index != self._count - 1:
             raise SealError(f"sealed file damaged (chunk {index} is short)")
+        return plain
+
+    def _chunk(self, index: int) -> bytes:
+        if self._cache is not None and self._cache[0] == index:
+            return self._cache[1]
+        step = CHUNK + TAG
+        self._f.seek(len(self._header) + index * step)
+        plain = self._decrypt(index, self._f.read(step))
         self._cache = (index, plain)
         return plain
 
-    def verify(self) -> None:
-        """Decrypt every chunk (SealError at the first bad one)."""
-        for index in range(self._count):
-            self._chunk(index)
+    def view_at(self, offset: int, length: int) -> memoryview:
+        """Up to `length` plain bytes from `offset` (fewer at the end), decrypted in place, no copy."""
+        end = min(self.size, offset + length)
+        if offset >= end:
+            return memoryview(b"")
+        first, skip = divmod(offset, CHUNK)
+        last = (end - 1) // CHUNK
+        if first == last:
+            return memoryview(self._chunk(first))[skip:skip + end - offset]
+        step = CHUNK + TAG
+        self._f.seek(len(self._header) + first * step)
+        sealed = memoryview(self._f.read((last - first + 1) * step))
+        plain = bytearray(min(self.size, (last + 1) * CHUNK) - first * CHUNK)
+        out = memoryview(plain)
+        for k, index in enumerate(range(first, last + 1)):
+            data = sealed[k * step:(k + 1) * step]
+            if len(data) < TAG:
+                raise SealError(f"sealed file damaged (chunk {index} is short)")
+            target = out[k * CHUNK:k * CHUNK + len(data) - TAG]
+            if len(target) != len(data) - TAG:
+                raise SealError(f"sealed file damaged (chunk {index} is too long)")
+            final = self._final and index == self._count - 1
+            try:
+                self._aead.decrypt_into(_nonce(self._prefix, index), data, _aad(self._header, index, final), target)
+            except InvalidTag:
+                raise SealError(f"sealed file damaged or altered (chunk {index})") from None
+        return out[skip:skip + end - offset]
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Up to `length` plain bytes from `offset` (fewer at the end)."""
-        end = min(self.size, offset + length)
-        out = bytearray()
-        while offset < end:
-            index, skip = divmod(offset, CHUNK)
-            piece = self._chunk(index)[skip:skip + end - offset]
-            out += piece
-            offset += len(piece)
-        return bytes(out)
+        return bytes(self.view_at(offset, length))
 
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
         return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Like a file's read(), without RawIOBase's intermediate buffer."""
+        if size is None or size < 0:
+            size = max(0, self.size - self._pos)
+        data = self.read_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def read_view(self, size: int) -> memoryview:
+        """read(), as a view of the decrypted buffer (no copy)."""
+        data = self.view_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read_at(self._pos, len(buffer))

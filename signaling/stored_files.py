@@ -14,7 +14,7 @@ from typing import BinaryIO, Final
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
-from sealing import Keyring, SealError, open_file
+from sealing import Keyring, SealedReader, SealError, open_file
 from sealing.stream import plain_size
 
 from .pages import error_page
@@ -22,10 +22,12 @@ from .pages import error_page
 logger = logging.getLogger(__name__)
 
 #: Plain bytes read (and decrypted) per worker-thread hop.
-PIECE: Final = 256 * 1024
+PIECE: Final = 1024 * 1024
 
 
-def _read_at(f: BinaryIO, offset: int, length: int) -> bytes:
+def _read_at(f: BinaryIO, offset: int, length: int) -> bytes | memoryview:
+    if isinstance(f, SealedReader):
+        return f.view_at(offset, length)  # no copy of the decrypted bytes
     f.seek(offset)
     return f.read(length)
 
