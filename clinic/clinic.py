@@ -15,6 +15,7 @@ from typing import ParamSpec, TypeVar
 from . import demo, timestamps, tokens
 from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
+from .consent import ConsentEntry, ConsentLedger
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
 from .database import connect
@@ -87,6 +88,7 @@ class _Backend:
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
             self.boards = BoardStore(self.conn)
+            self.consents = ConsentLedger(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -304,6 +306,22 @@ class Clinic:
     async def get_board_background(self, consultation_id: str, background_id: str) -> Background:
         """A background of this consultation's board; NotFound otherwise."""
         return await self._run(self._backend.boards.get_background, consultation_id, background_id)
+
+    # consent ledger (clinic/consent.py)
+
+    async def record_consent(self, consultation_id: str, actor: str, subject: str, decision: str,
+                             notice_version: str, recording_id: str | None = None) -> ConsentEntry:
+        """Append a consent decision (audited); ValueError on a bad value or an outdated notice version."""
+        return await self._run(self._backend.consents.record, consultation_id, actor, subject, decision,
+                               notice_version, recording_id)
+
+    async def latest_consent(self, consultation_id: str, subject: str = "teleconsultation") -> ConsentEntry | None:
+        """The decision that counts now, or None when the patient was not asked yet."""
+        return await self._run(self._backend.consents.latest, consultation_id, subject)
+
+    async def consents_of_patient(self, patient_id: str) -> list[ConsentEntry]:
+        """Every consent decision of a patient's consultations, oldest first."""
+        return await self._run(self._backend.consents.of_patient, patient_id)
 
     # demo
 

@@ -272,8 +272,32 @@ ALTER TABLE audit_event ADD COLUMN prev_hash TEXT;
 ALTER TABLE audit_event ADD COLUMN hash TEXT;
 """
 
+# the consent ledger (clinic/consent.py): append-only decisions, the latest per subject counts
+_CONSENT: Final = """
+CREATE TABLE consent_entry (
+    id TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    actor TEXT NOT NULL CHECK (actor IN ('patient', 'practitioner')),
+    subject TEXT NOT NULL CHECK (subject IN ('teleconsultation', 'recording')),
+    notice_version TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('given', 'refused', 'withdrawn')),
+    recording_id TEXT,
+    at TEXT NOT NULL
+);
+
+CREATE INDEX consent_entry_consultation ON consent_entry (consultation_id, subject, at);
+
+CREATE INDEX consent_entry_patient ON consent_entry (patient_id, at);
+
+CREATE TRIGGER consent_entry_no_update BEFORE UPDATE ON consent_entry
+BEGIN
+    SELECT RAISE(ABORT, 'consent_entry is append-only');
+END;
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _AUDIT_CHAIN)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _AUDIT_CHAIN, _CONSENT)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -136,6 +136,9 @@ class PatientAccessConfig:
 class PracticeConfig:
     # IANA time zone of the practice: day lists and scheduling forms use it
     timezone: str = "Europe/Paris"
+    # how patients reach the practice (phone, address), shown when they cannot or do not
+    # want to join by video; empty: "contact your practitioner as usual"
+    contact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +217,8 @@ class WhiteboardConfig:
 class RecordingConfig:
     # roles that may start and stop a recording: "practitioner", "patient"
     allowed_roles: list[str] = field(default_factory=lambda: ["practitioner"])
-    # the other side must accept before a recording starts
-    require_consent: bool = False
+    # the other side must accept before a recording starts (the answer goes in the consent ledger)
+    require_consent: bool = True
     # the composed MP4's picture size (even numbers) and frame rate
     width: int = 1280
     height: int = 480
@@ -477,6 +480,8 @@ def _validate(c: Config, where: str) -> None:
             fail("storage.key_file", f"is not usable: {exc}")
     if not 1.0 <= c.audit.checkpoint_seconds <= 86400.0:
         fail("audit.checkpoint_seconds", "must be between 1 and 86400")
+    if len(c.practice.contact) > 300:
+        fail("practice.contact", "must be at most 300 characters")
     try:
         zoneinfo.ZoneInfo(c.practice.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -15,6 +15,7 @@ from sfu import Participant, Room, SfuError, SfuOptions
 from . import lobby
 from .chat import ChatLimits, ChatRoom
 from .config import RecordingConfig, WhiteboardConfig
+from .consent import ConsentGate
 from .errors import ProtocolError
 from .recording import RecordingControl
 from .recordings import RecordingService
@@ -52,8 +53,11 @@ class Hub:
                  board: Board | None = None,
                  whiteboard: WhiteboardConfig | None = None, board_images: BoardImages | None = None,
                  save_png: SavePng | None = None,
-                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None) -> None:
+                 recording: RecordingConfig | None = None, recordings: RecordingService | None = None,
+                 consent: ConsentGate | None = None) -> None:
         self.id = consultation.id
+        # the patient's teleconsultation consent: no join/ready without it
+        self.consent = consent or ConsentGate(consultation.id, clinic, None)
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
         self.participants: dict[Role, Participant] = {}
@@ -111,6 +115,7 @@ class Hub:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
         async with self._lock:
             old = self.state
+            self.consent.check(role, action)
             new = lobby.apply(self.state, role, action)
             await self._clinic.update_consultation(
                 self.id, state=new.consultation, practitioner_stage=new.practitioner, patient_stage=new.patient
@@ -199,6 +204,7 @@ class Hub:
                 "readiness": _readiness_json(self.readiness.get(peer)),
             },
             "recording": self.recording.snapshot(),
+            "consent": self.consent.snapshot(),
         }
 
     async def broadcast(self) -> None:
@@ -219,6 +225,7 @@ class Hub:
                 replies = self.recording.record(conn.role, fields["on"])
             elif kind == "recording-consent":
                 replies = self.recording.consent(conn.role, fields["recording"], fields["accept"])
+                await self.consent.recording_answer(conn.role, fields["recording"], fields["accept"])
             else:
                 self.recording.seen(conn.role, fields["recording"])
         for role, message in replies:
@@ -241,6 +248,17 @@ class Hub:
         if self._recordings is not None:
             for action, recording_id, role in audits:
                 await self._recordings.note(action, self.id, recording_id, role)
+
+    async def consent_message(self, conn: Connection, decision: str, version: str) -> None:
+        """The patient's answer to the notice; a withdrawal in the call takes them out of it."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            await self.consent.decide(conn.role, decision, version)
+        if decision != "given" and self.state.stage(conn.role) is Stage.IN_CALL:
+            await self.act(conn.role, "hangup")
+        else:
+            await self.broadcast()
 
     def close(self) -> None:
         self.recording.close()
@@ -305,11 +323,12 @@ class HubRegistry:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
                 board = await self._clinic.load_board(consultation_id, board_limits(self._whiteboard))
+                consent = ConsentGate(consultation_id, self._clinic, await self._clinic.latest_consent(consultation_id))
                 hub = self._hubs[consultation_id] = Hub(
                     consultation, self._clinic, self._sfu_options, readiness, self._chat_limits, board=board,
                     whiteboard=self._whiteboard, board_images=self._board_images,
                     save_png=self._png_saver(consultation_id),
-                    recording=self._recording, recordings=self._recordings,
+                    recording=self._recording, recordings=self._recordings, consent=consent,
                 )
             return hub
 
