@@ -2,6 +2,7 @@
 /** The invitation page: waiting room, then the call, then the end. */
 
 import { ChatPanel } from "./chat.js";
+import { ConsentUi, consentOfPatient } from "./consent.js";
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, listDevices, openDevices, openScreen, watchLevel } from "./media.js";
 import { runNetTest } from "./nettest.js";
@@ -77,6 +78,7 @@ const app = {
 };
 const pip = new Pip(ui.remoteVideo);
 const recording = new RecordingUi(app.client);
+const consent = new ConsentUi(app.client);
 const chat = new ChatPanel(app.client);
 const board = new WhiteboardUI(app.client, ui.stage, byTestId("whiteboard-toggle"));
 
@@ -268,7 +270,16 @@ function renderNetResult() {
 function renderReadiness(state) {
   const card = ui.readinessCard;
   const readiness = state?.peer?.readiness;
-  if (app.client.welcome?.role !== "practitioner" || !readiness) { card.hidden = true; return; }
+  if (app.client.welcome?.role !== "practitioner") { card.hidden = true; return; }
+  // the patient's consent to the teleconsultation (issue 19), shown even before any device report
+  const consentState = consentOfPatient(state);
+  card.dataset.consent = consentState === "withdrawn" ? "refused" : consentState;
+  const consentText = t(`readiness.consent.${consentState}`);
+  if (!readiness) {
+    card.textContent = t("readiness.consent-only", { consent: consentText });
+    card.hidden = false;
+    return;
+  }
   const test = readiness.test;
   let conn = t("readiness.untested");
   if (test?.verdict === "failed") conn = t("readiness.failed");
@@ -279,7 +290,7 @@ function renderReadiness(state) {
   const devices = readiness.mic === "on" && readiness.camera === "on"
     ? t("readiness.all-ready")
     : `${t(`readiness.mic.${readiness.mic}`)}, ${t(`readiness.camera.${readiness.camera}`)}`;
-  card.textContent = t("readiness.line", { peer: t("readiness.of-patient"), conn, devices });
+  card.textContent = `${t("readiness.line", { peer: t("readiness.of-patient"), conn, devices })} · ${consentText}`;
   card.dataset.verdict = test?.verdict ?? "none";
   card.dataset.mic = readiness.mic;
   card.dataset.camera = readiness.camera;
@@ -400,10 +411,12 @@ function render(state) {
   show("waiting");
   const status = peerStatus(state);
   ui.peerStatus.dataset.state = status;
-  ui.peerStatus.textContent = t(`status.${status}`, { peer: peerName() });
-  ui.ready.hidden = status !== "waiting-for-you";
-  ui.join.hidden = status === "waiting-for-you";
+  const said = status === "waiting-for-you" && !consent.allowsJoining() ? "needs-consent" : status;
+  ui.peerStatus.textContent = t(`status.${said}`, { peer: peerName() });
+  ui.ready.hidden = status !== "waiting-for-you" || !consent.allowsJoining();
+  ui.join.hidden = status === "waiting-for-you" || !consent.allowsJoining();
   ui.join.disabled = stage === "joined";
+  consent.render();
 }
 
 function renderQuality() {
