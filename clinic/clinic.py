@@ -16,6 +16,7 @@ from . import demo, timestamps, tokens
 from .agenda import Agenda
 from .chat import ChatBook, ChatMessage
 from .consent import ConsentEntry, ConsentLedger
+from .record_export import delete_folders, erase, read_contents, retention_until, write_archive
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
 from .database import connect
@@ -322,6 +323,34 @@ class Clinic:
     async def consents_of_patient(self, patient_id: str) -> list[ConsentEntry]:
         """Every consent decision of a patient's consultations, oldest first."""
         return await self._run(self._backend.consents.of_patient, patient_id)
+
+    # the patient's rights (clinic/record_export.py)
+
+    async def export_record(self, practitioner_id: str, patient_id: str, folder: pathlib.Path) -> pathlib.Path:
+        """The record as a ZIP in a new temporary file under `folder` (the caller deletes it); audited.
+
+        NotFound when the practitioner has no access.
+        """
+        practice = self.practice
+        patient = await practice.patient(practitioner_id, patient_id)
+        consultations = await practice.consultations(practitioner_id, patient_id)
+        documents = await self.list_documents(patient_id=patient_id)
+        contents = await self._run(read_contents, self._backend.conn, patient, consultations, documents)
+        book = self._backend.documents
+        path = await asyncio.to_thread(write_archive, contents, book.directory, book.keyring, folder)
+        await practice.audit("practitioner", practitioner_id, "record.export", patient_id=patient_id)
+        logger.info("Patient(%s) record exported by Practitioner(%s)", patient_id, practitioner_id)
+        return path
+
+    async def retention_until(self, patient_id: str, retention_days: int) -> datetime.date:
+        """The first day a record may be erased; NotFound for an unknown patient."""
+        return await self._run(retention_until, self._backend.conn, patient_id, retention_days)
+
+    async def erase_patient(self, patient_id: str, retention_days: int, data_dir: pathlib.Path) -> int:
+        """Erase a record and its files (ErasureRefused before the retention date); returns the consultations erased."""
+        consultations = await self._run(erase, self._backend.conn, patient_id, retention_days)
+        await asyncio.to_thread(delete_folders, pathlib.Path(data_dir), consultations)
+        return len(consultations)
 
     # demo
 

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(config, args.json)
-    if args.command in ("practitioner", "mail", "audit", "keys"):
+    if args.command in ("practitioner", "mail", "audit", "keys", "patient"):
         return operator_cli.run(args, config)
     return _serve(config, args.demo)
 

@@ -174,6 +174,9 @@ def _default_document_types() -> list[str]:
 class DocumentsConfig:
     # largest file shared in the chat, in bytes
     max_upload_bytes: int = 104857600
+    # days a document of any kind (imported, chat, recording, board image) is kept after it was
+    # added; 0 keeps documents until removed by hand or by the record's erasure
+    retention_days: int = 0
     # media types accepted, as sniffed from the bytes (never the name or the browser's label);
     # "application/octet-stream" is every other file, only ever offered as a download
     allowed_types: list[str] = field(default_factory=_default_document_types)
@@ -228,6 +231,13 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    # days a patient's record must be kept after their last consultation before the operator
+    # may erase it (`teleconsult patient erase`); French medical records: 20 years
+    record_days: int = 7300
+
+
+@dataclass(frozen=True, slots=True)
 class AuditConfig:
     # seconds between two checkpoints of the audit chain's head, written to the log and
     # to data_dir/audit-checkpoints.jsonl (copy that file elsewhere: it proves the tail)
@@ -252,6 +262,7 @@ class Config:
     patient_access: PatientAccessConfig = field(default_factory=PatientAccessConfig)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
@@ -473,6 +484,10 @@ def _validate(c: Config, where: str) -> None:
         fail("patient_access.max_failures", "must be at least 1")
     if c.patient_access.attempts_per_minute < 1:
         fail("patient_access.attempts_per_minute", "must be at least 1")
+    if c.documents.retention_days < 0:
+        fail("documents.retention_days", "must be 0 (keep) or a number of days")
+    if not 0 <= c.retention.record_days <= 36500:
+        fail("retention.record_days", "must be between 0 and 36500 days")
     if c.key_path is not None:
         try:
             Keyring(c.key_path)

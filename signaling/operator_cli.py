@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from clinic import AlreadyExists
+from clinic import AlreadyExists, NotFound
 from sealing import generate_key
 
 from .config import Config
@@ -38,6 +38,11 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--config")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--after", type=int, default=0, help="only entries after this sequence number")
+    patient = sub.add_parser("patient", help="a patient's record (the right to erasure)")
+    patsub = patient.add_subparsers(dest="action", required=True)
+    erase = patsub.add_parser("erase", help="erase a record and its files, once the legal retention has passed")
+    erase.add_argument("--config")
+    erase.add_argument("--patient", required=True, help="the record's id (shown on its page address)")
     keys = sub.add_parser("keys", help="the key file sealing stored files (docs/encryption.md)")
     ksub = keys.add_subparsers(dest="action", required=True)
     new = ksub.add_parser("new", help="create a key file with one key (refused if the file exists)")
@@ -89,9 +94,31 @@ def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdi
         return 0
     if args.command == "keys":
         return _keys(args, config, out)
+    if args.command == "patient":
+        return _erase(args, config, out)
     if args.action == "verify":
         return _verify(config, out)
     return _export(args, config, out)
+
+
+def _erase(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from clinic.record_export import ErasureRefused
+
+    async def work(clinic: Any) -> int:
+        n: int = await clinic.erase_patient(args.patient, config.retention.record_days, config.data_path)
+        return n
+
+    try:
+        n = asyncio.run(_with_clinic(config, work))
+    except ErasureRefused as exc:
+        print(f"teleconsult: refused: the record is kept until {exc.until.isoformat()} "
+              f"([retention] record_days = {config.retention.record_days})", file=sys.stderr)
+        return 1
+    except NotFound:
+        print("teleconsult: no such patient", file=sys.stderr)
+        return 1
+    print(f"patient {args.patient} erased ({n} consultation(s)); the audit log keeps an entry", file=out)
+    return 0
 
 
 def _keys(args: argparse.Namespace, config: Config, out: TextIO) -> int:

@@ -104,3 +104,16 @@ async def stored_file_response(request: web.Request, path: Path, keyring: Keyrin
         return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}",
                                                   "Content-Type": "text/plain"})
     return StoredFileResponse(f, path.name, span[0], span[1], size, partial=partial, headers=headers)
+
+
+def _open_and_unlink(path: Path) -> BinaryIO:
+    f = path.open("rb")
+    path.unlink()  # gone from the folder at once; the open file lives until the response ends
+    return f
+
+
+async def temporary_file_response(request: web.Request, path: Path, headers: dict[str, str]) -> web.StreamResponse:
+    """Send a temporary plain file (an export) whole, deleting it from its folder before the first byte."""
+    f = await asyncio.to_thread(_open_and_unlink, path)
+    size = plain_size(f)
+    return StoredFileResponse(f, path.name, 0, size, size, partial=False, headers=headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,10 @@ async def test_no_call_without_consent_the_practitioner_sees_it_and_recording_as
             ("teleconsultation", "given", TELECONSULTATION.version),
             ("recording", "given", RECORDING.version),
         ]
+        # ... and in the record's export
+        archive = await server.clinic.export_record(consultation.practitioner_id, consultation.patient_id,
+                                                    tmp_path / "exports")
+        with zipfile.ZipFile(archive) as z:
+            exported = json.loads(z.read("consents.json"))
+        assert [(x["subject"], x["decision"]) for x in exported] == [
+            ("teleconsultation", "refused"), ("teleconsultation", "given"), ("recording", "given")]
