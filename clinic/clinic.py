@@ -521,6 +521,18 @@ class Clinic:
         """The keys documents are sealed with (None: stored in clear)."""
         return self._backend.documents.keyring
 
+    async def expire_documents(self, retention_days: int, now: datetime.datetime | None = None) -> int:
+        """Remove every document (any source) added more than `retention_days` ago, audited; returns how many."""
+        limit = (now or timestamps.utc_now()) - datetime.timedelta(days=retention_days)
+        expired = await self._run(self._backend.documents.older_than, timestamps.to_text(limit))
+        for document in expired:
+            await self.remove_document(document.id)
+            await self.practice.audit("system", None, "document.remove", patient_id=document.patient_id,
+                                      consultation_id=document.consultation_id, document_id=document.id)
+        if expired:
+            logger.info("%d document(s) older than %d days removed", len(expired), retention_days)
+        return len(expired)
+
     async def document_path(self, document: Document) -> pathlib.Path:
         """Where the bytes of `document` live (no I/O)."""
         return self._backend.documents.path(document)

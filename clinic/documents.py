@@ -317,6 +317,13 @@ class DocumentBook:
         logger.info("Document(%s) removed", document_id)
         return self.path(_document(row))
 
+    def older_than(self, limit: str) -> list[Document]:
+        """Documents not removed whose created_at is before `limit` (timestamp text), oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM document WHERE removed_at IS NULL AND created_at < ? ORDER BY created_at", (limit,)
+        ).fetchall()
+        return [_document(row) for row in rows]
+
     def practitioner_can_read(self, practitioner_id: str, document_id: str) -> bool:
         """True iff the document exists (not removed) and the practitioner may see its patient."""
         row = self._conn.execute(

@@ -26,6 +26,7 @@ from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DRO
 from .mailer import Mailer
 from .monitor import Monitor
 from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .retention import DocumentRetention
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -124,11 +125,14 @@ def make_app(config: Config) -> web.Application:
         app[MAILER].start()
         checkpoints = AuditCheckpoints(clinic, config.audit_checkpoints_path, config.audit.checkpoint_seconds)
         checkpoints.start()
+        retention = DocumentRetention(clinic, config.documents.retention_days)
+        retention.start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()
         await app[MAILER].stop()
         await checkpoints.stop()
+        await retention.stop()
         app[HUBS].close()
         await recordings.close()
         images.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
 import json
@@ -114,3 +115,24 @@ async def test_the_cli_refuses_erasure_before_the_date_and_says_which(tmp_path: 
     assert result.returncode == 1 and "kept until 20" in result.stderr and "Traceback" not in result.stderr
     unknown = subprocess.run([*cli, "--patient", "nobody"], capture_output=True, text=True, timeout=60, check=False)
     assert unknown.returncode == 1 and "no such patient" in unknown.stderr
+
+
+async def test_documents_of_every_kind_go_after_the_retention_period(tmp_path: Path) -> None:
+    from practice_helpers import past, sql
+
+    data = tmp_path / "data"
+    async with running_server(data) as server:
+        demo = await server.demo()
+        old = await upload(demo["patient_link"], NOTE, "old.txt")
+        new = await upload(demo["patient_link"], NOTE, "new.txt")
+        sql(server, "UPDATE document SET created_at = ?, source = 'recording' WHERE id = ?", past(40), old)
+    # the server sweeps at start with a retention set
+    async with running_server(data, **{"documents.retention_days": 30}) as server:
+        for _ in range(100):
+            if any(e.action == "document.remove" for e in await server.clinic.practice.audit_export()):
+                break
+            await asyncio.sleep(0.05)
+        assert [d.id for d in await server.clinic.list_documents(consultation_id=demo["consultation_id"])] == [new]
+        assert not (data / "documents" / demo["consultation_id"] / old).exists()
+        removed = [e for e in await server.clinic.practice.audit_export() if e.action == "document.remove"]
+        assert [(e.document_id, e.actor_kind) for e in removed] == [(old, "system")]
