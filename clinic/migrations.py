@@ -296,8 +296,15 @@ BEGIN
 END;
 """
 
+# the practitioner's choice at closing of what the patient's link gives (clinic/closing.py);
+# NULL: the default by source (imported and chat files yes, recordings and board images no)
+_DOCUMENT_SHARE: Final = """
+ALTER TABLE document ADD COLUMN shared INTEGER CHECK (shared IN (0, 1));
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _AUDIT_CHAIN, _CONSENT)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _DOCUMENTS, _CHAT, _PRACTICE, _WHITEBOARD, _AUDIT_CHAIN, _CONSENT,
+                                      _DOCUMENT_SHARE)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -9,14 +9,14 @@ import asyncio
 import datetime
 import pathlib
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
 from . import audit
 from .accounts import Accounts, Login, RateLimit, WebSession
 from .agenda import Agenda
 from .audit import AuditEvent, Checkpoint, Verdict
-from .closing import Closer, Closing
+from .closing import Closer, Closing, live_document_ids
 from .database import transaction
 from .mail import MailMessage, MailQueue, invitation_text
 from .models import Consultation, Patient, Practitioner, Role
@@ -142,10 +142,15 @@ class Practice:
     # closing
 
     async def close_act(self, consultation_id: str, practitioner_id: str, *, base_url: str,
-                        link_lifetime: datetime.timedelta, tz: datetime.tzinfo) -> Closing:
+                        link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
+                        share: Collection[str] | None = None) -> Closing:
         """Close the act (see clinic.closing.Closer.close)."""
         return await self._run(self._closer.close, consultation_id, practitioner_id, base_url=base_url,
-                               link_lifetime=link_lifetime, tz=tz)
+                               link_lifetime=link_lifetime, tz=tz, share=share)
+
+    async def patient_document_ids(self, consultation_id: str) -> list[str]:
+        """The documents of a consultation the patient's link gives (not removed)."""
+        return await self._run(live_document_ids, self._conn, consultation_id)
 
     # patient links
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -280,12 +280,14 @@ def _link_row(link: PatientLink, now: datetime.datetime, tz: datetime.tzinfo, ba
 # closing
 
 def closing_page(csrf: str, token: str, consultation: Consultation,
-                 documents: Sequence[DocumentLike], *, logged_in: bool) -> web.Response:
+                 documents: Sequence[DocumentLike], shared: Collection[str] = (), *, logged_in: bool) -> web.Response:
     closed = consultation.state.value == "closed"
     items = "".join(
         f'<li data-testid="doc-item" data-document-id="{e(d.id)}"><a href="/c/{e(token)}/files/{e(d.id)}"'
         f' target="_blank" rel="noopener">{e(d.name)}</a> <span class="muted">({tr("source." + d.source)},'
         f' {_size(d.size)})</span>'
+        f' <label class="share"><input type="checkbox" data-testid="doc-share" data-document-id="{e(d.id)}"'
+        f'{" checked" if d.id in shared else ""}{" disabled" if closed else ""}> {tr("closing.share")}</label>'
         + ("" if closed or d.source != "closing" else
            f' <button type="button" data-testid="doc-remove" data-document-id="{e(d.id)}"'
            f' aria-label="{e(text("closing.remove"))} {e(d.name)}">{tr("closing.remove")}</button>')
