@@ -90,3 +90,8 @@ def colour_name(px: dict[str, int]) -> str:
     if b > 150 and r < 90 and g < 90:
         return "blue"
     return f"other({r},{g},{b})"
+
+
+async def accept_notice(page: Page) -> None:
+    """The patient accepts the teleconsultation notice: joining is possible only after (issue 19)."""
+    await page.get_by_test_id("consent-accept").click()

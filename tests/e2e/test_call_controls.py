@@ -10,7 +10,7 @@ import aiohttp
 from playwright.async_api import Page, expect
 
 from clinic import Role
-from conftest import INBOUND_STATS, screenshot
+from conftest import INBOUND_STATS, accept_notice, screenshot
 from server import running_server
 from test_consultation import _in_call, _more, _screen_frames, frames_decoded, shows, wait_for
 
@@ -274,6 +274,7 @@ async def test_keyboard_only_from_waiting_room_to_the_call_controls(tmp_path: Pa
         patient: Page = await open_page("blue")
         await doctor.goto(demo["practitioner_link"])
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         await expect(doctor.get_by_test_id("join")).to_be_enabled()
         await _tab_to(doctor, "join")
         await doctor.keyboard.press("Enter")

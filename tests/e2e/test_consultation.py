@@ -13,7 +13,7 @@ from aiortc import rtcrtpreceiver
 from aiortc.codecs import h264, opus, vpx
 from playwright.async_api import Page, expect
 
-from conftest import INBOUND_STATS, PROBE_VIDEO, colour_name, screenshot
+from conftest import INBOUND_STATS, PROBE_VIDEO, accept_notice, colour_name, screenshot
 from server import running_server
 
 
@@ -80,6 +80,7 @@ async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: A
         patient: Page = await open_page("blue")
         await doctor.goto(demo["practitioner_link"])
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
 
         # both in the waiting room, each with a live preview
         for page in (doctor, patient):
@@ -140,6 +141,7 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
         patient: Page = await open_page("blue")
         await patient.set_viewport_size({"width": 390, "height": 780})  # a phone
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "absent")
         await patient.get_by_test_id("join").click()
         await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "invited")
@@ -180,6 +182,7 @@ async def test_second_tab_takes_over_and_the_first_is_told(tmp_path: Path, open_
         demo = await server.demo()
         first: Page = await open_page("blue")
         await first.goto(demo["patient_link"])
+        await accept_notice(first)
         await expect(first.get_by_test_id("join")).to_be_visible()
         second = await first.context.new_page()
         await second.goto(demo["patient_link"])
@@ -209,6 +212,7 @@ async def _enter_call(demo: dict[str, Any], doctor: Page, patient: Page) -> tupl
     """Both sides open their link and enter the call; returns once each shows the other's camera."""
     await doctor.goto(demo["practitioner_link"])
     await patient.goto(demo["patient_link"])
+    await accept_notice(patient)
     await doctor.get_by_test_id("join").click()
     await patient.get_by_test_id("ready").click()
     await wait_for(lambda: shows(doctor, "blue"))

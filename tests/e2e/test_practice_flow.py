@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from conftest import screenshot
+from conftest import accept_notice, screenshot
 from media_files import pdf, png
 from practice_helpers import body_of, link_in, smtp_server, sql
 from server import running_server
@@ -67,6 +67,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
             row = doctor.locator(f'[data-consultation-id="{consultation_id}"]')
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "absent")
             await patient.goto(patient_link)
+            await accept_notice(patient)
             await patient.get_by_test_id("join").click()
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "waiting-room", timeout=10000)
             await screenshot(doctor, "31-day-list-patient-waiting")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import screenshot
+from conftest import accept_notice, screenshot
 from playwright.async_api import Page, expect
 from server import free_port, running_server
 from test_consultation import shows, frames_decoded, remote_colour, wait_for
@@ -169,6 +169,8 @@ async def meet(server: Any, open_page: Any) -> tuple[Page, Page]:
     for page, link in ((doctor, demo["practitioner_link"]), (patient, demo["patient_link"])):
         await page.add_init_script(RECORD_ICE_ERRORS)
         await page.goto(link)
+        if page is patient:
+            await accept_notice(page)
         await expect(page.get_by_test_id("join")).to_be_visible()
     await doctor.get_by_test_id("join").click()
     await expect(patient.get_by_test_id("ready")).to_be_visible()

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from chromium import CHROMIUM, FLAGS
-from conftest import screenshot
+from conftest import accept_notice, screenshot
 from server import running_server
 from test_consultation import frames_decoded, wait_for
 
@@ -72,6 +72,7 @@ async def test_connection_test_on_loopback_is_good_and_the_practitioner_sees_it(
         demo = await server.demo()
         patient = await launch(name="patient")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         got = await run_connection_test(patient)
         print("connection test on loopback:", got)
         assert got["verdict"] == "good", got
@@ -116,6 +117,7 @@ async def test_connection_test_with_server_side_loss_is_fair_or_poor(tmp_path: P
         demo = await server.demo()
         patient = await launch(name="patient")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         got = await run_connection_test(patient)
         print("connection test with 30% loss:", got)
         assert got["verdict"] in ("fair", "poor"), got
@@ -130,6 +132,7 @@ async def test_permission_denied_explains_and_joins_without_devices(tmp_path: Pa
         patient = await launch(without=(FAKE_UI,), permissions=[], name="patient")
         doctor = await launch(name="doctor")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         error = patient.get_by_test_id("device-error")
         await expect(error).to_be_visible()
         await expect(error).to_contain_text("refusé")
