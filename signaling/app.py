@@ -25,13 +25,15 @@ from .hub import HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mailer import Mailer
 from .monitor import Monitor
+from .periodic import Periodic
 from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
-from .retention import DocumentRetention
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
 
 DB_FILE = "teleconsult.sqlite3"
+#: Seconds between two sweeps of the documents' retention.
+RETENTION_SWEEP_SECONDS = 3600.0
 
 
 def web_root() -> Path:
@@ -125,8 +127,12 @@ def make_app(config: Config) -> web.Application:
         app[MAILER].start()
         checkpoints = AuditCheckpoints(clinic, config.audit_checkpoints_path, config.audit.checkpoint_seconds)
         checkpoints.start()
-        retention = DocumentRetention(clinic, config.documents.retention_days)
-        retention.start()
+        # documents of every kind go after [documents] retention_days (0: kept)
+        days = config.documents.retention_days
+        retention = Periodic("document retention sweep", RETENTION_SWEEP_SECONDS,
+                             lambda: clinic.expire_documents(days))
+        if days:
+            retention.start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         await app[MONITOR].stop()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from clinic import Clinic
+
+from .periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +18,7 @@ class AuditCheckpoints:
     def __init__(self, clinic: Clinic, path: Path, interval: float) -> None:
         self.clinic = clinic
         self.path = path
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("audit checkpoint", interval, self.write)
 
     async def write(self) -> None:
         """One checkpoint now (nothing when the head has not moved since the last one)."""
@@ -33,18 +32,9 @@ class AuditCheckpoints:
             logger.info("Audit checkpoint: entry %d, head %s", checkpoint.seq, checkpoint.hash)
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await self.write()
-            await asyncio.sleep(self.interval)
+        self._job.start()
 
     async def stop(self) -> None:
         """Stop the loop and write a last checkpoint."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
         await self.write()
