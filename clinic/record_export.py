@@ -92,6 +92,10 @@ def _index_html(contents: RecordContents, names: dict[str, str], exported_at: st
 """
 
 
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
 def write_archive(contents: RecordContents, documents_dir: pathlib.Path, keyring: Keyring | None,
                   folder: pathlib.Path) -> pathlib.Path:
     """Write the ZIP into a new temporary file under `folder` and return its path (blocking)."""
@@ -108,14 +112,13 @@ def write_archive(contents: RecordContents, documents_dir: pathlib.Path, keyring
                 source = documents_dir / d.consultation_id / d.id
                 with open_file(source, keyring) as src, z.open(names[d.id], "w", force_zip64=True) as dst:
                     shutil.copyfileobj(src, dst, _COPY_BYTES)
-            dump = {"ensure_ascii": False, "indent": 2}
-            z.writestr("consultations.json", json.dumps([_consultation_json(c) for c in contents.consultations], **dump))
-            z.writestr("consents.json", json.dumps([c.as_json() for c in contents.consents], **dump))
-            z.writestr("audit.json", json.dumps([ev.as_json() for ev in contents.events], **dump))
-            z.writestr("documents.json", json.dumps(
+            z.writestr("consultations.json", _dump([_consultation_json(c) for c in contents.consultations]))
+            z.writestr("consents.json", _dump([c.as_json() for c in contents.consents]))
+            z.writestr("audit.json", _dump([ev.as_json() for ev in contents.events]))
+            z.writestr("documents.json", _dump(
                 [{"file": names[d.id], "name": d.name, "source": d.source, "media_type": d.media_type,
                   "size": d.size, "sha256": d.sha256, "created_at": d.created_at,
-                  "consultation_id": d.consultation_id} for d in contents.documents], **dump))
+                  "consultation_id": d.consultation_id} for d in contents.documents]))
             z.writestr("index.html", _index_html(contents, names, exported_at))
     except BaseException:
         path.unlink(missing_ok=True)

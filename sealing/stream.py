@@ -279,10 +279,10 @@ def plain_size(f: BinaryIO) -> int:
     return os.fstat(f.fileno()).st_size
 
 
-def seal_file(source: Path, target: Path, keyring: Keyring, *, read_keyring: Keyring | None = None) -> None:
+def seal_file(source: Path, target: Path, keyring: Keyring) -> None:
     """Write `source` (plain or sealed) sealed with the current key to `target`, fsynced (blocking)."""
-    with open_file(source, read_keyring or keyring) as src, target.open("wb") as dst:
+    with open_file(source, keyring) as src, target.open("wb") as dst:
         writer = SealedWriter(dst, keyring)
-        shutil.copyfileobj(src, writer, CHUNK * 4)  # type: ignore[misc]
+        shutil.copyfileobj(src, writer, CHUNK * 4)
         writer.finish()
         os.fsync(dst.fileno())

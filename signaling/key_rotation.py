@@ -46,9 +46,9 @@ def _key_id_of(path: Path) -> str | None:
 def _recording_busy(folder: Path) -> bool:
     try:
         state = json.loads((folder / "manifest.json").read_text()).get("state")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return False
-    return state == "recording"
+    return bool(state == "recording")
 
 
 def stored_files(data_dir: Path) -> Iterator[Path]:
