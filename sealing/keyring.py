@@ -40,13 +40,24 @@ def parse(text: str, where: str) -> tuple[dict[str, bytes], str]:
 
 
 class Keyring:
-    """The keys of one key file; thread-safe, reloaded when a file names a key it does not know yet."""
+    """The keys of one key file; thread-safe.
+
+    Re-read when the file changed (a rotation: new files get the new key at once)
+    and when a sealed file names a key it does not know yet.
+    """
 
     def __init__(self, path: Path) -> None:
         """Read the key file now (SealError if it is missing or wrong)."""
         self.path = path
         self._lock = threading.Lock()
+        self._stamp = self._mtime()
         self._keys, self.current_id = self._read()
+
+    def _mtime(self) -> int:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return -1
 
     def _read(self) -> tuple[dict[str, bytes], str]:
         try:
@@ -57,8 +68,15 @@ class Keyring:
 
     @property
     def current(self) -> tuple[str, bytes]:
-        """The id and key new files are sealed with."""
+        """The id and key new files are sealed with (blocking: a stat of the key file)."""
         with self._lock:
+            stamp = self._mtime()
+            if stamp != self._stamp:
+                try:
+                    self._keys, self.current_id = self._read()
+                    self._stamp = stamp
+                except SealError:
+                    pass  # a file being rewritten: keep sealing with the key known
             return self.current_id, self._keys[self.current_id]
 
     def key(self, key_id: str) -> bytes:
@@ -71,9 +89,6 @@ class Keyring:
             except KeyError:
                 raise SealError(f"no key {key_id!r} in {self.path}") from None
 
-    def reload(self) -> None:
-        with self._lock:
-            self._keys, self.current_id = self._read()
 
 
 def generate_key(path: Path) -> str:

@@ -78,14 +78,23 @@ def test_keys_rotate_old_files_stay_readable_and_reseal(tmp_path: Path, keyring:
     assert (tmp_path / "new").read_bytes()[len(MAGIC) + 1:].startswith(second.encode())
     with open_file(tmp_path / "new", reader) as f:
         assert f.read() == data
-    # a key ring that was loaded before the rotation learns the new key from the file
+    # a key ring that was loaded before the rotation learns the new key from the file,
+    # and seals new files with it
     with open_file(tmp_path / "new", keyring) as f:
         assert f.read() == data
+    assert keyring.current[0] == second
     (tmp_path / "other").write_text("k1 " + "00" * 32 + "\n")
     with pytest.raises(SealError, match="no key"):
         open_file(tmp_path / "new", Keyring(tmp_path / "other"))
     with pytest.raises(SealError, match="no key file"):
         open_file(tmp_path / "new", None)
+
+
+def test_a_running_key_ring_seals_with_the_new_key_after_a_rotation(tmp_path: Path, keyring: Keyring) -> None:
+    before = keyring.current[0]
+    rotated = generate_key(keyring.path)  # as `teleconsult keys rotate` does, beside a running server
+    assert rotated != before and keyring.current[0] == rotated
+    assert sealed(tmp_path / "f", b"x", keyring)[len(MAGIC) + 1:].startswith(rotated.encode())
 
 
 def test_a_plain_file_is_read_as_it_is(tmp_path: Path, keyring: Keyring) -> None:
