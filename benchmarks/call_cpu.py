@@ -338,6 +338,7 @@ async def run(args: argparse.Namespace, links: dict[str, Any], server_pid: int, 
             doctor, patient = pages["practitioner"], pages["patient"]
             await doctor.goto(links["practitioner_link"])
             await patient.goto(links["patient_link"])
+            await patient.get_by_test_id("consent-accept").click()  # the teleconsultation notice (issue 19)
             for page in (doctor, patient):
                 await page.get_by_test_id("join").wait_for(state="visible", timeout=20000)
                 await wait_js(page, "() => document.querySelector('[data-testid=local-preview]')?.videoWidth > 0")
