@@ -34,11 +34,16 @@ class ConsentGate:
         """For the `state` message: `pending` until the patient answers."""
         return {"teleconsultation": self.decision or "pending", "version": TELECONSULTATION.version}
 
-    def check(self, role: Role, action: str) -> None:
-        """Refuse the patient's `join` / `ready` until the notice is accepted."""
-        if role is Role.PATIENT and action in ("join", "ready") and self.decision != "given":
+    def check(self, role: Role, action: str, patient_enters_call: bool) -> None:
+        """Refuse the patient's `join` / `ready`, and any step putting the patient in the call,
+        until the notice is accepted (a patient who joined, then withdrew, stays out)."""
+        if self.decision == "given":
+            return
+        if role is Role.PATIENT and action in ("join", "ready"):
             raise ProtocolError("consent-required",
                                 "the patient must accept the teleconsultation notice before joining")
+        if patient_enters_call:
+            raise ProtocolError("consent-required", "the patient has not accepted the teleconsultation notice")
 
     async def decide(self, role: Role, decision: str, version: str) -> None:
         """The patient's answer to the notice (or its withdrawal), written to the ledger."""

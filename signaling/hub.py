@@ -115,8 +115,8 @@ class Hub:
         """Apply join / ready / hangup from `role`, persist, and tell both sides."""
         async with self._lock:
             old = self.state
-            self.consent.check(role, action)
             new = lobby.apply(self.state, role, action)
+            self.consent.check(role, action, new.patient is Stage.IN_CALL and old.patient is not Stage.IN_CALL)
             await self._clinic.update_consultation(
                 self.id, state=new.consultation, practitioner_stage=new.practitioner, patient_stage=new.patient
             )

@@ -69,6 +69,21 @@ async def test_no_join_without_consent_and_every_decision_in_the_ledger(tmp_path
         assert [e.object_id for e in audited] == [e.id for e in ledger]
         await doctor.close()
         await patient.close()
+    # a patient who joined, then withdrew, cannot be pulled into the call by the practitioner
+    async with running_server(tmp_path / "data2") as server:
+        other = await server.demo()
+        doctor = await Client.open(other["practitioner_link"])
+        patient = await Client.open(other["patient_link"])  # accepts the notice
+        await consent_seen(patient, "given")
+        await patient.send(type="join")
+        await doctor.state(peer="joined")
+        await patient.send(type="consent", decision="withdrawn", version=TELECONSULTATION.version)
+        await consent_seen(doctor, "withdrawn")
+        await doctor.send(type="join")
+        assert (await doctor.recv("error"))["code"] == "consent-required"
+        assert (await server.clinic.get_consultation(other["consultation_id"])).patient_stage.value == "joined"
+        await doctor.close()
+        await patient.close()
     # the decision survives a restart: the hub reads the ledger
     async with running_server(tmp_path / "data") as server:
         link = server.base_url + "/c/" + demo["patient_link"].rsplit("/c/", 1)[1]
