@@ -69,3 +69,14 @@ def write_recording(folder: Path, tracks: dict[TrackKey, tuple[float, list[tuple
     writer.stop(duration)
     assert writer.join(30)
     return read_manifest(folder)
+
+
+def sealed_recording(folder: Path, seconds: float, keyring: Keyring) -> Manifest:
+    """A recording of `seconds` (red camera at 15 fps, a 440 Hz voice) written sealed, as the
+    recorder does with a key file; the caller sets its state and consultation."""
+    folder.mkdir(parents=True)
+    tracks = {
+        TrackKey("a", "practitioner", "camera", "video"): (0.0, vp8_frames("red", round(15 * seconds))),
+        TrackKey("b", "patient", "mic", "audio"): (0.0, [(p, True) for p in opus_tone(440, round(50 * seconds))]),
+    }
+    return write_recording(folder, tracks, [], seconds, keyring=keyring)

@@ -8,10 +8,9 @@ from typing import Any
 
 from clinic.notices import TELECONSULTATION
 from recorder.manifest import read_manifest, write_manifest
-from recorder.writer import TrackKey
 from sealing import Keyring, generate_key, is_sealed
 from server import running_server
-from synthetic import opus_tone, vp8_frames, write_recording
+from synthetic import sealed_recording
 from test_recording import composed
 
 # play, then seek near the end and back: where it landed, and whether a picture shows
@@ -39,12 +38,7 @@ async def test_a_sealed_recording_plays_and_seeks_in_the_browser(tmp_path: Path,
     async with running_server(data, **settings) as server:
         demo = await server.demo()
     folder = data / "recordings" / demo["consultation_id"] / "r"
-    folder.mkdir(parents=True)
-    tracks = {
-        TrackKey("a", "practitioner", "camera", "video"): (0.0, vp8_frames("red", 90)),
-        TrackKey("b", "patient", "mic", "audio"): (0.0, [(p, True) for p in opus_tone(440, 300)]),
-    }
-    manifest = write_recording(folder, tracks, [], 6.0, keyring=Keyring(key_file))
+    manifest = sealed_recording(folder, 6.0, Keyring(key_file))
     manifest.state, manifest.consultation_id = "stopped", demo["consultation_id"]
     write_manifest(folder, manifest)
     async with running_server(data, **settings) as server:

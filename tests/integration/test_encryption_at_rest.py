@@ -14,11 +14,10 @@ import av
 import pytest
 
 from recorder.manifest import read_manifest, write_manifest
-from recorder.writer import TrackKey
 from sealing import CHUNK, Keyring, generate_key, is_sealed
 from sealing.stream import MAGIC
 from server import Running, running_server
-from synthetic import opus_tone, vp8_frames, write_recording
+from synthetic import sealed_recording
 from test_recording_signaling import wait_composed
 from test_whiteboard_ws import png_bytes
 
@@ -132,12 +131,7 @@ async def test_a_sealed_recording_cut_by_a_crash_is_composed_sealed_and_plays_in
     async with running_server(data, **settings) as server:
         demo = await server.demo()
     folder = data / "recordings" / demo["consultation_id"] / "r"
-    folder.mkdir(parents=True)
-    tracks = {
-        TrackKey("a", "practitioner", "camera", "video"): (0.0, vp8_frames("red", 45)),
-        TrackKey("b", "patient", "mic", "audio"): (0.0, [(p, True) for p in opus_tone(440, 150)]),
-    }
-    manifest = write_recording(folder, tracks, [], 3.0, keyring=Keyring(key_file))
+    manifest = sealed_recording(folder, 3.0, Keyring(key_file))
     track_files = [folder / t.file for t in manifest.tracks]
     assert all(is_sealed(p) for p in track_files) and not grep(folder, b"\x1a\x45\xdf\xa3")  # no clear EBML
     # a SIGKILL: the last chunk of the video track never got its final flag
