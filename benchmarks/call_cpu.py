@@ -43,6 +43,7 @@ for the pinning (with one core everything shares it and the figures mean less).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import datetime as dt
 import json
@@ -54,16 +55,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
+from helpers.chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]
 from procs import stop, tail, wait_http  # type: ignore[import-not-found]
-from y4m import YUV, write_y4m  # type: ignore[import-not-found]
+from helpers.y4m import YUV, write_y4m  # type: ignore[import-not-found]
 
 
 
@@ -247,6 +248,19 @@ def start_demo_server(tmp: Path, log: Path,
         stop(proc)
         raise
     return proc, base, json.loads(demo.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def demo_server(prefix: str) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, Any], Path]]:
+    """start_demo_server in a scratch folder; the server is stopped and the folder removed on leaving."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        proc, base, demo = start_demo_server(tmp, tmp / "server.log")
+        yield proc, base, demo, tmp
+    finally:
+        stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- browsers

@@ -19,19 +19,15 @@ import argparse
 import asyncio
 import json
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from call_cpu import start_demo_server  # noqa: E402
-from procs import stop  # noqa: E402
+from call_cpu import demo_server  # noqa: E402
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -89,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--concurrent", type=int, default=8)
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="teleconsult-login-"))
-    log = tmp / "server.log"
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        proc, base, demo = start_demo_server(tmp, log)
+    with demo_server("teleconsult-login-") as (_, base, demo, _):
         creds = demo["practitioner"]
         result = asyncio.run(asyncio.wait_for(run(base, creds["email"], creds["password"], args.n, args.concurrent), 300))
         print(f"login (argon2id verify + session): median {result['login_median_ms']:.0f} ms, "
@@ -101,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.concurrent} logins at once: {result['burst_ms']:.0f} ms in all; meanwhile slowest /healthz "
               f"{result['healthz_max_ms']:.1f} ms, slowest /day/status {result['day_status_max_ms']:.0f} ms")
         print(json.dumps({k: round(v, 1) for k, v in result.items()}))
-        return 0
-    finally:
-        stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
-
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,10 +25,7 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,8 +33,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from call_cpu import start_demo_server  # noqa: E402
-from procs import stop  # noqa: E402
+from call_cpu import demo_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -120,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mib", type=int, default=99, help="size of the upload in MiB (under the 100 MiB default limit)")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="teleconsult-upload-"))
-    log = tmp / "server.log"
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        proc, base, links = start_demo_server(tmp, log)
+    with demo_server("teleconsult-upload-") as (proc, base, links, tmp):
         result = asyncio.run(asyncio.wait_for(run(links["patient_link"], base, proc.pid, args.mib, tmp / "data"), 300))
         print(f"upload of {result['mib']} MiB: {result['seconds']:.2f} s, {result['mib_per_s']:.0f} MiB/s")
         print(f"server RSS: {result['rss_before_mib']:.1f} MiB before, peak {result['rss_peak_mib']:.1f} MiB "
@@ -132,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slowest /healthz during the upload: {result['slowest_healthz_ms']:.1f} ms")
         print(f"over the limit (Content-Length 101 MiB): 413 after {result['over_limit_413_ms']:.1f} ms")
         print(json.dumps({k: round(v, 2) for k, v in result.items()}))
-        return 0
-    finally:
-        stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
-
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

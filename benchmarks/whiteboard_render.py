@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from clinic import Role  # noqa: E402
 from clinic.board import Board, BoardLimits, Stroke  # noqa: E402
 from clinic.boardimages import _render_pdf_page, _write_png, compose_png  # noqa: E402
-from pdfgen import write_pdf  # noqa: E402
+from helpers.pdfgen import write_pdf  # noqa: E402
 
 
 def median_ms(fn: object, repeat: int) -> float:

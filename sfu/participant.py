@@ -1,4 +1,4 @@
-"""Participant: one browser tab (or, later, the recorder) in a room."""
+"""Participant: one browser tab in a room (the recorder subscribes to a room's producers directly)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from .rtp_forward import LegParameters, RtpEgress
 if TYPE_CHECKING:
     from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-    from .room import Room
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +38,10 @@ class Participant(AsyncIOEventEmitter):
     "media-state" (connected / failed / timeout) and "close" once.
     """
 
-    def __init__(self, id: str, role: str, room: Room, options: SfuOptions) -> None:
+    def __init__(self, id: str, role: str, options: SfuOptions) -> None:
         super().__init__()
         self.id = id
         self.role = role
-        self.room = room
         self.closed = False
         self.media_state = "new"
         self.producers: dict[str, Producer] = {}
@@ -114,7 +112,8 @@ class Participant(AsyncIOEventEmitter):
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
-        self.room._on_media(self)
+        # the room wires the new connection to everyone else's media
+        self.emit("media", self)
         assert pc.localDescription is not None
         return pc.localDescription.sdp
 
@@ -173,7 +172,6 @@ class Participant(AsyncIOEventEmitter):
             return
         self.closed = True
         self._drop_media()
-        self.room._remove(self)
         self.emit("close")
 
     async def wait_closed(self) -> None:

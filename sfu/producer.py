@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -21,10 +21,18 @@ FrameSink = Callable[[EncodedFrame], None]
 # packets kept for consumers opening their gate (~1 s of 1 Mbit/s video)
 RECENT = 128
 
-if TYPE_CHECKING:
-    from .consumer import Consumer
 
 logger = logging.getLogger(__name__)
+
+
+class PacketSubscriber(Protocol):
+    """What a producer hands its packets to (a consumer; the producer knows nothing else of it)."""
+
+    def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:
+        """One packet, in arrival order; `key`: it starts a keyframe (always true for audio)."""
+
+    def unbind(self, producer: Producer) -> None:
+        """The producer is closing: stop expecting its packets."""
 
 
 class Producer(AsyncIOEventEmitter):
@@ -58,7 +66,7 @@ class Producer(AsyncIOEventEmitter):
         self.bytes = 0
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
-        self._consumers: list[Consumer] = []
+        self._consumers: list[PacketSubscriber] = []
         self._interval = keyframe_request_interval
         self._last_request = -1e9
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -95,14 +103,14 @@ class Producer(AsyncIOEventEmitter):
         self.nacks_sent += count
 
     @property
-    def consumers(self) -> tuple[Consumer, ...]:
+    def consumers(self) -> tuple[PacketSubscriber, ...]:
         return tuple(self._consumers)
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: PacketSubscriber) -> None:
         if consumer not in self._consumers:
             self._consumers.append(consumer)
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: PacketSubscriber) -> None:
         if consumer in self._consumers:
             self._consumers.remove(consumer)
         self._subscriber_estimates.pop(id(consumer), None)
@@ -185,7 +193,7 @@ class Producer(AsyncIOEventEmitter):
         self.sent_estimate = self.estimate(bitrate) or bitrate
         return self.sent_estimate
 
-    def on_subscriber_estimate(self, consumer: Consumer, bitrate: int) -> None:
+    def on_subscriber_estimate(self, consumer: PacketSubscriber, bitrate: int) -> None:
         """A subscriber reported its bandwidth (REMB); pass a drop on at once."""
         self._subscriber_estimates[id(consumer)] = bitrate
         wanted = self.estimate(self.own_estimate)

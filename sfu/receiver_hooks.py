@@ -7,7 +7,7 @@ wants whole frames, the tap also feeds a `MarkerJitterBuffer`, and the
 receiver's `__decoder_queue` is a `FrameSink` that delivers frames straight
 to the producer, so no decoder is ever created and no thread hop is paid.
 NACK, RTX, REMB and receiver reports keep working because the rest of the
-receiver runs unchanged.  `tests/test_sfu_hooks.py` pins these private names.
+receiver runs unchanged.  `tests/unit/test_sfu_hooks.py` pins these private names.
 """
 
 from __future__ import annotations

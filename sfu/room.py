@@ -40,8 +40,10 @@ class Room(AsyncIOEventEmitter):
             raise ClosedError(f"{self!r} is closed")
         if id in self._participants:
             raise ValueError(f"{self!r} already has participant {id}")
-        participant = Participant(id, role, self, self._options)
+        participant = Participant(id, role, self._options)
         self._participants[id] = participant
+        participant.on("media", self._on_media)
+        participant.once("close", lambda: self._remove(participant))
         logger.info("%r + %r", self, participant)
         return participant
 

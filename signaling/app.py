@@ -18,15 +18,14 @@ from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
 
 from .audit_checkpoints import AuditCheckpoints
-from .boardroutes import setup_board_routes
-from .chat import ChatLimits
+from .call.chat import ChatLimits
+from .call.hub import CallServices, HubRegistry
+from .call.monitor import Monitor
 from .config import Config
-from .hub import HubRegistry
 from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
-from .mailer import Mailer
-from .monitor import Monitor
+from .mail_sender import Mailer
 from .periodic import Periodic
-from .recordings import AuditRecording, ForgetRecording, RecordingService, StoreRecording
+from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
 logger = logging.getLogger(__name__)
@@ -118,9 +117,10 @@ def make_app(config: Config) -> web.Application:
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
-        app[HUBS] = HubRegistry(clinic, sfu_options(config), ChatLimits.from_config(config),
-                                whiteboard=wb, board_images=images,
-                                recording=config.recording, recordings=recordings)
+        app[HUBS] = HubRegistry(CallServices(
+            clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
+            recording=config.recording, board_images=images, recordings=recordings,
+        ))
         app[MONITOR] = Monitor(app[HUBS], config.stats)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
@@ -151,5 +151,4 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
-    setup_board_routes(app)
     return app

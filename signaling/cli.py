@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Sequence
 
-from . import operator_cli
+from . import operator_commands
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True)
-    operator_cli.add_commands(sub)
+    operator_commands.add_commands(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(config, args.json)
     if args.command in ("practitioner", "mail", "audit", "keys", "patient"):
-        return operator_cli.run(args, config)
+        return operator_commands.run(args, config)
     return _serve(config, args.demo)
 
 

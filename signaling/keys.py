@@ -9,11 +9,11 @@ from aiohttp import web
 from clinic import Clinic
 from clinic.boardimages import BoardImages
 
+from .call.hub import HubRegistry
+from .call.monitor import Monitor
 from .config import Config
-from .hub import HubRegistry
-from .mailer import Mailer
-from .monitor import Monitor
-from .recordings import RecordingService
+from .mail_sender import Mailer
+from .recording_service import RecordingService
 
 CONFIG = web.AppKey("config", Config)
 CLINIC = web.AppKey("clinic", Clinic)

@@ -1,4 +1,4 @@
-"""HTTP routes: the waiting-room page, its WebSocket, the closing page, static files."""
+"""The site's routes: app-wide middlewares, static files, health and statistics; the rest mounted here."""
 
 from __future__ import annotations
 
@@ -8,18 +8,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked, Role
-from clinic.models import Invitation
-
-from . import files
 from . import keys as app_keys
 from .accesslog import route_name
-from .auth import csrf_middleware
-from .closing import setup_closing_routes
-from .pages import error_page
-from .patient_access import setup_patient_access_routes
-from .practice import setup_practice_routes
-from .session import Session
+from .call.routes import add_call_routes
+from .error_pages import error_page
+from .invitation_links import InvitationRoutes
+from .practice.auth import csrf_middleware
+from .practice.closing import add_closing_routes
+from .practice.patient_access import setup_patient_access_routes
+from .practice.views import setup_practice_routes
 
 logger = logging.getLogger(__name__)
 
@@ -35,44 +32,8 @@ _SECURITY_HEADERS = {
 }
 
 
-async def _invitation(request: web.Request) -> Invitation | web.Response:
-    clinic = request.app[app_keys.CLINIC]
-    try:
-        return await clinic.resolve_invitation(request.match_info["token"])
-    except InvitationNotFound:
-        return error_page("invitation-unknown")
-    except (InvitationExpired, InvitationRevoked):
-        return error_page("invitation-gone")
-
-
-async def waiting_room(request: web.Request) -> web.StreamResponse:
-    found = await _invitation(request)
-    if isinstance(found, web.Response):
-        return found
-    response = web.FileResponse(request.app[app_keys.WEB_ROOT] / "room.html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-async def websocket(request: web.Request) -> web.StreamResponse:
-    found = await _invitation(request)
-    if isinstance(found, web.Response):
-        return found
-    config = request.app[app_keys.CONFIG]
-    hubs = request.app[app_keys.HUBS]
-    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
-    await ws.prepare(request)
-    hub = await hubs.get(found.consultation_id)
-    session = Session(ws, found.role, hub, config, probe_drop_rate=request.app[app_keys.PROBE_DROP_RATE])
-    try:
-        await session.run()
-    finally:
-        hubs.release(hub)
-    return ws
-
-
 async def static_file(request: web.Request) -> web.StreamResponse:
-    root = request.app[app_keys.WEB_ROOT].resolve()
+    root = request.config_dict[app_keys.WEB_ROOT].resolve()
     path = (root / request.match_info["path"]).resolve()
     # nothing outside the web folder, no Python sources, no folders
     if not path.is_relative_to(root) or path.suffix == ".py" or not path.is_file():
@@ -81,14 +42,14 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 
 
 async def stats(request: web.Request) -> web.Response:
-    monitor = request.app[app_keys.MONITOR]
+    monitor = request.config_dict[app_keys.MONITOR]
     if not monitor.allowed(request):
         return error_page("not-found")  # no hint that it exists
     return web.json_response(monitor.snapshot)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    monitor = request.app[app_keys.MONITOR]
+    monitor = request.config_dict[app_keys.MONITOR]
     if not monitor.allowed(request):
         return error_page("not-found")
     return web.Response(text=monitor.prometheus(), content_type="text/plain", charset="utf-8",
@@ -127,15 +88,14 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app[app_keys.WEB_ROOT] = web_root
     app.middlewares.append(security_headers)
     app.middlewares.append(csrf_middleware)
-    app.router.add_get("/c/{token}", waiting_room)
-    app.router.add_get("/c/{token}/ws", websocket)
-    app.router.add_post("/c/{token}/files", files.upload)
-    app.router.add_get("/c/{token}/files/{document_id}", files.download)
     app.router.add_get("/healthz", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{path:.+}", static_file)
     setup_practice_routes(app)
-    setup_closing_routes(app)
     setup_patient_access_routes(app)
+    links = InvitationRoutes(app)
+    add_call_routes(links)
+    add_closing_routes(links)
+    links.mount()

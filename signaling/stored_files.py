@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractStreamWriter
 from sealing import Keyring, SealedReader, SealError, open_file
 from sealing.stream import plain_size
 
-from .pages import error_page
+from .error_pages import error_page
 
 logger = logging.getLogger(__name__)
 

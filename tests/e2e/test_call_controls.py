@@ -7,12 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from helpers.call_page import (
+    INBOUND_STATS,
+    accept_notice,
+    frames_decoded,
+    in_call,
+    more_frames,
+    screen_frames,
+    screenshot,
+    shows,
+    wait_for,
+)
+from helpers.server import running_server
 from playwright.async_api import Page, expect
 
 from clinic import Role
-from conftest import INBOUND_STATS, accept_notice, screenshot
-from server import running_server
-from test_consultation import _in_call, _more, _screen_frames, frames_decoded, shows, wait_for
 
 
 async def _audio(page: Page) -> tuple[int, float]:
@@ -31,7 +40,7 @@ async def _energy_growth(page: Page, seconds: float) -> tuple[int, float]:
 
 async def test_mute_shows_a_badge_and_the_sound_goes_silent(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         _, live = await _energy_growth(doctor, 1.5)
         assert live > 0, "the practitioner should hear the patient's fake microphone"
 
@@ -55,7 +64,7 @@ async def _grows(page: Page) -> bool:
 
 async def test_camera_off_shows_the_role_instead_of_a_frozen_picture(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await expect(doctor.get_by_test_id("remote-placeholder")).to_be_hidden()
 
         await patient.get_by_test_id("cam-toggle").click()
@@ -81,10 +90,10 @@ async def test_camera_off_shows_the_role_instead_of_a_frozen_picture(tmp_path: P
 
 async def test_the_browsers_stop_sharing_bar_ends_the_share_on_the_other_side(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await patient.get_by_test_id("screen-toggle").click()
         await expect(doctor.get_by_test_id("remote-screen")).to_be_visible()
-        await wait_for(lambda: _screen_frames(doctor))
+        await wait_for(lambda: screen_frames(doctor))
 
         # what the browser's own "Stop sharing" bar does: the capture ends and says so
         await patient.evaluate("""() => {
@@ -95,7 +104,7 @@ async def test_the_browsers_stop_sharing_bar_ends_the_share_on_the_other_side(tm
         await expect(doctor.get_by_test_id("remote-screen")).to_be_hidden()
         await expect(patient.get_by_test_id("screen-toggle")).to_have_attribute("aria-pressed", "false")
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))  # the camera goes on
+        await wait_for(lambda: more_frames(doctor, before))  # the camera goes on
         await wait_for(lambda: shows(doctor, "blue"))
 
 
@@ -109,7 +118,7 @@ SPY_REPLACE = """() => {
 
 async def test_changing_sources_in_the_call_keeps_the_pictures_and_sound_coming(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         pc_before = hub.participants[Role.PATIENT].pc
         await patient.evaluate(SPY_REPLACE)
@@ -141,7 +150,7 @@ async def test_changing_sources_in_the_call_keeps_the_pictures_and_sound_coming(
         # the call never dropped: same peer connection, frames and sound keep arriving
         assert hub.participants[Role.PATIENT].pc is pc_before
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
         await wait_for(lambda: shows(doctor, "blue"))
         packets, energy = await _energy_growth(doctor, 1.0)
         assert packets > 0 and energy > 0, (packets, energy)
@@ -166,7 +175,7 @@ async def _pip_page(page: Page) -> Page:
 
 async def test_picture_in_picture_floats_the_video_with_working_buttons(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
 
         # Document PiP (the patient's Chromium): the video and the buttons float
         await patient.get_by_test_id("pip-toggle").click()
@@ -213,7 +222,7 @@ async def _not(value: Any) -> bool:
 
 async def test_practitioner_hangup_ends_for_both_and_opens_the_closing_page(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         doctor_link, patient_link = doctor.url, patient.url
         await doctor.get_by_test_id("hangup").click()
         await expect(patient.get_by_test_id("ended")).to_be_visible()
@@ -233,7 +242,7 @@ async def test_patient_hangup_leaves_the_practitioner_in_the_call_and_the_patien
     tmp_path: Path, open_page: Any
 ) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await patient.get_by_test_id("hangup").click()
         await expect(patient.get_by_test_id("join")).to_be_visible()
         status = doctor.get_by_test_id("call-status")
@@ -304,7 +313,7 @@ async def test_keyboard_only_from_waiting_room_to_the_call_controls(tmp_path: Pa
 
 async def test_the_call_at_desktop_and_phone_sizes(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await doctor.set_viewport_size({"width": 1280, "height": 800})
         await patient.set_viewport_size({"width": 390, "height": 844})
         await patient.get_by_test_id("mic-toggle").click()  # a badge on the practitioner's picture

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import av
-import media_files
+import helpers.media_files as media_files
+from helpers.call_page import in_call, screenshot, wait_for
+from helpers.server import running_server
 from playwright.async_api import Page, expect
-
-from conftest import screenshot
-from server import running_server
-from test_consultation import _in_call, wait_for
 
 MB = 1 << 20
 
@@ -53,7 +51,7 @@ async def rendered_page(tab: Page) -> bool:
 
 async def test_text_and_files_reach_the_other_side_and_survive_a_reload(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await screenshot(doctor, "chat-01-practitioner-in-call")
 
         # the patient opens the chat: both sides' arrival is there, as system lines
@@ -169,7 +167,7 @@ GROS = """(size) => {
 
 async def test_upload_progress_cancel_and_size_limit(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data", **{"documents.max_upload_bytes": 6 * MB}) as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         folder = server.config.data_path / "documents"
         await patient.get_by_test_id("chat-toggle").click()
 

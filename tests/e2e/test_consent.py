@@ -10,9 +10,8 @@ from typing import Any
 from playwright.async_api import expect
 
 from clinic.notices import RECORDING, TELECONSULTATION
-from conftest import screenshot
-from server import running_server
-from test_consultation import shows, wait_for
+from helpers.call_page import screenshot, shows, wait_for
+from helpers.server import running_server
 
 
 async def test_no_call_without_consent_the_practitioner_sees_it_and_recording_asks(

@@ -11,10 +11,20 @@ from typing import Any
 import pytest
 from aiortc import rtcrtpreceiver
 from aiortc.codecs import h264, opus, vpx
+from helpers.call_page import (
+    INBOUND_STATS,
+    accept_notice,
+    frames_decoded,
+    in_call,
+    more_frames,
+    remote_colour,
+    screen_frames,
+    screenshot,
+    shows,
+    wait_for,
+)
+from helpers.server import running_server
 from playwright.async_api import Page, expect
-
-from conftest import INBOUND_STATS, PROBE_VIDEO, accept_notice, colour_name, screenshot
-from server import running_server
 
 
 @pytest.fixture
@@ -45,32 +55,6 @@ def codec_spy(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(rtcrtpreceiver, "get_decoder", get_decoder)
     return counts
-
-
-async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout} s (last value: {last!r})")
-
-
-async def remote_colour(page: Page) -> str | None:
-    px = await page.evaluate(PROBE_VIDEO, "remote-video")
-    return colour_name(px) if px else None
-
-
-async def shows(page: Page, colour: str) -> bool:
-    """Whether the remote video shows `colour` now (the first frames may still be black)."""
-    return await remote_colour(page) == colour
-
-
-async def frames_decoded(page: Page) -> int:
-    stats = await page.evaluate(INBOUND_STATS)
-    return int(stats["video"]) if stats else 0
 
 
 async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: Any, codec_spy: Counter[str]) -> None:
@@ -161,7 +145,7 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
         await expect(patient.get_by_test_id("remote-video")).to_be_visible()
         await wait_for(lambda: shows(patient, "red"))
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
         assert await remote_colour(doctor) == "blue"
 
         # the practitioner hangs up: the call ends for both
@@ -171,10 +155,6 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
         await screenshot(patient, "06-patient-ended-phone")
         consultation = await server.clinic.get_consultation(demo["consultation_id"])
         assert consultation.state.value == "ended"
-
-
-async def _more(page: Page, before: int) -> bool:
-    return await frames_decoded(page) > before + 10
 
 
 async def test_second_tab_takes_over_and_the_first_is_told(tmp_path: Path, open_page: Any) -> None:
@@ -204,25 +184,9 @@ async def test_bad_link_shows_a_french_page(tmp_path: Path, open_page: Any) -> N
         await expect(page.get_by_test_id("error-page")).to_contain_text("Lien d'invitation invalide")
 
 
-async def _in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
-    return await _enter_call(await server.demo(), await open_page("red"), await open_page("blue"))
-
-
-async def _enter_call(demo: dict[str, Any], doctor: Page, patient: Page) -> tuple[Page, Page]:
-    """Both sides open their link and enter the call; returns once each shows the other's camera."""
-    await doctor.goto(demo["practitioner_link"])
-    await patient.goto(demo["patient_link"])
-    await accept_notice(patient)
-    await doctor.get_by_test_id("join").click()
-    await patient.get_by_test_id("ready").click()
-    await wait_for(lambda: shows(doctor, "blue"))
-    await wait_for(lambda: shows(patient, "red"))
-    return doctor, patient
-
-
 async def test_screen_share_and_mute_reach_the_other_side(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
 
         # mute: the other side sees it; unmute: it goes away
         await expect(doctor.get_by_test_id("remote-muted")).to_be_hidden()
@@ -240,9 +204,9 @@ async def test_screen_share_and_mute_reach_the_other_side(tmp_path: Path, open_p
         size = await wait_for(lambda: doctor.evaluate(
             "() => { const v = document.querySelector('[data-testid=remote-screen]'); return v.videoWidth > 0 && [v.videoWidth, v.videoHeight]; }"))
         assert size[0] >= 640 and size[0] > size[1], size  # a landscape screen, not the 320x240 camera
-        assert await wait_for(lambda: _screen_frames(doctor)) > 0
+        assert await wait_for(lambda: screen_frames(doctor)) > 0
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
         assert await remote_colour(doctor) == "blue"  # the camera is still there
         await screenshot(doctor, "08-practitioner-sees-shared-screen")
 
@@ -250,10 +214,7 @@ async def test_screen_share_and_mute_reach_the_other_side(tmp_path: Path, open_p
         await patient.get_by_test_id("screen-toggle").click()
         await expect(doctor.get_by_test_id("remote-screen")).to_be_hidden()
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
         assert await remote_colour(doctor) == "blue"
 
 
-async def _screen_frames(page: Page) -> int:
-    stats = await page.evaluate(INBOUND_STATS)
-    return int(stats["screen"]) if stats else 0

@@ -14,13 +14,11 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+from helpers.call_page import accept_notice, screenshot, shows, wait_for
+from helpers.media_files import pdf, png
+from helpers.practice import body_of, link_in, smtp_server, sql
+from helpers.server import running_server
 from playwright.async_api import Page, expect
-
-from conftest import accept_notice, screenshot
-from media_files import pdf, png
-from practice_helpers import body_of, link_in, smtp_server, sql
-from server import running_server
-from test_consultation import shows, wait_for
 
 PASSWORD = "correct horse battery"
 

@@ -14,15 +14,14 @@ from typing import Any
 
 import aiohttp
 import av
+from helpers.call_page import enter_call, in_call, screenshot, shows, wait_for
+from helpers.server import Running, free_port, running_server
 from playwright.async_api import expect
 
-from conftest import screenshot
 from recorder.manifest import read_manifest
-from server import Running, free_port, running_server
 from signaling.keys import RECORDINGS
-from test_consultation import _enter_call, _in_call, shows, wait_for
 
-CAMERA_W, CAMERA_H = 320, 240  # tests/y4m.py's fake cameras
+CAMERA_W, CAMERA_H = 320, 240  # tests/helpers/y4m.py's fake cameras
 # side by side at the config size: twice one camera's width
 # the patient is asked before a recording by default (tests/e2e/test_consent.py); these test the notice alone
 RECORDING = {"recording.width": 2 * CAMERA_W, "recording.height": CAMERA_H, "recording.fps": 15,
@@ -138,7 +137,7 @@ async def composed(server: Running, timeout: float = 90.0) -> dict[str, Any]:
 
 async def test_a_recording_of_both_cameras_is_one_mp4_side_by_side(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data", **RECORDING) as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await expect(patient.get_by_test_id("record-toggle")).to_be_hidden()  # only the practitioner records
         await expect(patient.get_by_test_id("recording-indicator")).to_be_hidden()
         await patient.evaluate(SPY_SYSTEM)
@@ -190,7 +189,7 @@ async def test_a_recording_of_both_cameras_is_one_mp4_side_by_side(tmp_path: Pat
 async def test_a_recording_started_while_the_patient_reloads_is_shown_after_the_reload(
         tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data", **RECORDING) as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await patient.add_init_script(CAPTURE_WS)  # from the reloaded page's first message on
         reload = asyncio.ensure_future(patient.reload())
         await doctor.get_by_test_id("record-toggle").click()
@@ -211,7 +210,7 @@ async def test_a_recording_started_while_the_patient_reloads_is_shown_after_the_
 
 async def test_consent_refused_records_nothing_and_the_practitioner_is_told(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data", **{**RECORDING, "recording.require_consent": True}) as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await doctor.get_by_test_id("record-toggle").click()
         dialog = patient.get_by_test_id("recording-consent-dialog")
         await expect(dialog).to_be_visible()
@@ -289,7 +288,7 @@ async def test_a_recording_cut_by_sigkill_is_composed_at_the_next_start(tmp_path
                                      cwd=ROOT, check=True, capture_output=True).stdout)
     server = await _serve(config, port, log)
     try:
-        doctor, patient = await _enter_call(demo, await open_page("red"), await open_page("blue"))
+        doctor, patient = await enter_call(demo, await open_page("red"), await open_page("blue"))
         await doctor.get_by_test_id("record-toggle").click()
         await expect(doctor.get_by_test_id("recording-indicator")).to_have_attribute("data-state", "recording")
         await asyncio.sleep(4.0)

@@ -5,16 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from helpers.call_page import (
+    frames_decoded,
+    in_call,
+    more_frames,
+    remote_colour,
+    shows,
+    wait_for,
+)
+from helpers.server import running_server
 from playwright.async_api import Page, expect
 
 from clinic import Role
-from server import running_server
-from test_consultation import shows, _in_call, _more, frames_decoded, remote_colour, wait_for
 
 
 async def test_a_network_drop_shows_a_banner_and_the_call_comes_back(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         # the patient's network goes: no new connection can be made, and the socket breaks
         # (Chromium's offline emulation leaves an open WebSocket alone, so the server cuts it)
         await patient.context.set_offline(True)
@@ -27,14 +34,14 @@ async def test_a_network_drop_shows_a_banner_and_the_call_comes_back(tmp_path: P
         # back in the call without anyone pressing anything, pictures both ways
         before_doctor, before_patient = await frames_decoded(doctor), 0
         await wait_for(lambda: shows(patient, "red"))
-        await wait_for(lambda: _more(doctor, before_doctor))
-        await wait_for(lambda: _more(patient, before_patient))
+        await wait_for(lambda: more_frames(doctor, before_doctor))
+        await wait_for(lambda: more_frames(patient, before_patient))
         await expect(doctor.get_by_test_id("call-status")).to_be_hidden()
 
 
 async def test_a_media_failure_seen_by_the_server_is_repaired_by_a_new_offer(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         participant = hub.participants[Role.PATIENT]
         old_pc = participant.pc
@@ -43,7 +50,7 @@ async def test_a_media_failure_seen_by_the_server_is_repaired_by_a_new_offer(tmp
         participant._set_media_state("failed")
         await wait_for(lambda: _has_new_pc(participant, old_pc))
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
         assert await remote_colour(doctor) == "blue"
         await wait_for(lambda: shows(patient, "red"))
 
@@ -81,10 +88,10 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
     import asyncio
     import random
 
-    from loss import inject_loss
+    from helpers.loss import inject_loss
 
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         rng = random.Random(11)
         dropped = [inject_loss(p, 0.05, rng) for p in hub.participants.values()]
@@ -115,7 +122,7 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
 
 async def test_a_device_change_replaces_the_track_without_renegotiating(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         pc_before = hub.participants[Role.PATIENT].pc
         # a new camera: a green canvas stands in for the device the patient picks
@@ -129,11 +136,11 @@ async def test_a_device_change_replaces_the_track_without_renegotiating(tmp_path
         await wait_for(lambda: _green(doctor))
         assert hub.participants[Role.PATIENT].pc is pc_before  # same peer connection: no renegotiation
         before = await frames_decoded(doctor)
-        await wait_for(lambda: _more(doctor, before))
+        await wait_for(lambda: more_frames(doctor, before))
 
 
 async def _green(page: Page) -> bool:
-    from conftest import PROBE_VIDEO
+    from helpers.call_page import PROBE_VIDEO
 
     px = await page.evaluate(PROBE_VIDEO, "remote-video")
     return bool(px) and px["g"] > 150 and px["r"] < 90 and px["b"] < 90

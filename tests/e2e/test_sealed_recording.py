@@ -9,9 +9,9 @@ from typing import Any
 from clinic.notices import TELECONSULTATION
 from recorder.manifest import read_manifest, write_manifest
 from sealing import Keyring, generate_key, is_sealed
-from server import running_server
-from synthetic import sealed_recording
-from test_recording import composed
+from helpers.server import running_server
+from helpers.synthetic import sealed_recording
+from helpers.ws_client import wait_composed
 
 # play, then seek near the end and back: where it landed, and whether a picture shows
 SEEK = """async (url) => {
@@ -42,7 +42,7 @@ async def test_a_sealed_recording_plays_and_seeks_in_the_browser(tmp_path: Path,
     manifest.state, manifest.consultation_id = "stopped", demo["consultation_id"]
     write_manifest(folder, manifest)
     async with running_server(data, **settings) as server:
-        await composed(server)
+        await wait_composed(server, timeout=90.0)
         document_id = read_manifest(folder).document_id
         assert document_id is not None
         document = await server.clinic.get_document(document_id)

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import accept_notice, screenshot
+from helpers.call_page import accept_notice, frames_decoded, remote_colour, screenshot, shows, wait_for
+from helpers.server import free_port, running_server
 from playwright.async_api import Page, expect
-from server import free_port, running_server
-from test_consultation import shows, frames_decoded, remote_colour, wait_for
 
 TURNSERVER = "/usr/bin/turnserver"
 REALM = "teleconsult.test"

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.call_page import accept_notice, frames_decoded, screenshot, wait_for
+from helpers.chromium import CHROMIUM, FLAGS, launch_page
+from helpers.server import running_server
 from playwright.async_api import Browser, Page, async_playwright, expect
-
-from chromium import CHROMIUM, FLAGS
-from conftest import accept_notice, screenshot
-from server import running_server
-from test_consultation import frames_decoded, wait_for
 
 Launcher = Callable[..., Awaitable[Page]]
 VERDICT = r"^(good|fair|poor|failed)$"
@@ -31,12 +29,8 @@ async def launch() -> AsyncIterator[Launcher]:
         async def factory(extra: tuple[str, ...] = (), without: tuple[str, ...] = (),
                           permissions: list[str] | None = None, name: str = "page") -> Page:
             args = [f for f in FLAGS if not f.startswith(without)] if without else list(FLAGS)
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*args, *extra])
-            browsers.append(browser)
-            context = await browser.new_context(viewport={"width": 1024, "height": 760}, permissions=permissions)
-            page = await context.new_page()
-            page.on("console", lambda m: print(f"[{name} console] {m.type}: {m.text}"))
-            return page
+            return await launch_page(pw, browsers, [*args, *extra], name=name, viewport=(1024, 760),
+                                     permissions=permissions)
         try:
             yield factory
         finally:
@@ -226,7 +220,7 @@ async def test_verdict_table(tmp_path: Path, launch: Launcher) -> None:
 
 
 async def test_mic_level_moves_with_the_sound_and_stops_when_muted(tmp_path: Path, open_page: Any) -> None:
-    from test_consultation import wait_for
+    from helpers.call_page import wait_for
 
     async with running_server(tmp_path / "data") as server:
         demo = await server.demo()

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from helpers.call_page import enter_call, screenshot, wait_for
+from helpers.pdfgen import write_pdf
+from helpers.server import running_server
 from playwright.async_api import Page, expect
-
-from conftest import screenshot
-from pdfgen import write_pdf
-from server import running_server
-from test_consultation import _enter_call, wait_for
 
 DOCTOR_SIZE = (1280, 900)
 PATIENT_SIZE = (900, 640)
@@ -27,9 +25,9 @@ PIXEL = """([fx, fy]) => {
 }"""
 
 
-async def _in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
+async def in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
     # two window sizes: the board's fractions must line up across them
-    return await _enter_call(await server.demo(), await open_page("red", DOCTOR_SIZE),
+    return await enter_call(await server.demo(), await open_page("red", DOCTOR_SIZE),
                              await open_page("blue", PATIENT_SIZE))
 
 
@@ -76,7 +74,7 @@ async def _pixel(page: Page, fx: float, fy: float) -> list[int]:
 
 async def test_a_stroke_drawn_on_one_side_appears_at_the_same_place_on_the_other(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await _open_board(doctor, patient)
         d_box, p_box = await _box(doctor), await _box(patient)
         assert abs(d_box["width"] - p_box["width"]) > 50, "the two boards should have different sizes on screen"
@@ -165,7 +163,7 @@ async def test_a_pdf_page_and_the_pointer_line_up_on_both_sides(tmp_path: Path, 
     # a black rectangle in the middle of page 1, another in the bottom left of page 2 (points, origin bottom-left)
     pdf = write_pdf(tmp_path / "schema.pdf", [(100, 100, 200, 100), (0, 0, 80, 60)], width=400, height=300)
     async with running_server(tmp_path / "data") as server:
-        doctor, patient = await _in_call(server, open_page)
+        doctor, patient = await in_call(server, open_page)
         await _open_board(doctor, patient)
         await patient.get_by_test_id("whiteboard-file").set_input_files(str(pdf))
         # the practitioner sees the rendered page: dark in the rectangle, white outside

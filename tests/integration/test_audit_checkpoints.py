@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clinic import audit
-from server import running_server
+from helpers.server import running_server
 
 
 async def test_the_server_writes_the_head_to_a_file_and_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import media_files
+import helpers.media_files as media_files
 import pytest
+from helpers.server import Running, running_server
+from helpers.ws_client import Client, both, enter_call
 
 from clinic import Role
-from server import Running, running_server
-from test_signaling import Client, both, enter_call
 
 MB = 1 << 20
 

@@ -7,49 +7,31 @@ import hashlib
 import io
 import json
 import os
-import urllib.parse
 from pathlib import Path
-from typing import Any
 
-import aiohttp
+from helpers.closing import (
+    close,
+    closed_with_link_no_wait,
+    closing_csrf,
+    ended_consultation,
+    pdf_bytes,
+    upload,
+)
+from helpers.practice import (
+    Browserless,
+    Inbox,
+    body_of,
+    link_in,
+    past,
+    smtp_server,
+    sql,
+)
+from helpers.server import Running, free_port, running_server
 
 from clinic import ConsultationState, Stage
-from practice_helpers import Browserless, Inbox, body_of, link_in, past, smtp_server, sql
-from server import Running, free_port, running_server
 
 PASSWORD = "correct horse battery"
 BIRTH = "1970-05-17"
-
-
-def pdf_bytes(size: int = 20000) -> bytes:
-    """A file that sniffs as PDF, different at each call."""
-    return b"%PDF-1.4\n%" + os.urandom(size) + b"\n%%EOF\n"
-
-
-async def ended_consultation(server: Running) -> tuple[dict[str, Any], str]:
-    """The demo consultation, moved to 'ended' as the practitioner's hang-up does; returns (demo, token)."""
-    demo = await server.demo()
-    await server.clinic.update_consultation(demo["consultation_id"], state=ConsultationState.ENDED,
-                                            practitioner_stage=Stage.ENDED, patient_stage=Stage.ENDED)
-    return demo, demo["practitioner_link"].rsplit("/", 1)[1]
-
-
-async def upload(c: Browserless, token: str, name: str, data: bytes, csrf: str) -> aiohttp.ClientResponse:
-    async with c.session.post(f"{c.base_url}/c/{token}/closing/documents", data=io.BytesIO(data), headers={
-        "X-CSRF-Token": csrf, "X-File-Name": urllib.parse.quote(name), "Content-Type": "application/octet-stream",
-    }) as r:
-        await r.read()
-        return r
-
-
-async def close(c: Browserless, token: str, csrf: str) -> tuple[int, dict[str, Any]]:
-    async with c.session.post(f"{c.base_url}/c/{token}/closing/close", headers={"X-CSRF-Token": csrf}) as r:
-        return r.status, await r.json()
-
-
-async def closing_csrf(c: Browserless, token: str) -> str:
-    _, page = await c.get(f"/c/{token}/closing")
-    return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
 
 
 async def test_closing_streams_documents_sends_the_mail_and_the_patient_gets_them(tmp_path: Path) -> None:
@@ -326,24 +308,13 @@ async def test_a_message_gives_up_after_max_attempts(tmp_path: Path) -> None:
     overrides = {"mail.smtp.host": "127.0.0.1", "mail.smtp.port": free_port(), "mail.smtp.security": "none",
                  "mail.retry_base_seconds": 0.05, "mail.retry_max_seconds": 0.1, "mail.max_attempts": 3}
     async with running_server(tmp_path / "data", **overrides) as server:
-        await _closed_with_link_no_wait(server)
+        await closed_with_link_no_wait(server)
         for _ in range(200):
             rows = sql(server, "SELECT state, attempts FROM mail_message")
             if rows and rows[0]["state"] == "failed":
                 break
             await asyncio.sleep(0.05)
         assert rows[0]["state"] == "failed" and rows[0]["attempts"] == 3
-
-
-async def _closed_with_link_no_wait(server: Running) -> None:
-    _, token = await ended_consultation(server)
-    doctor = Browserless(server.base_url)
-    try:
-        csrf = await closing_csrf(doctor, token)
-        assert (await upload(doctor, token, "cr.pdf", pdf_bytes(), csrf)).status == 201
-        assert (await close(doctor, token, csrf))[0] == 200
-    finally:
-        await doctor.close()
 
 
 async def test_record_documents_visible_to_the_care_team_only(tmp_path: Path) -> None:
@@ -416,8 +387,8 @@ async def test_an_import_cut_off_midway_leaves_nothing(tmp_path: Path) -> None:
             csrf = await closing_csrf(doctor, token)
             reader, writer = await asyncio.open_connection("127.0.0.1", server.config.http.port)
             cookies = "; ".join(f"{c.key}={c.value}" for c in doctor.session.cookie_jar)
-            writer.write((f"POST /c/{token}/closing/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"X-CSRF-Token: {csrf}\r\nCookie: {cookies}\r\nX-File-Name: cut.pdf\r\n"
+            writer.write((f"POST /c/{token}/closing/documents?name=cut.pdf HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-CSRF-Token: {csrf}\r\nCookie: {cookies}\r\n"
                           "Content-Length: 500000\r\n\r\n").encode() + b"%PDF-1.4\n" + os.urandom(100000))
             await writer.drain()
             await asyncio.sleep(0.3)

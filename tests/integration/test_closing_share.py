@@ -6,9 +6,9 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from practice_helpers import Browserless, body_of, link_in, smtp_server
-from server import running_server
-from test_closing_and_access import closing_csrf, ended_consultation, pdf_bytes, upload
+from helpers.closing import closing_csrf, ended_consultation, pdf_bytes, upload
+from helpers.practice import Browserless, body_of, link_in, smtp_server
+from helpers.server import running_server
 
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:

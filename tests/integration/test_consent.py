@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from clinic.notices import TELECONSULTATION
-from server import running_server
-from test_signaling import Client
+from helpers.server import running_server
+from helpers.ws_client import Client
 
 
 async def consent_seen(client: Client, decision: str) -> dict[str, Any]:

@@ -16,10 +16,10 @@ import pytest
 from recorder.manifest import read_manifest, write_manifest
 from sealing import CHUNK, Keyring, generate_key, is_sealed
 from sealing.stream import MAGIC
-from server import Running, running_server
-from synthetic import sealed_recording
-from test_recording_signaling import wait_composed
-from test_whiteboard_ws import png_bytes
+from helpers.server import running_server
+from helpers.synthetic import sealed_recording
+from helpers.ws_client import Client, enter_call, wait_composed
+from helpers.media_files import png
 
 MARKER = b"PATIENT-NOTE-7f3a9c-"
 # several chunks, not a multiple of the chunk size: a range crosses chunk boundaries
@@ -102,8 +102,6 @@ async def test_without_a_key_files_stay_plain_and_the_server_warns(
 
 
 async def test_whiteboard_pages_are_sealed_and_served(tmp_path: Path, key_file: Path) -> None:
-    from test_signaling import Client, enter_call
-
     data = tmp_path / "data"
     async with running_server(data, **{"storage.key_file": str(key_file)}) as server:
         demo = await server.demo()
@@ -111,7 +109,7 @@ async def test_whiteboard_pages_are_sealed_and_served(tmp_path: Path, key_file: 
         try:
             await enter_call(doctor, patient)
             async with aiohttp.ClientSession() as http:
-                async with http.post(f"{demo['patient_link']}/whiteboard/background", data=png_bytes(400, 200)) as r:
+                async with http.post(f"{demo['patient_link']}/whiteboard/background", data=png(400, 200)) as r:
                     assert r.status == 200, await r.text()
                     background = (await r.json())["background"]
             pages = files_under(data / "whiteboard")

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-
-from practice_helpers import Inbox, body_of, sql
-from server import free_port, running_server
-from test_closing_and_access import _closed_with_link_no_wait
+from helpers.closing import closed_with_link_no_wait
+from helpers.practice import Inbox, body_of, sql
+from helpers.server import free_port, running_server
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -60,7 +59,7 @@ async def test_mail_goes_out_over_tls_with_the_configured_login(tmp_path: Path, 
                      "mail.smtp.username": "relay-user", "mail.smtp.password": "relay-secret",
                      "mail.smtp.ca_file": str(cert)}
         async with running_server(tmp_path / "data", **overrides) as server:
-            await _closed_with_link_no_wait(server)
+            await closed_with_link_no_wait(server)
             (message,) = await inbox.wait(1)
             assert "/d/" in body_of(message)
             assert accounts.logins == ["relay-user"]
@@ -79,7 +78,7 @@ async def test_an_untrusted_certificate_is_refused_and_retried(tmp_path: Path) -
         overrides = {"mail.smtp.host": "127.0.0.1", "mail.smtp.port": port, "mail.smtp.security": "starttls",
                      "mail.retry_base_seconds": 0.2}
         async with running_server(tmp_path / "data", **overrides) as server:
-            await _closed_with_link_no_wait(server)
+            await closed_with_link_no_wait(server)
 
             for _ in range(200):
                 rows = sql(server, "SELECT attempts, last_error, state FROM mail_message")

@@ -8,9 +8,9 @@ import random
 import threading
 
 import pytest
+from helpers.loss import inject_loss
+from helpers.media_peers import Peer, connect, dominant_colour
 
-from loss import inject_loss
-from media_peers import Peer, connect, dominant_colour
 from sfu import Room, SfuOptions
 
 

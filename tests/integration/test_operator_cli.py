@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from practice_helpers import Browserless
-from server import running_server
+from helpers.practice import Browserless
+from helpers.server import running_server
 
 CLI = [sys.executable, "-m", "signaling.cli", "--log-level", "WARNING"]
 

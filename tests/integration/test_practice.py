@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from practice_helpers import Browserless, body_of, link_in, smtp_server, sql
-from server import Running, running_server
+from helpers.practice import Browserless, body_of, link_in, smtp_server, sql
+from helpers.server import Running, running_server
 
 PASSWORD = "correct horse battery"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from helpers.server import running_server
+from helpers.ws_client import Client
 
-from server import running_server
 from sfu import ConnectionProbe, MediaError
 from sfu.probe import DOWN_PACKETS, PACKET_BYTES
-from test_signaling import Client
 
 
 class ProbeClient:

@@ -18,9 +18,9 @@ import pytest
 from clinic import NotFound
 from clinic.notices import TELECONSULTATION
 from clinic.record_export import ErasureRefused
-from practice_helpers import Browserless
+from helpers.practice import Browserless
 from sealing import generate_key
-from server import running_server
+from helpers.server import running_server
 
 NOTE = b"Compte rendu: tension 12/8, revoir dans 3 mois.\n" * 2000
 
@@ -118,7 +118,7 @@ async def test_the_cli_refuses_erasure_before_the_date_and_says_which(tmp_path: 
 
 
 async def test_documents_of_every_kind_go_after_the_retention_period(tmp_path: Path) -> None:
-    from practice_helpers import past, sql
+    from helpers.practice import past, sql
 
     data = tmp_path / "data"
     async with running_server(data) as server:

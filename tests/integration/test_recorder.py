@@ -7,10 +7,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from aiortc.mediastreams import AudioStreamTrack
+from helpers.media_peers import Peer, connect
 
-from media_peers import Peer, connect
 from recorder import Recorder
 from recorder.compositor import compose_recording
 from recorder.manifest import read_manifest

@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import av
 import pytest
+from helpers.practice import Browserless
+from helpers.server import running_server
+from helpers.ws_client import Client, both, in_call, recording_state, wait_composed
 
-from practice_helpers import Browserless
 from recorder.manifest import read_manifest
-from server import Running, running_server
 from signaling.keys import RECORDINGS
-from test_signaling import Client
-
-
-async def in_call(server: Running) -> tuple[dict[str, Any], Client, Client]:
-    demo = await server.demo()
-    doctor = await Client.open(demo["practitioner_link"])
-    patient = await Client.open(demo["patient_link"])
-    await doctor.send(type="join")
-    await patient.state(peer="joined")
-    await patient.send(type="ready")
-    for c in (doctor, patient):
-        await c.state(me="in_call", peer="in_call")
-    return demo, doctor, patient
-
-
-async def recording_state(client: Client, state: str | None) -> dict[str, Any]:
-    """The next `state` whose recording is in `state` (None: no recording)."""
-    while True:
-        s = await client.recv("state")
-        rec = s["recording"]
-        if (rec is None and state is None) or (rec is not None and rec["state"] == state):
-            return s
-
-
-async def wait_composed(server: Running, timeout: float = 60.0) -> dict[str, Any]:
-    service = server.app[RECORDINGS]
-    deadline = time.monotonic() + timeout
-    while not service.composed and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    assert service.composed, "the recording was not composed"
-    return dict(next(iter(service.composed.values())))
 
 
 async def test_welcome_says_who_may_record(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data") as server:
-        demo = await server.demo()
-        doctor = await Client.open(demo["practitioner_link"])
-        patient = await Client.open(demo["patient_link"])
+        _, doctor, patient = await both(server)
         # recording consent is on by default (issue 19)
         assert (await doctor.recv("welcome"))["recording"] == {"allowed": True, "consent": True}
         assert (await patient.recv("welcome"))["recording"] == {"allowed": False, "consent": True}

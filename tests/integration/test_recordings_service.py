@@ -7,14 +7,14 @@ from pathlib import Path
 
 import av
 import pytest
+from helpers.server import running_server
+from helpers.synthetic import opus_tone, vp8_frames, write_recording
+from helpers.ws_client import in_call, recording_state, wait_composed
 
 from clinic import NotFound
 from recorder.manifest import read_manifest, write_manifest
 from recorder.writer import TrackKey
-from server import running_server
 from signaling.keys import RECORDINGS
-from synthetic import opus_tone, vp8_frames, write_recording
-from test_recording_signaling import in_call, recording_state, wait_composed
 
 
 async def test_a_recording_left_unfinished_is_composed_and_stored_at_start(tmp_path: Path) -> None:

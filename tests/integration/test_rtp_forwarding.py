@@ -7,9 +7,9 @@ import random
 from typing import Any
 
 import av
+from helpers.loss import is_rtp
+from helpers.media_peers import Peer, connect, dominant_colour
 
-from loss import is_rtp
-from media_peers import Peer, connect, dominant_colour
 from sfu import Participant, Room, SfuOptions
 from sfu.frames import EncodedFrame
 

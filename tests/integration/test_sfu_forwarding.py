@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from media_peers import Peer, connect, dominant_colour
+from helpers.media_peers import Peer, connect, dominant_colour
+
 from sfu import Room, SfuOptions
 from sfu.receiver_hooks import FrameSink
 

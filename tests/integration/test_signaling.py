@@ -9,72 +9,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers.media_peers import Peer, dominant_colour
+from helpers.server import Running, running_server
+from helpers.ws_client import Client, both, enter_call, negotiate
 
 from clinic import Role
-from media_peers import Peer, dominant_colour
-from server import Running, running_server
-
-
-class Client:
-    """One participant's WebSocket, as a browser tab would hold it."""
-
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.session, self.ws = session, ws
-        self.pending: list[dict[str, Any]] = []  # read by open(), handed out first by recv()
-
-    @classmethod
-    async def open(cls, link: str, *, consent: bool = True) -> Client:
-        """Connect; a patient accepts the teleconsultation notice at once unless `consent` is False."""
-        session = aiohttp.ClientSession()
-        ws = await session.ws_connect(link.replace("http://", "ws://") + "/ws")
-        client = cls(session, ws)
-        welcome = await client.recv("welcome")
-        client.pending.append(welcome)
-        if consent and welcome["role"] == "patient":
-            await client.send(type="consent", decision="given",
-                              version=welcome["notices"]["teleconsultation"]["version"])
-        return client
-
-    async def send(self, **msg: Any) -> None:
-        await self.ws.send_str(json.dumps(msg))
-
-    async def recv(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        while self.pending:
-            data = self.pending.pop(0)
-            if kind is None or data["type"] == kind:
-                return data
-        while True:
-            msg = await self.ws.receive(timeout=timeout)
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            data: dict[str, Any] = json.loads(msg.data)
-            if kind is None or data["type"] == kind:
-                return data
-
-    async def state(self, **expect: Any) -> dict[str, Any]:
-        """The next state message matching `expect` (me=..., peer=..., connected=..., consultation=...)."""
-        while True:
-            s = await self.recv("state")
-            view = {"me": s["self"]["stage"], "peer": s["peer"]["stage"],
-                    "connected": s["peer"]["connected"], "consultation": s["consultation_state"]}
-            if all(view[k] == v for k, v in expect.items()):
-                return s
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> Any:
     async with running_server(tmp_path / "data", **{"ice.connect_timeout": 2.0}) as running:
         yield running
-
-
-async def both(server: Running) -> tuple[dict[str, Any], Client, Client]:
-    demo = await server.demo()
-    doctor = await Client.open(demo["practitioner_link"])
-    patient = await Client.open(demo["patient_link"])
-    return demo, doctor, patient
 
 
 async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) -> None:
@@ -225,19 +170,6 @@ async def test_bad_invitation_links_get_a_french_page(tmp_path: Path, mutate: st
                     assert resp.status == status
                     assert words in body and "Traceback" not in body
                     assert resp.headers["Content-Type"].startswith("text/html")
-
-
-async def enter_call(doctor: Client, patient: Client) -> None:
-    await doctor.send(type="join")
-    await patient.state(peer="joined")
-    await patient.send(type="ready")
-    await doctor.state(me="in_call")
-    await patient.state(me="in_call")
-
-
-async def negotiate(client: Client, peer: Peer) -> None:
-    await client.send(type="offer", sdp=await peer.offer())
-    await peer.accept((await client.recv("answer"))["sdp"])
 
 
 async def test_media_crosses_and_a_reload_in_call_gets_it_back(server: Running) -> None:

@@ -12,10 +12,9 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-
-from pdfgen import write_pdf
-from server import Running, running_server
-from test_signaling import Client
+from helpers.pdfgen import write_pdf
+from helpers.server import Running, running_server
+from helpers.ws_client import Client, in_call
 
 LIMITS = {
     "whiteboard.max_points_per_stroke": 50,
@@ -24,18 +23,6 @@ LIMITS = {
     "whiteboard.max_upload_bytes": 200_000,
     "whiteboard.max_pdf_pages": 2,
 }
-
-
-async def in_call(server: Running) -> tuple[dict[str, Any], Client, Client]:
-    demo = await server.demo()
-    doctor = await Client.open(demo["practitioner_link"])
-    patient = await Client.open(demo["patient_link"])
-    await doctor.send(type="join")
-    await doctor.state(me="joined")
-    await patient.send(type="ready")
-    for c in (doctor, patient):
-        await c.state(me="in_call", peer="in_call")
-    return demo, doctor, patient
 
 
 def stroke(sid: str, points: list[float], *, end: bool = True, **extra: Any) -> dict[str, Any]:

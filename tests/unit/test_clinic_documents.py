@@ -12,7 +12,7 @@ import pathlib
 import sqlite3
 from collections.abc import AsyncIterator
 
-import media_files
+import helpers.media_files as media_files
 import pytest
 
 from clinic import (

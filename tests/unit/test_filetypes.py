@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import struct
 
-import media_files
+import helpers.media_files as media_files
 import pytest
 
-from clinic.filetypes import HEAD_BYTES, MAX_NAME_CHARS, sniff_media_type, safe_name
+from clinic.filetypes import HEAD_BYTES, MAX_NAME_CHARS, safe_name, sniff_media_type
 
 GENERATED = [
     (media_files.png, "image/png"),

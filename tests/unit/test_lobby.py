@@ -6,8 +6,8 @@ import pytest
 
 from clinic import ConsultationState as CS
 from clinic import Role, Stage
+from signaling.call.lobby import LobbyState, apply
 from signaling.errors import ProtocolError
-from signaling.lobby import LobbyState, apply
 
 P, Q = Role.PRACTITIONER, Role.PATIENT
 W, J, I, E = Stage.WAITING_ROOM, Stage.JOINED, Stage.IN_CALL, Stage.ENDED

@@ -10,12 +10,12 @@ import pytest
 from clinic.mail import documents_text, invitation_text
 from clinic.patient_links import PatientLink
 from clinic.records import check_patient_fields
-from signaling.auth import csrf_protected
 from signaling.config import load_config
-from signaling.mailer import Mailer, describe
-from signaling.practice import safe_next
-from signaling.practice_texts import STRINGS, as_module
-from signaling.record_files import inline_allowed
+from signaling.downloads import inline_allowed
+from signaling.mail_sender import Mailer, describe
+from signaling.practice.auth import csrf_protected
+from signaling.practice.texts import STRINGS, as_module
+from signaling.practice.views import safe_next
 
 
 def test_mail_texts_carry_the_link_and_nothing_else_personal() -> None:
@@ -107,7 +107,7 @@ def test_every_data_i18n_key_of_the_pages_is_in_the_table() -> None:
 
     source = Path(__file__).resolve().parents[2]
     used = set()
-    for path in [*(source / "signaling").glob("practice_pages.py"), *(source / "web" / "js").glob("closing.js"),
+    for path in [*(source / "signaling" / "practice").glob("html.py"), *(source / "web" / "js").glob("closing.js"),
                  *(source / "web" / "js").glob("practice.js")]:
         text = path.read_text()
         key = r'([a-z]+(?:\.[a-z0-9\-]+)+)"'

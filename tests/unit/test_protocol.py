@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from signaling.call.protocol import CLIENT_MESSAGES, parse_client_message
 from signaling.errors import ProtocolError
-from signaling.protocol import CLIENT_MESSAGES, parse_client_message
 
 LIMIT = 4096
 

@@ -8,15 +8,20 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers.synthetic import (
+    AUDIO_TB,
+    RGB,
+    VIDEO_TB,
+    opus_tone,
+    vp8_frames,
+    write_recording,
+)
 
 from recorder.compositor import compose
 from recorder.errors import ManifestError
 from recorder.layout import Rect, fit, tiles
 from recorder.manifest import Event, Manifest, read_manifest, write_manifest
 from recorder.writer import DiskWriter, TrackKey, _TrackFile, vp8_size
-
-from synthetic import AUDIO_TB, RGB, VIDEO_TB, opus_tone, vp8_frames, write_recording
-
 
 # --- layout
 

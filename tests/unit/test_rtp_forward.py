@@ -21,7 +21,13 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from sfu import Consumer
 from sfu.producer import RECENT, Producer
-from sfu.rtp_forward import HISTORY, LegParameters, PacketTap, RtpEgress, is_keyframe_start
+from sfu.rtp_forward import (
+    HISTORY,
+    LegParameters,
+    PacketTap,
+    RtpEgress,
+    is_keyframe_start,
+)
 
 MID, AST, LEVEL = 1, 3, 2  # extension ids on the subscriber leg
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from clinic import Role
+from signaling.call.session import Session
+from signaling.call.turn import ice_servers_for, turn_rest_credentials
 from signaling.config import IceConfig, IceServerConfig, load_config
-from signaling.session import Session
-from signaling.turn import ice_servers_for, turn_rest_credentials
 
 TURN_UDP = "turn:turn.example.org:3478?transport=udp"
 TURNS = "turns:turn.example.org:5349"
@@ -22,7 +22,7 @@ NOW = 1_700_000_000.0
 
 
 def rest_credential(secret: str, username: str) -> str:
-    """coturn's documented formula, written out here independently of signaling.turn."""
+    """coturn's documented formula, written out here independently of signaling.call.turn."""
     return base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
 
 
@@ -108,7 +108,7 @@ def test_welcome_carries_fresh_credentials_and_the_policy(
         overrides: dict[str, Any], policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(None, **{"ice.servers": [{"urls": [TURN_UDP], "secret": "north-wind-42"}],
                                   "ice.turn_credential_ttl": 3600, **overrides})
-    monkeypatch.setattr("signaling.session.time", SimpleNamespace(time=lambda: NOW))
+    monkeypatch.setattr("signaling.call.session.time", SimpleNamespace(time=lambda: NOW))
     session = Session(ws=SimpleNamespace(), role=Role.PATIENT, hub=SimpleNamespace(id="c0ffee"), config=config)  # type: ignore[arg-type]
     welcome = session.welcome()
     username = f"{int(NOW) + 3600}:{session.id}"

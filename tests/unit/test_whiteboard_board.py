@@ -10,7 +10,15 @@ import pytest
 
 from clinic import Clinic, Role
 from clinic.board import (
-    Background, Board, BoardError, BoardFull, BoardLimits, NothingToUndo, Stroke, check_pen, check_points,
+    Background,
+    Board,
+    BoardError,
+    BoardFull,
+    BoardLimits,
+    NothingToUndo,
+    Stroke,
+    check_pen,
+    check_points,
     check_stroke_id,
 )
 

@@ -7,11 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.pdfgen import write_pdf
 
 from clinic import Role
 from clinic.board import Background, Stroke
-from clinic.boardimages import BackgroundRefused, BoardImages, compose_png, import_background, sniff_background
-from pdfgen import write_pdf
+from clinic.boardimages import (
+    BackgroundRefused,
+    BoardImages,
+    compose_png,
+    import_background,
+    sniff_background,
+)
 
 
 def image_file(path: Path, ext: str, width: int, height: int) -> Path:

@@ -5,6 +5,7 @@
  * Everything shown goes through i18n; message text is only ever textContent.
  */
 
+import { byTestId } from "./dom.js";
 import { currentLang, t } from "./i18n.js";
 import { fileUrl, uploadFile } from "./protocol.js";
 
@@ -15,8 +16,6 @@ import { fileUrl, uploadFile } from "./protocol.js";
  * @typedef {{status: number, body: any}} UploadResult
  */
 
-/** @param {string} id */
-const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
 
 /** Bytes as "1,5 Mo" / "1.5 MB". @param {number} bytes */
 export function formatSize(bytes) {

@@ -5,18 +5,19 @@
  */
 
 import { t, translatePage } from "./i18n.js";
-import { byTestId, csrfToken } from "./practice.js";
+import { findByTestId } from "./dom.js";
+import { csrfToken } from "./practice.js";
 
-const page = /** @type {HTMLElement} */ (byTestId("closing-page"));
+const page = /** @type {HTMLElement} */ (findByTestId("closing-page"));
 const token = page.dataset.token || "";
 const base = `/c/${encodeURIComponent(token)}/closing`;
-const list = /** @type {HTMLElement} */ (byTestId("doc-list"));
-const empty = /** @type {HTMLElement} */ (byTestId("doc-empty"));
-const input = /** @type {HTMLInputElement|null} */ (byTestId("doc-import"));
-const errorBox = /** @type {HTMLElement|null} */ (byTestId("closing-error"));
-const progress = /** @type {HTMLElement|null} */ (byTestId("closing-progress"));
-const closeButton = /** @type {HTMLButtonElement|null} */ (byTestId("close-act"));
-const result = /** @type {HTMLElement|null} */ (byTestId("close-result"));
+const list = /** @type {HTMLElement} */ (findByTestId("doc-list"));
+const empty = /** @type {HTMLElement} */ (findByTestId("doc-empty"));
+const input = /** @type {HTMLInputElement|null} */ (findByTestId("doc-import"));
+const errorBox = /** @type {HTMLElement|null} */ (findByTestId("closing-error"));
+const progress = /** @type {HTMLElement|null} */ (findByTestId("closing-progress"));
+const closeButton = /** @type {HTMLButtonElement|null} */ (findByTestId("close-act"));
+const result = /** @type {HTMLElement|null} */ (findByTestId("close-result"));
 
 /** @param {string} message */
 function showError(message) {
@@ -80,11 +81,10 @@ async function problem(response) {
 
 /** @param {File} file */
 async function upload(file) {
-  const response = await fetch(`${base}/documents`, {
+  const response = await fetch(`${base}/documents?name=${encodeURIComponent(file.name)}`, {
     method: "POST",
     headers: {
       "X-CSRF-Token": csrfToken(),
-      "X-File-Name": encodeURIComponent(file.name),
       "Content-Type": "application/octet-stream",
       Accept: "application/json",
     },

@@ -6,10 +6,8 @@
  * refusal shows why and how to reach the practice (docs/protocol.md, "Consent").
  */
 
+import { byTestId } from "./dom.js";
 import { currentLang, t } from "./i18n.js";
-
-/** @param {string} id */
-const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
 
 export class ConsentUi {
   /** @param {import("./protocol.js").SignalingClient} client */

@@ -2,9 +2,10 @@
 /**
  * The practice pages (server-rendered): translation, language switch, and the
  * day list's live status.  Their strings come from /practice/strings.js (made
- * from signaling/practice_texts.py) and go through i18n.js like every other.
+ * from signaling/practice/texts.py) and go through i18n.js like every other.
  */
 
+import { findByTestId } from "./dom.js";
 import { STRINGS, currentLang, setLang, t, translatePage } from "./i18n.js";
 // @ts-ignore -- served by the server, not a file of web/
 import table from "/practice/strings.js";
@@ -17,11 +18,8 @@ export function csrfToken() {
   return meta ? meta.content : "";
 }
 
-/** @param {string} id */
-export const byTestId = (id) => /** @type {HTMLElement|null} */ (document.querySelector(`[data-testid="${id}"]`));
-
 function setupLanguage() {
-  const select = /** @type {HTMLSelectElement|null} */ (byTestId("lang-select"));
+  const select = /** @type {HTMLSelectElement|null} */ (findByTestId("lang-select"));
   translatePage();
   if (!select) return;
   select.value = currentLang();

@@ -3,9 +3,10 @@
  * The signaling client: one WebSocket, the messages of docs/protocol.md, and
  * reconnection.  No DOM here: the screens listen to its events.
  *
- * Events (CustomEvent, detail = the server message): "welcome", "state",
- * "answer", "media", "error", "replaced", "chat-history", "chat-message"; plus "connection" with detail
- * {online: boolean} when the socket drops or comes back.
+ * Events (CustomEvent, detail = the server message): one per server message type of
+ * docs/protocol.md, named by its `type` ("welcome", "state", "answer", "media",
+ * "quality", "error", "replaced", "chat-…", "recording-…", whiteboard messages...);
+ * plus "connection" with detail {online: boolean} when the socket drops or comes back.
  */
 
 export const PROTOCOL_VERSION = 1;

@@ -7,11 +7,10 @@
  * page has drawn the indicator.
  */
 
+import { byTestId } from "./dom.js";
 import { t } from "./i18n.js";
 import { recordingView } from "./protocol.js";
 
-/** @param {string} id */
-const byTestId = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
 
 export class RecordingUi {
   /** @param {import("./protocol.js").SignalingClient} client */

@@ -1,0 +1,406 @@
+"""The practitioner's pages: login, day list, patients and records, care team, scheduling."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import zoneinfo
+from typing import Any
+
+from aiohttp import web
+
+from clinic import NotFound, Role, Stage
+from clinic.accounts import RateLimit
+from clinic.errors import TooManyAttempts
+from clinic.models import Consultation, ConsultationState
+
+from .. import keys as app_keys
+from ..downloads import FILE_HEADERS, content_disposition, serve_document
+from ..error_pages import error_page
+from ..stored_files import temporary_file_response
+from . import html as pages
+from .auth import (
+    SESSION_COOKIE,
+    clear_session_cookie,
+    client_address,
+    csrf_token,
+    current_session,
+    require_session,
+    see_other,
+    set_session_cookie,
+)
+from .texts import as_module
+
+logger = logging.getLogger(__name__)
+
+MAX_FIELD = 1000
+
+
+def tz_of(request: web.Request) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(request.config_dict[app_keys.CONFIG].practice.timezone)
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    """The urlencoded form's text fields (bounded)."""
+    data = await request.post()
+    return {k: v[:MAX_FIELD] for k, v in data.items() if isinstance(v, str)}
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go to after login (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+# login
+
+async def login_form(request: web.Request) -> web.Response:
+    if await current_session(request) is not None:
+        raise web.HTTPSeeOther(safe_next(request.query.get("next")))
+    return pages.login_page(await csrf_token(request), next_path=safe_next(request.query.get("next")))
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    config = request.config_dict[app_keys.CONFIG]
+    data = await form(request)
+    email, password = data.get("email", "").strip(), data.get("password", "")
+    next_path = safe_next(data.get("next"))
+    limit = RateLimit(config.accounts.login_max_failures,
+                      datetime.timedelta(minutes=config.accounts.login_window_minutes))
+    lifetime = datetime.timedelta(hours=config.accounts.session_hours)
+    try:
+        done = None
+        if email and password:
+            done = await request.config_dict[app_keys.CLINIC].practice.login(
+                email, password, address=client_address(request), limit=limit, lifetime=lifetime,
+                previous_token=request.cookies.get(SESSION_COOKIE))
+    except TooManyAttempts:
+        return pages.login_page(await csrf_token(request), error="login.too-many", email=email,
+                                next_path=next_path, status=429)
+    if done is None:
+        return pages.login_page(await csrf_token(request), error="login.failed", email=email,
+                                next_path=next_path, status=401)
+    response = see_other(next_path)
+    set_session_cookie(request, response, done.token, int(lifetime.total_seconds()))
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await request.config_dict[app_keys.CLINIC].practice.logout(token)
+    response = see_other("/login")
+    clear_session_cookie(response)
+    return response
+
+
+# the day list
+
+def live_status(request: web.Request, consultation: Consultation) -> tuple[str, str | None]:
+    """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
+    hub = request.config_dict[app_keys.HUBS].find(consultation.id)
+    # closing happens outside the hub, so the stored state wins once closed
+    state = hub.state.consultation if hub is not None and consultation.state is not ConsultationState.CLOSED \
+        else consultation.state
+    if state is ConsultationState.CLOSED:
+        return "closed", None
+    if state is ConsultationState.ENDED:
+        return "ended", None
+    if hub is None or Role.PATIENT not in hub.connections:
+        return "absent", None
+    if hub.state.stage(Role.PATIENT) is Stage.IN_CALL:
+        return "in-call", None
+    readiness = hub.readiness.get(Role.PATIENT)
+    verdict = "untested" if readiness is None or readiness.test is None else readiness.test.verdict
+    return "waiting-room", verdict
+
+
+def _day(request: web.Request) -> tuple[datetime.date, datetime.datetime, datetime.datetime]:
+    tz = tz_of(request)
+    try:
+        day = datetime.date.fromisoformat(request.query.get("day", ""))
+    except ValueError:
+        day = datetime.datetime.now(tz).date()
+    start = datetime.datetime.combine(day, datetime.time(), tz)
+    return day, start, datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tz)
+
+
+async def day_list(request: web.Request) -> web.Response:
+    session = await require_session(request)
+    day, start, end = _day(request)
+    found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
+    rows = [(c, p, *live_status(request, c)) for c, p in found]
+    return pages.day_page(await csrf_token(request), day, rows, tz_of(request))
+
+
+async def day_status(request: web.Request) -> web.Response:
+    """The live status of each of the day's consultations, for the page to refresh itself."""
+    session = await current_session(request)
+    if session is None:
+        return web.json_response({"error": "login"}, status=401)
+    _, start, end = _day(request)
+    found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
+    data: dict[str, Any] = {}
+    for consultation, _ in found:
+        status, readiness = live_status(request, consultation)
+        data[consultation.id] = {"status": status, "readiness": readiness}
+    return web.json_response(data, headers={"Cache-Control": "no-store"})
+
+
+def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
+    return datetime.timedelta(hours=request.config_dict[app_keys.CONFIG].invitations.lifetime_hours)
+
+
+async def join(request: web.Request) -> web.StreamResponse:
+    """The join button: a fresh practitioner link for one's own consultation, then there."""
+    session = await require_session(request)
+    try:
+        token = await request.config_dict[app_keys.CLINIC].practice.join_token(
+            session.practitioner.id, request.match_info["consultation_id"], _invitation_lifetime(request))
+    except NotFound:
+        return error_page("not-found")
+    suffix = "/closing" if request.path.endswith("/closing") else ""
+    raise web.HTTPSeeOther(f"/c/{token}{suffix}")
+
+
+# patients and records
+
+def _patient_fields(data: dict[str, str]) -> tuple[str, str, datetime.date | None]:
+    try:
+        birth: datetime.date | None = datetime.date.fromisoformat(data.get("date_of_birth", ""))
+    except ValueError:
+        birth = None
+    return data.get("name", ""), data.get("email", ""), birth
+
+
+def _field_error(exc: ValueError) -> str:
+    text = str(exc)
+    return "error.name" if text.startswith("name") else "error.email" if "email" in text else "error.birth"
+
+
+async def patients(request: web.Request) -> web.Response:
+    session = await require_session(request)
+    found = await request.config_dict[app_keys.CLINIC].practice.patients(session.practitioner.id)
+    return pages.patients_page(await csrf_token(request), found)
+
+
+async def patient_new_form(request: web.Request) -> web.Response:
+    await require_session(request)
+    return pages.patient_form_page(await csrf_token(request), action="/patients/new", title_key="patient.new-title")
+
+
+async def patient_new(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    name, email, birth = _patient_fields(await form(request))
+    try:
+        if birth is None:
+            raise ValueError("date of birth is not a date")
+        patient = await request.config_dict[app_keys.CLINIC].practice.create_patient(session.practitioner.id, name, email, birth)
+    except ValueError as exc:
+        return pages.patient_form_page(await csrf_token(request), action="/patients/new", title_key="patient.new-title",
+                                       name=name, email=email, birth=birth.isoformat() if birth else "",
+                                       error=_field_error(exc), status=400)
+    raise web.HTTPSeeOther(f"/records/{patient.id}")
+
+
+async def patient_edit_form(request: web.Request) -> web.Response:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    try:
+        patient = await request.config_dict[app_keys.CLINIC].practice.patient(session.practitioner.id, patient_id)
+    except NotFound:
+        return error_page("not-found")
+    return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient.id}/edit",
+                                   title_key="patient.edit-title", name=patient.name, email=patient.email,
+                                   birth=patient.date_of_birth.isoformat())
+
+
+async def patient_edit(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    name, email, birth = _patient_fields(await form(request))
+    try:
+        if birth is None:
+            raise ValueError("date of birth is not a date")
+        await request.config_dict[app_keys.CLINIC].practice.update_patient(session.practitioner.id, patient_id, name, email, birth)
+    except NotFound:
+        return error_page("not-found")
+    except ValueError as exc:
+        return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient_id}/edit",
+                                       title_key="patient.edit-title", name=name, email=email,
+                                       birth=birth.isoformat() if birth else "", error=_field_error(exc), status=400)
+    raise web.HTTPSeeOther(f"/records/{patient_id}")
+
+
+async def record(request: web.Request, *, error: str | None = None, note: str | None = None,
+                 status: int = 200) -> web.Response:
+    """The record page, or the same 404 as an unknown address without access."""
+    session = await require_session(request)
+    clinic = request.config_dict[app_keys.CLINIC]
+    practice = clinic.practice
+    me = session.practitioner.id
+    patient_id = request.match_info["patient_id"]
+    try:
+        patient = await practice.patient(me, patient_id)
+        consultations = await practice.consultations(me, patient_id)
+        team = await practice.team(me, patient_id)
+        links = await practice.links(me, patient_id)
+        mails = await practice.mail_of_patient(me, patient_id)
+        events = await practice.audit_of_patient(me, patient_id)
+    except NotFound:
+        return error_page("not-found")
+    documents = await clinic.list_documents(patient_id=patient_id)
+    consents = await clinic.consents_of_patient(patient_id)
+    if request.method == "GET":
+        await practice.audit("practitioner", me, "record.view", patient_id=patient_id)
+    names = {m.practitioner.id: m.practitioner.display_name for m in team}
+    names[patient.id] = patient.name
+    return pages.record_page(await csrf_token(request), tz_of(request), patient, consultations=consultations,
+                             documents=documents, team=team, links=links, mails=mails, events=events, names=names,
+                             consents=consents, error=error, note=note, status=status)
+
+
+async def record_get(request: web.Request) -> web.Response:
+    return await record(request, note="record.scheduled" if request.query.get("scheduled") else None)
+
+
+async def schedule(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    data = await form(request)
+    tz = tz_of(request)
+    try:
+        when = datetime.datetime.combine(datetime.date.fromisoformat(data.get("date", "")),
+                                         datetime.time.fromisoformat(data.get("time", "")), tz)
+    except ValueError:
+        return await record(request, error="error.when", status=400)
+    app = request.app
+    try:
+        await app[app_keys.CLINIC].practice.schedule(session.practitioner.id, patient_id, when,
+                                                     base_url=app[app_keys.CONFIG].http.public_url, tz=tz)
+    except NotFound:
+        return error_page("not-found")
+    app[app_keys.MAILER].wake()
+    raise web.HTTPSeeOther(f"/records/{patient_id}?scheduled=1")
+
+
+async def grant(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    data = await form(request)
+    practice = request.config_dict[app_keys.CLINIC].practice
+    try:
+        await practice.patient(session.practitioner.id, patient_id)
+    except NotFound:
+        return error_page("not-found")
+    try:
+        await practice.grant(session.practitioner.id, patient_id, data.get("email", "") or "-")
+    except (NotFound, ValueError):
+        return await record(request, error="error.colleague", status=400)
+    raise web.HTTPSeeOther(f"/records/{patient_id}")
+
+
+async def revoke(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    try:
+        await request.config_dict[app_keys.CLINIC].practice.revoke(session.practitioner.id, patient_id,
+                                                           request.match_info["practitioner_id"])
+    except NotFound:
+        return error_page("not-found")
+    except ValueError:
+        return await record(request, error="error.last-member", status=409)
+    # who removes themselves no longer sees the record
+    raise web.HTTPSeeOther(f"/records/{patient_id}" if request.match_info["practitioner_id"] != session.practitioner.id
+                           else "/patients")
+
+
+async def revoke_link(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    patient_id = request.match_info["patient_id"]
+    try:
+        await request.config_dict[app_keys.CLINIC].practice.revoke_link(session.practitioner.id, patient_id,
+                                                                request.match_info["link_id"])
+    except NotFound:
+        return error_page("not-found")
+    raise web.HTTPSeeOther(f"/records/{patient_id}")
+
+
+async def record_document(request: web.Request) -> web.StreamResponse:
+    """A document of a record, for a practitioner with access; 404 for anyone else."""
+    session = await require_session(request)
+    clinic = request.config_dict[app_keys.CLINIC]
+    patient_id, document_id = request.match_info["patient_id"], request.match_info["document_id"]
+    me = session.practitioner.id
+    try:
+        await clinic.practice.patient(me, patient_id)
+        document = await clinic.get_document(document_id)
+    except NotFound:
+        return error_page("not-found")
+    if document.patient_id != patient_id or not await clinic.practitioner_can_read_document(me, document_id):
+        return error_page("not-found")
+    download = request.query.get("download") == "1"
+    await clinic.practice.audit("practitioner", me, "document.download" if download else "document.view",
+                                patient_id=patient_id, consultation_id=document.consultation_id,
+                                document_id=document_id)
+    return await serve_document(request, document, download=download)
+
+
+async def export_record(request: web.Request) -> web.StreamResponse:
+    """The whole record as one ZIP (documents, consultations, consents, audit extract, index); 404 without access."""
+    session = await require_session(request)
+    clinic = request.config_dict[app_keys.CLINIC]
+    patient_id = request.match_info["patient_id"]
+    try:
+        path = await clinic.export_record(session.practitioner.id, patient_id,
+                                          request.config_dict[app_keys.CONFIG].data_path / "exports")
+    except NotFound:
+        return error_page("not-found")
+    day = datetime.datetime.now(tz_of(request)).date().isoformat()
+    return await temporary_file_response(request, path, {
+        **FILE_HEADERS, "Content-Type": "application/zip",
+        "Content-Disposition": content_disposition("attachment", f"dossier-{day}.zip"),
+    })
+
+
+# for the browser and the operator
+
+async def strings(request: web.Request) -> web.Response:
+    return web.Response(text=as_module(), content_type="text/javascript", charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def mail_status(request: web.Request) -> web.Response:
+    """The mail queue's state for the operator (ids and counters only), restricted like /metrics."""
+    if not request.config_dict[app_keys.MONITOR].allowed(request):
+        return error_page("not-found")
+    messages = await request.config_dict[app_keys.CLINIC].practice.mail_recent()
+    counts = {state: sum(1 for m in messages if m.state == state) for state in ("queued", "sent", "failed")}
+    return web.json_response({"counts": counts, "messages": [m.status_json() for m in messages]})
+
+
+def setup_practice_routes(app: web.Application) -> None:
+    """The practitioner's pages (login required but for the login page)."""
+    add = app.router
+    add.add_get("/login", login_form)
+    add.add_post("/login", login)
+    add.add_post("/logout", logout)
+    add.add_get("/", day_list)
+    add.add_get("/day/status", day_status)
+    add.add_post("/consultations/{consultation_id}/join", join)
+    add.add_post("/consultations/{consultation_id}/closing", join)
+    add.add_get("/patients", patients)
+    add.add_get("/patients/new", patient_new_form)
+    add.add_post("/patients/new", patient_new)
+    add.add_get("/records/{patient_id}", record_get)
+    add.add_get("/records/{patient_id}/edit", patient_edit_form)
+    add.add_post("/records/{patient_id}/edit", patient_edit)
+    add.add_post("/records/{patient_id}/consultations", schedule)
+    add.add_post("/records/{patient_id}/access", grant)
+    add.add_post("/records/{patient_id}/access/{practitioner_id}/revoke", revoke)
+    add.add_post("/records/{patient_id}/links/{link_id}/revoke", revoke_link)
+    add.add_get("/records/{patient_id}/documents/{document_id}", record_document)
+    add.add_get("/records/{patient_id}/export", export_record)
+    add.add_get("/practice/strings.js", strings)
+    add.add_get("/mail/status", mail_status)

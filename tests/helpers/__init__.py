@@ -1,0 +1,1 @@
+"""What the tests share: servers, browsers, media peers, clients of the protocol; no test module imports another."""
