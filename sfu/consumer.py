@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from . import red
+from .repair import RetransmitGate
 from .rtp_forward import RtpEgress
 
 if TYPE_CHECKING:
@@ -42,6 +46,9 @@ class Consumer(MediaStreamTrack):
         self.keyframe_requests = 0
         self.nacks_received = 0
         self.estimate: int | None = None
+        self._retransmits = RetransmitGate()
+        # the subscriber leg's round-trip time (s), None until known; set by the participant
+        self.rtt: Callable[[], float | None] = lambda: None
 
     def __repr__(self) -> str:
         return f"Consumer({self.source})"
@@ -93,8 +100,8 @@ class Consumer(MediaStreamTrack):
         self.nacks_received += 1
 
     async def retransmit(self, sequence_number: int) -> None:
-        """The subscriber lost a packet (NACK): send it again from our history."""
-        if self._egress is not None:
+        """The subscriber lost a packet (NACK): send it again from our history, once per round trip."""
+        if self._egress is not None and self._retransmits.allow(sequence_number, time.monotonic(), self.rtt()):
             self._egress.retransmit(sequence_number)
 
     def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:
@@ -113,12 +120,18 @@ class Consumer(MediaStreamTrack):
             egress.rebase(packet, now)
             # packets of this keyframe that overtook its first one were dropped by the gate
             for sent in (packet, *producer.received_after(packet)):
-                self._send(egress, sent, now)
+                self._send(egress, sent, now, producer)
             return
-        self._send(egress, packet, now)
+        self._send(egress, packet, now, producer)
 
-    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float) -> None:
-        egress.send(packet, now)
+    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float, producer: Producer) -> None:
+        payload_type = None
+        if self.kind == "audio":  # RED or Opus, as each leg negotiated
+            adapted = red.adapt(producer.codec_name(packet.payload_type), packet, egress.payload_types)
+            if adapted is None:
+                return
+            packet, payload_type = adapted
+        egress.send(packet, now, payload_type)
         if packet.marker or self.kind == "audio":
             self.frames_sent += 1
 

@@ -14,5 +14,10 @@ class SfuOptions:
     connect_timeout: float = 20.0
     # minimum seconds between two keyframe requests sent to one publisher
     keyframe_request_interval: float = 0.5
+    # Opus in-band forward error correction and discontinuous transmission, asked of browsers
+    opus_fec: bool = True
+    opus_dtx: bool = True
+    # Opus in RED (RFC 2198, each packet repeats the previous one) with browsers that offer it
+    opus_red: bool = True
     # highest bitrate asked of a publisher's video (bit/s, sent as REMB); 0: no cap
     max_video_bitrate: int = 1_500_000

@@ -12,7 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks, rtp_forward
+from . import receiver_hooks, red, rtp_forward
 from .consumer import Consumer
 from .errors import ClosedError, MediaError
 from .options import SfuOptions
@@ -59,6 +59,11 @@ class Participant(AsyncIOEventEmitter):
     def pc(self) -> RTCPeerConnection | None:
         return self._pc
 
+    def rtt(self) -> float | None:
+        """The round-trip time to this browser (s), as our senders measured it; None until known."""
+        rtts = [r for r in map(receiver_hooks.sender_rtt, self.senders.values()) if r is not None]
+        return min(rtts) if rtts else None
+
     async def handle_offer(self, sdp: str) -> str:
         """Answer a browser's offer with a new peer connection; returns the answer SDP."""
         if self.closed:
@@ -80,6 +85,7 @@ class Participant(AsyncIOEventEmitter):
             codecs = self._codecs(kind)
             transceiver.setCodecPreferences(codecs)
             consumer = Consumer(kind, source)
+            consumer.rtt = self.rtt
             transceiver.sender.replaceTrack(consumer)
             _forward_keyframe_requests(transceiver.sender, consumer)
             _forward_packets(transceiver.sender, consumer)
@@ -90,6 +96,7 @@ class Participant(AsyncIOEventEmitter):
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
                 max_bitrate=self._options.max_video_bitrate if kind == "video" else 0,
+                rtt=self.rtt,
             )
             self.consumers[source] = consumer
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
@@ -98,6 +105,8 @@ class Participant(AsyncIOEventEmitter):
             for t in pc.getTransceivers():
                 if not t._codecs:
                     raise MediaError(f"no common {t.kind} codec (we offer {[c.mimeType for c in self._codecs(t.kind)]})")
+            for t, media in zip(pc.getTransceivers(), SessionDescription.parse(sdp).media):
+                _ask_opus_repair(t._codecs, media.rtp.codecs, self._options)
             await pc.setLocalDescription(await pc.createAnswer())
         except MediaError:
             self._drop_media()
@@ -185,6 +194,19 @@ def _media_kinds(sdp: str) -> list[str]:
         return [m.kind for m in SessionDescription.parse(sdp).media]
     except Exception as exc:  # aiortc's parser raises assorted errors on garbage
         raise MediaError(f"the offer is not valid SDP: {exc}") from None
+
+
+def _ask_opus_repair(codecs: list[Any], offered: list[Any], options: SfuOptions) -> None:
+    # what our answer says about Opus is what the browser's encoder does for this leg:
+    # in-band FEC (a lost packet is rebuilt from the next one) and DTX (silence costs
+    # nearly nothing); aiortc answers Opus without any parameter.  RED, when the
+    # browser offered it, comes first (Chromium sends it only then) and carries Opus.
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None:
+        return
+    opus.parameters.update({"minptime": 10, "useinbandfec": int(options.opus_fec), "usedtx": int(options.opus_dtx)})
+    if options.opus_red:
+        red.answer_first(codecs, offered)
 
 
 def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:

@@ -13,8 +13,9 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks
+from . import receiver_hooks, red
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
+from .repair import KeyframeRequests
 from .rtp_forward import is_keyframe_start
 
 FrameSink = Callable[[EncodedFrame], None]
@@ -43,7 +44,8 @@ class Producer(AsyncIOEventEmitter):
     """
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
-                 keyframe_request_interval: float, max_bitrate: int = 0) -> None:
+                 keyframe_request_interval: float, max_bitrate: int = 0,
+                 rtt: Callable[[], float | None] = lambda: None) -> None:
         super().__init__()
         self.id = id
         self.kind = kind
@@ -67,8 +69,8 @@ class Producer(AsyncIOEventEmitter):
         self._receiver = receiver
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
         self._consumers: list[PacketSubscriber] = []
-        self._interval = keyframe_request_interval
-        self._last_request = -1e9
+        self._keyframe_requests = KeyframeRequests(keyframe_request_interval)
+        self._keyframe_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # bandwidth: the lowest of the cap, our own estimate and the subscribers' wins
         self.max_bitrate = max_bitrate
@@ -79,7 +81,7 @@ class Producer(AsyncIOEventEmitter):
         self._tap = receiver_hooks.attach(receiver, kind, self._on_packet)
         if kind == "video":
             receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
-            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack)
+            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack, rtt, on_outage=self.request_keyframe)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"
@@ -93,7 +95,11 @@ class Producer(AsyncIOEventEmitter):
         name = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
         return is_keyframe(name, data)
 
-    def _codec_name(self, payload_type: int) -> str:
+    def codec_name(self, payload_type: int) -> str:
+        """The lower-case name of the codec the publisher sends as `payload_type` ("" if unknown)."""
+        known = self._codec_names.get(payload_type)
+        if known:  # ("" is looked up again: the receiver may not know its codecs yet)
+            return known
         codec = self._receiver._RTCRtpReceiver__codecs.get(payload_type)  # type: ignore[attr-defined]
         name: str = codec.name.lower() if codec is not None else ""
         self._codec_names[payload_type] = name
@@ -130,10 +136,11 @@ class Producer(AsyncIOEventEmitter):
         self.packets += 1
         self.bytes += len(packet.payload)
         if self.kind == "video":
-            codec = self._codec_names.get(packet.payload_type) or self._codec_name(packet.payload_type)
+            codec = self.codec_name(packet.payload_type)
             key = is_keyframe_start(codec, packet.payload)
             if key:
                 self.keyframes += 1
+                self._keyframe_requests.keyframe_arrived(time.monotonic())
             if packet.marker:
                 self.frames += 1
         else:
@@ -167,21 +174,41 @@ class Producer(AsyncIOEventEmitter):
             self._tap.frames = None
 
     def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
-        frame = EncodedFrame(jframe.data, jframe.timestamp, self._time_base, is_keyframe(codec, jframe.data))
+        data = jframe.data
+        if codec == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
+            block = red.primary(data)
+            if block is None:
+                return
+            data = block[1]
+        frame = EncodedFrame(data, jframe.timestamp, self._time_base, is_keyframe(codec, data))
         for sink in list(self._frame_sinks):
             sink(frame)
 
     def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe, at most once per interval; True if sent."""
+        """Ask the publisher for a keyframe; True if sent now.
+
+        Requests are coalesced (`KeyframeRequests`): one per interval, and one
+        asked for in between is sent when the interval ends unless a keyframe came.
+        """
         if self.kind != "video" or self.closed or self._ssrc is None:
             return False  # (nothing received yet: the first packets bring a keyframe anyway)
-        now = time.monotonic()
-        if now - self._last_request < self._interval:
-            return False
-        self._last_request = now
+        if self._keyframe_requests.request(time.monotonic()):
+            self._send_keyframe_request()
+            return True
+        at = self._keyframe_requests.pending_at
+        if at is not None and self._keyframe_timer is None:
+            self._keyframe_timer = asyncio.get_running_loop().call_later(
+                max(0.0, at - time.monotonic()), self._pending_keyframe_request)
+        return False
+
+    def _pending_keyframe_request(self) -> None:
+        self._keyframe_timer = None
+        if not self.closed and self._keyframe_requests.fire(time.monotonic()):
+            self._send_keyframe_request()
+
+    def _send_keyframe_request(self) -> None:
         self.keyframe_requests += 1
         self._spawn(receiver_hooks.request_keyframe(self._receiver))
-        return True
 
     def estimate(self, own: int | None = None) -> int | None:
         """The bitrate to ask of the publisher: the lowest of cap, own and subscribers'."""
@@ -213,6 +240,9 @@ class Producer(AsyncIOEventEmitter):
         self.closed = True
         if self._nacks is not None:
             self._nacks.close()
+        if self._keyframe_timer is not None:
+            self._keyframe_timer.cancel()
+            self._keyframe_timer = None
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -21,6 +22,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
+from .repair import NackSchedule
 from .rtp_forward import PacketTap
 
 Deliver = Callable[[str, JitterFrame], None]
@@ -289,21 +291,25 @@ def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
 
 
 class NackRetrier:
-    """Asks again for packets still missing; aiortc NACKs a gap only once.
+    """Asks the publisher for missing packets when `NackSchedule` says so.
 
-    A lost retransmission would otherwise leave the frame incomplete until the
-    next new gap.  Each missing packet is asked for every `interval` seconds,
-    at most `tries` times.  Calls `on_nack(n)` for every n packets asked.
+    aiortc NACKs every missing packet each time a new gap appears, and never
+    otherwise: a lost retransmission stayed lost until the next gap.  Here a
+    packet is asked for once seen missing, then again after about one round
+    trip (`rtt()`, seconds, None if unknown) while still missing, a bounded
+    number of times.  Calls `on_nack(n)` for every n packets asked, and
+    `on_outage()` when a gap is too long to be worth retransmitting.
     """
 
     def __init__(self, receiver: RTCRtpReceiver, on_nack: Callable[[int], None],
-                 interval: float = 0.04, tries: int = 6) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, schedule: NackSchedule | None = None,
+                 on_outage: Callable[[], object] = lambda: None) -> None:
         self._receiver = receiver
         self._send_nack = receiver._send_rtcp_nack
         self._on_nack = on_nack
-        self._interval = interval
-        self._tries = tries
-        self._asked: dict[int, int] = {}
+        self._on_outage = on_outage
+        self._rtt = rtt
+        self.schedule = schedule or NackSchedule()
         self._ssrc = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -313,30 +319,46 @@ class NackRetrier:
         self._ssrc = media_ssrc
         await self._nack(lost)
 
-    async def _nack(self, lost: list[int]) -> None:
-        lost = [seq for seq in lost if self._asked.get(seq, 0) < self._tries]
-        if not lost:
+    async def _nack(self, missing: Iterable[int]) -> None:
+        loop = asyncio.get_running_loop()
+        rtt = self._rtt()
+        bursts = self.schedule.bursts
+        lost = self.schedule.due(missing, loop.time(), rtt)
+        if self.schedule.bursts != bursts:
+            self._on_outage()
+        if lost:
+            self._on_nack(len(lost))
+            await self._send_nack(self._ssrc, lost)
+        self._arm(loop, rtt)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, rtt: float | None) -> None:
+        at = self.schedule.next_time(rtt)
+        if at is None:
             return
-        for seq in lost:
-            self._asked[seq] = self._asked.get(seq, 0) + 1
-        self._on_nack(len(lost))
-        await self._send_nack(self._ssrc, lost)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._interval, self._again)
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(at, self._again)
 
     def _again(self) -> None:
         self._timer = None
         missing = self._receiver._RTCRtpReceiver__nack_generator.missing  # type: ignore[attr-defined]
-        for seq in list(self._asked):
-            if seq not in missing:
-                del self._asked[seq]
-        if missing:
-            self._task = asyncio.ensure_future(self._nack(sorted(missing)))
+        self._task = asyncio.ensure_future(self._nack(set(missing)))
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The round-trip time (s) aiortc's sender measured from the subscriber's receiver reports.
+
+    Its getStats() files the figure under the reporter's SSRC, not the sender's.
+    """
+    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    return float(rtt) if rtt is not None else None
 
 
 def count_retransmits(sender: RTCRtpSender, on_nack: Callable[[], None]) -> None:

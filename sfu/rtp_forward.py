@@ -202,6 +202,8 @@ class LegParameters:
             if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType:
                 self.rtx_payload_type = c.payloadType
                 break
+        # every codec of the leg by name: audio may go as RED or as plain Opus (sfu/red.py)
+        self.payload_types = {c.name.lower(): c.payloadType for c in parameters.codecs if c.payloadType is not None}
         self.ssrc = sender._ssrc
         self.rtx_ssrc = sender._rtx_ssrc
         self.mid = parameters.muxId
@@ -251,8 +253,13 @@ class RtpEgress:
         self._seq_off = (seq - packet.sequence_number) & 0xFFFF
         self._ts_off = (ts - packet.timestamp) & 0xFFFFFFFF
 
-    def send(self, packet: RtpPacket, now: float) -> None:
-        """Forward one packet (the hot path: once per packet and subscriber)."""
+    @property
+    def payload_types(self) -> dict[str, int]:
+        return self._leg.payload_types
+
+    def send(self, packet: RtpPacket, now: float, payload_type: int | None = None) -> None:
+        """Forward one packet (the hot path: once per packet and subscriber), as `payload_type`
+        if given, else as the leg's first codec."""
         seq_in = packet.sequence_number
         age = (seq_in - self._first_in) & 0xFFFF
         if age >= 0x8000:
@@ -262,7 +269,8 @@ class RtpEgress:
         seq = (seq_in + self._seq_off) & 0xFFFF
         ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         header = bytearray(self._header)
-        _B1_SEQ_TS.pack_into(header, 1, (packet.marker << 7) | self._leg.payload_type, seq, ts)
+        pt = self._leg.payload_type if payload_type is None else payload_type
+        _B1_SEQ_TS.pack_into(header, 1, (packet.marker << 7) | pt, seq, ts)
         if self._ast_at:
             a = self._ast_at
             ast = int((now + _NTP_OFFSET) * 262144)  # 6.18 fixed point seconds

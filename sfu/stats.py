@@ -15,6 +15,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
     pc = participant.pc
     report = list((await pc.getStats()).values()) if pc is not None else []
     by_ssrc: dict[tuple[str, int], Any] = {(s.type, s.ssrc): s for s in report if hasattr(s, "ssrc")}
+    by_id: dict[str, Any] = {s.id: s for s in report}
     up: dict[str, dict[str, Any]] = {}
     for source, producer in participant.producers.items():
         inbound = receiver_hooks.stream_statistics(producer.receiver)
@@ -31,13 +32,11 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "bitrate_estimate": producer.sent_estimate,
         }
     down: dict[str, dict[str, Any]] = {}
-    rtts = []
     for source, consumer in participant.consumers.items():
         sender = participant.senders.get(source)
         outbound = by_ssrc.get(("outbound-rtp", sender._ssrc)) if sender is not None else None
-        remote = by_ssrc.get(("remote-inbound-rtp", sender._ssrc)) if sender is not None else None
-        if remote is not None and remote.roundTripTime is not None:
-            rtts.append(remote.roundTripTime)
+        # aiortc files remote-inbound-rtp under the reporter's SSRC: find ours by its id
+        remote = by_id.get(f"remote-inbound-rtp_{id(sender)}") if sender is not None else None
         down[source] = {
             "kind": consumer.kind,
             "frames": consumer.frames_sent,
@@ -54,7 +53,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
         "id": participant.id,
         "role": participant.role,
         "media_state": participant.media_state,
-        "rtt_ms": round(1000 * max(rtts), 1) if rtts else None,
+        "rtt_ms": round(1000 * rtt, 1) if (rtt := participant.rtt()) is not None else None,
         "up": up,
         "down": down,
     }

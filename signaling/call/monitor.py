@@ -17,20 +17,9 @@ from sfu.stats import participant_stats
 from ..background import BackgroundService
 from ..config import StatsConfig
 from .hub import Hub, HubRegistry
+from .quality import QualityTracker
 
 logger = logging.getLogger(__name__)
-
-# quality levels, best first: (name, max loss fraction, max rtt in ms)
-LEVELS = (("good", 0.02, 150.0), ("fair", 0.08, 400.0))
-
-
-def quality(loss: float, rtt_ms: float | None) -> str:
-    """good / fair / poor from the loss fraction and the round-trip time."""
-    for name, max_loss, max_rtt in LEVELS:
-        if loss <= max_loss and (rtt_ms is None or rtt_ms <= max_rtt):
-            return name
-    return "poor"
-
 
 class Monitor(BackgroundService):
     """Collects every participant's stats each interval, derives rates and quality.
@@ -46,6 +35,7 @@ class Monitor(BackgroundService):
         self._networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_networks]
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
+        self._quality = QualityTracker()
         self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None}
 
     async def _run(self) -> None:
@@ -71,6 +61,7 @@ class Monitor(BackgroundService):
             await self._push_quality(hub, sides)
         for pid in set(self._previous) - seen:
             del self._previous[pid]
+        self._quality.forget(seen)
         self.snapshot = {"rooms": rooms, "collected_at": time.time()}
         return self.snapshot
 
@@ -95,7 +86,9 @@ class Monitor(BackgroundService):
         down_loss = max((s["fraction_lost"] for s in stats["down"].values()), default=0.0)
         stats["loss"] = round(max(up_loss, down_loss), 4)
         connected = stats["media_state"] == "connected"
-        stats["quality"] = quality(stats["loss"], stats["rtt_ms"]) if connected else "poor"
+        # smoothed, with hysteresis: a steady network shows a steady level
+        level = self._quality.update(stats["id"], stats["loss"], stats["rtt_ms"])
+        stats["quality"] = level if connected else "poor"
 
     async def _push_quality(self, hub: Hub, sides: dict[Role, dict[str, Any]]) -> None:
         for role, conn in list(hub.connections.items()):

@@ -22,13 +22,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def open_page(tmp_path: Path) -> AsyncIterator[BrowserFactory]:
-    """open_page(colour[, (width, height)]) -> a page in its own Chromium whose fake camera shows `colour`."""
+    """open_page(colour[, (width, height)][, busy=True]) -> a page in its own Chromium whose fake
+    camera shows `colour` (busy: with a noisy band that needs a real bitrate, y4m.write_y4m)."""
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test, which installs it")
     browsers: list[Browser] = []
     async with async_playwright() as pw:
-        async def factory(colour: str, viewport: tuple[int, int] = (1024, 700)) -> Page:
-            y4m = write_y4m(tmp_path / f"{colour}.y4m", colour)
+        async def factory(colour: str, viewport: tuple[int, int] = (1024, 700), busy: bool = False) -> Page:
+            y4m = write_y4m(tmp_path / f"{colour}.y4m", colour, busy=busy)
             return await launch_page(pw, browsers, [*FLAGS, f"--use-file-for-fake-video-capture={y4m}"],
                                      name=colour, viewport=viewport)
         try:

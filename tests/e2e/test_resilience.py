@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.call_page import (
+    WATCH_FREEZES,
     frames_decoded,
     in_call,
     more_frames,
@@ -59,18 +60,6 @@ async def _has_new_pc(participant: Any, old: Any) -> bool:
     return participant.pc is not None and participant.pc is not old and participant.media_state == "connected"
 
 
-# the longest wait between two pictures the remote video showed, by the browser's clock
-WATCH_FREEZES = """() => {
-  const v = document.querySelector('[data-testid="remote-video"]');
-  window.__longestGap = 0;
-  let last = null;
-  const tick = (now) => {
-    if (last !== null) window.__longestGap = Math.max(window.__longestGap, now - last);
-    last = now;
-    v.requestVideoFrameCallback(tick);
-  };
-  v.requestVideoFrameCallback(tick);
-}"""
 
 VIDEO_IN = """async () => {
   const out = {frames: 0, freezes: 0, freezeSeconds: 0, nacks: 0, lost: 0};

@@ -110,3 +110,16 @@ async def enter_call(demo: dict[str, Any], doctor: Page, patient: Page) -> tuple
 async def screen_frames(page: Page) -> int:
     stats = await page.evaluate(INBOUND_STATS)
     return int(stats["screen"]) if stats else 0
+
+# the longest wait between two pictures the remote video showed, by the browser's clock
+WATCH_FREEZES = """() => {
+  const v = document.querySelector('[data-testid="remote-video"]');
+  window.__longestGap = 0;
+  let last = null;
+  const tick = (now) => {
+    if (last !== null) window.__longestGap = Math.max(window.__longestGap, now - last);
+    last = now;
+    v.requestVideoFrameCallback(tick);
+  };
+  v.requestVideoFrameCallback(tick);
+}"""

@@ -19,7 +19,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from sfu import Consumer
+from sfu import Consumer, red
 from sfu.producer import RECENT, Producer
 from sfu.rtp_forward import (
     HISTORY,
@@ -82,11 +82,14 @@ class Sender:
         self._rtx_ssrc = 0x22222222
 
 
-def leg(kind: str, rtx: bool = True, level: bool = False) -> tuple[Sender, LegParameters]:
+def leg(kind: str, rtx: bool = True, level: bool = False, red: bool = False) -> tuple[Sender, LegParameters]:
     sender = Sender()
     codecs = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)]
     if kind == "audio":
         codecs = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=109)]
+        if red:  # RED first, as the SFU answers when the browser offers it
+            codecs.insert(0, RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=62,
+                                                   parameters={"109/109": None}))
     if rtx and kind == "video":
         codecs.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=101,
                                             parameters={"apt": 100}))
@@ -240,6 +243,9 @@ class FakeProducer:
         # what the test says the producer received, for received_after()
         self.received: list[RtpPacket] = []
 
+    def codec_name(self, payload_type: int) -> str:
+        return {111: "opus", 63: "red"}.get(payload_type, "vp8")
+
     def received_after(self, packet: RtpPacket) -> list[RtpPacket]:
         by_seq = {p.sequence_number: p for p in self.received}
         out, seq = [], packet.sequence_number
@@ -258,9 +264,9 @@ class FakeProducer:
         self.consumers.remove(c)
 
 
-def started_consumer(kind: str = "video") -> tuple[Consumer, Sender]:
+def started_consumer(kind: str = "video", red: bool = False) -> tuple[Consumer, Sender]:
     consumer = Consumer(kind, "camera" if kind == "video" else "mic")
-    sender, parameters = leg(kind)
+    sender, parameters = leg(kind, red=red)
     consumer.start(RtpEgress(kind, sender, parameters))  # type: ignore[arg-type]
     return consumer, sender
 
@@ -378,3 +384,32 @@ def test_producer_hands_back_the_packets_received_after_one() -> None:
     assert [p.sequence_number for p in producer.received_after(pkt(10, 0))] == [11, 12]
     assert list(producer.received_after(pkt(12, 0))) == []
     assert list(producer.received_after(pkt(10, 0, ssrc=6))) == []  # another stream's
+
+
+# Opus in RED (sfu/red.py): one redundant block (PT 111, ts offset 960, 3 bytes), then the primary
+OPUS_A, OPUS_B = b"\xfc\x01\x02", b"\xfc\x03\x04\x05"
+RED_PAYLOAD = bytes([0x80 | 111, (960 >> 6) & 0xFF, ((960 & 0x3F) << 2) | 0, 3, 111]) + OPUS_A + OPUS_B
+
+
+def test_red_goes_as_red_to_a_red_leg_with_its_own_payload_types() -> None:
+    consumer, sender = started_consumer("audio", red=True)
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 960, RED_PAYLOAD, pt=63), True, 1.0)
+    sent = parse(sender.transport.sent[0], "audio")
+    assert sent.payload_type == 62 and red.primary(sent.payload) == (109, OPUS_B)
+
+
+def test_red_is_stripped_for_a_leg_without_it_and_opus_stays_opus_on_a_red_leg() -> None:
+    consumer, sender = started_consumer("audio")
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 960, RED_PAYLOAD, pt=63), True, 1.0)
+    consumer.on_packet(producer, pkt(2, 1920, b"\x80\x01", pt=63), True, 1.02)  # malformed: dropped
+    (only,) = [parse(d, "audio") for d in sender.transport.sent]
+    assert (only.payload_type, only.payload) == (109, OPUS_B)
+    red_leg, red_sender = started_consumer("audio", red=True)
+    red_leg.bind(producer)
+    red_leg.on_packet(producer, pkt(3, 2880, OPUS_A, pt=111), True, 1.04)
+    plain = parse(red_sender.transport.sent[0], "audio")
+    assert (plain.payload_type, plain.payload) == (109, OPUS_A)

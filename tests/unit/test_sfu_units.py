@@ -173,6 +173,6 @@ async def test_keyframe_requests_are_throttled() -> None:
      (0.2, 50.0, "poor"), (0.0, 900.0, "poor")],
 )
 def test_quality_levels(loss: float, rtt: float | None, level: str) -> None:
-    from signaling.call.monitor import quality
+    from signaling.call.quality import quality
 
     assert quality(loss, rtt) == level

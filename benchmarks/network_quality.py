@@ -1,0 +1,398 @@
+"""Call quality on impaired networks: our SFU side by side with a direct browser-to-browser call.
+
+Two Chromium with fake cameras (640×480, 30 fps, with grain so the encoder needs
+a real bitrate) call each other, for each scenario, twice:
+
+- **direct**: a minimal page (`benchmarks/direct/index.html`, not the product),
+  the SDP passed between the pages by this script, the patient's side behind
+  the impairment relay (`tests/helpers/netimpair.py`);
+- **sfu**: the product, a real server in a process of its own (`--serve`), the
+  patient's leg to the SFU behind the same relay (in that process) with the same
+  impairment and seed.
+
+The impairment starts after the warm-up; over the window each browser's
+`getStats()` and `requestVideoFrameCallback` give, per receiving side:
+decoded fps, freezes (> 500 ms without a new frame) per minute, total freeze
+time, audio concealed-samples ratio, RTT, video jitter-buffer delay, packets
+lost after repair (NACK/RTX), keyframes requested (PLI+FIR), and the bitrate
+the other side's sender settled on (last third of the window); plus, for the
+outage, how long the picture took to come back after the network did, and for
+the cap, when the sender went under it for good.  Then the SFU/direct ratio.
+
+Run as root in a loopback-only namespace:
+
+    unshare --net bash -c 'ip link set lo up && exec .venv/bin/python benchmarks/network_quality.py --quick'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers.chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]  # noqa: E402
+from helpers.netimpair import GilbertElliott, Impairment, RelayedOffers, relay_offer  # type: ignore[import-not-found]  # noqa: E402
+from helpers.y4m import write_y4m  # type: ignore[import-not-found]  # noqa: E402
+
+FREEZE_MS = 500
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    up: Impairment  # patient → other side
+    down: Impairment  # other side → patient
+    outage: float = 0.0  # seconds of total outage, a third into the window
+    cap: int = 0  # the downlink cap, to time the sender's settling
+
+
+SCENARIOS = [
+    Scenario("clean", Impairment(), Impairment()),
+    Scenario("loss5-rtt150", Impairment(loss=0.05, delay=0.075), Impairment(loss=0.05, delay=0.075)),
+    Scenario("bursty2-jitter80",
+             Impairment(burst=GilbertElliott.with_mean(0.02, 3), jitter=0.08),
+             Impairment(burst=GilbertElliott.with_mean(0.02, 3), jitter=0.08)),
+    Scenario("cap300-down", Impairment(), Impairment(rate=300_000), cap=300_000),
+    Scenario("outage5", Impairment(), Impairment(), outage=5.0),
+]
+
+# rVFC on the remote video: gaps over FREEZE_MS, and the first frame after a mark
+WATCH = """([selector, freezeMs]) => {
+  const v = document.querySelector(selector);
+  const w = window.__watch = {gaps: [], last: null, frames: 0, after: null, firstAfter: null};
+  const tick = (now) => {
+    if (w.last !== null && now - w.last > freezeMs) w.gaps.push(now - w.last);
+    w.last = now; w.frames++;
+    if (w.after !== null && w.firstAfter === null && now >= w.after) w.firstAfter = now;
+    v.requestVideoFrameCallback(tick);
+  };
+  v.requestVideoFrameCallback(tick);
+}"""
+
+# cumulative counters of one page's peer connection (the busiest stream of each kind)
+STATS = """async (path) => {
+  const pc = path.split('.').reduce((o, k) => o && o[k], window);
+  const o = {at: performance.now(), frames: 0, jbDelay: 0, jbCount: 0, lost: 0, pli: 0, concealed: 0, samples: 0,
+             sentBytes: 0, videoSentBytes: 0, rtt: null, nacks: 0, frozenNow: 0};
+  if (!pc) return o;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) >= o.frames) {
+      o.frames = s.framesDecoded || 0; o.jbDelay = s.jitterBufferDelay || 0; o.jbCount = s.jitterBufferEmittedCount || 0;
+      o.videoLost = s.packetsLost || 0; o.pli = (s.pliCount || 0) + (s.firCount || 0); o.nacks = s.nackCount || 0;
+    }
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      o.concealed += s.concealedSamples || 0; o.samples += s.totalSamplesReceived || 0; o.audioLost = s.packetsLost || 0;
+    }
+    if (s.type === 'outbound-rtp') {
+      const bytes = (s.bytesSent || 0) + (s.headerBytesSent || 0);
+      o.sentBytes += bytes;
+      if (s.kind === 'video') o.videoSentBytes += bytes;
+    }
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) o.rtt = s.currentRoundTripTime;
+  });
+  o.lost = (o.videoLost || 0) + (o.audioLost || 0);
+  const w = window.__watch;
+  if (w && w.last !== null && performance.now() - w.last > %d) o.frozenNow = performance.now() - w.last;
+  return o;
+}""" % FREEZE_MS
+
+
+@dataclass
+class Side:
+    """One browser in a call: its page, where its peer connection is, its remote video."""
+
+    name: str
+    page: Any
+    pc_path: str
+    video: str
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self.page.evaluate(STATS, self.pc_path))
+
+
+Call = tuple[Side, Side, Callable[[float], None], Callable[[Impairment, Impairment], None]]
+
+
+async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
+    """Two pages of benchmarks/direct, the patient's offer and the doctor's answer through the relay."""
+    app = web.Application()
+    app.router.add_static("/", ROOT / "benchmarks" / "direct")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    cleanup.append(runner.cleanup)
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    doctor = await _page(pw, tmp, "red", cleanup)
+    patient = await _page(pw, tmp, "blue", cleanup)
+    for page in (doctor, patient):
+        await page.goto(f"http://127.0.0.1:{port}/index.html")
+    offer = await patient.evaluate("() => makeOffer()")
+    answer, relay = await relay_offer(offer, lambda sdp: doctor.evaluate("(sdp) => answerOffer(sdp)", sdp), seed=seed)
+    cleanup.append(relay.close)
+    await patient.evaluate("(sdp) => acceptAnswer(sdp)", answer)
+    return (Side("doctor", doctor, "pc", "#remote"), Side("patient", patient, "pc", "#remote"),
+            relay.outage, lambda up, down: relay.set(up, down))
+
+
+async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
+    """The product: a real server in its own process (`--serve`, the patient's leg through the
+    relay there), both sides enter the call through the UI."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", "--seed", str(seed), cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    cleanup.append(lambda: _stop(proc))
+    assert proc.stdin is not None and proc.stdout is not None
+    links = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+    stdin = proc.stdin
+
+    def command(**what: Any) -> None:
+        stdin.write((json.dumps(what) + "\n").encode())
+
+    doctor = await _page(pw, tmp, "red", cleanup)
+    patient = await _page(pw, tmp, "blue", cleanup)
+    await doctor.goto(links["doctor"])
+    await patient.goto(links["patient"])
+    await doctor.get_by_test_id("join").click()
+    await patient.get_by_test_id("ready").click()
+    video = '[data-testid="remote-video"]'
+    return (Side("doctor", doctor, "__teleconsult.call.pc", video), Side("patient", patient, "__teleconsult.call.pc", video),
+            lambda seconds: command(do="outage", seconds=seconds),
+            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)))
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def _impairment(d: dict[str, Any]) -> Impairment:
+    burst = GilbertElliott(**d["burst"]) if d["burst"] else None
+    return Impairment(**{**d, "burst": burst, "outages": tuple(tuple(o) for o in d["outages"])})
+
+
+async def serve(seed: int) -> None:
+    """The server side of the SFU call, in its own process so that it has a core of its own:
+    prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin."""
+    from helpers.server import running_server  # type: ignore[import-not-found]
+    from sfu import Participant
+
+    relays = RelayedOffers(seed=seed)
+    relays.install(Participant, "handle_offer", lambda p: p.role == "patient")
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
+        async with running_server(Path(tmp) / "data") as server:
+            demo = await server.demo()
+            print(json.dumps({"doctor": demo["practitioner_link"], "patient": demo["patient_link"]}), flush=True)
+            while line := await reader.readline():
+                cmd = json.loads(line)
+                if cmd["do"] == "set":
+                    relays.set(_impairment(cmd["up"]), _impairment(cmd["down"]))
+                elif cmd["do"] == "outage":
+                    relays.outage(float(cmd["seconds"]))
+    relays.close()
+
+
+async def _page(pw: Any, tmp: Path, colour: str, cleanup: list[Callable[[], Any]]) -> Any:
+    y4m = tmp / f"{colour}.y4m"
+    if not y4m.exists():
+        write_y4m(y4m, colour, width=640, height=480, fps=30, frames=60, busy=True)
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                       args=[*FLAGS, f"--use-file-for-fake-video-capture={y4m}"])
+    cleanup.append(browser.close)
+    return await (await browser.new_context()).new_page()
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"no picture on both sides within {timeout} s")
+
+
+async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: Any, tmp: Path) -> dict[str, Any]:
+    cleanup: list[Callable[[], Any]] = []
+    try:
+        make = direct_call if mode == "direct" else sfu_call
+        doctor, patient, outage, impair = await make(pw, tmp, scenario, args.seed, cleanup)
+        sides = [doctor, patient]
+
+        async def both_decode() -> bool:
+            return all([(await s.stats())["frames"] > 10 for s in sides])
+
+        await _until(both_decode, 30)
+        await asyncio.sleep(args.warmup)
+        for side in sides:
+            await side.page.evaluate(WATCH, [side.video, FREEZE_MS])
+        before = [await s.stats() for s in sides]
+        impair(scenario.up, scenario.down)
+        # each side's sending, sampled: the rate it settled on, and when it went under a cap
+        samples: dict[str, list[tuple[float, float]]] = {"doctor": [], "patient": []}
+        started = time.monotonic()
+        outage_done = not scenario.outage
+        while (elapsed := time.monotonic() - started) < args.duration:
+            if not outage_done and elapsed >= args.duration / 3:
+                for side in sides:
+                    await side.page.evaluate("(ms) => { window.__watch.after = performance.now() + ms; }",
+                                             scenario.outage * 1000)
+                outage(scenario.outage)
+                outage_done = True
+            for side in sides:
+                samples[side.name].append((elapsed, (await side.stats())["sentBytes"]))
+            await asyncio.sleep(0.5)
+        after = [await s.stats() for s in sides]
+        out: dict[str, Any] = {}
+        for side, other, b, a in zip(sides, reversed(sides), before, after):
+            watch = await side.page.evaluate("() => window.__watch")
+            # figures of what `side` received, and of the sender it received from
+            out[side.name] = _figures(b, a, watch, samples[other.name], scenario)
+        return out
+    finally:
+        for step in reversed(cleanup):
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # one failed close must not stop the others
+                print(f"  cleanup: {exc!r}", file=sys.stderr)
+
+
+def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: list[tuple[float, float]],
+             scenario: Scenario) -> dict[str, Any]:
+    """What the receiving side saw over the window (b: before, a: after)."""
+    seconds = (a["at"] - b["at"]) / 1000
+    gaps = list(watch["gaps"]) + ([a["frozenNow"]] if a["frozenNow"] else [])
+    samples_in = a["samples"] - b["samples"]
+    jb = a["jbCount"] - b["jbCount"]
+    fig: dict[str, Any] = {
+        "decoded_fps": round((a["frames"] - b["frames"]) / seconds, 1),
+        "freezes_per_min": round(len(gaps) * 60 / seconds, 2),
+        "freeze_s": round(sum(gaps) / 1000, 2),
+        "concealed_pct": round(100 * (a["concealed"] - b["concealed"]) / samples_in, 2) if samples_in else None,
+        "rtt_ms": round(1000 * a["rtt"], 1) if a["rtt"] is not None else None,
+        "jitter_buffer_ms": round(1000 * (a["jbDelay"] - b["jbDelay"]) / jb, 1) if jb else None,
+        "lost_after_repair": a["lost"] - b["lost"],
+        "keyframes_requested": a["pli"] - b["pli"],
+        "nacks": a["nacks"] - b["nacks"],
+    }
+    if scenario.outage:
+        back = watch.get("firstAfter")
+        fig["back_after_outage_s"] = round((back - watch["after"]) / 1000, 2) if back is not None else None
+    last = [x for x in sent if x[0] >= sent[-1][0] * 2 / 3]
+    if len(last) > 1 and last[-1][0] > last[0][0]:
+        fig["sender_kbps"] = round(8 * (last[-1][1] - last[0][1]) / (last[-1][0] - last[0][0]) / 1000, 1)
+    if scenario.cap:
+        fig["settle_under_cap_s"] = _settle_time(sent, scenario.cap)
+    return fig
+
+
+def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
+    """Seconds until the sender's 1-s rate stayed under `cap` to the end (None: never)."""
+    rates = [(t1, 8 * (b1 - b0) / (t1 - t0)) for (t0, b0), (t1, b1) in zip(samples, samples[2:]) if t1 > t0]
+    settled = None
+    for t, rate in rates:
+        if rate >= cap:
+            settled = None
+        elif settled is None:
+            settled = t
+    return round(settled, 1) if settled is not None else None
+
+
+FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
+          "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "back_after_outage_s", "settle_under_cap_s"]
+
+
+def _ratio(sfu: Any, direct: Any) -> str:
+    if sfu is None or direct is None:
+        return "—"
+    if direct == 0:
+        return "=" if sfu == 0 else "∞"
+    return f"{sfu / direct:.2f}"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, modes in results.items():
+        lines.append(f"\n## {name}  (receiving side: doctor gets the patient's media, patient gets the doctor's)")
+        lines.append("| figure | doctor direct | doctor SFU | SFU/direct | patient direct | patient SFU | SFU/direct |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for field in FIELDS:
+            cells = []
+            for side in ("doctor", "patient"):
+                d = modes.get("direct", {}).get(side, {}).get(field)
+                s = modes.get("sfu", {}).get(side, {}).get(field)
+                cells += [str(d) if d is not None else "—", str(s) if s is not None else "—", _ratio(s, d)]
+            if any(c != "—" for c in cells):
+                lines.append(f"| {field} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from playwright.async_api import async_playwright
+
+    wanted = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios]
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="netq-") as tmp:
+        async with async_playwright() as pw:
+            for scenario in wanted:
+                results[scenario.name] = {}
+                for mode in args.modes:
+                    print(f"{scenario.name} / {mode} ...", file=sys.stderr, flush=True)
+                    results[scenario.name][mode] = await measure(mode, scenario, args, pw, Path(tmp))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, help="measured window per scenario, s (default 45, quick 15)")
+    ap.add_argument("--warmup", type=float, help="s of clean call before the window (default 8, quick 5)")
+    ap.add_argument("--quick", action="store_true", help="15 s windows after 5 s of warm-up")
+    ap.add_argument("--scenarios", nargs="*", choices=[s.name for s in SCENARIOS])
+    ap.add_argument("--modes", nargs="*", default=["direct", "sfu"], choices=["direct", "sfu"])
+    ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server's own process
+    args = ap.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve(args.seed))
+        return 0
+    args.duration = args.duration or (15.0 if args.quick else 45.0)
+    args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 8.0)
+    if os.geteuid() != 0:
+        print("warning: run as root inside `unshare --net` (see the docstring)", file=sys.stderr)
+    load = os.getloadavg()
+    started = time.time()
+    results = asyncio.run(run(args))
+    print(f"# network_quality: {args.duration:.0f} s windows, {args.warmup:.0f} s warm-up, seed {args.seed}; "
+          f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"{time.time() - started:.0f} s in all")
+    print(table(results))
+    if args.out:
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Loss repair policies of the publisher's leg: when to NACK, when to ask for a keyframe.
+
+Pure decisions over the clock and sequence numbers given to them, so they can
+be tested alone and carried over to any forwarding path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# used until the leg has a measured round-trip time
+DEFAULT_RTT = 0.1
+
+
+@dataclass
+class _Asked:
+    first: float
+    last: float
+    tries: int
+
+
+class NackSchedule:
+    """Which missing packets to ask for now.
+
+    A packet is asked for as soon as it is seen missing, then again each time
+    a retransmission had the time to come back (about one round trip) and did
+    not: asking sooner wastes the publisher's uplink on duplicates, never
+    asking again leaves a frame broken until the next keyframe.  After
+    `max_tries`, or once the packet is older than `max_age`, it is given up
+    (a keyframe repairs faster then).  So is a gap of more than `max_burst`
+    packets at once: that is an outage, not a loss, and asking for all of it
+    would flood the publisher's uplink just as it comes back; `bursts` counts
+    them so that the caller asks for a keyframe instead.
+    """
+
+    def __init__(self, max_tries: int = 5, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01,
+                 max_burst: int = 50) -> None:
+        self.max_tries = max_tries
+        self.max_burst = max_burst
+        self.bursts = 0
+        self.max_age = max_age
+        self.min_wait = min_wait
+        self.margin = margin
+        self._asked: dict[int, _Asked] = {}
+
+    def wait(self, rtt: float | None) -> float:
+        """Seconds between two NACKs of one packet: one round trip, a little more for the sender's turn."""
+        return max(self.min_wait, 1.2 * (DEFAULT_RTT if rtt is None else rtt) + self.margin)
+
+    def due(self, missing: Iterable[int], now: float, rtt: float | None) -> list[int]:
+        """The packets of `missing` to NACK now; forgets those no longer missing."""
+        missing = set(missing)
+        for seq in [s for s in self._asked if s not in missing]:
+            del self._asked[seq]
+        wait = self.wait(rtt)
+        new = [seq for seq in missing if seq not in self._asked]
+        if len(new) > self.max_burst:
+            self.bursts += 1
+            for seq in new:  # given up at once
+                self._asked[seq] = _Asked(now, now, self.max_tries)
+        out = []
+        for seq in missing:
+            asked = self._asked.get(seq)
+            if asked is None:
+                self._asked[seq] = _Asked(now, now, 1)
+                out.append(seq)
+            elif asked.tries < self.max_tries and now - asked.first < self.max_age and now - asked.last >= wait:
+                asked.last = now
+                asked.tries += 1
+                out.append(seq)
+        if out:  # oldest first, across the 16-bit wrap
+            ref = out[0]
+            out.sort(key=lambda s: (s - ref + 0x8000) & 0xFFFF)
+        return out
+
+    def next_time(self, rtt: float | None) -> float | None:
+        """When the next packet will be due again (None: nothing left to ask)."""
+        wait = self.wait(rtt)
+        times = [a.last + wait for a in self._asked.values()
+                 if a.tries < self.max_tries and a.last + wait - a.first < self.max_age]
+        return min(times) if times else None
+
+    def tries(self, seq: int) -> int:
+        asked = self._asked.get(seq)
+        return asked.tries if asked else 0
+
+
+class KeyframeRequests:
+    """Coalesces the keyframe requests sent to one publisher.
+
+    At most one request goes out per `interval`.  A request that comes during
+    the quiet time is not lost: one is sent when the interval ends, unless a
+    keyframe came meanwhile (it answers every subscriber waiting).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last_sent = float("-inf")
+        self._pending = False
+        self._requested_at = float("-inf")
+
+    def request(self, now: float) -> bool:
+        """A subscriber needs a keyframe; True: send a request now (else one may follow at `pending_at`)."""
+        if now - self._last_sent >= self.interval:
+            self._last_sent = now
+            self._pending = False
+            return True
+        if not self._pending:
+            self._pending = True
+            self._requested_at = now
+        return False
+
+    @property
+    def pending_at(self) -> float | None:
+        """When the coalesced request is to be sent (None: none waiting)."""
+        return self._last_sent + self.interval if self._pending else None
+
+    def keyframe_arrived(self, now: float) -> None:
+        """A keyframe started: it answers what was asked before it."""
+        if self._pending and now >= self._requested_at:
+            self._pending = False
+
+    def fire(self, now: float) -> bool:
+        """The timer set for `pending_at` went off: True if the request is still to be sent."""
+        if not self._pending or now < self._last_sent + self.interval:
+            return False
+        self._pending = False
+        self._last_sent = now
+        return True
+
+
+class RetransmitGate:
+    """Whether to answer a subscriber's NACK of a packet from the cache.
+
+    Browsers NACK a missing packet again every round trip, and a retransmission
+    still on its way looks missing too: answering every NACK sent the same
+    packet several times and, on a capped link, retransmissions crowded out
+    the media (the queue overflowed, which made more NACKs).  A packet is sent
+    again only once its previous retransmission had a round trip to arrive.
+    """
+
+    def __init__(self, size: int = 512, min_wait: float = 0.01) -> None:
+        self._sent: list[tuple[int, float] | None] = [None] * size
+        self._min_wait = min_wait
+        self.refused = 0
+
+    def allow(self, seq: int, now: float, rtt: float | None) -> bool:
+        slot = seq % len(self._sent)
+        last = self._sent[slot]
+        wait = max(self._min_wait, DEFAULT_RTT if rtt is None else rtt)
+        if last is not None and last[0] == seq and now - last[1] < wait:
+            self.refused += 1
+            return False
+        self._sent[slot] = (seq, now)
+        return True

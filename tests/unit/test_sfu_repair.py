@@ -1,0 +1,84 @@
+"""NACK scheduling and keyframe-request coalescing of the publisher's leg (sfu/repair.py)."""
+
+from __future__ import annotations
+
+from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate
+
+
+def test_a_missing_packet_is_asked_at_once_then_once_per_round_trip() -> None:
+    s = NackSchedule()
+    assert s.due({10, 11}, now=0.0, rtt=0.15) == [10, 11]
+    # within the round trip the retransmission may still be on its way: no duplicate
+    assert s.due({10, 11}, now=0.05, rtt=0.15) == []
+    assert s.due({10, 11}, now=0.15, rtt=0.15) == []
+    wait = s.wait(0.15)
+    assert 0.15 < wait < 0.25
+    assert s.next_time(0.15) == wait
+    # 11 came back; 10 did not: 10 is asked again (the lost retransmission)
+    assert s.due({10}, now=wait, rtt=0.15) == [10]
+    assert s.tries(10) == 2 and s.tries(11) == 0
+
+
+def test_new_gaps_are_asked_at_once_without_repeating_the_old_ones() -> None:
+    s = NackSchedule()
+    assert s.due({5}, now=0.0, rtt=0.1) == [5]
+    assert s.due({5, 9}, now=0.01, rtt=0.1) == [9]
+
+
+def test_a_packet_is_given_up_after_its_tries_or_its_age() -> None:
+    s = NackSchedule(max_tries=3, max_age=1.0)
+    asked = [t for t in range(0, 200) if s.due({1}, now=t * 0.01, rtt=0.05)]
+    assert len(asked) == 3 and s.next_time(0.05) is None
+    old = NackSchedule(max_tries=100, max_age=0.5)
+    times = [t * 0.01 for t in range(200) if old.due({1}, now=t * 0.01, rtt=0.1)]
+    assert max(times) < 0.5 and len(times) >= 3
+
+
+def test_a_gap_too_long_to_retransmit_is_given_up_and_counted() -> None:
+    s = NackSchedule(max_burst=50)
+    assert s.due(set(range(100, 180)), now=0.0, rtt=0.1) == []  # an outage: a keyframe will do
+    assert s.bursts == 1 and s.next_time(0.1) is None
+    assert s.due(set(range(100, 180)) | {200}, now=0.01, rtt=0.1) == [200]  # a loss after it: asked
+    assert s.bursts == 1
+
+
+def test_without_a_measured_rtt_a_default_is_used_and_the_wait_has_a_floor() -> None:
+    s = NackSchedule(min_wait=0.02)
+    assert s.wait(None) > 0.1 and s.wait(0.0) == 0.02
+
+
+def test_nacks_are_oldest_first_across_the_wrap() -> None:
+    assert NackSchedule().due({65534, 65535, 0, 1}, now=0.0, rtt=0.1) == [65534, 65535, 0, 1]
+
+
+def test_keyframe_requests_are_coalesced_and_the_last_one_is_not_lost() -> None:
+    k = KeyframeRequests(interval=0.5)
+    assert k.request(0.0) is True
+    # three subscribers ask during the quiet time: one request, at its end
+    assert [k.request(t) for t in (0.1, 0.2, 0.3)] == [False, False, False]
+    assert k.pending_at == 0.5
+    assert k.fire(0.4) is False and k.fire(0.5) is True
+    assert k.pending_at is None and k.fire(0.6) is False
+
+
+def test_a_keyframe_arriving_answers_the_pending_request() -> None:
+    k = KeyframeRequests(interval=0.5)
+    k.request(0.0)
+    k.request(0.1)
+    k.keyframe_arrived(0.2)
+    assert k.pending_at is None and k.fire(0.5) is False
+    # a keyframe seen before a request does not answer it
+    k2 = KeyframeRequests(interval=0.5)
+    k2.request(0.0)
+    k2.keyframe_arrived(0.05)
+    k2.request(0.1)
+    assert k2.pending_at == 0.5
+
+
+def test_a_packet_is_resent_at_most_once_per_round_trip() -> None:
+    gate = RetransmitGate()
+    assert gate.allow(7, now=0.0, rtt=0.1) is True
+    assert gate.allow(7, now=0.05, rtt=0.1) is False  # the first resend may still be on its way
+    assert gate.allow(8, now=0.05, rtt=0.1) is True  # another packet is not held back
+    assert gate.allow(7, now=0.11, rtt=0.1) is True and gate.refused == 1
+    assert gate.allow(7 + 512, now=0.12, rtt=0.1) is True  # same slot, another packet
