@@ -6,7 +6,8 @@ range; a server announces only its public address), and tests need loopback.
 aioice has no setting for either, so `IcePolicy.install()` replaces
 `aioice.ice.get_host_addresses` and `Connection.get_component_candidates`
 process-wide.  The server gathers host candidates only: browsers use STUN/TURN,
-the server is the reachable end.
+the server is the reachable end.  Every socket it binds passes its datagrams
+through the policy's `UdpGuard` first (udp_guard.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
+from .udp_guard import STUN, UdpGuard
+
 logger = logging.getLogger(__name__)
 
 _ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
@@ -33,6 +36,8 @@ class IcePolicy:
     addresses: list[str] = field(default_factory=list)
     port_min: int = 40000
     port_max: int = 40999
+    # drops malformed or misdirected datagrams; its counters are the operator's metric
+    guard: UdpGuard = field(default_factory=UdpGuard, compare=False)
 
     def host_addresses(self, use_ipv4: bool, use_ipv6: bool) -> list[str]:
         if not self.addresses:
@@ -80,7 +85,7 @@ class IcePolicy:
             port = self.port_min + (start + i) % span
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: aioice.ice.StunProtocol(conn), local_addr=(address, port)
+                    lambda: GuardedProtocol(conn, self.guard), local_addr=(address, port)
                 )
             except OSError:
                 continue
@@ -89,3 +94,32 @@ class IcePolicy:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             return protocol, port
         return None
+
+
+class GuardedProtocol(aioice.ice.StunProtocol):
+    """aioice's socket protocol behind a `UdpGuard`: where every datagram enters."""
+
+    def __init__(self, receiver: aioice.ice.Connection, guard: UdpGuard) -> None:
+        super().__init__(receiver)
+        self._guard = guard
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        assert isinstance(data, bytes)
+        protocol = self._guard.admit(data, lambda: self._from_leg(addr))
+        if protocol is None:
+            return
+        try:
+            if protocol == STUN:
+                super().datagram_received(data, addr)
+            else:  # what aioice does with non-STUN, minus its attempt to parse it as STUN
+                self.receiver.data_received(data, self.local_candidate.component)
+        except Exception as exc:  # aioice's STUN parser and handlers raise on odd input
+            self._guard.failed(data, exc)
+
+    def _from_leg(self, addr: tuple[Any, ...]) -> bool:
+        # the selected pair once ICE chose one; before, any pair being checked
+        conn = self.receiver
+        remote = (addr[0], addr[1])
+        pair = conn._nominated.get(self.local_candidate.component)
+        pairs = [pair] if pair is not None else conn._check_list
+        return any(p.protocol is self and p.remote_addr == remote for p in pairs)

@@ -35,7 +35,9 @@ class Participant(AsyncIOEventEmitter):
     Each media section carries the participant's own track up and the
     correspondent's down, so there is never any renegotiation.  A new offer
     (reload, network change) replaces the peer connection.  Emits
-    "media-state" (connected / failed / timeout) and "close" once.
+    "media-state" (connected / failed / timeout) and "close" once; a leg
+    that aiortc fails or closes on its own is dropped and reported "failed"
+    (the browser answers with a new offer).
     """
 
     def __init__(self, id: str, role: str, options: SfuOptions) -> None:
@@ -142,7 +144,9 @@ class Participant(AsyncIOEventEmitter):
         if state == "connected":
             self._cancel_timeout()
             self._set_media_state("connected")
-        elif state == "failed":
+        elif state in ("failed", "closed"):
+            # "closed" here is aiortc's doing (DTLS shut down, by the peer or on an
+            # error), never ours: _drop_media forgets the pc before closing it
             self._drop_media()
             self._set_media_state("failed")
 
@@ -182,6 +186,11 @@ class Participant(AsyncIOEventEmitter):
         self.closed = True
         self._drop_media()
         self.emit("close")
+
+    @property
+    def closing(self) -> bool:
+        """Peer connections of this participant are still being closed."""
+        return bool(self._closing)
 
     async def wait_closed(self) -> None:
         """Wait until the peer connections being closed are closed."""

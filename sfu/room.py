@@ -74,6 +74,8 @@ class Room(AsyncIOEventEmitter):
 
     def _remove(self, participant: Participant) -> None:
         if self._participants.pop(participant.id, None) is not None:
+            # kept only while its media is still closing (a long call with many reloads would grow it for ever)
+            self._departed = [p for p in self._departed if p.closing]
             self._departed.append(participant)
             logger.info("%r - %r", self, participant)
 
@@ -91,4 +93,4 @@ class Room(AsyncIOEventEmitter):
         """Wait until every participant's peer connection has closed."""
         everyone = [*self._participants.values(), *self._departed]
         await asyncio.gather(*(p.wait_closed() for p in everyone), return_exceptions=True)
-        self._departed = [p for p in self._departed if p._closing]
+        self._departed = [p for p in self._departed if p.closing]

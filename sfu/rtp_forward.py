@@ -179,8 +179,8 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
             else:
                 arrival_ms = clock.current_ms()
                 coro = dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_ms)
-        except pylibsrtp.Error:
-            return  # replayed or forged: what aiortc drops too
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
+            return  # replayed, forged or too long: what aiortc drops too
         try:
             run_now(coro, pending)
         except Exception:  # never let one packet break the socket's protocol

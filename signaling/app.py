@@ -106,7 +106,8 @@ def make_app(config: Config) -> web.Application:
     app[PROBE_DROP_RATE] = 0.0
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max).install()
+        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max)
+        ice.install()
         keyring = await asyncio.to_thread(open_keyring, config)
         clinic = await open_clinic(config, keyring)
         app[CLINIC] = clinic
@@ -121,7 +122,7 @@ def make_app(config: Config) -> web.Application:
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images, recordings=recordings,
         ))
-        app[MONITOR] = Monitor(app[HUBS], config.stats)
+        app[MONITOR] = Monitor(app[HUBS], config.stats, ice.guard)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()

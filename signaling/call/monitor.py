@@ -13,6 +13,7 @@ from aiohttp import web
 
 from clinic import Role
 from sfu.stats import participant_stats
+from sfu.udp_guard import UdpGuard
 
 from ..background import BackgroundService
 from ..config import StatsConfig
@@ -28,15 +29,16 @@ class Monitor(BackgroundService):
     when a level changes.  Keeps the last snapshot for /stats and /metrics.
     """
 
-    def __init__(self, hubs: HubRegistry, config: StatsConfig) -> None:
+    def __init__(self, hubs: HubRegistry, config: StatsConfig, udp_guard: UdpGuard | None = None) -> None:
         super().__init__()
         self._hubs = hubs
+        self._udp_guard = udp_guard  # its drop counters go out with the snapshot
         self._config = config
         self._networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_networks]
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
         self._quality = QualityTracker()
-        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None}
+        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None, "udp_dropped": {}}
 
     async def _run(self) -> None:
         while True:
@@ -62,7 +64,8 @@ class Monitor(BackgroundService):
         for pid in set(self._previous) - seen:
             del self._previous[pid]
         self._quality.forget(seen)
-        self.snapshot = {"rooms": rooms, "collected_at": time.time()}
+        dropped = dict(self._udp_guard.dropped) if self._udp_guard is not None else {}
+        self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped}
         return self.snapshot
 
     def _add_rates(self, stats: dict[str, Any], now: float) -> None:
@@ -143,4 +146,6 @@ class Monitor(BackgroundService):
                [({"room": r, "participant": p["id"]}, p["rtt_ms"] / 1000) for r, p in parts if p["rtt_ms"] is not None])
         metric("loss_ratio", "gauge", "Packet loss over the last interval.",
                [({"room": r, "participant": p["id"]}, float(p["loss"])) for r, p in parts])
+        metric("udp_dropped_total", "counter", "Datagrams the media ports dropped, by kind (sfu/udp_guard.py).",
+               [({"kind": k}, float(v)) for k, v in self.snapshot.get("udp_dropped", {}).items()])
         return "\n".join(lines) + "\n"

@@ -137,6 +137,17 @@ async def test_close_cascades_room_to_participants_and_is_idempotent() -> None:
         room.add_participant("c", "patient")
 
 
+async def test_a_room_forgets_departed_participants_once_their_media_is_closed() -> None:
+    room = Room("r", SfuOptions())
+    for i in range(20):
+        room.add_participant(f"p{i}", "patient").close()
+    # nothing is left closing, so at most the last one is kept for wait_closed()
+    assert len(room._departed) <= 1
+    assert room.participants == ()
+    await room.wait_closed()
+    assert room._departed == []
+
+
 async def test_producer_close_unbinds_consumers_once() -> None:
     from aiortc import RTCPeerConnection
 

@@ -264,7 +264,8 @@ function wire() {
   client.addEventListener("media", (ev) => {
     const state = /** @type {CustomEvent} */ (ev).detail.state;
     app.mediaFailed = state !== "connected";
-    if (app.mediaFailed && app.call) app.call.start();
+    // a restart under way (its offer not answered yet) already replaces the leg the server reports
+    if (app.mediaFailed && app.call && app.call.pc?.connectionState !== "new") app.call.start();
     if (client.state) render(client.state);
   });
   client.addEventListener("error", (ev) => {
