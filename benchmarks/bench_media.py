@@ -260,6 +260,28 @@ def read_barcode(frame: av.VideoFrame) -> int:
     return sum(1 << b for b in range(BARCODE_BITS) if row[b * bw + bw // 2] > 128)
 
 
+def note_gap(meter: Any, now: int) -> None:
+    """A frame arrived at `now` (ns): update the meter's gap figures (max_gap_s, gaps, gap_events, last_at)."""
+    if meter.last_at is not None:
+        gap = (now - meter.last_at) / 1e9
+        if gap > meter.max_gap_s:
+            meter.max_gap_s = gap
+        if gap > GAP_S:
+            meter.gaps += 1
+            if len(meter.gap_events) < 20:
+                meter.gap_events.append((now / 1e9, round(gap * 1000)))
+    meter.last_at = now
+
+
+def read_trailer(meter: Any, now: int, data: bytes) -> bool:
+    """Add the one-way latency of a frame ending with the LTCY trailer to `meter.latencies_us`."""
+    if len(data) > TRAILER_LEN and data[-TRAILER_LEN:-8] == TRAILER_MAGIC:
+        (sent,) = struct.unpack(">Q", data[-8:])
+        meter.latencies_us.append((now - sent) // 1000)
+        return True
+    return False
+
+
 class StreamMeter:
     """Counts what one receiver gets, without decoding (unless `decode_log` is given)."""
 
@@ -299,20 +321,11 @@ class StreamMeter:
         self.bytes += len(data)
         if self.first_at is None:
             self.first_at = time.monotonic()
-        if self.last_at is not None:
-            gap = (now - self.last_at) / 1e9
-            if gap > self.max_gap_s:
-                self.max_gap_s = gap
-            if gap > GAP_S:
-                self.gaps += 1
-                if len(self.gap_events) < 20:
-                    self.gap_events.append((now / 1e9, round(gap * 1000)))
-        self.last_at = now
+        note_gap(self, now)
         if self.kind != "video":
             return
-        if len(data) > TRAILER_LEN and data[-TRAILER_LEN:-8] == TRAILER_MAGIC:
-            (sent,) = struct.unpack(">Q", data[-8:])
-            self.latencies_us.append((now - sent) // 1000)
+        if read_trailer(self, now, data):
+            pass
         elif self._decode_log is not None:
             self._decode_latency(now, data)
         else:
@@ -350,6 +363,31 @@ def proc_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads, summed by thread name (/proc/PID/task/*/stat)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = head.split("(", 1)[1].rstrip("0123456789 -#")  # "hloop 12" -> "hloop"
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def threads_pct(a: dict[str, float], b: dict[str, float], seconds: float) -> dict[str, float]:
+    """% of a core per thread name between two `thread_cpu_s` readings (threads that ended are missing)."""
+    pct = {name: round(100 * (b[name] - a.get(name, 0.0)) / seconds, 2) for name in b}
+    return dict(sorted(((k, v) for k, v in pct.items() if v > 0), key=lambda kv: -kv[1]))
 
 
 def proc_rss_mb(pid: int) -> float:

@@ -222,13 +222,15 @@ def write_config(tmp: Path, port: int, key_file: Path | None = None) -> Path:
         "[storage]\n"
         f'data_dir = "{tmp / "data"}"\n'
         + (f'key_file = "{key_file}"\n' if key_file else "")
-        + "[ice]\n"
+        + "[operator]\n"
+        "port = 0\n"  # any free port: never collides with another server on the machine
+        "[ice]\n"
         'host_addresses = ["127.0.0.1"]\n'
     )
     return cfg
 
 
-def start_demo_server(tmp: Path, log: Path,
+def start_demo_server(tmp: Path, log: Path, log_level: str = "WARNING",
                       key_file: Path | None = None) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     """`teleconsult demo --json` then `serve` on a free port under `tmp`: (process, base URL, demo JSON).
 
@@ -239,7 +241,7 @@ def start_demo_server(tmp: Path, log: Path,
     demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
                           check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
     with log.open("wb") as logf:
-        proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", "WARNING", "serve", "--config", str(cfg)],
+        proc = subprocess.Popen([*teleconsult_cmd(), "--log-level", log_level, "serve", "--config", str(cfg)],
                                 stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:

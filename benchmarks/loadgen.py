@@ -35,6 +35,7 @@ from aiortc.mediastreams import MediaStreamTrack
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_media as bm  # noqa: E402
 import janus_harness as jh  # noqa: E402
+import rawmedia as rm  # noqa: E402
 from bench_media import LoopTrack, StreamMeter  # noqa: E402
 
 from sfu.ice import IcePolicy  # noqa: E402  (bench_media put the repository on sys.path)
@@ -49,18 +50,22 @@ def _caps(kind: str) -> list[Any]:
     return chosen
 
 
-def answer_keyframe_requests(sender: RTCRtpSender, track: LoopTrack) -> None:
+def answer_keyframe_requests(sender: RTCRtpSender, track: Any) -> None:
     # aiortc's sender honours PLI/FIR only when it encodes; a browser sends a keyframe
-    sender._send_keyframe = track.force_keyframe  # type: ignore[method-assign]
+    if isinstance(track, LoopTrack):
+        sender._send_keyframe = track.force_keyframe  # type: ignore[method-assign]
 
 
 class Peer:
     """One synthetic participant: its sending tracks, its peer connections and meters."""
 
-    def __init__(self, room: int, side: int, media: bm.EncodedMedia) -> None:
+    def __init__(self, room: int, side: int, media: bm.EncodedMedia, raw: bool = False) -> None:
         self.room, self.side = room, side
         self.name = f"r{room}{'ab'[side]}"
-        self.tracks = {"audio": LoopTrack("audio", media), "video": LoopTrack("video", media)}
+        self.raw = raw  # raw engine: aiortc negotiates, rawmedia sends and receives
+        self.tracks: dict[str, Any] = (
+            {"audio": rm.silent_track("audio"), "video": rm.silent_track("video")} if raw
+            else {"audio": LoopTrack("audio", media), "video": LoopTrack("video", media)})
         self.pcs: list[RTCPeerConnection] = []
         self.meters: list[StreamMeter] = []
         self.other: Peer | None = None
@@ -73,6 +78,8 @@ class Peer:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if self.raw:
+                return
             t = next(t for t in pc.getTransceivers() if t.receiver.track is track)
             log = self.other.tracks["video"].log if (self.decode_sample and self.other and track.kind == "video") else None
             meter = StreamMeter(track.kind, f"{self.name}-{track.kind}", log)
@@ -275,13 +282,59 @@ async def wait_flowing(peers: list[Peer], expected: int, timeout: float) -> floa
     raise TimeoutError(f"media not flowing after {timeout} s: {len(meters)}/{expected} streams, silent {silent}")
 
 
+async def start_raw(peers: list[Peer], media: bm.EncodedMedia, pacer: rm.Pacer, timeout: float = 30.0) -> list[rm.RawLink]:
+    """Once every peer connection is up, send and receive their media on raw SRTP sockets."""
+    pcs = [(p, pc) for p in peers for pc in p.pcs]
+    deadline = time.monotonic() + timeout
+    while any(pc.connectionState != "connected" for _, pc in pcs):
+        if time.monotonic() > deadline:
+            states = sorted({pc.connectionState for _, pc in pcs})
+            raise TimeoutError(f"peer connections not connected after {timeout} s: {states}")
+        await asyncio.sleep(0.05)
+    packetised = rm.Packetised(media)
+    links = [rm.RawLink(pc, p.name, packetised, set(p.silent)) for p, pc in pcs]
+    for link in links:
+        for stream in link.senders.values():
+            pacer.add(stream)
+        pacer.add_reports(link)
+    pacer.start()
+    return links
+
+
+async def wait_flowing_raw(links: list[rm.RawLink], expected: int, timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        streams = [r for link in links for r in link.receivers.values()]
+        if len(streams) >= expected and all(r.frames > 0 for r in streams):
+            return time.monotonic() - t0
+        await asyncio.sleep(0.05)
+    streams = [r for link in links for r in link.receivers.values()]
+    raise TimeoutError(f"media not flowing after {timeout} s: {len(streams)}/{expected} streams")
+
+
+def raw_inbound(links: list[rm.RawLink]) -> dict[str, int]:
+    out = {"audio_received": 0, "video_received": 0, "lost": 0}
+    for link in links:
+        for r in link.receivers.values():
+            out[f"{r.kind}_received"] += r.packets
+            out["lost"] += max(0, r.expected - r.packets)
+    return out
+
+
+def keyframe_requests(peers: list[Peer], links: list[rm.RawLink]) -> int:
+    if links:
+        return sum(s.keyframe_requests for link in links for s in link.senders.values() if s.kind == "video")
+    return sum(p.tracks["video"].keyframe_requests for p in peers)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     media = bm.encode_media(cache=Path(args.media_cache) if args.media_cache else None)
     pid = args.server_pid
     rss_idle = bm.proc_rss_mb(pid) if pid else None
     peers: list[Peer] = []
+    raw = args.engine == "raw"
     for r in range(args.rooms):
-        a, b = Peer(r, 0, media), Peer(r, 1, media)
+        a, b = Peer(r, 0, media, raw), Peer(r, 1, media, raw)
         a.other, b.other = b, a
         if args.mode == "relay" and r == 0:
             a.decode_sample = b.decode_sample = True
@@ -291,6 +344,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     session: jh.JanusSession | None = None
     links = json.loads(Path(args.links).read_text()) if args.links else []
     result: dict[str, Any] = {"mode": args.mode, "rooms": args.rooms, "video_kbps": media.video_kbps}
+    pacer = rm.Pacer()
+    raw_links: list[rm.RawLink] = []
     try:
         t_setup = time.monotonic()
         if args.mode == "janus":
@@ -308,20 +363,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 assert session is not None
                 await connect_janus(a, b, session)
         result["setup_s"] = round(time.monotonic() - t_setup, 2)
-        result["first_media_s"] = round(await wait_flowing(peers, 4 * args.rooms, 30.0), 2)
-        await asyncio.sleep(args.warmup)
         pcs = [pc for p in peers for pc in p.pcs]
-        meters = [m for p in peers for m in p.meters]
-        s0 = await inbound(pcs)
+        if raw:
+            raw_links = await start_raw(peers, media, pacer)
+            result["first_media_s"] = round(await wait_flowing_raw(raw_links, 4 * args.rooms, 30.0), 2)
+        else:
+            result["first_media_s"] = round(await wait_flowing(peers, 4 * args.rooms, 30.0), 2)
+        await asyncio.sleep(args.warmup)
+        meters: list[Any] = ([r for link in raw_links for r in link.receivers.values()] if raw
+                             else [m for p in peers for m in p.meters])
+        s0 = raw_inbound(raw_links) if raw else await inbound(pcs)
         for m in meters:
             m.reset_window()
-        kf0 = sum(p.tracks["video"].keyframe_requests for p in peers)
+        kf0 = keyframe_requests(peers, raw_links)
+        # packets and CPU are read together, without awaiting in between: the same window
         cpu0 = bm.proc_cpu_s(pid) if pid else 0.0
         c0, g0, t0 = bm.cores_jiffies(), os.times(), time.monotonic()
+        server_threads0 = bm.thread_cpu_s(pid) if pid else {}
         await asyncio.sleep(args.duration)
+        if raw:
+            s1 = raw_inbound(raw_links)
         c1, g1, t1 = bm.cores_jiffies(), os.times(), time.monotonic()
         cpu1 = bm.proc_cpu_s(pid) if pid else 0.0
-        s1 = await inbound(pcs)
+        server_threads1 = bm.thread_cpu_s(pid) if pid else {}
+        if not raw:
+            s1 = await inbound(pcs)
         secs = t1 - t0
         fwd = (s1["audio_received"] - s0["audio_received"]) + (s1["video_received"] - s0["video_received"])
         lost = s1["lost"] - s0["lost"]
@@ -340,7 +406,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "video_fps_mean": round(sum(m.frames for m in video) / len(video) / secs, 1) if video else None,
             "audio_pps_min": round(min(m.frames for m in meters if m.kind == "audio") / secs, 1),
             "gaps_500ms": sum(m.gaps for m in meters),
-            "keyframe_requests": sum(p.tracks["video"].keyframe_requests for p in peers) - kf0,
+            "keyframe_requests": keyframe_requests(peers, raw_links) - kf0,
+            "engine": args.engine,
             # when each gap ended (s into the window) and how long it was: all streams at once
             # means the server (or the box) stalled; one video stream alone, a keyframe wait
             "gap_events": sorted((round(t - t0, 2), m.label, ms) for m in meters for t, ms in m.gap_events)[:60],
@@ -365,10 +432,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_idle_mb": round(rss_idle or 0, 1),
                 "rss_end_mb": round(rss_end, 1),
                 "rss_per_participant_mb": round((rss_end - (rss_idle or 0)) / (2 * args.rooms), 2),
+                # where the server's CPU went, by thread name (Janus: one loop thread per handle, HTTP...)
+                "server_threads_cpu_pct": bm.threads_pct(server_threads0, server_threads1, secs),
             })
         if sides:
             result["server_errors"] = [e for s in sides for e in s.errors]
     finally:
+        await pacer.stop()
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in sides), return_exceptions=True)
         if session is not None:
@@ -394,6 +464,9 @@ def main() -> None:
     p.add_argument("--ports", default="30000-39999")
     p.add_argument("--core", type=int, default=1)
     p.add_argument("--media-cache", default="")
+    p.add_argument("--engine", choices=["raw", "aiortc"], default="raw",
+                   help="raw: media from pre-packetised RTP on raw SRTP sockets (cheap); aiortc: aiortc's RTP stack")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the generator's event loop")
     p.add_argument("--timeout", type=float, default=0, help="overall guard (default: setup + warmup + duration + 90 s)")
     args = p.parse_args()
     if args.core >= 0 and (os.cpu_count() or 1) > args.core:
@@ -401,7 +474,15 @@ def main() -> None:
     lo, hi = (int(x) for x in args.ports.split("-"))
     IcePolicy(addresses=[args.ip], port_min=lo, port_max=hi).install()
     timeout = args.timeout or (args.warmup + args.duration + 90 + 3 * args.rooms)
-    result = asyncio.run(asyncio.wait_for(run(args), timeout))
+    if args.mode == "relay":
+        args.engine = "aiortc"  # the relay's latency is read from decoded pictures
+    if args.loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result = runner.run(asyncio.wait_for(run(args), timeout))
+    else:
+        result = asyncio.run(asyncio.wait_for(run(args), timeout))
     print(json.dumps(result), flush=True)
 
 

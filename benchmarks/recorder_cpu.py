@@ -87,6 +87,8 @@ public_url = "http://127.0.0.1:{port}"
 [storage]
 data_dir = "{tmp / 'data'}"
 key_file = "{tmp / 'keys' if args.sealed else ''}"
+[operator]
+port = 0
 [ice]
 host_addresses = ["127.0.0.1"]
 port_min = 45000

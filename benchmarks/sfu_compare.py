@@ -93,13 +93,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_ours(tmp: Path, rooms: int, log: Path) -> tuple[subprocess.Popen[bytes], list[str]]:
+def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> tuple[subprocess.Popen[bytes], list[str]]:
     port = free_port()
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
-        f'[storage]\ndata_dir = "{tmp / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
         f'[ice]\nhost_addresses = ["{ICE_IP}"]\nport_min = 40000\nport_max = 40999\n'
+        f'[media]\nevent_loop = "{event_loop}"\n'
     )
     links = []
     for _ in range(rooms):  # each call schedules a new consultation: one per room
@@ -136,17 +137,21 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
     proc: subprocess.Popen[bytes] | None = None
     extra: list[str] = []
     try:
-        if server == "ours":
-            proc, extra = start_ours(run_dir, rooms, log)
-        elif server == "relay":
+        base = server.partition(":")[0]
+        if base in ("ours", "ours-asyncio"):
+            proc, extra = start_ours(run_dir, rooms, log, "asyncio" if base == "ours-asyncio" else "uvloop")
+        elif base == "relay":
             proc, extra = start_relay(log)
-        elif server == "janus":
+        elif base == "janus":
             assert janus_conf is not None
             proc, extra = start_janus(janus_conf, log)
         if proc is not None:
             time.sleep(1.0)  # let the server settle before its idle RSS is read
             extra += ["--server-pid", str(proc.pid)]
-        cmd = [*NICE, PY, str(HERE / "loadgen.py"), "--mode", server, "--rooms", str(rooms),
+        # "janus:aiortc": the same server, loaded by the aiortc engine (to compare the generators)
+        base, _, engine = server.partition(":")
+        mode = "ours" if base == "ours-asyncio" else base
+        cmd = [*NICE, PY, str(HERE / "loadgen.py"), "--mode", mode, "--rooms", str(rooms), "--engine", engine or args.engine,
                "--duration", str(args.duration), "--warmup", str(args.warmup), "--ip", ICE_IP,
                "--core", str(GEN_CORE), "--media-cache", str(tmp / "media.pkl"), *extra]
         limit = args.warmup + args.duration + 120 + 5 * rooms
@@ -154,6 +159,7 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stderr.strip().splitlines()[-1][-600:]}")
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        result["mode"] = server
         if proc is not None and proc.poll() is not None:
             result["error"] = f"server exited with code {proc.returncode} during the run"
         return result
@@ -224,7 +230,7 @@ def inner(args: argparse.Namespace) -> int:
         subprocess.run([PY, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_media as b; "
                         f"b.encode_media(cache=__import__('pathlib').Path({str(tmp / 'media.pkl')!r}))"],
                        check=True, timeout=120)
-        janus_conf = jh.prepare_config(tmp, ICE_IP) if "janus" in servers else None
+        janus_conf = jh.prepare_config(tmp, ICE_IP) if any(s.startswith("janus") for s in servers) else None
         # interleaved (room count, then server, then repeat) so that every server sees the same
         # background load on this shared box; each point waits for a quiet machine first
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -269,7 +275,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rooms", default="1,4,8", help="room counts, comma-separated")
     p.add_argument("--relay-rooms", default="", help="room counts for MediaRelay (default: --rooms)")
-    p.add_argument("--servers", default="direct,ours,relay,janus")
+    p.add_argument("--servers", default="direct,ours,relay,janus",
+                   help="among direct, ours, ours-asyncio (our server on asyncio's loop), relay, janus; "
+                        "NAME:aiortc loads that server with the aiortc engine whatever --engine says")
+    p.add_argument("--engine", choices=["raw", "aiortc"], default="raw",
+                   help="load generator: raw SRTP sockets (default; 32 rooms fit its core) or aiortc's RTP stack")
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=4.0)
     p.add_argument("--max-gen-cpu", type=float, default=75.0, help="generator CPU %% above which a row is invalid")

@@ -5,6 +5,7 @@ Imports neither aiohttp nor aiortc; signaling/ wires it to the web.
 
 from .clinic import Clinic
 from .errors import (
+    ActClosed,
     AlreadyExists,
     ClinicError,
     DocumentTooLarge,
@@ -14,6 +15,7 @@ from .errors import (
     InvitationNotFound,
     InvitationRevoked,
     NotFound,
+    QuotaExceeded,
 )
 from .models import (
     TRANSITIONS,
@@ -35,6 +37,8 @@ from .models import (
 
 __all__ = [
     "TRANSITIONS",
+    "ActClosed",
+    "QuotaExceeded",
     "AlreadyExists",
     "Clinic",
     "ClinicError",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime
 import logging
-import sqlite3
 import uuid
 
 from . import timestamps, tokens
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import InvitationExpired, InvitationNotFound, InvitationRevoked, NotFound
 from .models import Consultation, ConsultationState, Invitation, Role, Stage, check_transition
 from .registry import Registry
@@ -16,7 +15,7 @@ from .registry import Registry
 logger = logging.getLogger(__name__)
 
 
-def _consultation(row: sqlite3.Row) -> Consultation:
+def _consultation(row: Row) -> Consultation:
     return Consultation(
         id=row["id"],
         patient_id=row["patient_id"],
@@ -28,7 +27,7 @@ def _consultation(row: sqlite3.Row) -> Consultation:
     )
 
 
-def _invitation(row: sqlite3.Row) -> Invitation:
+def _invitation(row: Row) -> Invitation:
     revoked_at = row["revoked_at"]
     return Invitation(
         id=row["id"],
@@ -47,7 +46,7 @@ class Agenda:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         registry: Registry,
         *,
         invitation_lifetime: datetime.timedelta,

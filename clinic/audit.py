@@ -1,7 +1,7 @@
 """The append-only audit log: who did what to which object, and when (sync, worker thread).
 
 Entries carry ids and an action code only, never free text, so the log holds no
-patient data; SQLite triggers refuse any UPDATE or DELETE of an entry.  Triggers
+patient data; triggers (SQLite and PostgreSQL) refuse any UPDATE or DELETE of an entry.  Triggers
 stop mistakes, not someone holding the file: each entry also carries the hash of
 the previous entry and its own hash (over that and its content), so `verify()`
 names the first entry changed, removed or reordered (docs/audit.md).  Entries
@@ -17,11 +17,11 @@ import hashlib
 import json
 import os
 import pathlib
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from . import timestamps
+from .database import Database, Row
 
 #: Every action the log knows; anything else is a programming error.
 ACTIONS: Final = frozenset({
@@ -70,13 +70,13 @@ CONTENT: Final = ("seq", "at", "actor_kind", "actor_id", "action", "patient_id",
                   "document_id", "object_id")
 
 
-def entry_hash(prev_hash: str, content: dict[str, Any] | sqlite3.Row) -> str:
+def entry_hash(prev_hash: str, content: dict[str, Any] | Row) -> str:
     """SHA-256 (hex) of the previous hash and the entry's content, in a fixed encoding."""
     body = json.dumps([prev_hash, *(content[name] for name in CONTENT)], separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _legacy_hash(conn: sqlite3.Connection, up_to_seq: int) -> str:
+def _legacy_hash(conn: Database, up_to_seq: int) -> str:
     """Fold the entries written before the chain existed into one hash (the chain's start)."""
     digest = GENESIS
     for row in conn.execute("SELECT * FROM audit_event WHERE seq <= ? ORDER BY seq", (up_to_seq,)):
@@ -85,7 +85,7 @@ def _legacy_hash(conn: sqlite3.Connection, up_to_seq: int) -> str:
 
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Database,
     actor_kind: str,
     actor_id: str | None,
     action: str,
@@ -121,7 +121,7 @@ def append(
     )
 
 
-def _event(row: sqlite3.Row) -> AuditEvent:
+def _event(row: Row) -> AuditEvent:
     return AuditEvent(
         seq=row["seq"], at=timestamps.from_text(row["at"]), actor_kind=row["actor_kind"],
         actor_id=row["actor_id"], action=row["action"], patient_id=row["patient_id"],
@@ -130,7 +130,7 @@ def _event(row: sqlite3.Row) -> AuditEvent:
     )
 
 
-def for_patient(conn: sqlite3.Connection, patient_id: str, limit: int = 500) -> list[AuditEvent]:
+def for_patient(conn: Database, patient_id: str, limit: int = 500) -> list[AuditEvent]:
     """The latest entries about one patient's record, newest first."""
     rows = conn.execute(
         "SELECT * FROM audit_event WHERE patient_id = ? ORDER BY seq DESC LIMIT ?", (patient_id, limit)
@@ -138,7 +138,7 @@ def for_patient(conn: sqlite3.Connection, patient_id: str, limit: int = 500) -> 
     return [_event(row) for row in rows]
 
 
-def export(conn: sqlite3.Connection, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
+def export(conn: Database, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
     """Every entry after `after_seq`, oldest first, read in batches."""
     while True:
         rows = conn.execute(
@@ -177,7 +177,7 @@ class Verdict:
         return self.problem is None
 
 
-def head(conn: sqlite3.Connection) -> Checkpoint | None:
+def head(conn: Database) -> Checkpoint | None:
     """The last chained entry as a checkpoint, or None while nothing is chained."""
     row = conn.execute(
         "SELECT seq, hash FROM audit_event WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
@@ -187,7 +187,7 @@ def head(conn: sqlite3.Connection) -> Checkpoint | None:
     return Checkpoint(row["seq"], row["hash"], timestamps.to_text(timestamps.utc_now()))
 
 
-def verify(conn: sqlite3.Connection, checkpoints: Iterable[Checkpoint] = (), batch: int = 1000) -> Verdict:
+def verify(conn: Database, checkpoints: Iterable[Checkpoint] = (), batch: int = 1000) -> Verdict:
     """Walk the whole chain, oldest first, then compare it with the checkpoints kept outside."""
     expected, prev_seq, checked, chained = GENESIS, 0, 0, False
     hashes: dict[int, str] = {}

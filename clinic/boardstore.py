@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 from . import timestamps
 from .board import Action, Background, Board, BoardChanges, BoardLimits, Change, Stroke
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 from .models import Role
 
 logger = logging.getLogger(__name__)
 
 
-def _background(row: sqlite3.Row) -> Background:
+def _background(row: Row) -> Background:
     sizes = tuple((int(w), int(h)) for w, h in json.loads(row["sizes"]))
     return Background(id=row["id"], kind=row["kind"], sizes=sizes)
 
@@ -26,7 +25,7 @@ class BoardStore:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def load(self, consultation_id: str, limits: BoardLimits) -> Board:

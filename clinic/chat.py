@@ -6,12 +6,11 @@ import dataclasses
 import json
 import logging
 import re
-import sqlite3
 import uuid
 from typing import Final, Literal, cast, get_args
 
 from . import timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 from .models import Document
 
@@ -69,7 +68,7 @@ def check_message(kind: str, author: str, text: str | None, document_id: str | N
         raise ValueError(f"params must stay under {_MAX_PARAMS_CHARS} characters of JSON")
 
 
-def _message(row: sqlite3.Row) -> ChatMessage:
+def _message(row: Row) -> ChatMessage:
     document = None
     if row["d_id"] is not None and row["d_removed_at"] is None:
         document = Document(**{name: row[f"d_{name}"] for name in _DOCUMENT_COLUMNS})
@@ -98,7 +97,7 @@ class ChatBook:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def add(self, consultation_id: str, kind: str, author: str, *, text: str | None = None,
@@ -114,11 +113,14 @@ class ChatBook:
                 "SELECT 1 FROM document WHERE id = ? AND consultation_id = ?", (document_id, consultation_id)
             ).fetchone() is None:
                 raise NotFound(f"no document {document_id!r} in this consultation")
+            # seq keeps the order of messages stored in the same microsecond (under the write lock)
             conn.execute(
                 "INSERT INTO chat_message (id, consultation_id, kind, author, text, document_id,"
-                " system_key, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " system_key, params, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT COALESCE(MAX(seq), 0) + 1 FROM chat_message WHERE consultation_id = ?))",
                 (message_id, consultation_id, kind, author, text, document_id, key,
-                 json.dumps(params) if params else None, timestamps.to_text(timestamps.utc_now())),
+                 json.dumps(params) if params else None, timestamps.to_text(timestamps.utc_now()),
+                 consultation_id),
             )
         logger.debug("Consultation(%s) chat message %s (%s) stored", consultation_id, message_id, kind)
         return self.get(message_id)
@@ -135,7 +137,7 @@ class ChatBook:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         found = self._conn.execute(
-            _SELECT + " WHERE m.consultation_id = ? ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?",
+            _SELECT + " WHERE m.consultation_id = ? ORDER BY m.created_at DESC, m.seq DESC LIMIT ?",
             (consultation_id, limit),
         ).fetchall()
         return [_message(row) for row in reversed(found)]

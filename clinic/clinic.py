@@ -8,20 +8,18 @@ import datetime
 import functools
 import logging
 import pathlib
-import sqlite3
 from collections.abc import AsyncIterable, Callable, Collection
 from typing import ParamSpec, TypeVar
 
-from . import demo, timestamps, tokens
-from .agenda import Agenda
-from .chat import ChatBook, ChatMessage
-from .consent import ConsentEntry, ConsentLedger
-from .record_export import delete_folders, erase, read_contents, retention_until, write_archive
-from .board import Background, Board, BoardChanges, BoardLimits
-from .boardstore import BoardStore
-from .database import connect
 from sealing import Keyring
 
+from . import demo, timestamps, tokens
+from .agenda import Agenda
+from .board import Background, Board, BoardChanges, BoardLimits
+from .boardstore import BoardStore
+from .chat import ChatBook, ChatMessage
+from .consent import ConsentEntry, ConsentLedger
+from .database import Database, is_url, probe_write
 from .documents import (
     DocumentBook,
     PartFile,
@@ -32,14 +30,17 @@ from .documents import (
     examine_file,
     new_document_id,
 )
+from .engines import open_database
 from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
-from .filetypes import HEAD_BYTES, safe_name, sniff_media_type
+from .filetypes import HEAD_BYTES, accepted, safe_name, sniff_media_type
 from .migrations import migrate
 from .models import (
     Consultation,
     ConsultationState,
     DemoPractice,
     Document,
+    DocumentAuthor,
+    DocumentSource,
     Invitation,
     NetTest,
     Patient,
@@ -50,7 +51,9 @@ from .models import (
 )
 from .passwords import Passwords
 from .practice import Practice
+from .quotas import UploadLedger, UploadQuota, stored_bytes
 from .readiness import ReadinessBook
+from .record_export import delete_folders, erase, read_contents, retention_until, write_archive
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ _WRITE_BYTES = 1 << 20
 
 def _decide_type(head: bytes, complete: bool, allowed_types: Collection[str] | None) -> str:
     media_type = sniff_media_type(head, complete=complete)
-    if allowed_types is not None and media_type not in allowed_types:
+    if allowed_types is not None and not accepted(media_type, allowed_types):
         raise DocumentTypeRefused(media_type)
     return media_type
 
@@ -74,18 +77,18 @@ class _Backend:
 
     def __init__(
         self,
-        db_path: pathlib.Path,
+        database: str | pathlib.Path,
         invitation_lifetime: datetime.timedelta,
-        documents_dir: pathlib.Path | None = None,
+        documents_dir: pathlib.Path,
         keyring: Keyring | None = None,
     ) -> None:
-        self.conn: sqlite3.Connection = connect(db_path)
+        self.conn: Database = open_database(database)
         try:
             migrate(self.conn)
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
-            self.documents = DocumentBook(self.conn, documents_dir or db_path.parent / "documents", keyring)
+            self.documents = DocumentBook(self.conn, documents_dir, keyring)
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
             self.boards = BoardStore(self.conn)
@@ -105,8 +108,9 @@ class Clinic:
     """Practitioners, patients, consultations and invitations, behind an async API.
 
     Create with `await Clinic.open(...)`, finish with `await clinic.close()`.
-    SQLite and argon2 work runs in a single dedicated thread that owns the connection,
-    so the event loop never blocks and the connection is never shared across threads.
+    Database and argon2 work runs in a single dedicated thread that owns the connection
+    (SQLite) or borrows from the pool (PostgreSQL), so the event loop never blocks and a
+    connection is never shared across threads.
     """
 
     def __init__(self, executor: concurrent.futures.ThreadPoolExecutor, backend: _Backend) -> None:
@@ -114,33 +118,35 @@ class Clinic:
         self._executor = executor
         self._backend = backend
         self._closed = False
+        self._uploads = UploadLedger()
 
     @classmethod
     async def open(
         cls,
-        db_path: pathlib.Path,
+        database: pathlib.Path | str,
         *,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path | None = None,
         keyring: Keyring | None = None,
     ) -> Clinic:
-        """Open (or create) the database at `db_path` and bring its schema up to date.
+        """Open (or create) the database and bring its schema up to date.
 
+        `database` is the path of a SQLite file or a "postgresql://…" URL.
         Documents live under `documents_dir`, by default the "documents" folder next
-        to the database (the storage data dir), sealed with `keyring` when given.
+        to the SQLite file (the storage data dir); with PostgreSQL it must be given.
+        Files are sealed with `keyring` when given. DatabaseUnavailable when PostgreSQL cannot be reached.
         """
         if invitation_lifetime < datetime.timedelta(0):
             raise ValueError(f"invitation_lifetime must not be negative, got {invitation_lifetime}")
+        if documents_dir is None:
+            if is_url(database):
+                raise ValueError("documents_dir is needed with a PostgreSQL database")
+            documents_dir = pathlib.Path(database).parent / "documents"
+        target = database if is_url(database) else pathlib.Path(database)
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="clinic-db"
         )
-        opening = executor.submit(
-            _Backend,
-            pathlib.Path(db_path),
-            invitation_lifetime,
-            None if documents_dir is None else pathlib.Path(documents_dir),
-            keyring,
-        )
+        opening = executor.submit(_Backend, target, invitation_lifetime, pathlib.Path(documents_dir), keyring)
         try:
             backend = await asyncio.wrap_future(opening)
         except BaseException:
@@ -148,7 +154,7 @@ class Clinic:
             executor.submit(_discard, opening)
             executor.shutdown(wait=False)
             raise
-        logger.info("Clinic opened %s", db_path)
+        logger.info("Clinic opened (%s)", backend.conn.dialect)
         return cls(executor, backend)
 
     async def close(self) -> None:
@@ -171,6 +177,10 @@ class Clinic:
             raise ClinicError("clinic is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def check_writable(self) -> None:
+        """Raise the engine's error when the database cannot take a write (read-only, disk full, locked)."""
+        await self._run(probe_write, self._backend.conn)
 
     # practitioners
 
@@ -379,19 +389,49 @@ class Clinic:
         *,
         max_bytes: int,
         allowed_types: Collection[str] | None = None,
+        quota: UploadQuota | None = None,
+        refuse_closed: bool = False,
     ) -> Document:
         """Stream `chunks` to a new document of the consultation and return it.
 
         The type is sniffed from the bytes; `name` is only sanitised and shown.
         Raises DocumentTooLarge past `max_bytes`, DocumentTypeRefused when the sniffed
-        type is not in `allowed_types` (None: any), NotFound for an unknown
+        type is not in `allowed_types` (None: any), QuotaExceeded past `quota` (this
+        upload's side, or the consultation, counting the uploads in flight), ActClosed
+        when `refuse_closed` and the act is (or gets) closed, NotFound for an unknown
         consultation.  After any failure or cancellation no file and no row remain.
         """
         source_, author = check_kind(source, added_by)
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         book = self._backend.documents
-        patient_id = await self._run(book.patient_of, consultation_id)
+        patient_id = await self._run(book.patient_of, consultation_id, refuse_closed=refuse_closed)
+        if quota is None:
+            return await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
+                                     allowed_types, None, refuse_closed)
+        kept, received = False, 0
+
+        def count(size: int) -> None:
+            nonlocal received
+            self._uploads.add(consultation_id, author, size, quota)
+            received += size
+
+        self._uploads.begin(consultation_id)
+        try:
+            self._uploads.load(consultation_id, await self._run(stored_bytes, self._backend.conn, consultation_id))
+            document = await self._store(consultation_id, patient_id, source_, name, author, chunks, max_bytes,
+                                         allowed_types, count, refuse_closed)
+            kept = True
+            return document
+        finally:
+            self._uploads.end(consultation_id, author, received, kept)
+
+    async def _store(
+        self, consultation_id: str, patient_id: str, source_: DocumentSource, name: str, author: DocumentAuthor,
+        chunks: AsyncIterable[bytes], max_bytes: int, allowed_types: Collection[str] | None,
+        count: Callable[[int], None] | None, refuse_closed: bool,
+    ) -> Document:
+        book = self._backend.documents
         document_id = new_document_id()
         part = PartFile(book.directory / consultation_id, document_id, book.keyring)
         try:
@@ -404,6 +444,8 @@ class Clinic:
                 size += len(chunk)
                 if size > max_bytes:
                     raise DocumentTooLarge(max_bytes)
+                if count is not None:
+                    count(len(chunk))  # QuotaExceeded past a quota
                 if media_type is None:
                     head += bytes(chunk[: HEAD_BYTES - len(head)])
                     if len(head) >= HEAD_BYTES:
@@ -431,7 +473,7 @@ class Clinic:
                 created_at=timestamps.to_text(timestamps.utc_now()),
                 removed_at=None,
             )
-            await self._run(book.publish, part, document)
+            await self._run(book.publish, part, document, refuse_closed=refuse_closed)
         except BaseException:
             await self._forget(document_id, part)
             raise

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 from collections.abc import Collection
 from typing import Final
 
 from . import audit, timestamps
 from .agenda import Agenda
-from .database import transaction
+from .database import Database, transaction
 from .errors import InvalidTransition, NotFound
 from .mail import MailQueue, documents_text
 from .models import ConsultationState, Stage, check_transition
@@ -35,7 +34,7 @@ class Closing:
 PATIENT_SOURCES: Final = ("closing", "chat")
 
 
-def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[str]:
+def live_document_ids(conn: Database, consultation_id: str) -> list[str]:
     """The ids of the consultation's documents shared with the patient that were not removed."""
     rows = conn.execute("SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL"
                         " AND (shared = 1 OR (shared IS NULL AND source IN ('closing', 'chat')))"
@@ -43,7 +42,7 @@ def live_document_ids(conn: sqlite3.Connection, consultation_id: str) -> list[st
     return [row["id"] for row in rows]
 
 
-def choose_shared(conn: sqlite3.Connection, consultation_id: str, share: Collection[str]) -> None:
+def choose_shared(conn: Database, consultation_id: str, share: Collection[str]) -> None:
     """Share exactly the documents in `share` (ValueError for an id not of this consultation)."""
     known = {row["id"] for row in conn.execute(
         "SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL", (consultation_id,))}
@@ -57,7 +56,7 @@ def choose_shared(conn: sqlite3.Connection, consultation_id: str, share: Collect
 class Closer:
     """Closes consultations.  Blocking: call from the worker thread."""
 
-    def __init__(self, conn: sqlite3.Connection, agenda: Agenda, links: PatientLinks, mail: MailQueue) -> None:
+    def __init__(self, conn: Database, agenda: Agenda, links: PatientLinks, mail: MailQueue) -> None:
         self._conn = conn
         self._agenda = agenda
         self._links = links

@@ -7,12 +7,11 @@ latest entry of a subject is what counts.  Each entry is audited too.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import uuid
 from typing import Any, Final
 
 from . import audit, timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 from .notices import NOTICES
 
@@ -39,14 +38,14 @@ class ConsentEntry:
         return dataclasses.asdict(self)
 
 
-def _entry(row: sqlite3.Row) -> ConsentEntry:
+def _entry(row: Row) -> ConsentEntry:
     return ConsentEntry(**{f.name: row[f.name] for f in dataclasses.fields(ConsentEntry)})
 
 
 class ConsentLedger:
     """Rows of `consent_entry`; blocking, call from the clinic's worker thread."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def record(self, consultation_id: str, actor: str, subject: str, decision: str, notice_version: str,
@@ -67,8 +66,11 @@ class ConsentLedger:
                 at=timestamps.to_text(timestamps.utc_now()),
             )
             names = [f.name for f in dataclasses.fields(ConsentEntry)]
-            conn.execute(f"INSERT INTO consent_entry ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                         tuple(getattr(entry, n) for n in names))
+            # the ledger's own order (decisions within one second too), taken under the write lock
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM consent_entry").fetchone()[0]
+            conn.execute(f"INSERT INTO consent_entry (seq, {', '.join(names)})"
+                         f" VALUES (?, {', '.join('?' * len(names))})",
+                         (seq, *(getattr(entry, n) for n in names)))
             actor_id = row["patient_id"] if actor == "patient" else row["practitioner_id"]
             audit.append(conn, actor, actor_id, "consent.record", patient_id=row["patient_id"],
                          consultation_id=consultation_id, object_id=entry.id)
@@ -77,16 +79,16 @@ class ConsentLedger:
     def latest(self, consultation_id: str, subject: str = "teleconsultation") -> ConsentEntry | None:
         """The decision that counts now for a subject of a consultation, or None (not asked yet)."""
         row = self._conn.execute(
-            "SELECT * FROM consent_entry WHERE consultation_id = ? AND subject = ? ORDER BY at DESC, rowid DESC"
+            "SELECT * FROM consent_entry WHERE consultation_id = ? AND subject = ? ORDER BY seq DESC"
             " LIMIT 1", (consultation_id, subject)).fetchone()
         return None if row is None else _entry(row)
 
     def of_consultation(self, consultation_id: str) -> list[ConsentEntry]:
-        rows = self._conn.execute("SELECT * FROM consent_entry WHERE consultation_id = ? ORDER BY at, rowid",
+        rows = self._conn.execute("SELECT * FROM consent_entry WHERE consultation_id = ? ORDER BY seq",
                                   (consultation_id,)).fetchall()
         return [_entry(r) for r in rows]
 
     def of_patient(self, patient_id: str) -> list[ConsentEntry]:
-        rows = self._conn.execute("SELECT * FROM consent_entry WHERE patient_id = ? ORDER BY at, rowid",
+        rows = self._conn.execute("SELECT * FROM consent_entry WHERE patient_id = ? ORDER BY seq",
                                   (patient_id,)).fetchall()
         return [_entry(r) for r in rows]

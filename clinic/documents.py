@@ -9,28 +9,32 @@ are always those of the plain file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import errno
 import hashlib
 import logging
 import os
 import pathlib
-import sqlite3
 import threading
+import time
 import uuid
 from typing import Final, cast
 
 from sealing import Keyring, SealedWriter, is_sealed, open_file
 
 from . import timestamps
-from .database import transaction
-from .errors import NotFound
+from .database import Database, Row, transaction
+from .errors import ActClosed, NotFound
 from .filetypes import HEAD_BYTES, sniff_media_type
-from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, Document, DocumentAuthor, DocumentSource
+from .models import DOCUMENT_AUTHORS, DOCUMENT_SOURCES, ConsultationState, Document, DocumentAuthor, DocumentSource
 
 logger = logging.getLogger(__name__)
 
 PART_SUFFIX: Final = ".part"
+#: An upload's temporary file untouched this long is a crash's leftover (each write touches it).
+STALE_PART: Final = datetime.timedelta(hours=1)
 _READ_BYTES: Final = 1 << 20
 
 
@@ -56,7 +60,7 @@ def _fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def _document(row: sqlite3.Row) -> Document:
+def _document(row: Row) -> Document:
     return Document(**{f.name: row[f.name] for f in dataclasses.fields(Document)})
 
 
@@ -201,19 +205,26 @@ class DocumentBook:
     Blocking: every method runs SQL or file-system calls, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, directory: pathlib.Path, keyring: Keyring | None = None) -> None:
+    def __init__(self, conn: Database, directory: pathlib.Path, keyring: Keyring | None = None) -> None:
         """Work on `conn`, with files under `directory`, sealed with `keyring` when given."""
         self._conn = conn
         self.directory = directory
         self.keyring = keyring
 
-    def sweep(self) -> int:
-        """Delete temporary files left by a crash mid-upload; return how many."""
+    def sweep(self, older_than: datetime.timedelta = STALE_PART) -> int:
+        """Delete temporary files left by a crash mid-upload; return how many.
+
+        Only files untouched for `older_than`: with a folder shared by several nodes,
+        a younger one may be another node's upload in progress.
+        """
         removed = 0
         if self.directory.is_dir():
+            before = time.time() - older_than.total_seconds()
             for part in self.directory.glob(f"*/.*{PART_SUFFIX}"):
-                part.unlink(missing_ok=True)
-                removed += 1
+                with contextlib.suppress(FileNotFoundError):  # finished or swept by another node
+                    if part.stat().st_mtime < before:
+                        part.unlink()
+                        removed += 1
         if removed:
             logger.warning("Removed %d unfinished document file(s) left by a previous run", removed)
         return removed
@@ -227,30 +238,34 @@ class DocumentBook:
         self.patient_of(consultation_id)
         return self.directory / consultation_id
 
-    def patient_of(self, consultation_id: str) -> str:
-        """Return the patient id of a consultation; NotFound if unknown."""
+    def patient_of(self, consultation_id: str, *, refuse_closed: bool = False) -> str:
+        """Return the patient id of a consultation; NotFound if unknown, ActClosed if asked and closed."""
         row = self._conn.execute(
-            "SELECT patient_id FROM consultation WHERE id = ?", (consultation_id,)
+            "SELECT patient_id, state FROM consultation WHERE id = ?", (consultation_id,)
         ).fetchone()
         if row is None:
             raise NotFound(f"no consultation {consultation_id!r}")
+        if refuse_closed and row["state"] == ConsultationState.CLOSED.value:
+            raise ActClosed("the act is closed: no more documents can be added")
         patient_id: str = row["patient_id"]
         return patient_id
 
-    def insert(self, document: Document) -> None:
-        """Insert the row of a document whose file is already in place."""
+    def insert(self, document: Document, *, refuse_closed: bool = False) -> None:
+        """Insert the row of a document whose file is already in place (ActClosed: if asked and closed)."""
         with transaction(self._conn) as conn:
+            if refuse_closed:
+                self.patient_of(document.consultation_id, refuse_closed=True)  # under the write lock
             names = [f.name for f in dataclasses.fields(Document)]
             conn.execute(
                 f"INSERT INTO document ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                 tuple(getattr(document, name) for name in names),
             )
 
-    def publish(self, part: PartFile, document: Document) -> None:
+    def publish(self, part: PartFile, document: Document, *, refuse_closed: bool = False) -> None:
         """Rename a finished file to its final name, then insert its row; on failure nothing stays."""
         try:
             part.publish()
-            self.insert(document)
+            self.insert(document, refuse_closed=refuse_closed)
         except BaseException:
             part.discard()
             raise
@@ -298,7 +313,7 @@ class DocumentBook:
             where.append("patient_id = ?")
             args.append(patient_id)
         found = self._conn.execute(
-            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, rowid", args
+            f"SELECT * FROM document WHERE {' AND '.join(where)} ORDER BY created_at, id", args
         ).fetchall()
         return [_document(row) for row in found]
 

@@ -28,7 +28,16 @@ class InvalidTransition(ClinicError):
 
 
 class TooManyAttempts(ClinicError):
-    """Too many failed logins or date-of-birth checks recently: try again later."""
+    """Too many failed logins or date-of-birth checks recently: try again later.
+
+    `scope` names the limit reached ("account" when a login is only slowed down);
+    `retry_after` is the wait in seconds, when known.
+    """
+
+    def __init__(self, message: str, *, scope: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.retry_after = retry_after
 
 
 class WrongBirthDate(ClinicError):
@@ -59,9 +68,34 @@ class DocumentTooLarge(ClinicError):
         self.limit = limit
 
 
+class QuotaExceeded(ClinicError):
+    """Storing more would pass a side's (`scope` "side") or a consultation's upload quota."""
+
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(f"the {scope}'s upload quota of {limit} bytes is used up")
+        self.scope = scope
+        self.limit = limit
+
+
+class ActClosed(ClinicError):
+    """The consultation's act is closed: nothing more may be added to it (but by the closing rules)."""
+
+
 class DocumentTypeRefused(ClinicError):
     """A document's content (sniffed from its bytes) is not among the allowed types."""
 
     def __init__(self, media_type: str) -> None:
         super().__init__(f"documents of type {media_type} are not accepted")
         self.media_type = media_type
+
+
+class ConstraintViolated(ClinicError):
+    """The database refused a write: a unique key, a foreign key, or the append-only audit rule."""
+
+
+class DatabaseUnavailable(ClinicError):
+    """The configured PostgreSQL server cannot be reached (or refused our credentials)."""
+
+
+class CopyRefused(ClinicError):
+    """A database copy cannot start: the target already holds data, or the schemas differ."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from typing import Final
 
 #: How many leading bytes sniff_media_type() looks at (enough for WebM's DocType and Ogg's codec).
@@ -14,13 +15,37 @@ MAX_NAME_CHARS: Final = 120
 
 OCTET_STREAM: Final = "application/octet-stream"
 
+DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX: Final = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+ODT: Final = "application/vnd.oasis.opendocument.text"
+ODS: Final = "application/vnd.oasis.opendocument.spreadsheet"
+ODP: Final = "application/vnd.oasis.opendocument.presentation"
+DICOM: Final = "application/dicom"
+
+#: Types that were "application/octet-stream" (or, for HEIC/HEIF/AVIF, wrongly "video/mp4")
+#: before they were recognised: an allowed-types list that accepts any other file
+#: (octet-stream) accepts them too, as downloads, so older configs keep working.
+RECOGNISED_DOWNLOADS: Final = frozenset({
+    "image/heic", "image/heif", "image/avif", DOCX, XLSX, PPTX, ODT, ODS, ODP, DICOM,
+})
+
 #: Every type sniff_media_type() can return.
 KNOWN_MEDIA_TYPES: Final = (
-    "image/png", "image/jpeg", "image/gif", "image/webp",
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic", "image/heif",
     "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
     "video/webm", "video/x-matroska", "video/mp4", "video/ogg", "video/quicktime",
-    "application/pdf", "text/plain", OCTET_STREAM,
+    "application/pdf", DOCX, XLSX, PPTX, ODT, ODS, ODP, DICOM, "text/plain", OCTET_STREAM,
 )
+
+# ISO-BMFF brands (ftyp box) of still pictures: AVIF, then HEVC-coded HEIC, then any HEIF
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+_HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
+_HEIF_BRANDS: Final = frozenset({b"mif1", b"msf1", b"heif"})
+# ZIP entries that name an Office Open XML document's kind
+_OOXML_PARTS: Final = ((b"word/", DOCX), (b"xl/", XLSX), (b"ppt/", PPTX))
+_ODF_TYPES: Final = {t.encode(): t for t in (ODT, ODS, ODP)}
+_ZIP_ENTRY: Final = re.compile(rb"PK\x03\x04")
 
 # control characters that plain text may carry: tab, line feed, form feed, carriage return
 _TEXT_CONTROLS: Final = frozenset(b"\t\n\f\r")
@@ -51,6 +76,47 @@ def _is_utf8_text(head: bytes, complete: bool) -> bool:
     return True
 
 
+def _iso_bmff_type(head: bytes) -> str:
+    """The type of an ISO-BMFF file from its ftyp box: major brand, then compatible brands."""
+    size = min(max(int.from_bytes(head[:4], "big"), 16), len(head))
+    brands = {head[8:12]} | {head[i:i + 4] for i in range(16, size - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "image/avif"
+    if brands & _HEIC_BRANDS:
+        return "image/heic"
+    if brands & _HEIF_BRANDS:
+        return "image/heif"
+    if head[8:12] in (b"M4A ", b"M4B "):
+        return "audio/mp4"
+    if head[8:12] == b"qt  ":
+        return "video/quicktime"
+    return "video/mp4"
+
+
+def _zip_type(head: bytes) -> str:
+    """OpenDocument (its first entry `mimetype`, stored) or Office Open XML (a `word/`... entry)."""
+    name_len = int.from_bytes(head[26:28], "little")
+    extra_len = int.from_bytes(head[28:30], "little")
+    if head[30:30 + name_len] == b"mimetype":
+        start = 30 + name_len + extra_len
+        declared = head[start:start + int.from_bytes(head[18:22], "little")]  # stored: its size is known
+        if declared in _ODF_TYPES:
+            return _ODF_TYPES[declared]
+    for match in _ZIP_ENTRY.finditer(head):
+        at = match.start()
+        length = int.from_bytes(head[at + 26:at + 28], "little")
+        name = head[at + 30:at + 30 + length]
+        for prefix, media_type in _OOXML_PARTS:
+            if name.startswith(prefix):
+                return media_type
+    return OCTET_STREAM
+
+
+def accepted(media_type: str, allowed: Collection[str]) -> bool:
+    """Whether an allowed-types list accepts a sniffed type (see RECOGNISED_DOWNLOADS)."""
+    return media_type in allowed or (OCTET_STREAM in allowed and media_type in RECOGNISED_DOWNLOADS)
+
+
 def sniff_media_type(head: bytes, *, complete: bool = False) -> str:
     """Return the media type of a file from its first bytes (HEAD_BYTES suffice).
 
@@ -76,12 +142,11 @@ def sniff_media_type(head: bytes, *, complete: bool = False) -> str:
         # EBML header: the DocType says WebM or Matroska
         return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"M4A ", b"M4B "):
-            return "audio/mp4"
-        if brand == b"qt  ":
-            return "video/quicktime"
-        return "video/mp4"
+        return _iso_bmff_type(head)
+    if head[128:132] == b"DICM":
+        return DICOM
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_type(head)
     if head[4:8] in (b"moov", b"mdat", b"wide") and int.from_bytes(head[:4], "big") >= 8:
         return "video/quicktime"
     if head.startswith(b"ID3") or _is_mp3_frame(head):

@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 import uuid
 from typing import Final
 
 from . import audit, timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 
 logger = logging.getLogger(__name__)
+
+#: How long a node that claimed a message for sending has it to itself.
+SEND_LEASE: Final = datetime.timedelta(minutes=5)
 
 KINDS: Final = ("invitation", "documents")
 MAX_ERROR = 200
@@ -90,7 +92,7 @@ def _time(text: str | None) -> datetime.datetime | None:
     return None if text is None else timestamps.from_text(text)
 
 
-def _message(row: sqlite3.Row) -> MailMessage:
+def _message(row: Row) -> MailMessage:
     return MailMessage(
         id=row["id"], kind=row["kind"], recipient=row["recipient"], subject=row["subject"], body=row["body"],
         patient_id=row["patient_id"], consultation_id=row["consultation_id"], state=row["state"],
@@ -106,10 +108,10 @@ class MailQueue:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
-    def enqueue(self, conn: sqlite3.Connection, kind: str, recipient: str, subject: str, body: str, *,
+    def enqueue(self, conn: Database, kind: str, recipient: str, subject: str, body: str, *,
                 patient_id: str | None, consultation_id: str | None) -> str:
         """Queue a message (inside the caller's transaction); returns its id."""
         if kind not in KINDS:
@@ -126,13 +128,22 @@ class MailQueue:
         logger.info("Mail(%s) %s queued", message_id, kind)
         return message_id
 
-    def due(self, limit: int = 20) -> list[MailMessage]:
-        """Queued messages whose next attempt is due, oldest first."""
-        rows = self._conn.execute(
-            "SELECT * FROM mail_message WHERE state = 'queued' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, created_at LIMIT ?",
-            (timestamps.to_text(timestamps.utc_now()), limit),
-        ).fetchall()
+    def due(self, limit: int = 20, lease: datetime.timedelta = SEND_LEASE) -> list[MailMessage]:
+        """Claim the queued messages whose next attempt is due, oldest first.
+
+        Claimed messages are not due again before `lease` is over, so with several
+        nodes sending from one database each message is tried by one node; one that
+        died mid-send leaves its messages to the others after the lease.
+        """
+        now = timestamps.utc_now()
+        with transaction(self._conn) as conn:
+            rows = conn.execute(
+                "SELECT * FROM mail_message WHERE state = 'queued' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, created_at LIMIT ?",
+                (timestamps.to_text(now), limit),
+            ).fetchall()
+            conn.executemany("UPDATE mail_message SET next_attempt_at = ? WHERE id = ?",
+                             [(timestamps.to_text(now + lease), row["id"]) for row in rows])
         return [_message(row) for row in rows]
 
     def next_due_at(self) -> datetime.datetime | None:

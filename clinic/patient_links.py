@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 import uuid
 
 from . import audit, timestamps, tokens
 from .accounts import Attempts, RateLimit
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import LinkGone, NotFound, WrongBirthDate
 
 logger = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def _time(text: str | None) -> datetime.datetime | None:
     return None if text is None else timestamps.from_text(text)
 
 
-def _link(row: sqlite3.Row) -> PatientLink:
+def _link(row: Row) -> PatientLink:
     return PatientLink(
         id=row["id"], patient_id=row["patient_id"], consultation_id=row["consultation_id"],
         expires_at=timestamps.from_text(row["expires_at"]), revoked_at=_time(row["revoked_at"]),
@@ -70,11 +69,11 @@ class PatientLinks:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, attempts: Attempts) -> None:
+    def __init__(self, conn: Database, attempts: Attempts) -> None:
         self._conn = conn
         self._attempts = attempts
 
-    def create(self, conn: sqlite3.Connection, patient_id: str, consultation_id: str,
+    def create(self, conn: Database, patient_id: str, consultation_id: str,
                lifetime: datetime.timedelta) -> tuple[PatientLink, str]:
         """A new link (inside the caller's transaction); returns the clear token once."""
         token = tokens.new_token()
@@ -150,7 +149,7 @@ class PatientLinks:
         logger.info("PatientLink(%s) opened", link.id)
         return link, session
 
-    def _opened(self, conn: sqlite3.Connection, link_id: str, now: datetime.datetime) -> None:
+    def _opened(self, conn: Database, link_id: str, now: datetime.datetime) -> None:
         text = timestamps.to_text(now)
         conn.execute("UPDATE patient_link SET first_opened_at = COALESCE(first_opened_at, ?), last_opened_at = ?"
                      " WHERE id = ?", (text, text, link_id))

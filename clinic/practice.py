@@ -8,16 +8,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 import pathlib
-import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
 from . import audit
-from .accounts import Accounts, Login, RateLimit, WebSession
+from .account_admin import AccountAdmin
+from .accounts import Accounts, Login, LoginPolicy, WebSession
 from .agenda import Agenda
 from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing, live_document_ids
-from .database import transaction
+from .database import Database, transaction
 from .mail import MailMessage, MailQueue, invitation_text
 from .models import Consultation, Patient, Practitioner, Role
 from .patient_links import PatientLink, PatientLinks
@@ -41,10 +41,11 @@ class Runner(Protocol):
 class Practice:
     """Async facade; the sync parts are only ever used from the database thread."""
 
-    def __init__(self, run: Runner, conn: sqlite3.Connection, registry: Registry, agenda: Agenda) -> None:
+    def __init__(self, run: Runner, conn: Database, registry: Registry, agenda: Agenda) -> None:
         self._run = run
         self._conn = conn
         self._accounts = Accounts(conn, registry)
+        self._admin = AccountAdmin(conn)
         self._records = Records(conn, registry, agenda)
         self._links = PatientLinks(conn, self._accounts.attempts)
         self._mail = MailQueue(conn)
@@ -54,14 +55,31 @@ class Practice:
 
     # accounts
 
-    async def login(self, email: str, password: str, *, address: str, limit: RateLimit,
+    async def set_practitioner_disabled(self, email: str, disabled: bool) -> tuple[str, int]:
+        """The operator disables (every session ends) or enables an account: (id, sessions ended)."""
+        return await self._run(self._admin.set_disabled, email, disabled)
+
+    async def reset_practitioner_password(self, email: str, password: str) -> tuple[str, int]:
+        """The operator sets a new password; every session of the account ends: (id, sessions ended)."""
+        return await self._run(self._admin.reset_password, email, password)
+
+    async def change_password(self, practitioner_id: str, old: str, new: str, keep_token: str) -> int | None:
+        """A practitioner's own change (old password required); None when it is wrong, else other sessions ended."""
+        async with self._hashing:  # two argon2 runs: bounded like logins
+            return await self._run(self._admin.change_password, practitioner_id, old, new, keep_token)
+
+    async def practitioner_count(self) -> int:
+        return await self._run(self._admin.count)
+
+    async def login(self, email: str, password: str, *, address: str, policy: LoginPolicy,
                     lifetime: datetime.timedelta, previous_token: str | None) -> Login | None:
         """Check a login (rate-limited) and open a new session; None if refused.
 
+        The attempt is counted before the password is checked (see Accounts.begin_login).
         The argon2 check runs in a thread of its own, not the database's: a burst of
         logins never stalls the waiting rooms' database calls.
         """
-        check = await self._run(self._accounts.begin_login, email, address=address, limit=limit)
+        check = await self._run(self._accounts.begin_login, email, address=address, policy=policy)
         if check is None:
             return None
         async with self._hashing:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from . import timestamps
-from .database import transaction
+from .database import Database, Row, transaction
 from .errors import NotFound
 from .models import NetTest, Readiness, Role
 
@@ -15,7 +14,7 @@ logger = logging.getLogger(__name__)
 _TEST_COLUMNS = ("verdict", "reason", "rtt_ms", "jitter_ms", "loss_pct", "up_kbps", "down_kbps", "relay")
 
 
-def _readiness(row: sqlite3.Row) -> Readiness:
+def _readiness(row: Row) -> Readiness:
     test = None
     if row["verdict"] is not None:
         relay = row["relay"]
@@ -47,7 +46,7 @@ class ReadinessBook:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def save(self, consultation_id: str, role: Role, *, mic: str, camera: str, test: NetTest | None) -> Readiness:

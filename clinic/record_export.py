@@ -19,7 +19,6 @@ import logging
 import os
 import pathlib
 import shutil
-import sqlite3
 import tempfile
 import zipfile
 from typing import Any, Final
@@ -28,7 +27,7 @@ from sealing import Keyring, open_file
 
 from . import audit, timestamps
 from .consent import ConsentEntry, ConsentLedger
-from .database import transaction
+from .database import Database, transaction
 from .errors import ClinicError, NotFound
 from .filetypes import safe_name
 from .models import Consultation, Document, Patient
@@ -126,7 +125,7 @@ def write_archive(contents: RecordContents, documents_dir: pathlib.Path, keyring
     return path
 
 
-def read_contents(conn: sqlite3.Connection, patient: Patient, consultations: list[Consultation],
+def read_contents(conn: Database, patient: Patient, consultations: list[Consultation],
                   documents: list[Document]) -> RecordContents:
     """The consents and audit extract of a record (the caller checked access)."""
     return RecordContents(patient, consultations, documents, ConsentLedger(conn).of_patient(patient.id),
@@ -142,7 +141,7 @@ _BY_CONSULTATION: Final = (
 )
 
 
-def retention_until(conn: sqlite3.Connection, patient_id: str, retention_days: int) -> datetime.date:
+def retention_until(conn: Database, patient_id: str, retention_days: int) -> datetime.date:
     """The first day the record may be erased: its last consultation (or creation) plus the retention."""
     row = conn.execute("SELECT created_at FROM patient WHERE id = ?", (patient_id,)).fetchone()
     if row is None:
@@ -153,7 +152,7 @@ def retention_until(conn: sqlite3.Connection, patient_id: str, retention_days: i
     return (timestamps.from_text(start) + datetime.timedelta(days=retention_days)).date()
 
 
-def erase(conn: sqlite3.Connection, patient_id: str, retention_days: int,
+def erase(conn: Database, patient_id: str, retention_days: int,
           today: datetime.date | None = None) -> list[str]:
     """Delete every row of the patient (ErasureRefused before the retention date); returns the
     consultation ids, whose folders the caller deletes.  One audit entry by the operator."""

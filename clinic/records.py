@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sqlite3
 import uuid
 
 from . import audit, timestamps, tokens
 from .agenda import Agenda, _consultation
-from .database import transaction
+from .database import Database, transaction
 from .errors import NotFound
 from .models import Consultation, Patient, Practitioner, Role
 from .registry import Registry, _patient, normalise_email
@@ -54,7 +53,7 @@ class Records:
     Blocking: every method runs SQL, so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, registry: Registry, agenda: Agenda) -> None:
+    def __init__(self, conn: Database, registry: Registry, agenda: Agenda) -> None:
         self._conn = conn
         self._registry = registry
         self._agenda = agenda

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import logging
-import sqlite3
 import uuid
 
 from . import timestamps
-from .database import transaction
-from .errors import AlreadyExists, NotFound
+from .database import Database, Row, transaction
+from .errors import AlreadyExists, ConstraintViolated, NotFound
 from .models import Patient, Practitioner
 from .passwords import Passwords
 
@@ -24,11 +23,11 @@ def normalise_email(email: str) -> str:
     return canonical
 
 
-def _practitioner(row: sqlite3.Row) -> Practitioner:
+def _practitioner(row: Row) -> Practitioner:
     return Practitioner(id=row["id"], email=row["email"], display_name=row["display_name"])
 
 
-def _patient(row: sqlite3.Row) -> Patient:
+def _patient(row: Row) -> Patient:
     return Patient(
         id=row["id"],
         name=row["name"],
@@ -43,7 +42,7 @@ class Registry:
     Blocking: every method runs SQL (and maybe argon2), so call it from the worker thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, passwords: Passwords) -> None:
+    def __init__(self, conn: Database, passwords: Passwords) -> None:
         """Work on `conn`, hashing passwords with `passwords`."""
         self._conn = conn
         self._passwords = passwords
@@ -69,7 +68,7 @@ class Registry:
                         timestamps.to_text(timestamps.utc_now()),
                     ),
                 )
-        except sqlite3.IntegrityError as exc:
+        except ConstraintViolated as exc:
             if self._practitioner_row(email) is not None:
                 raise AlreadyExists("a practitioner with this email already exists") from exc
             raise
@@ -115,8 +114,8 @@ class Registry:
             raise NotFound(f"no practitioner {practitioner_id!r}")
         return _practitioner(row)
 
-    def _practitioner_row(self, email: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn.execute(
+    def _practitioner_row(self, email: str) -> Row | None:
+        row: Row | None = self._conn.execute(
             "SELECT * FROM practitioner WHERE email = ?", (email,)
         ).fetchone()
         return row

@@ -133,6 +133,5 @@ class Recorder:
 
 def _codec(producer: Producer) -> str:
     """The negotiated codec of a producer's receiver ("vp8", "opus", "h264"...)."""
-    codecs = producer.receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
     # RED (sfu/red.py) only wraps Opus: the producer gives frame sinks the Opus inside
-    return next((str(c.name).lower() for c in codecs.values() if c.name.lower() not in ("rtx", "red")), "")
+    return producer.codec

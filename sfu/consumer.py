@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtpPacket
 
 from . import red
+from .egress import RtpEgress
+from .packet import Packet
 from .repair import RetransmitGate
-from .rtp_forward import RtpEgress
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -96,15 +96,13 @@ class Consumer(MediaStreamTrack):
         if self._producer is not None:
             self._producer.request_keyframe()
 
-    def on_nack(self) -> None:
-        self.nacks_received += 1
-
-    async def retransmit(self, sequence_number: int) -> None:
+    def retransmit(self, sequence_number: int) -> None:
         """The subscriber lost a packet (NACK): send it again from our history, once per round trip."""
+        self.nacks_received += 1
         if self._egress is not None and self._retransmits.allow(sequence_number, time.monotonic(), self.rtt()):
             self._egress.retransmit(sequence_number)
 
-    def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
         """One packet from `producer`; `key`: it starts a keyframe (always true for audio)."""
         egress = self._egress
         if egress is None:
@@ -124,7 +122,7 @@ class Consumer(MediaStreamTrack):
             return
         self._send(egress, packet, now, producer)
 
-    def _send(self, egress: RtpEgress, packet: RtpPacket, now: float, producer: Producer) -> None:
+    def _send(self, egress: RtpEgress, packet: Packet, now: float, producer: Producer) -> None:
         payload_type = None
         if self.kind == "audio":  # RED or Opus, as each leg negotiated
             adapted = red.adapt(producer.codec_name(packet.payload_type), packet, egress.payload_types)

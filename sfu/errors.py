@@ -11,3 +11,7 @@ class MediaError(SfuError):
 
 class ClosedError(SfuError):
     """The object was closed."""
+
+
+class DiscoveryFailed(SfuError):
+    """The STUN server did not tell the public address (no answer, or a bad one)."""

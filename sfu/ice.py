@@ -8,6 +8,11 @@ aioice has no setting for either, so `IcePolicy.install()` replaces
 process-wide.  The server gathers host candidates only: browsers use STUN/TURN,
 the server is the reachable end.  Every socket it binds passes its datagrams
 through the policy's `UdpGuard` first (udp_guard.py).
+
+Behind 1:1 NAT (a cloud VM, a Docker bridge) the bound address is not the one
+browsers can reach: `announced` maps a bound address to the address(es) put in
+its candidates instead (mediasoup's announcedAddress); one socket per announced
+address, since aioice pairs one candidate per socket.
 """
 
 from __future__ import annotations
@@ -17,16 +22,18 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
-from .udp_guard import STUN, UdpGuard
+from . import aiortc_hooks as hooks
+from .udp_guard import RTCP, RTP, STUN, UdpGuard
 
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_ORIGINAL_GET_HOST_ADDRESSES = hooks.original_host_addresses()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,8 @@ class IcePolicy:
     addresses: list[str] = field(default_factory=list)
     port_min: int = 40000
     port_max: int = 40999
+    # bound address -> addresses announced for it (the NAT's outside addresses)
+    announced: dict[str, list[str]] = field(default_factory=dict)
     # drops malformed or misdirected datagrams; its counters are the operator's metric
     guard: UdpGuard = field(default_factory=UdpGuard, compare=False)
 
@@ -46,36 +55,31 @@ class IcePolicy:
 
     def install(self) -> None:
         """Apply this policy to every ICE connection made from now on in this process."""
-        policy = self
-
-        async def get_component_candidates(
-            conn: aioice.ice.Connection, component: int, addresses: list[str], timeout: int = 5
-        ) -> list[Candidate]:
-            return await policy._gather(conn, component, addresses)
-
-        aioice.ice.get_host_addresses = self.host_addresses
-        aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign,assignment]
+        hooks.replace_host_addresses(self.host_addresses)
+        hooks.replace_candidate_gathering(self._gather)
 
     async def _gather(self, conn: aioice.ice.Connection, component: int, addresses: list[str]) -> list[Candidate]:
         loop = asyncio.get_running_loop()
         candidates = []
         for address in addresses:
-            bound = await self._bind(loop, conn, address)
-            if bound is None:
-                logger.warning("ICE could not bind %s in ports %d-%d", address, self.port_min, self.port_max)
-                continue
-            protocol, port = bound
-            protocol.local_candidate = Candidate(
-                foundation=candidate_foundation("host", "udp", address),
-                component=component,
-                transport="udp",
-                priority=candidate_priority(component, "host"),
-                host=address,
-                port=port,
-                type="host",
-            )
-            conn._protocols.append(protocol)
-            candidates.append(protocol.local_candidate)
+            for announce in self.announced.get(address) or [address]:
+                bound = await self._bind(loop, conn, address)
+                if bound is None:
+                    logger.warning("ICE could not bind %s in ports %d-%d", address, self.port_min, self.port_max)
+                    continue
+                protocol, port = bound
+                # 1:1 NAT keeps the port: the outside address with the bound port reaches this socket
+                protocol.local_candidate = Candidate(
+                    foundation=candidate_foundation("host", "udp", announce),
+                    component=component,
+                    transport="udp",
+                    priority=candidate_priority(component, "host"),
+                    host=announce,
+                    port=port,
+                    type="host",
+                )
+                hooks.add_ice_protocol(conn, protocol)
+                candidates.append(protocol.local_candidate)
         return candidates
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, conn: aioice.ice.Connection, address: str) -> tuple[Any, int] | None:
@@ -97,11 +101,16 @@ class IcePolicy:
 
 
 class GuardedProtocol(aioice.ice.StunProtocol):
-    """aioice's socket protocol behind a `UdpGuard`: where every datagram enters."""
+    """aioice's socket protocol behind a `UdpGuard`: where every datagram enters.
+
+    `media`, once set (sfu/ingress.py), takes the admitted RTP/RTCP datagrams
+    first; it returns False for those it leaves to aiortc (before the DTLS keys).
+    """
 
     def __init__(self, receiver: aioice.ice.Connection, guard: UdpGuard) -> None:
         super().__init__(receiver)
         self._guard = guard
+        self.media: Callable[[bytes], bool] | None = None
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)
@@ -111,6 +120,8 @@ class GuardedProtocol(aioice.ice.StunProtocol):
         try:
             if protocol == STUN:
                 super().datagram_received(data, addr)
+            elif (protocol == RTP or protocol == RTCP) and self.media is not None and self.media(data):
+                pass  # the SFU's fast path took it
             else:  # what aioice does with non-STUN, minus its attempt to parse it as STUN
                 self.receiver.data_received(data, self.local_candidate.component)
         except Exception as exc:  # aioice's STUN parser and handlers raise on odd input
@@ -118,8 +129,4 @@ class GuardedProtocol(aioice.ice.StunProtocol):
 
     def _from_leg(self, addr: tuple[Any, ...]) -> bool:
         # the selected pair once ICE chose one; before, any pair being checked
-        conn = self.receiver
-        remote = (addr[0], addr[1])
-        pair = conn._nominated.get(self.local_candidate.component)
-        pairs = [pair] if pair is not None else conn._check_list
-        return any(p.protocol is self and p.remote_addr == remote for p in pairs)
+        return hooks.is_from_pair(self.receiver, self, self.local_candidate.component, addr)

@@ -12,12 +12,14 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks, red, rtp_forward
+from . import aiortc_hooks as hooks
+from . import red
 from .consumer import Consumer
+from .egress import LegParameters, Outlet, RtpEgress
 from .errors import ClosedError, MediaError
+from .ingress import Ingress
 from .options import SfuOptions
 from .producer import Producer
-from .rtp_forward import LegParameters, RtpEgress
 
 if TYPE_CHECKING:
     from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -51,6 +53,7 @@ class Participant(AsyncIOEventEmitter):
         self.senders: dict[str, RTCRtpSender] = {}
         self._options = options
         self._pc: RTCPeerConnection | None = None
+        self._outlets: dict[Any, Outlet] = {}  # DTLS transport -> its sending side
         self._timeout: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -63,7 +66,7 @@ class Participant(AsyncIOEventEmitter):
 
     def rtt(self) -> float | None:
         """The round-trip time to this browser (s), as our senders measured it; None until known."""
-        rtts = [r for r in map(receiver_hooks.sender_rtt, self.senders.values()) if r is not None]
+        rtts = [r for r in map(hooks.sender_rtt, self.senders.values()) if r is not None]
         return min(rtts) if rtts else None
 
     async def handle_offer(self, sdp: str) -> str:
@@ -89,10 +92,7 @@ class Participant(AsyncIOEventEmitter):
             consumer = Consumer(kind, source)
             consumer.rtt = self.rtt
             transceiver.sender.replaceTrack(consumer)
-            _forward_keyframe_requests(transceiver.sender, consumer)
-            _forward_packets(transceiver.sender, consumer)
-            receiver_hooks.watch_remb(transceiver.sender, consumer.on_estimate)
-            receiver_hooks.count_retransmits(transceiver.sender, consumer.on_nack)
+            _forward_packets(transceiver.sender, consumer, self._outlets)
             self.senders[source] = transceiver.sender
             self.producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
@@ -105,10 +105,10 @@ class Participant(AsyncIOEventEmitter):
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             for t in pc.getTransceivers():
-                if not t._codecs:
+                if not hooks.negotiated_codecs(t):
                     raise MediaError(f"no common {t.kind} codec (we offer {[c.mimeType for c in self._codecs(t.kind)]})")
             for t, media in zip(pc.getTransceivers(), SessionDescription.parse(sdp).media):
-                _ask_opus_repair(t._codecs, media.rtp.codecs, self._options)
+                _ask_opus_repair(hooks.negotiated_codecs(t), media.rtp.codecs, self._options)
             await pc.setLocalDescription(await pc.createAnswer())
         except MediaError:
             self._drop_media()
@@ -118,8 +118,15 @@ class Participant(AsyncIOEventEmitter):
             raise MediaError(f"the offer could not be answered: {exc}") from None
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
+        # from the DTLS handshake on, SRTP is ours: read in the socket callback, written to the socket
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
-            rtp_forward.receive_directly(dtls)
+            self._outlets[dtls] = Outlet(dtls)
+            ingress = Ingress(dtls)
+            for t in pc.getTransceivers():
+                if t.receiver.transport is dtls:
+                    producer = next(p for p in self.producers.values() if p.receiver is t.receiver)
+                    producer.stream.outlet = self._outlets[dtls]
+                    ingress.add(producer.stream)
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
@@ -173,6 +180,7 @@ class Participant(AsyncIOEventEmitter):
         for consumer in self.consumers.values():
             consumer.stop()
         self.producers, self.consumers, self.senders = {}, {}, {}
+        self._outlets = {}
         pc, self._pc = self._pc, None
         if pc is not None:
             task = asyncio.ensure_future(pc.close())
@@ -218,23 +226,20 @@ def _ask_opus_repair(codecs: list[Any], offered: list[Any], options: SfuOptions)
         red.answer_first(codecs, offered)
 
 
-def _forward_keyframe_requests(sender: RTCRtpSender, consumer: Consumer) -> None:
-    # aiortc's sender only honours PLI/FIR when it encodes; we relay them upstream
-    def send_keyframe(*_: Any) -> None:
-        consumer.request_keyframe()
-
-    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
-
-
-def _forward_packets(sender: RTCRtpSender, consumer: Consumer) -> None:
+def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any, Outlet]) -> None:
     # once the leg is negotiated and connected, the consumer sends rewritten packets
-    # itself; the sender's RTP loop idles on the consumer (a track that never yields)
-    # and the subscriber's NACKs are answered from the consumer's history
-    send = sender.send
+    # itself; the sender's RTP loop idles on the consumer (a track that never yields),
+    # its RTCP loop reports the consumer's counts, and the subscriber's feedback
+    # (PLI/FIR, NACK, REMB) goes to the consumer
+    def start(parameters: RTCRtpSendParameters) -> None:
+        outlet = outlets.get(sender.transport) or outlets.setdefault(sender.transport, Outlet(sender.transport))
+        consumer.start(RtpEgress(consumer.kind, LegParameters(sender, parameters), outlet.send_rtp))
 
-    async def send_and_forward(parameters: RTCRtpSendParameters) -> None:
-        consumer.start(RtpEgress(consumer.kind, sender, LegParameters(sender, parameters)))
-        await send(parameters)
+    def counts() -> tuple[int, int, int, int]:
+        return consumer.egress.counts() if consumer.egress is not None else (0, 0, 0, 0)
 
-    sender.send = send_and_forward  # type: ignore[method-assign]
-    sender._retransmit = consumer.retransmit  # type: ignore[method-assign]
+    hooks.on_send(sender, start)
+    hooks.report_counts(sender, counts)
+    hooks.on_keyframe_request(sender, consumer.request_keyframe)
+    hooks.on_nack(sender, consumer.retransmit)
+    hooks.watch_remb(sender, consumer.on_estimate)

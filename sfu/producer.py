@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
-from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.codecs import depayload
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
 from aiortc.rtp import RtpPacket
 from pyee.asyncio import AsyncIOEventEmitter
 
-from . import receiver_hooks, red
+from . import aiortc_hooks as hooks
+from . import red
+from .codecs import is_keyframe_start
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
+from .ingress import RtpStream
+from .packet import Packet
 from .repair import KeyframeRequests
-from .rtp_forward import is_keyframe_start
 
 FrameSink = Callable[[EncodedFrame], None]
 # packets kept for consumers opening their gate (~1 s of 1 Mbit/s video)
 RECENT = 128
-
+# seconds between two REMBs telling the publisher its ceiling
+REMB_INTERVAL = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ logger = logging.getLogger(__name__)
 class PacketSubscriber(Protocol):
     """What a producer hands its packets to (a consumer; the producer knows nothing else of it)."""
 
-    def on_packet(self, producer: Producer, packet: RtpPacket, key: bool, now: float) -> None:
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
         """One packet, in arrival order; `key`: it starts a keyframe (always true for audio)."""
 
     def unbind(self, producer: Producer) -> None:
@@ -37,7 +42,7 @@ class PacketSubscriber(Protocol):
 
 
 class Producer(AsyncIOEventEmitter):
-    """Receives RTP packets from one `RTCRtpReceiver` and hands each to its consumers.
+    """Receives one section's packets (an `RtpStream`) and hands each to its consumers.
 
     Whole frames are assembled only for frame sinks (`add_frame_sink`, e.g. a
     recorder).  Emits "close" once.
@@ -60,9 +65,10 @@ class Producer(AsyncIOEventEmitter):
         self._seen = [-1] * 1024  # sequence numbers forwarded lately (duplicates are not)
         # the latest packets, by sequence number: a consumer opening its gate at a keyframe
         # sends those that overtook the keyframe's first packet, or the subscriber gets a hole
-        self._recent: list[RtpPacket | None] = [None] * RECENT
-        self._codec_names: dict[int, str] = {}
+        self._recent: list[Packet | None] = [None] * RECENT
         self._frame_sinks: list[FrameSink] = []
+        self._frames: JitterBuffer | None = None
+        self._timestamps = TimestampMapper()
         self.keyframe_requests = 0
         self.nacks_sent = 0
         self.bytes = 0
@@ -71,17 +77,13 @@ class Producer(AsyncIOEventEmitter):
         self._consumers: list[PacketSubscriber] = []
         self._keyframe_requests = KeyframeRequests(keyframe_request_interval)
         self._keyframe_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        # bandwidth: the lowest of the cap, our own estimate and the subscribers' wins
+        # bandwidth: the lowest of the cap and the subscribers' estimates
         self.max_bitrate = max_bitrate
-        self.own_estimate: int | None = None
         self.sent_estimate: int | None = None
         self._subscriber_estimates: dict[int, int] = {}
-        self._nacks: receiver_hooks.NackRetrier | None = None
-        self._tap = receiver_hooks.attach(receiver, kind, self._on_packet)
-        if kind == "video":
-            receiver_hooks.rewrite_remb(receiver, self._rewrite_remb)
-            self._nacks = receiver_hooks.NackRetrier(receiver, self._on_nack, rtt, on_outage=self.request_keyframe)
+        self._remb_timer: asyncio.TimerHandle | None = None
+        self.stream = RtpStream(kind, receiver, self._on_packet, self._on_nack, rtt=rtt, on_outage=self.request_keyframe)
+        hooks.on_receive(receiver, self._start)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"
@@ -90,20 +92,20 @@ class Producer(AsyncIOEventEmitter):
     def receiver(self) -> RTCRtpReceiver:
         return self._receiver
 
-    def _is_keyframe(self, data: bytes) -> bool:
-        codecs = self._receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
-        name = next((c.name.lower() for c in codecs.values() if c.name.lower() != "rtx"), "vp8")
-        return is_keyframe(name, data)
+    @property
+    def codec(self) -> str:
+        """The media codec's name in lower case ("vp8", "opus"...); "" before negotiation."""
+        # RED (sfu/red.py) only wraps Opus: frame sinks get the Opus inside
+        return next((c.name.lower() for c in self.stream.codecs.values() if c.name.lower() != "red"), "")
+
+    def _start(self, parameters: object) -> None:
+        self.stream.start(parameters)  # type: ignore[arg-type]
+        if self.kind == "video" and not self.closed:
+            self._remb_timer = asyncio.get_running_loop().call_later(0.1, self._send_remb)
 
     def codec_name(self, payload_type: int) -> str:
         """The lower-case name of the codec the publisher sends as `payload_type` ("" if unknown)."""
-        known = self._codec_names.get(payload_type)
-        if known:  # ("" is looked up again: the receiver may not know its codecs yet)
-            return known
-        codec = self._receiver._RTCRtpReceiver__codecs.get(payload_type)  # type: ignore[attr-defined]
-        name: str = codec.name.lower() if codec is not None else ""
-        self._codec_names[payload_type] = name
-        return name
+        return self.stream.codec_name(payload_type)
 
     def _on_nack(self, count: int) -> None:
         self.nacks_sent += count
@@ -121,8 +123,8 @@ class Producer(AsyncIOEventEmitter):
             self._consumers.remove(consumer)
         self._subscriber_estimates.pop(id(consumer), None)
 
-    def _on_packet(self, packet: RtpPacket) -> None:
-        # the hot path: every media packet the receiver accepts, RTX already unwrapped
+    def _on_packet(self, packet: Packet) -> None:
+        # the hot path: every media packet of the section, RTX already unwrapped
         seq = packet.sequence_number
         if packet.ssrc != self._ssrc:
             self._ssrc = packet.ssrc
@@ -136,10 +138,10 @@ class Producer(AsyncIOEventEmitter):
         self.packets += 1
         self.bytes += len(packet.payload)
         if self.kind == "video":
-            codec = self.codec_name(packet.payload_type)
-            key = is_keyframe_start(codec, packet.payload)
+            key = is_keyframe_start(self.stream.codec_name(packet.payload_type), packet.payload)
             if key:
                 self.keyframes += 1
+                self._keyframe_requests.keyframe_arrived(time.monotonic())
                 self._keyframe_requests.keyframe_arrived(time.monotonic())
             if packet.marker:
                 self.frames += 1
@@ -149,8 +151,10 @@ class Producer(AsyncIOEventEmitter):
         now = time.time()
         for consumer in self._consumers:
             consumer.on_packet(self, packet, key, now)
+        if self._frames is not None:
+            self._assemble(packet)
 
-    def received_after(self, packet: RtpPacket) -> Iterator[RtpPacket]:
+    def received_after(self, packet: Packet) -> Iterator[Packet]:
         """The packets that follow `packet` and already came (they overtook it), in order."""
         seq = packet.sequence_number
         for _ in range(RECENT - 1):
@@ -160,10 +164,15 @@ class Producer(AsyncIOEventEmitter):
                 return
             yield after
 
+    # ------------------------------------------------------------ whole frames, for frame sinks
+
     def add_frame_sink(self, sink: FrameSink) -> None:
         """Also deliver whole encoded frames to `sink` (assembled only while one is attached)."""
         if not self._frame_sinks:
-            receiver_hooks.assemble_frames(self._receiver, self.kind, self._tap, self._on_frame, self._is_keyframe)
+            if self.kind == "video":
+                self._frames = hooks.MarkerJitterBuffer(capacity=512, keyframe=self._is_keyframe, emit=self._emit)
+            else:
+                self._frames = hooks.AudioPassBuffer()
             self.request_keyframe()
         self._frame_sinks.append(sink)
 
@@ -171,18 +180,41 @@ class Producer(AsyncIOEventEmitter):
         if sink in self._frame_sinks:
             self._frame_sinks.remove(sink)
         if not self._frame_sinks:
-            self._tap.frames = None
+            self._frames = None
 
-    def _on_frame(self, codec: str, jframe: JitterFrame) -> None:
-        data = jframe.data
-        if codec == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
-            block = red.primary(data)
+    def _is_keyframe(self, data: bytes) -> bool:
+        return is_keyframe(self.codec, data)
+
+    def _assemble(self, packet: Packet) -> None:
+        codec = self.stream.codecs.get(packet.payload_type)
+        if codec is None or self._frames is None:
+            return
+        payload = packet.payload
+        if codec.name.lower() == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
+            block = red.primary(payload)
             if block is None:
                 return
-            data = block[1]
-        frame = EncodedFrame(data, jframe.timestamp, self._time_base, is_keyframe(codec, data))
+            payload = block[1]
+        try:
+            data = depayload(codec, payload) if payload else b""
+        except ValueError:
+            return
+        rtp = RtpPacket(payload_type=packet.payload_type, marker=packet.marker, sequence_number=packet.sequence_number,
+                        timestamp=packet.timestamp, ssrc=packet.ssrc, payload=packet.payload)
+        pli, frame = self._frames.add(hooks.with_depayloaded(rtp, data))
+        if frame is not None:
+            self._emit(frame)
+        if pli:
+            self.request_keyframe()
+
+    def _emit(self, jframe: JitterFrame) -> None:
+        codec = self.codec
+        timestamp = self._timestamps.map(jframe.timestamp)
+        frame = EncodedFrame(jframe.data, timestamp, self._time_base, is_keyframe(codec, jframe.data))
         for sink in list(self._frame_sinks):
             sink(frame)
+
+    # ------------------------------------------------------------ feedback to the publisher
 
     def request_keyframe(self) -> bool:
         """Ask the publisher for a keyframe; True if sent now.
@@ -208,38 +240,40 @@ class Producer(AsyncIOEventEmitter):
 
     def _send_keyframe_request(self) -> None:
         self.keyframe_requests += 1
-        self._spawn(receiver_hooks.request_keyframe(self._receiver))
+        self.stream.send_pli()
 
     def estimate(self, own: int | None = None) -> int | None:
-        """The bitrate to ask of the publisher: the lowest of cap, own and subscribers'."""
+        """The bitrate to ask of the publisher: the lowest of cap, `own` and the subscribers'."""
         known = [b for b in (own, self.max_bitrate or None, *self._subscriber_estimates.values()) if b]
         return min(known) if known else None
 
-    def _rewrite_remb(self, bitrate: int) -> int:
-        self.own_estimate = bitrate
-        self.sent_estimate = self.estimate(bitrate) or bitrate
-        return self.sent_estimate
+    def _send_remb(self) -> None:
+        # the publisher's ceiling, repeated: a browser forgets a REMB after a while
+        self._remb_timer = None
+        if self.closed:
+            return
+        wanted = self.estimate()
+        if wanted is not None and self.stream.send_remb(wanted):
+            self.sent_estimate = wanted
+        self._remb_timer = asyncio.get_running_loop().call_later(REMB_INTERVAL, self._send_remb)
 
     def on_subscriber_estimate(self, consumer: PacketSubscriber, bitrate: int) -> None:
         """A subscriber reported its bandwidth (REMB); pass a drop on at once."""
         self._subscriber_estimates[id(consumer)] = bitrate
-        wanted = self.estimate(self.own_estimate)
+        wanted = self.estimate()
         if wanted is not None and (self.sent_estimate is None or wanted < 0.9 * self.sent_estimate):
-            self.sent_estimate = wanted
-            self._spawn(receiver_hooks.send_remb(self._receiver, wanted))
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            if self.stream.send_remb(wanted):
+                self.sent_estimate = wanted
 
     def close(self) -> None:
         """Detach from consumers; safe to call twice."""
         if self.closed:
             return
         self.closed = True
-        if self._nacks is not None:
-            self._nacks.close()
+        self.stream.close()
+        if self._remb_timer is not None:
+            self._remb_timer.cancel()
+            self._remb_timer = None
         if self._keyframe_timer is not None:
             self._keyframe_timer.cancel()
             self._keyframe_timer = None
@@ -247,6 +281,6 @@ class Producer(AsyncIOEventEmitter):
             consumer.unbind(self)
         self._consumers.clear()
         self._frame_sinks.clear()
-        self._tap.frames = None
+        self._frames = None
         logger.debug("%r closed after %d frames", self, self.frames)
         self.emit("close")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+
+from .packet import Packet
 
 RED_MIME = "audio/red"
 
@@ -63,7 +64,7 @@ def with_block_type(payload: bytes, payload_type: int) -> bytes | None:
     return None
 
 
-def adapt(codec: str, packet: RtpPacket, leg: Mapping[str, int]) -> tuple[RtpPacket, int | None] | None:
+def adapt(codec: str, packet: Packet, leg: Mapping[str, int]) -> tuple[Packet, int | None] | None:
     """How to send an audio packet of `codec` on a leg with these payload types (name → PT).
 
     Returns the packet to send and its payload type (None: the leg's first
@@ -81,11 +82,8 @@ def adapt(codec: str, packet: RtpPacket, leg: Mapping[str, int]) -> tuple[RtpPac
     return _with_payload(packet, block[1]), opus
 
 
-def _with_payload(packet: RtpPacket, payload: bytes) -> RtpPacket:
+def _with_payload(packet: Packet, payload: bytes) -> Packet:
     if payload == packet.payload:
         return packet
-    out = RtpPacket(payload_type=packet.payload_type, marker=packet.marker, sequence_number=packet.sequence_number,
-                    timestamp=packet.timestamp, ssrc=packet.ssrc, payload=payload)
-    out.extensions = packet.extensions
-    out.padding_size = packet.padding_size
-    return out
+    return Packet(packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp, packet.marker,
+                  payload, packet.padding_size, packet.audio_level)

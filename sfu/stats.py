@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import receiver_hooks
+from . import aiortc_hooks as hooks
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -18,7 +18,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
     by_id: dict[str, Any] = {s.id: s for s in report}
     up: dict[str, dict[str, Any]] = {}
     for source, producer in participant.producers.items():
-        inbound = receiver_hooks.stream_statistics(producer.receiver)
+        inbound = hooks.stream_statistics(producer.receiver)
         up[source] = {
             "kind": producer.kind,
             "frames": producer.frames,
@@ -34,7 +34,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
     down: dict[str, dict[str, Any]] = {}
     for source, consumer in participant.consumers.items():
         sender = participant.senders.get(source)
-        outbound = by_ssrc.get(("outbound-rtp", sender._ssrc)) if sender is not None else None
+        egress = consumer.egress
         # aiortc files remote-inbound-rtp under the reporter's SSRC: find ours by its id
         remote = by_id.get(f"remote-inbound-rtp_{id(sender)}") if sender is not None else None
         down[source] = {
@@ -43,8 +43,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "frames_dropped": consumer.frames_dropped,
             "keyframe_requests_received": consumer.keyframe_requests,
             "nacks_received": consumer.nacks_received,
-            "packets": outbound.packetsSent if outbound else 0,
-            "bytes": outbound.bytesSent if outbound else 0,
+            "packets": egress.packets if egress else 0,
+            "bytes": egress.octets if egress else 0,
             "packets_lost": max(0, remote.packetsLost) if remote else 0,
             "fraction_lost": (remote.fractionLost / 256) if remote and remote.fractionLost is not None else 0.0,
             "estimate": consumer.estimate,

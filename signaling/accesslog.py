@@ -7,6 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from .proxy import CLIENT
+
 
 class RedactingAccessLogger(AbstractAccessLogger):
     """One line per request naming the matched route's template, never the path itself.
@@ -18,12 +20,17 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        self.logger.info("%s %s %s %d %.1f ms", request.remote, request.method, route_name(request),
+        # the client's address as the trusted proxy reported it (signaling.proxy), else the peer's
+        client = request.get(CLIENT, request.remote) if isinstance(request, web.Request) else request.remote
+        self.logger.info("%s %s %s %d %.1f ms", client, request.method, route_name(request),
                          response.status, time * 1000)
 
 
 def route_name(request: web.BaseRequest) -> str:
     """The matched route's template (e.g. `/d/{token}`), or `(no route)`."""
-    match_info = getattr(request, "match_info", None)
-    resource = match_info.route.resource if match_info is not None else None
+    # a request that failed HTTP parsing never reached the router: aiohttp's match_info
+    # then asserts, which made the access logger raise and drop the line
+    match_info = getattr(request, "_match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
     return resource.canonical if resource is not None else "(no route)"

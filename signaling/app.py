@@ -13,18 +13,28 @@ from aiohttp import web
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
+from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
 
+from . import nodes
+from .announce import announced_addresses
 from .audit_checkpoints import AuditCheckpoints
+from .body_deadline import body_deadline
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
 from .call.monitor import Monitor
 from .config import Config
-from .keys import BOARD_IMAGES, CLINIC, CONFIG, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
+from .diskspace import DiskGuard
+from .diskwatch import disk_watch
+from .failures import quiet_http_parse_errors
+from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
+from .operator_listener import operator_listener
 from .periodic import Periodic
+from .practice.account import setup_account_routes
+from .proxy import ProxyTrust
 from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
 from .routes import setup_routes
 
@@ -63,9 +73,10 @@ async def open_clinic(config: Config, keyring: Keyring | None = None) -> Clinic:
     if keyring is None and config.key_path is not None:
         keyring = await asyncio.to_thread(Keyring, config.key_path)
     return await Clinic.open(
-        config.data_path / DB_FILE,
+        config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
         keyring=keyring,
+        documents_dir=config.documents_path,
     )
 
 
@@ -99,22 +110,33 @@ def recording_audit(clinic: Clinic) -> AuditRecording:
     return audit
 
 
+def prepare_data_folders(config: Config) -> None:
+    """Before anything writes: data and outbox folders 0700, temporary files of a crash swept (blocking)."""
+    for folder in (config.data_path, config.outbox_path):
+        private_dir(folder)
+        sweep_temporary(folder)
+
+
 def make_app(config: Config) -> web.Application:
     """Build the application; storage opens and closes with it (cleanup_ctx)."""
+    quiet_http_parse_errors()
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
+    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max)
+        ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
+                        await announced_addresses(config.ice))
         ice.install()
+        await asyncio.to_thread(prepare_data_folders, config)
         keyring = await asyncio.to_thread(open_keyring, config)
         clinic = await open_clinic(config, keyring)
         app[CLINIC] = clinic
         wb = config.whiteboard
-        images = app[BOARD_IMAGES] = BoardImages(config.data_path / "whiteboard", max_px=wb.page_max_px,
+        images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
                                                  max_pages=wb.max_pdf_pages, keyring=keyring)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.data_path, keyring)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path, keyring)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
@@ -122,6 +144,9 @@ def make_app(config: Config) -> web.Application:
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images, recordings=recordings,
         ))
+        cluster = await nodes.join(config, app[HUBS])
+        if cluster is not None:
+            app[CLUSTER] = cluster
         app[MONITOR] = Monitor(app[HUBS], config.stats, ice.guard)
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
@@ -136,6 +161,8 @@ def make_app(config: Config) -> web.Application:
             retention.start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
+        if cluster is not None:
+            await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
         await checkpoints.stop()
@@ -150,6 +177,12 @@ def make_app(config: Config) -> web.Application:
         await app[HUBS].shutdown()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(operator_listener)
+    app.cleanup_ctx.append(disk_watch)
     app.on_shutdown.append(close_sockets)
     setup_routes(app, web_root())
+    setup_account_routes(app)
+    # outermost: every other middleware and handler sees the client's real address
+    app.middlewares.insert(0, ProxyTrust(config.http.trusted_proxies).middleware())
+    app.middlewares.insert(1, body_deadline)  # next: the CSRF check reads form bodies too
     return app

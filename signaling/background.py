@@ -11,6 +11,11 @@ class BackgroundService:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def alive(self) -> bool:
+        """Whether the task runs (for /readyz)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 

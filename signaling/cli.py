@@ -1,18 +1,23 @@
-"""The `teleconsult` command: serve, demo, check-config."""
+"""The `teleconsult` command: serve, demo, check-config, and the operator's commands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
+import os
 import sys
 from typing import Sequence
 
-from . import operator_commands
+from clinic import ClinicError
+from clinic.datafiles import PRIVATE_UMASK
+from cluster import ClusterError
+
+from . import database_commands, operator_commands
 from .accesslog import RedactingAccessLogger
 from .config import Config, load_config
 from .errors import ConfigError
+from .logformat import configure_logging
 
 
 def _demo(config: Config, as_json: bool) -> int:
@@ -44,12 +49,28 @@ def _serve(config: Config, demo: bool) -> int:
 
     from .app import make_app
 
+    # every file this process creates (database, documents, recordings, emails) is private
+    os.umask(PRIVATE_UMASK)
     if demo:
         _demo(config, as_json=False)
     print(f"Teleconsult: {config.http.public_url} (listening on {config.http.host}:{config.http.port})", flush=True)
-    web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
-                handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger)
+    try:
+        web.run_app(make_app(config), host=config.http.host, port=config.http.port, print=None,
+                    handle_signals=True, shutdown_timeout=5, access_log_class=RedactingAccessLogger,
+                    loop=new_event_loop(config.media.event_loop))
+    except (ClinicError, ClusterError) as exc:  # e.g. PostgreSQL or Redis unreachable at start
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The server's event loop: uvloop's (libuv: the media path's socket callbacks cost less) or asyncio's."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,21 +86,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", required=True)
     operator_commands.add_commands(sub)
+    database_commands.add_commands(sub)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(args.log_level, config.logging.format)
     if args.command == "check-config":
+        if not database_commands.check_database(config, sys.stdout):
+            return 1
         print(f"{args.config}: ok")
         return 0
+    if args.command in database_commands.COMMANDS:
+        return database_commands.run(args, config)
     if args.command == "demo":
         return _demo(config, args.json)
-    if args.command in ("practitioner", "mail", "audit", "keys", "patient"):
+    if args.command in ("practitioner", "mail", "audit", "init", "keys", "patient"):
         return operator_commands.run(args, config)
     return _serve(config, args.demo)
 

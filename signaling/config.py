@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from clinic.filetypes import KNOWN_MEDIA_TYPES
+from clinic.filetypes import DICOM, DOCX, KNOWN_MEDIA_TYPES, ODP, ODS, ODT, PPTX, XLSX
 from sealing import Keyring, SealError
 
 from .errors import ConfigError
@@ -30,6 +30,12 @@ class HttpConfig:
     port: int = 8080
     # the address browsers use; invitation links are built on it
     public_url: str = "http://127.0.0.1:8080"
+    # a request body must arrive at this average pace (bytes per second) once the grace
+    # below has passed, or the connection is closed (slow clients holding descriptors)
+    body_min_bytes_per_second: int = 1024
+    body_grace_seconds: float = 10.0
+    # networks of the reverse proxies whose X-Forwarded-For / Forwarded headers are believed
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,29 @@ class StorageConfig:
     # key file sealing documents, recordings and whiteboard images at rest (docs/encryption.md);
     # empty: stored in clear, with a warning at start
     key_file: str = ""
+    # free space (MiB) under which uploads and recordings are refused and /readyz fails
+    min_free_mb: int = 1024
+    # each kind of file's folder; empty: a folder of data_dir (docs/operations.md, several nodes)
+    documents_dir: str = ""
+    whiteboard_dir: str = ""
+    recordings_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    # empty: the embedded SQLite file in data_dir; else "postgresql://user:password@host:5432/db"
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    # empty: one node, nothing shared at run time; else "redis://[:password@]host:6379/0"
+    redis_url: str = ""
+    # this node's name in the registry; empty: host name and HTTP port
+    node_id: str = ""
+    # how often a node renews its entry and its consultations, and when they expire without it
+    heartbeat_seconds: float = 3.0
+    node_ttl_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +82,25 @@ class IceServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnounceConfig:
+    # an address of host_addresses ...
+    bind: str = ""
+    # ... and what browsers are told instead (the 1:1 NAT's outside address)
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class IceConfig:
     # UDP ports the SFU binds for media, inclusive
     port_min: int = 40000
     port_max: int = 40999
     # addresses the SFU binds and announces; empty = every interface address
     host_addresses: list[str] = field(default_factory=list)
+    # behind 1:1 NAT: the address(es) to announce for a bound address
+    announce: list[AnnounceConfig] = field(default_factory=list)
+    # "host:port" of a STUN server asked, at start, for the outside address of each
+    # host_addresses entry without an `announce`; "" = no discovery
+    discover_with_stun: str = ""
     # seconds a peer connection may take to connect before it is dropped
     connect_timeout: float = 20.0
     # STUN/TURN servers given to browsers; none by default
@@ -78,6 +120,8 @@ class MediaConfig:
     max_audio_kbps: int = 64
     # minimum seconds between two keyframe requests sent to one publisher
     keyframe_request_interval: float = 0.5
+    # the server's event loop: "uvloop" (libuv, about half the CPU per forwarded packet) or "asyncio"
+    event_loop: str = "uvloop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +158,18 @@ class AccountsConfig:
     session_hours: float = 12.0
     # mark cookies Secure even on plain-HTTP requests (behind a TLS proxy)
     secure_cookies: bool = False
-    # failed logins allowed per account and per address within the window
+    # failed logins allowed per account from one client address within the window
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
-    # take the client address for rate limits from the last X-Forwarded-For entry
-    # (only behind a reverse proxy that sets it; otherwise clients could forge it)
-    trust_forwarded_for: bool = False
+    # failed logins allowed per client address, whatever the account, within the window
+    login_address_max_failures: int = 20
+    # failed logins on one account, from every address, within the window after which
+    # addresses the owner never logged in from are slowed down (never locked)
+    login_account_ceiling: int = 10
+    # past that ceiling: one attempt per account per this many seconds from such addresses
+    login_slowdown_seconds: float = 60.0
+    # days an address the owner logged in from stays known (exempt from the slowdown)
+    login_known_address_days: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +207,29 @@ class LimitsConfig:
 class StatsConfig:
     # seconds between two collections of media statistics (and quality pushes)
     interval: float = 2.0
-    # client networks allowed to read /stats and /metrics (CIDR)
-    allowed_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    # the operator's listener (/metrics, /stats, /mail/status, /healthz, /readyz); never public
+    host: str = "127.0.0.1"
+    port: int = 9180
+    # /readyz fails when a queued mail is overdue by more than this many minutes
+    mail_stuck_minutes: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    # "text" (one readable line per event) or "json" (one JSON object per line)
+    format: str = "text"
 
 
 def _default_document_types() -> list[str]:
     return [
-        "image/png", "image/jpeg", "image/gif", "image/webp",
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic", "image/heif",
         "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
         "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
-        "application/pdf", "text/plain", "application/octet-stream",
+        "application/pdf", DOCX, XLSX, PPTX, ODT, ODS, ODP, DICOM, "text/plain", "application/octet-stream",
     ]
 
 
@@ -177,6 +240,10 @@ class DocumentsConfig:
     # days a document of any kind (imported, chat, recording, board image) is kept after it was
     # added; 0 keeps documents until removed by hand or by the record's erasure
     retention_days: int = 0
+    # bytes of documents each side may store in one consultation (chat files, closing imports)
+    max_bytes_per_side: int = 262144000
+    # bytes of documents both sides together may store in one consultation
+    max_bytes_per_consultation: int = 524288000
     # media types accepted, as sniffed from the bytes (never the name or the browser's label);
     # "application/octet-stream" is every other file, only ever offered as a download
     allowed_types: list[str] = field(default_factory=_default_document_types)
@@ -248,12 +315,16 @@ class AuditConfig:
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
@@ -277,6 +348,18 @@ class Config:
     @property
     def audit_checkpoints_path(self) -> Path:
         return self.data_path / "audit-checkpoints.jsonl"
+
+    @property
+    def documents_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.documents_dir or str(self.data_path / "documents"))
+
+    @property
+    def whiteboard_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.whiteboard_dir or str(self.data_path / "whiteboard"))
+
+    @property
+    def recordings_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.recordings_dir or str(self.data_path / "recordings"))
 
     @property
     def smtp_ca_path(self) -> Path | None:
@@ -388,6 +471,12 @@ def _validate(c: Config, where: str) -> None:
         fail("http.port", "must be between 0 and 65535")
     if not c.http.public_url.startswith(("http://", "https://")):
         fail("http.public_url", "must start with http:// or https://")
+    if c.database.url and not c.database.url.startswith(("postgresql://", "postgres://")):
+        fail("database.url", "must be empty (SQLite in data_dir) or start with postgresql://")
+    if c.cluster.redis_url and not c.cluster.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        fail("cluster.redis_url", "must be empty (one node) or start with redis://, rediss:// or unix://")
+    if not 0 < c.cluster.heartbeat_seconds * 2 <= c.cluster.node_ttl_seconds:
+        fail("cluster.heartbeat_seconds", "must be positive and at most half of cluster.node_ttl_seconds")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):
@@ -395,6 +484,22 @@ def _validate(c: Config, where: str) -> None:
             ipaddress.ip_address(addr)
         except ValueError:
             fail(f"ice.host_addresses[{i}]", f"is not an IP address: {addr!r}")
+    for i, entry in enumerate(c.ice.announce):
+        if entry.bind not in c.ice.host_addresses:
+            fail(f"ice.announce[{i}].bind", f"must be one of ice.host_addresses, got {entry.bind!r}")
+        if not entry.addresses:
+            fail(f"ice.announce[{i}].addresses", "must name at least one address")
+        for addr in entry.addresses:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                fail(f"ice.announce[{i}].addresses", f"has {addr!r}, which is not an IP address")
+    if c.ice.discover_with_stun:
+        if not c.ice.host_addresses:
+            fail("ice.discover_with_stun", "needs ice.host_addresses (the addresses whose outside address is asked)")
+        host, _, port = c.ice.discover_with_stun.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            fail("ice.discover_with_stun", f"must be \"host:port\", got {c.ice.discover_with_stun!r}")
     for i, server in enumerate(c.ice.servers):
         if not server.urls:
             fail(f"ice.servers[{i}].urls", "must name at least one stun: or turn: URL")
@@ -420,6 +525,8 @@ def _validate(c: Config, where: str) -> None:
         fail("media.max_video_kbps", "must be >= 100")
     if c.media.max_audio_kbps < 6:
         fail("media.max_audio_kbps", "must be >= 6")
+    if c.media.event_loop not in ("uvloop", "asyncio"):
+        fail("media.event_loop", 'must be "uvloop" or "asyncio"')
     if not 1 <= c.mail.smtp.port <= 65535:
         fail("mail.smtp.port", "must be between 1 and 65535")
     if c.mail.smtp.security not in ("starttls", "tls", "none"):
@@ -431,13 +538,27 @@ def _validate(c: Config, where: str) -> None:
     if c.stats.interval < 0.5:
         fail("stats.interval", "must be at least 0.5 seconds")
     _validate_recording(c.recording, fail)
-    for i, net in enumerate(c.stats.allowed_networks):
+    for i, net in enumerate(c.http.trusted_proxies):
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            fail(f"stats.allowed_networks[{i}]", f"is not a network in CIDR form: {net!r}")
+            fail(f"http.trusted_proxies[{i}]", f"is not a network in CIDR form: {net!r}")
+    if not 0 <= c.operator.port <= 65535:
+        fail("operator.port", "must be between 0 and 65535")
+    if c.operator.port and c.operator.port == c.http.port:
+        fail("operator.port", "must differ from http.port (the operator's listener is never public)")
+    if c.operator.mail_stuck_minutes <= 0:
+        fail("operator.mail_stuck_minutes", "must be positive")
+    if c.storage.min_free_mb < 0:
+        fail("storage.min_free_mb", "must be 0 (no check) or a number of MiB")
+    if c.logging.format not in ("text", "json"):
+        fail("logging.format", "must be \"text\" or \"json\"")
     if c.documents.max_upload_bytes < 1:
         fail("documents.max_upload_bytes", "must be at least 1")
+    if c.documents.max_bytes_per_side < 1:
+        fail("documents.max_bytes_per_side", "must be at least 1")
+    if c.documents.max_bytes_per_consultation < 1:
+        fail("documents.max_bytes_per_consultation", "must be at least 1")
     for i, media_type in enumerate(c.documents.allowed_types):
         if media_type not in KNOWN_MEDIA_TYPES:
             fail(f"documents.allowed_types[{i}]", f"is {media_type!r}, not one of {', '.join(KNOWN_MEDIA_TYPES)}")
@@ -478,6 +599,21 @@ def _validate(c: Config, where: str) -> None:
         fail("accounts.login_max_failures", "must be at least 1")
     if c.accounts.login_window_minutes <= 0:
         fail("accounts.login_window_minutes", "must be positive")
+    if c.http.body_min_bytes_per_second < 1:
+        fail("http.body_min_bytes_per_second", "must be at least 1")
+    if not 0 < c.http.body_grace_seconds <= 3600:
+        fail("http.body_grace_seconds", "must be between 0 and 3600")
+    if c.accounts.login_address_max_failures < 1:
+        fail("accounts.login_address_max_failures", "must be at least 1")
+    if c.accounts.login_account_ceiling < 1:
+        fail("accounts.login_account_ceiling", "must be at least 1")
+    if c.accounts.login_known_address_days <= 0:
+        fail("accounts.login_known_address_days", "must be positive")
+    # OWASP ASVS 2.2.1: no more than 100 failed attempts per hour on one account
+    if not c.accounts.login_slowdown_seconds > 0 or \
+            c.accounts.login_account_ceiling + 3600 / c.accounts.login_slowdown_seconds > 100:
+        fail("accounts.login_slowdown_seconds",
+             "must keep login_account_ceiling + 3600 / login_slowdown_seconds at most 100 (tries per hour)")
     if c.patient_access.lifetime_days <= 0:
         fail("patient_access.lifetime_days", "must be positive")
     if c.patient_access.max_failures < 1:

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 #: Types a browser may show inside the page (when also allowed by [documents] allowed_types).
 INLINE_TYPES: Final = frozenset({
-    "image/png", "image/jpeg", "image/gif", "image/webp",
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
     "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4",
     "video/webm", "video/mp4", "video/ogg", "video/quicktime", "video/x-matroska",
     "application/pdf",

@@ -38,6 +38,9 @@ MESSAGES = {
                   "Ce lien n'est plus valable : il a expiré, a été révoqué ou bloqué après trop d'essais. "
                   "Demandez un nouveau lien à votre praticien.",
                   "This link is no longer valid: it expired, was revoked or was locked after too many attempts. Ask your practitioner for a new one."),
+    "served-elsewhere": (409, "Consultation sur un autre serveur",
+                         "Cette consultation a lieu sur un autre serveur. Rechargez la page pour la rejoindre.",
+                         "This consultation is served by another server. Reload the page to join it."),
     "not-found": (404, "Page introuvable",
                   "Cette adresse ne correspond à aucune page de Teleconsult.",
                   "This address matches no Teleconsult page."),

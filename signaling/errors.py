@@ -16,3 +16,10 @@ class ProtocolError(SignalingError):
         super().__init__(message)
         self.code = code
         self.message = message
+        # the refused message's type and id, when known before the error was raised
+        self.ref_type: str | None = None
+        self.ref_id: str | None = None
+
+
+class DiskFull(SignalingError):
+    """Free space in the data directory is below [storage] min_free_mb: nothing more is written."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from cluster import Cluster
 
 from clinic import Clinic
 from clinic.boardimages import BoardImages
@@ -12,6 +13,7 @@ from clinic.boardimages import BoardImages
 from .call.hub import HubRegistry
 from .call.monitor import Monitor
 from .config import Config
+from .diskspace import DiskGuard
 from .mail_sender import Mailer
 from .recording_service import RecordingService
 
@@ -26,3 +28,9 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 PROBE_DROP_RATE = web.AppKey("probe_drop_rate", float)
 # background pages of the whiteboard, rendered in their own thread
 BOARD_IMAGES = web.AppKey("board_images", BoardImages)
+# free space of the data directory, checked before uploads and during recordings
+DISK = web.AppKey("disk", DiskGuard)
+# where the operator's listener answers (http://host:port), known once it is bound
+OPERATOR_URL = web.AppKey("operator_url", str)
+# this node's membership of the cluster, only when [cluster] redis_url is set (app.get(CLUSTER))
+CLUSTER = web.AppKey("cluster", Cluster)

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosmtplib
 
 from clinic import Clinic
+from clinic.datafiles import PRIVATE_DIR, PRIVATE_FILE
 from clinic.mail import MailMessage
 
 from .background import BackgroundService
@@ -52,10 +53,12 @@ def describe(exc: BaseException) -> str:
 
 
 def _write_eml(folder: Path, name: str, data: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     temporary = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
-        with temporary.open("xb") as file:
+        # 0600: the email holds the patient's link
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE),
+                       "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

@@ -27,6 +27,20 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--name", required=True, help="name shown to colleagues")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of stdin instead of prompting")
+    reset = psub.add_parser("reset-password", help="set a new password (prompted, or stdin); every session ends")
+    reset.add_argument("--config")
+    reset.add_argument("--email", required=True)
+    reset.add_argument("--password-stdin", action="store_true")
+    for action, text in (("disable", "refuse logins and end every session at once"), ("enable", "allow logins again")):
+        toggle = psub.add_parser(action, help=text)
+        toggle.add_argument("--config")
+        toggle.add_argument("--email", required=True)
+    init = sub.add_parser("init", help="production set-up: check the config, create the data directory "
+                                       "and the first practitioner (no demo data)")
+    init.add_argument("--config", required=True)
+    init.add_argument("--email", help="the first practitioner's email (prompted when missing)")
+    init.add_argument("--name", help="their name shown to colleagues (prompted when missing)")
+    init.add_argument("--password-stdin", action="store_true")
     mail = sub.add_parser("mail", help="the mail queue")
     msub = mail.add_subparsers(dest="action", required=True)
     status = msub.add_parser("status", help="print the queue's state as JSON (ids and counters only)")
@@ -73,20 +87,70 @@ async def _with_clinic(config: Config, work: Any) -> Any:
         await clinic.close()
 
 
+def _new_password(args: argparse.Namespace, stdin: TextIO) -> str:
+    password = _read_password(args, stdin)
+    if len(password) < 10:
+        raise ValueError("the password must have at least 10 characters")
+    return password
+
+
+def _practitioner(args: argparse.Namespace, config: Config, out: TextIO, stdin: TextIO) -> int:
+    try:
+        if args.action == "add":
+            password = _new_password(args, stdin)
+            practitioner = asyncio.run(_with_clinic(
+                config, lambda c: c.add_practitioner(args.email, password, args.name)))
+            print(f"practitioner {practitioner.id} created", file=out)
+        elif args.action == "reset-password":
+            password = _new_password(args, stdin)
+            pid, ended = asyncio.run(_with_clinic(
+                config, lambda c: c.practice.reset_practitioner_password(args.email, password)))
+            print(f"practitioner {pid}: password reset, {ended} session(s) ended", file=out)
+        else:
+            disabled = args.action == "disable"
+            pid, ended = asyncio.run(_with_clinic(
+                config, lambda c: c.practice.set_practitioner_disabled(args.email, disabled)))
+            print(f"practitioner {pid} {args.action}d" + (f", {ended} session(s) ended" if disabled else ""), file=out)
+    except (ValueError, AlreadyExists, NotFound) as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _init(args: argparse.Namespace, config: Config, out: TextIO, stdin: TextIO) -> int:
+    """Create the data directory and the first practitioner; seeds nothing else."""
+    try:
+        config.data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"teleconsult: cannot create the data directory {config.data_path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: configuration ok; data directory {config.data_path}", file=out)
+    count = asyncio.run(_with_clinic(config, lambda c: c.practice.practitioner_count()))
+    if count:
+        print(f"{count} practitioner account(s) already exist: nothing created", file=out)
+        return 0
+    if args.password_stdin:
+        email, name = args.email, args.name
+    else:
+        email = args.email or input("E-mail du premier praticien / first practitioner's email: ").strip()
+        name = args.name or input("Nom affiché / name shown: ").strip()
+    if not email or not name:
+        print("teleconsult: init needs the first practitioner's email and name", file=sys.stderr)
+        return 1
+    args.action = "add"
+    args.email, args.name = email, name
+    status = _practitioner(args, config, out, stdin)
+    if status == 0:
+        print(f"Next: teleconsult serve --config {args.config}  (or the systemd unit, docs/operations.md)", file=out)
+    return status
+
+
 def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
     """Run one operator command; returns the exit status."""
     if args.command == "practitioner":
-        try:
-            password = _read_password(args, stdin)
-            if len(password) < 10:
-                raise ValueError("the password must have at least 10 characters")
-            practitioner = asyncio.run(_with_clinic(
-                config, lambda c: c.add_practitioner(args.email, password, args.name)))
-        except (ValueError, AlreadyExists) as exc:
-            print(f"teleconsult: {exc}", file=sys.stderr)
-            return 1
-        print(f"practitioner {practitioner.id} created", file=out)
-        return 0
+        return _practitioner(args, config, out, stdin)
+    if args.command == "init":
+        return _init(args, config, out, stdin)
     if args.command == "mail":
         messages = asyncio.run(_with_clinic(config, lambda c: c.practice.mail_recent(args.limit)))
         counts = {s: sum(1 for m in messages if m.state == s) for s in ("queued", "sent", "failed")}

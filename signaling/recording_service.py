@@ -39,17 +39,19 @@ AuditRecording = Callable[[str, str, str, str | None, str | None], Awaitable[Non
 class RecordingService:
     """Owns the recordings folder and the one composing process."""
 
-    def __init__(self, config: RecordingConfig, data_path: Path, keyring: Keyring | None = None) -> None:
+    def __init__(self, config: RecordingConfig, root: Path, keyring: Keyring | None = None) -> None:
         self.config = config
         # tracks are sealed as written, the MP4 once composed (sealing/)
         self.keyring = keyring
-        self.root = data_path / "recordings"
+        self.root = root
         self.store: StoreRecording | None = None
         self.forget: ForgetRecording | None = None
         self.audit: AuditRecording | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._active: set[Recorder] = set()
+        # set by signaling.diskwatch: the data directory is under its free-space floor
+        self.disk_low = False
         # composed recordings: (consultation id, recording id) -> result, for tests and logs
         self.composed: dict[str, dict[str, Any]] = {}
 
@@ -69,6 +71,15 @@ class RecordingService:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def composer_problem(self) -> str | None:
+        """Why recordings cannot be composed (for /readyz), or None; the worker starts on first use."""
+        if self._pool is None:
+            return None
+        # a killed worker breaks the pool for good: every later composition would fail
+        if getattr(self._pool, "_broken", False):
+            return "the composing worker died"
+        return None
 
     def folder(self, consultation_id: str, recording_id: str) -> Path:
         return self.root / consultation_id / recording_id

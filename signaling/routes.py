@@ -12,6 +12,7 @@ from . import keys as app_keys
 from .accesslog import route_name
 from .call.routes import add_call_routes
 from .error_pages import error_page
+from .failures import log_failure
 from .invitation_links import InvitationRoutes
 from .practice.auth import csrf_middleware
 from .practice.closing import add_closing_routes
@@ -41,21 +42,6 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
-async def stats(request: web.Request) -> web.Response:
-    monitor = request.config_dict[app_keys.MONITOR]
-    if not monitor.allowed(request):
-        return error_page("not-found")  # no hint that it exists
-    return web.json_response(monitor.snapshot)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    monitor = request.config_dict[app_keys.MONITOR]
-    if not monitor.allowed(request):
-        return error_page("not-found")
-    return web.Response(text=monitor.prometheus(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Prometheus-Format": "0.0.4"})
-
-
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -74,13 +60,16 @@ async def security_headers(
         response = error_page("not-found")
     except web.HTTPException:
         raise
-    except Exception:
-        # the operator gets the traceback in the log; the user a plain page
+    except Exception as exc:
+        # one line with a code in the log (the traceback at DEBUG); the user a plain page;
         # the route's template, never the path: invitation and patient links carry their token in it
-        logger.exception("unhandled error on %s %s", request.method, route_name(request))
+        log_failure(logger, exc, "%s %s", request.method, route_name(request))
         response = error_page("server-error")
     if not response.prepared:
         response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
+        if request.secure or request.config_dict[app_keys.CONFIG].http.public_url.startswith("https://"):
+            # browsers then refuse plain HTTP to this site for a year (HTTPS pages only)
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
@@ -89,8 +78,6 @@ def setup_routes(app: web.Application, web_root: Path) -> None:
     app.middlewares.append(security_headers)
     app.middlewares.append(csrf_middleware)
     app.router.add_get("/healthz", health)
-    app.router.add_get("/stats", stats)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{path:.+}", static_file)
     setup_practice_routes(app)

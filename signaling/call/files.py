@@ -14,7 +14,7 @@ from .. import keys as app_keys
 from ..downloads import serve_document
 from ..error_pages import error_page
 from ..invitation_links import INVITATION
-from ..uploads import UPLOAD_ERRORS, read_upload, refusal
+from ..uploads import UPLOAD_ERRORS, read_upload, refusal, upload_quota
 from .chat import document_json, message_json
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def upload(request: web.Request) -> web.Response:
         file = read_upload(request, limit)
         document = await clinic.store_document(
             invitation.consultation_id, "chat", file.name, invitation.role.value, file.chunks,
-            max_bytes=limit, allowed_types=config.allowed_types,
+            max_bytes=limit, allowed_types=config.allowed_types, quota=upload_quota(config), refuse_closed=True,
         )
     except UPLOAD_ERRORS as exc:
         logger.info("Consultation(%s) upload refused (%s): nothing kept", invitation.consultation_id,

@@ -237,6 +237,8 @@ class Hub:
         async with self._lock:
             if self.connections.get(conn.role) is not conn:
                 raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            if kind == "record" and fields["on"] and self._recordings is not None and self._recordings.disk_low:
+                raise ProtocolError("disk-full", "the server is short of disk space: no recording can start")
             if kind == "record":
                 effects = self.recording.record(conn.role, fields["on"])
             elif kind == "recording-consent":
@@ -250,6 +252,14 @@ class Hub:
                 await target.send(message)
         await self.broadcast()
         await self._recording_follow_up(effects)
+
+    async def stop_recording_disk_full(self) -> None:
+        """The disk is short of space: a running recording stops (files kept) and both sides are told."""
+        async with self._lock:
+            effects = self.recording.disk_full()
+        if effects is not None:
+            await self.broadcast()
+            await self._recording_follow_up(effects)
 
     async def _recording_follow_up(self, effects: RecordingEffects | None = None) -> None:
         """Apply a step's recording effects once the lock is released."""

@@ -1,15 +1,12 @@
-"""Media statistics for the operator (/stats, /metrics) and quality for each browser."""
+"""Media statistics for the operator (/stats, /metrics on the operator listener) and quality for each browser."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
-
-from aiohttp import web
 
 from clinic import Role
 from sfu.stats import participant_stats
@@ -34,11 +31,12 @@ class Monitor(BackgroundService):
         self._hubs = hubs
         self._udp_guard = udp_guard  # its drop counters go out with the snapshot
         self._config = config
-        self._networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_networks]
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
         self._quality = QualityTracker()
         self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None, "udp_dropped": {}}
+        # called with each new snapshot (the Prometheus histograms)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     async def _run(self) -> None:
         while True:
@@ -66,6 +64,8 @@ class Monitor(BackgroundService):
         self._quality.forget(seen)
         dropped = dict(self._udp_guard.dropped) if self._udp_guard is not None else {}
         self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped}
+        for listener in self.listeners:
+            listener(self.snapshot)
         return self.snapshot
 
     def _add_rates(self, stats: dict[str, Any], now: float) -> None:
@@ -101,51 +101,3 @@ class Monitor(BackgroundService):
             if self._sent.get((hub.id, role)) != (mine, theirs):
                 self._sent[(hub.id, role)] = (mine, theirs)
                 await conn.send({"type": "quality", "self": mine, "peer": theirs})
-
-    def allowed(self, request: web.Request) -> bool:
-        try:
-            address = ipaddress.ip_address(request.remote or "")
-        except ValueError:
-            return False
-        return any(address in net for net in self._networks)
-
-    def prometheus(self) -> str:
-        """The last snapshot in Prometheus' text format."""
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
-            lines.append(f"# HELP teleconsult_{name} {help_text}")
-            lines.append(f"# TYPE teleconsult_{name} {kind}")
-            for labels, value in samples:
-                text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-                lines.append(f"teleconsult_{name}{{{text}}} {value}")
-
-        parts = [(room["id"], p) for room in self.snapshot["rooms"] for p in room["participants"]]
-        metric("rooms", "gauge", "Live rooms.", [({}, float(len(self.snapshot["rooms"])))])
-        metric("participants", "gauge", "Participants with media.", [({}, float(len(parts)))])
-        for direction in ("up", "down"):
-            for field, kind, text in (
-                ("packets", "counter", "RTP packets"),
-                ("bytes", "counter", "media bytes"),
-                ("packets_lost", "counter", "RTP packets lost"),
-                ("frames", "counter", "frames"),
-            ):
-                metric(
-                    f"{direction}_{field}_total", kind,
-                    f"{text} {'received from' if direction == 'up' else 'sent to'} participants.",
-                    [({"room": r, "participant": p["id"], "role": p["role"], "source": src}, float(s[field]))
-                     for r, p in parts for src, s in p[direction].items()],
-                )
-        metric("keyframe_requests_total", "counter", "Keyframe requests sent to publishers.",
-               [({"room": r, "participant": p["id"], "source": src}, float(s["keyframe_requests_sent"]))
-                for r, p in parts for src, s in p["up"].items()])
-        metric("nacks_total", "counter", "Packets a subscriber asked to resend.",
-               [({"room": r, "participant": p["id"], "source": src}, float(s["nacks_received"]))
-                for r, p in parts for src, s in p["down"].items()])
-        metric("rtt_seconds", "gauge", "Round-trip time to the participant.",
-               [({"room": r, "participant": p["id"]}, p["rtt_ms"] / 1000) for r, p in parts if p["rtt_ms"] is not None])
-        metric("loss_ratio", "gauge", "Packet loss over the last interval.",
-               [({"room": r, "participant": p["id"]}, float(p["loss"])) for r, p in parts])
-        metric("udp_dropped_total", "counter", "Datagrams the media ports dropped, by kind (sfu/udp_guard.py).",
-               [({"kind": k}, float(v)) for k, v in self.snapshot.get("udp_dropped", {}).items()])
-        return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import ProtocolError
+from ..json_bounds import MAX_JSON_DEPTH, nesting
 
 PROTOCOL_VERSION = 1
 
@@ -71,9 +72,14 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
     """Parse and validate one text frame, or raise ProtocolError naming the problem."""
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError("too-large", f"message larger than {max_bytes} bytes")
+    depth = nesting(text)
+    if depth == "too-deep":
+        raise ProtocolError("too-deep", f"message nested deeper than {MAX_JSON_DEPTH} levels")
+    if depth == "not-json":
+        raise ProtocolError("bad-json", "message is not valid JSON")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("bad-json", "message is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad-json", "message must be a JSON object")
@@ -81,13 +87,19 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
     if msg_id is not None and (not isinstance(msg_id, str) or len(msg_id) > MAX_ID_LENGTH):
         raise ProtocolError("bad-message", f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
     kind = data.pop("type", None)
-    if not isinstance(kind, str) or kind not in CLIENT_MESSAGES:
-        shown = kind if isinstance(kind, str) else "(missing)"
-        raise ProtocolError("unknown-type", f"unknown message type {shown[:40]!r}")
-    _check_fields(kind, data, CLIENT_MESSAGES[kind])
-    for (owner, name), schema in NESTED.items():
-        if owner == kind and isinstance(data.get(name), dict):
-            _check_fields(f"{kind}.{name}", data[name], schema)
+    try:
+        if not isinstance(kind, str) or kind not in CLIENT_MESSAGES:
+            shown = kind if isinstance(kind, str) else "(missing)"
+            raise ProtocolError("unknown-type", f"unknown message type {shown[:40]!r}")
+        _check_fields(kind, data, CLIENT_MESSAGES[kind])
+        for (owner, name), schema in NESTED.items():
+            if owner == kind and isinstance(data.get(name), dict):
+                _check_fields(f"{kind}.{name}", data[name], schema)
+    except ProtocolError as exc:
+        # the error names the message it refuses, as the protocol promises
+        exc.ref_type = kind if isinstance(kind, str) and kind in CLIENT_MESSAGES else None
+        exc.ref_id = msg_id
+        raise
     return ClientMessage(type=kind, fields=data, id=msg_id)
 
 

@@ -142,6 +142,14 @@ class RecordingControl:
         if self.recorder is not None:
             self.recorder.note_tracks(role.value, tracks)
 
+    def disk_full(self) -> RecordingEffects | None:
+        """The data directory is short of space: stop now, keeping what was written; None if none ran."""
+        if self.state == "off":
+            return None
+        effects = RecordingEffects()
+        self._stop("stopped: the disk is short of space", None, effects, "recording-stopped-disk-full")
+        return effects
+
     def close(self) -> RecordingEffects:
         """The call ended or the hub is going away."""
         effects = RecordingEffects()
@@ -167,7 +175,8 @@ class RecordingControl:
         effects.audits.append(("recording.start", self.id, self.by.value if self.by else None))
         logger.info("%r recording %s started", self, self.id)
 
-    def _stop(self, why: str, role: Role | None, effects: RecordingEffects) -> None:
+    def _stop(self, why: str, role: Role | None, effects: RecordingEffects,
+              announcement: str = "recording-stopped") -> None:
         recorder = self.recorder
         was = self.state
         self._reset()
@@ -175,7 +184,7 @@ class RecordingControl:
             recorder.stop()
             assert self._service is not None
             self._service.finish(recorder)
-            effects.announcements.append(("recording-stopped", {}))
+            effects.announcements.append((announcement, {}))
             effects.audits.append(("recording.stop", recorder.id, role.value if role else None))
         logger.info("%r recording (%s) %s", self, was, why)
 

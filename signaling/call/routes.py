@@ -5,12 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import keys as app_keys
+from .. import nodes
+from ..error_pages import error_page
 from ..invitation_links import INVITATION, InvitationRoutes, LinkRule
 from . import board_routes, files
 from .session import Session
 
 
 async def waiting_room(request: web.Request) -> web.StreamResponse:
+    cluster = request.config_dict.get(app_keys.CLUSTER)
+    owner = await nodes.served_elsewhere(cluster, request[INVITATION].consultation_id, claim=False)
+    if owner is not None:  # another node serves this consultation: the browser goes there
+        raise web.HTTPTemporaryRedirect(owner + request.path_qs)
     response = web.FileResponse(request.config_dict[app_keys.WEB_ROOT] / "room.html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -20,6 +26,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     invitation = request[INVITATION]
     config = request.config_dict[app_keys.CONFIG]
     hubs = request.config_dict[app_keys.HUBS]
+    cluster = request.config_dict.get(app_keys.CLUSTER)
+    if await nodes.served_elsewhere(cluster, invitation.consultation_id, claim=True) is not None:
+        return error_page("served-elsewhere")  # the page's next load is sent to the owner
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
     await ws.prepare(request)
     hub = await hubs.get(invitation.consultation_id)
@@ -28,6 +37,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await session.run()
     finally:
         hubs.release(hub)
+        await nodes.released(cluster, hubs, invitation.consultation_id)
     return ws
 
 

@@ -14,6 +14,7 @@ from sfu import ConnectionProbe, SfuError
 
 from ..config import Config
 from ..errors import ProtocolError
+from ..failures import log_failure
 from .consent import notice_json
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
@@ -147,11 +148,12 @@ class Session:
                 await self._hub.act(self.role, msg.type)
         except ProtocolError as exc:
             logger.info("%r refused a message: %s", self, exc.code)
-            await self.send(error_message(exc, ref_type, ref_id))
-        except Exception:
-            # a bug of ours must not end the session: log it, tell the client, go on
-            logger.exception("%r failed to handle %s", self, ref_type)
-            await self.send(error_message(ProtocolError("internal", "the server failed to handle this message"), ref_type, ref_id))
+            await self.send(error_message(exc, ref_type or exc.ref_type, ref_id or exc.ref_id))
+        except Exception as exc:
+            # a bug of ours must not end the session: one line with a code, tell the client, go on
+            code = log_failure(logger, exc, "%r handling %s", self, ref_type)
+            await self.send(error_message(ProtocolError("internal", f"the server failed to handle this message ({code})"),
+                                          ref_type, ref_id))
 
 
 def _net_test(raw: dict[str, Any] | None) -> NetTest | None:

@@ -75,11 +75,7 @@ async def csrf_token(request: web.Request) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's address for rate limits (the proxy's X-Forwarded-For when trusted)."""
-    if request.config_dict[app_keys.CONFIG].accounts.trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-        if forwarded:
-            return forwarded[:64]
+    """The client's address for rate limits (the one a trusted proxy reported: signaling.proxy)."""
     return request.remote or "unknown"
 
 

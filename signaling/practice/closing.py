@@ -20,7 +20,7 @@ from clinic.models import Consultation, ConsultationState
 from .. import keys as app_keys
 from ..error_pages import problem
 from ..invitation_links import INVITATION, InvitationRoutes, LinkRule
-from ..uploads import UPLOAD_ERRORS, read_upload, refusal
+from ..uploads import UPLOAD_ERRORS, read_upload, refusal, upload_quota
 from .auth import csrf_token, current_session
 from .html import closing_page
 
@@ -53,7 +53,8 @@ async def upload(request: web.Request) -> web.Response:
         file = read_upload(request, max_bytes)
         document = await clinic.store_document(consultation.id, "closing", file.name or "document", "practitioner",
                                                file.chunks, max_bytes=max_bytes,
-                                               allowed_types=config.documents.allowed_types)
+                                               allowed_types=config.documents.allowed_types,
+                                               quota=upload_quota(config.documents))
     except UPLOAD_ERRORS as exc:
         logger.info("Consultation(%s) import refused (%s): nothing kept", consultation.id, type(exc).__name__)
         return refusal(exc, max_bytes)

@@ -55,7 +55,8 @@ def page(title_key: str, body: str, *, csrf: str, logged_in: bool, status: int =
     if logged_in:
         nav = (f'<nav class="practice-nav" aria-label="{e(text("nav.main"))}" data-i18n-aria="nav.main">'
                f'<a href="/" data-testid="nav-day">{tr("nav.day")}</a>'
-               f'<a href="/patients" data-testid="nav-patients">{tr("nav.patients")}</a></nav>')
+               f'<a href="/patients" data-testid="nav-patients">{tr("nav.patients")}</a>'
+               f'<a href="/account/password" data-testid="nav-account">{tr("nav.account")}</a></nav>')
     logout = ""
     if logged_in:
         logout = (f'<form method="post" action="/logout" class="logout">{csrf_field(csrf)}'

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import zoneinfo
 from typing import Any
 
 from aiohttp import web
 
-from clinic import NotFound, Role, Stage
-from clinic.accounts import RateLimit
+from clinic import NotFound
 from clinic.errors import TooManyAttempts
-from clinic.models import Consultation, ConsultationState
+from clinic.models import Consultation
 
 from .. import keys as app_keys
+from .. import nodes
 from ..downloads import FILE_HEADERS, content_disposition, serve_document
 from ..error_pages import error_page
 from ..stored_files import temporary_file_response
@@ -29,6 +30,7 @@ from .auth import (
     see_other,
     set_session_cookie,
 )
+from .login_limits import login_policy
 from .texts import as_module
 
 logger = logging.getLogger(__name__)
@@ -66,18 +68,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     email, password = data.get("email", "").strip(), data.get("password", "")
     next_path = safe_next(data.get("next"))
-    limit = RateLimit(config.accounts.login_max_failures,
-                      datetime.timedelta(minutes=config.accounts.login_window_minutes))
+    policy = login_policy(config.accounts)
     lifetime = datetime.timedelta(hours=config.accounts.session_hours)
     try:
         done = None
         if email and password:
             done = await request.config_dict[app_keys.CLINIC].practice.login(
-                email, password, address=client_address(request), limit=limit, lifetime=lifetime,
+                email, password, address=client_address(request), policy=policy, lifetime=lifetime,
                 previous_token=request.cookies.get(SESSION_COOKIE))
-    except TooManyAttempts:
-        return pages.login_page(await csrf_token(request), error="login.too-many", email=email,
-                                next_path=next_path, status=429)
+    except TooManyAttempts as exc:
+        refused = pages.login_page(await csrf_token(request), email=email, next_path=next_path, status=429,
+                                   error="login.slowed" if exc.scope == "account" else "login.too-many")
+        refused.headers["Retry-After"] = str(math.ceil(exc.retry_after or 60))
+        return refused
     if done is None:
         return pages.login_page(await csrf_token(request), error="login.failed", email=email,
                                 next_path=next_path, status=401)
@@ -97,23 +100,18 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 # the day list
 
-def live_status(request: web.Request, consultation: Consultation) -> tuple[str, str | None]:
+def live_status(request: web.Request, consultation: Consultation,
+                elsewhere: dict[str, nodes.Status]) -> tuple[str, str | None]:
     """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
     hub = request.config_dict[app_keys.HUBS].find(consultation.id)
-    # closing happens outside the hub, so the stored state wins once closed
-    state = hub.state.consultation if hub is not None and consultation.state is not ConsultationState.CLOSED \
-        else consultation.state
-    if state is ConsultationState.CLOSED:
-        return "closed", None
-    if state is ConsultationState.ENDED:
-        return "ended", None
-    if hub is None or Role.PATIENT not in hub.connections:
-        return "absent", None
-    if hub.state.stage(Role.PATIENT) is Stage.IN_CALL:
-        return "in-call", None
-    readiness = hub.readiness.get(Role.PATIENT)
-    verdict = "untested" if readiness is None or readiness.test is None else readiness.test.verdict
-    return "waiting-room", verdict
+    if hub is None and consultation.id in elsewhere:  # served by another node
+        return elsewhere[consultation.id]
+    return nodes.hub_status(hub, consultation.state)
+
+
+async def _elsewhere(request: web.Request, found: list[tuple[Consultation, Any]]) -> dict[str, nodes.Status]:
+    return await nodes.elsewhere(request.config_dict.get(app_keys.CLUSTER), request.config_dict[app_keys.HUBS],
+                                 (c for c, _ in found))
 
 
 def _day(request: web.Request) -> tuple[datetime.date, datetime.datetime, datetime.datetime]:
@@ -130,7 +128,8 @@ async def day_list(request: web.Request) -> web.Response:
     session = await require_session(request)
     day, start, end = _day(request)
     found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
-    rows = [(c, p, *live_status(request, c)) for c, p in found]
+    elsewhere = await _elsewhere(request, found)
+    rows = [(c, p, *live_status(request, c, elsewhere)) for c, p in found]
     return pages.day_page(await csrf_token(request), day, rows, tz_of(request))
 
 
@@ -142,8 +141,9 @@ async def day_status(request: web.Request) -> web.Response:
     _, start, end = _day(request)
     found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
     data: dict[str, Any] = {}
+    elsewhere = await _elsewhere(request, found)
     for consultation, _ in found:
-        status, readiness = live_status(request, consultation)
+        status, readiness = live_status(request, consultation, elsewhere)
         data[consultation.id] = {"status": status, "readiness": readiness}
     return web.json_response(data, headers={"Cache-Control": "no-store"})
 
@@ -371,15 +371,6 @@ async def strings(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-cache"})
 
 
-async def mail_status(request: web.Request) -> web.Response:
-    """The mail queue's state for the operator (ids and counters only), restricted like /metrics."""
-    if not request.config_dict[app_keys.MONITOR].allowed(request):
-        return error_page("not-found")
-    messages = await request.config_dict[app_keys.CLINIC].practice.mail_recent()
-    counts = {state: sum(1 for m in messages if m.state == state) for state in ("queued", "sent", "failed")}
-    return web.json_response({"counts": counts, "messages": [m.status_json() for m in messages]})
-
-
 def setup_practice_routes(app: web.Application) -> None:
     """The practitioner's pages (login required but for the login page)."""
     add = app.router
@@ -403,4 +394,3 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_get("/records/{patient_id}/documents/{document_id}", record_document)
     add.add_get("/records/{patient_id}/export", export_record)
     add.add_get("/practice/strings.js", strings)
-    add.add_get("/mail/status", mail_status)

@@ -247,6 +247,8 @@ port = {port}
 public_url = "http://127.0.0.1:{port}"
 [storage]
 data_dir = "{data}"
+[operator]
+port = 0
 [ice]
 host_addresses = ["127.0.0.1"]
 port_min = 44000

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,16 @@ def _stun_binding_answered(port: int) -> bool:
     return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == txid
 
 
-@pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[Coturn]:
+@contextmanager
+def running_coturn(tmp_path: Path, config_file: Path | None = None) -> Iterator[Coturn]:
+    """coturn on 127.0.0.1: with only command-line options, or `config_file` (e.g. the shipped one) overridden by them."""
     if not Path(TURNSERVER).exists() and not shutil.which(TURNSERVER):
         pytest.fail(f"coturn not found at {TURNSERVER}: run scripts/test, which installs it")
     port = _udp_and_tcp_free_port()
     min_port = 50000 + secrets.randbelow(500) * 20  # relay ports, away from the SFU's
     server = Coturn(port, secrets.token_urlsafe(24), min_port, min_port + 19, tmp_path / "turnserver.log")
     args = [
-        TURNSERVER, "-n",  # no configuration file: only these options
+        TURNSERVER, *(["-c", str(config_file)] if config_file else ["-n"]),  # -n: only these options
         "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
         "--use-auth-secret", f"--static-auth-secret={server.secret}", f"--realm={REALM}",
         "--allow-loopback-peers",  # our SFU is a peer on 127.0.0.1
@@ -108,6 +110,12 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
         artifacts = Path(os.environ.get("TELECONSULT_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
         artifacts.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(server.log_path, artifacts / "turnserver.log")
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    with running_coturn(tmp_path) as server:
+        yield server
 
 
 # what the browser's peer connection reports about ICE: its configuration, its
@@ -179,6 +187,16 @@ async def meet(server: Any, open_page: Any) -> tuple[Page, Page]:
     return doctor, patient
 
 
+async def media_both_ways(doctor: Page, patient: Page, timeout: float = 20.0) -> None:
+    """Each side sees the other's camera (red doctor, blue patient), and frames keep being decoded."""
+    await wait_for(lambda: shows(doctor, "blue"), timeout=timeout)
+    await wait_for(lambda: shows(patient, "red"), timeout=timeout)
+    counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
+    await asyncio.sleep(1.0)
+    for page, before in zip((doctor, patient), counts):
+        assert await frames_decoded(page) > before
+
+
 async def test_media_both_ways_through_turn_with_time_limited_credentials(
         tmp_path: Path, open_page: Any, coturn: Coturn) -> None:
     overrides = {
@@ -190,13 +208,7 @@ async def test_media_both_ways_through_turn_with_time_limited_credentials(
         started = time.time()
         doctor, patient = await meet(server, open_page)
 
-        # each side sees the other's camera, and frames keep being decoded
-        await wait_for(lambda: shows(doctor, "blue"))
-        await wait_for(lambda: shows(patient, "red"))
-        counts = [await wait_for(lambda p=p: frames_decoded(p)) for p in (doctor, patient)]
-        await asyncio.sleep(1.0)
-        for page, before in zip((doctor, patient), counts):
-            assert await frames_decoded(page) > before
+        await media_both_ways(doctor, patient)
         await screenshot(doctor, "turn-01-practitioner-in-call-relayed")
         await screenshot(patient, "turn-02-patient-in-call-relayed")
 

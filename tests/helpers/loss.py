@@ -20,7 +20,7 @@ def inject_loss(participant: Participant, rate: float, rng: random.Random) -> di
     assert participant.pc is not None
     connection = participant.pc.getTransceivers()[0].receiver.transport.transport._connection
     for protocol in connection._protocols:
-        receive, send = protocol.datagram_received, protocol.send_data
+        receive = protocol.datagram_received
 
         def datagram_received(data: Any, addr: Any, receive: Any = receive) -> None:
             if isinstance(data, bytes) and is_rtp(data) and rng.random() < rate:
@@ -28,12 +28,27 @@ def inject_loss(participant: Participant, rate: float, rng: random.Random) -> di
                 return
             receive(data, addr)
 
-        async def send_data(data: bytes, addr: Any, send: Any = send) -> None:
-            if is_rtp(data) and rng.random() < rate:
-                dropped["out"] += 1
-                return
-            await send(data, addr)
-
         protocol.datagram_received = datagram_received
-        protocol.send_data = send_data
+        drop_sent(protocol, rate, rng, dropped)
     return dropped
+
+
+class _LossySocket:
+    """An asyncio datagram transport that loses some RTP it is asked to send."""
+
+    def __init__(self, transport: Any, rate: float, rng: random.Random, dropped: dict[str, int]) -> None:
+        self._transport, self._rate, self._rng, self._dropped = transport, rate, rng, dropped
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if is_rtp(data) and self._rng.random() < self._rate:
+            self._dropped["out"] += 1
+            return
+        self._transport.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def drop_sent(protocol: Any, rate: float, rng: random.Random, dropped: dict[str, int]) -> None:
+    """Lose `rate` of the RTP the SFU sends through an aioice protocol's socket (counted in dropped["out"])."""
+    protocol.transport = _LossySocket(protocol.transport, rate, rng, dropped)

@@ -12,9 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from clinic import Clinic
+from signaling.accesslog import RedactingAccessLogger
 from signaling.app import make_app
 from signaling.config import Config, load_config
-from signaling.keys import CLINIC, HUBS, PROBE_DROP_RATE
+from signaling.keys import CLINIC, HUBS, OPERATOR_URL, PROBE_DROP_RATE
 
 
 def free_port() -> int:
@@ -32,6 +33,11 @@ class Running:
     @property
     def clinic(self) -> Clinic:
         return self.app[CLINIC]
+
+    @property
+    def operator_url(self) -> str:
+        """The operator's listener (/metrics, /stats, /mail/status, /readyz) of this server."""
+        return self.app[OPERATOR_URL]
 
     @property
     def hubs(self) -> Any:
@@ -57,12 +63,13 @@ async def running_server(data_dir: Path, *, probe_drop_rate: float = 0.0, **over
         "ice.host_addresses": ["127.0.0.1"],
         "ice.port_min": 43000,
         "ice.port_max": 43999,
+        "operator.port": 0,
         **overrides,
     }
     config = load_config(None, **settings)
     app = make_app(config)
     app[PROBE_DROP_RATE] = probe_drop_rate
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)  # as `teleconsult serve`
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

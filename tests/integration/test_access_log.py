@@ -22,7 +22,7 @@ async def test_access_log_names_routes_not_tokens(tmp_path: Path) -> None:
     port = _free_port()
     config = tmp_path / "config.toml"
     config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
-                      f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+                      f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[operator]\nport = 0\n')
     log = tmp_path / "serve.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("wb") as out:

@@ -279,13 +279,15 @@ async def test_smtp_down_at_closing_then_back_the_mail_goes_out_later(tmp_path: 
             (row,) = rows
             assert row["state"] == "queued" and row["attempts"] >= 2
             assert row["last_error"] and "@" not in row["last_error"]
-            # the practitioner sees it on the record, the operator on /mail/status (loopback allowed)
+            # the practitioner sees it on the record, the operator on the operator listener's /mail/status
             r = await doctor.login(demo["practitioner"]["email"], demo["practitioner"]["password"])
             patient_id = row["patient_id"]
             _, page = await doctor.get(f"/records/{patient_id}")
             assert 'data-testid="mail-item"' in page and 'data-state="queued"' in page
-            async with doctor.session.get(server.base_url + "/mail/status") as r:
+            async with doctor.session.get(server.operator_url + "/mail/status") as r:
                 status_json = await r.json()
+            async with doctor.session.get(server.base_url + "/mail/status") as r:
+                assert r.status == 404  # never on the public port
             assert status_json["counts"]["queued"] >= 1
             assert "recipient" not in json.dumps(status_json) and "patient@" not in json.dumps(status_json)
             # the mail server comes back: the message goes out, once

@@ -142,7 +142,8 @@ async def test_csrf_token_required_on_every_state_change(server: Running) -> Non
 
 
 async def test_login_rate_limited_per_account_and_address(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", **{"accounts.login_max_failures": 3}) as server:
+    overrides = {"accounts.login_max_failures": 3, "accounts.login_address_max_failures": 3}
+    async with running_server(tmp_path / "data", **overrides) as server:
         demo = await server.demo()
         email, password = demo["practitioner"]["email"], demo["practitioner"]["password"]
         c = await client(server)
@@ -159,9 +160,9 @@ async def test_login_rate_limited_per_account_and_address(tmp_path: Path) -> Non
             response, _ = await c.post("/login", {"email": "other@example.org", "password": PASSWORD},
                                        csrf_from="/login")
             assert response.status == 429
-            # the failures are counted per account and per address, in the database
+            # the failures are counted per account and address, per address and per account, in the database
             scopes = {row[0] for row in sql(server, "SELECT scope FROM attempt")}
-            assert scopes == {"login-account", "login-address"}
+            assert scopes == {"login-pair", "login-account", "login-address"}
         finally:
             await c.close()
 
@@ -296,7 +297,9 @@ async def test_schedule_sends_the_invitation_by_smtp_and_the_day_list_shows_it(t
 
 
 async def test_behind_a_proxy_the_address_limit_uses_x_forwarded_for(tmp_path: Path) -> None:
-    overrides = {"accounts.login_max_failures": 2, "accounts.trust_forwarded_for": True}
+    # the test's requests come from 127.0.0.1: the proxy's address
+    overrides = {"accounts.login_max_failures": 2, "accounts.login_address_max_failures": 2,
+                 "http.trusted_proxies": ["127.0.0.1/32"]}
     async with running_server(tmp_path / "data", **overrides) as server:
         await server.clinic.add_practitioner("a@example.org", PASSWORD, "Dr A")
         await server.clinic.add_practitioner("b@example.org", PASSWORD, "Dr B")

@@ -13,7 +13,7 @@ from helpers.server import running_server
 from helpers.ws_client import Client, both, in_call, recording_state, wait_composed
 
 from recorder.manifest import read_manifest
-from signaling.keys import RECORDINGS
+from signaling.keys import DISK, RECORDINGS
 
 
 async def test_welcome_says_who_may_record(tmp_path: Path) -> None:
@@ -183,5 +183,30 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
         ledger = [(e.subject, e.actor, e.decision) for e in await server.clinic.consents_of_patient(consultation.patient_id)]
         assert ledger == [("teleconsultation", "patient", "given"), ("recording", "patient", "refused"),
                           ("recording", "patient", "given")]
+        await doctor.close()
+        await patient.close()
+
+
+async def test_a_recording_stops_when_the_disk_runs_short_and_keeps_what_it_wrote(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as server:
+        demo, doctor, patient = await in_call(server)
+        await doctor.send(type="record", on=True)
+        notice = (await recording_state(patient, "notice"))["recording"]
+        await patient.send(type="recording-seen", recording=notice["id"])
+        await recording_state(doctor, "recording")
+        # the disk "fills": a floor above the free space
+        server.app[DISK].min_free_bytes = 10**18
+        for side in (doctor, patient):
+            await recording_state(side, None)
+            message = await side.recv("chat-message")
+            while not message.get("key", "").startswith("recording-stopped"):  # skip "recording-started"
+                message = await side.recv("chat-message")
+            assert (message["kind"], message["key"]) == ("system", "recording-stopped-disk-full")
+        result = await wait_composed(server)  # what was written is kept and composed
+        manifest = read_manifest(server.app[RECORDINGS].folder(demo["consultation_id"], notice["id"]))
+        assert manifest.state == "composed" and Path(result["output"]).exists()
+        await doctor.send(type="record", on=True, id="again")
+        error = await doctor.recv("error")
+        assert (error["code"], error["ref_id"]) == ("disk-full", "again")
         await doctor.close()
         await patient.close()

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import av
-from helpers.loss import is_rtp
+from helpers.loss import drop_sent
 from helpers.media_peers import Peer, connect, dominant_colour
 
 from sfu import Participant, Room, SfuOptions
@@ -73,15 +73,7 @@ def drop_towards(participant: Participant, rate: float, rng: random.Random) -> d
     assert participant.pc is not None
     connection = participant.pc.getTransceivers()[0].receiver.transport.transport._connection
     for protocol in connection._protocols:
-        send = protocol.send_data
-
-        async def send_data(data: bytes, addr: Any, send: Any = send) -> None:
-            if is_rtp(data) and rng.random() < rate:
-                dropped["out"] += 1
-                return
-            await send(data, addr)
-
-        protocol.send_data = send_data
+        drop_sent(protocol, rate, rng, dropped)
     return dropped
 
 
@@ -94,7 +86,7 @@ async def test_the_subscribers_nacks_are_answered_with_rtx_from_the_history() ->
         camera_in = record_rtp(blue, 1)
         await blue.wait_video()
         # aiortc routes an RTX SSRC by payload type, which two video sections share:
-        # point it at the camera's receiver, as sfu/receiver_hooks.py does for the SFU
+        # point it at the camera's receiver, as sfu/ingress.py does for the SFU
         camera = blue.pc.getTransceivers()[1].receiver
         camera.transport._rtp_router.ssrc_table[b.senders["camera"]._rtx_ssrc] = camera
         dropped = drop_towards(b, 0.03, random.Random(3))

@@ -43,13 +43,13 @@ class Call:
 
     async def stats(self) -> dict[str, Any]:
         async with aiohttp.ClientSession() as http:
-            async with http.get(self.server.base_url + "/stats") as resp:
+            async with http.get(self.server.operator_url + "/stats") as resp:
                 data: dict[str, Any] = await resp.json()
                 return data
 
     async def metrics(self) -> str:
         async with aiohttp.ClientSession() as http:
-            async with http.get(self.server.base_url + "/metrics") as resp:
+            async with http.get(self.server.operator_url + "/metrics") as resp:
                 return await resp.text()
 
 

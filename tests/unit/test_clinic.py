@@ -1,20 +1,19 @@
-"""The async Clinic facade against real SQLite files (no mocks)."""
+"""The async Clinic facade against a real SQLite file and a real PostgreSQL (no mocks)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import pathlib
-import sqlite3
 import stat
 import threading
 from collections.abc import AsyncIterator
 
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import (
     TRANSITIONS,
@@ -41,31 +40,22 @@ DOB = datetime.date(1970, 5, 17)
 S = ConsultationState
 
 
-def rows(path: pathlib.Path, sql: str) -> list[tuple[object, ...]]:
-    """Read the file with a plain connection, independent of clinic/."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def every_value(path: pathlib.Path) -> list[object]:
+def every_value(database: TestDatabase) -> list[object]:
     """Every cell of every table."""
-    names = [name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")]
-    return [cell for name in names for row in rows(path, f"SELECT * FROM {name}") for cell in row]
+    return [cell for name in database.tables() for row in database.rows(f"SELECT * FROM {name}") for cell in row]
 
 
-def file_bytes(path: pathlib.Path) -> bytes:
-    """The database file and its WAL / shared-memory companions, concatenated."""
+def file_bytes(database: TestDatabase) -> bytes:
+    """The SQLite file and its WAL / shared-memory companions, concatenated (PostgreSQL: none)."""
+    if database.kind != "sqlite":
+        return b""
+    path = pathlib.Path(database.target)
     return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
 
 
 @pytest.fixture
-def db_path(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "data" / "clinic.sqlite"
-
-
-@pytest.fixture
-async def clinic(db_path: pathlib.Path) -> AsyncIterator[Clinic]:
-    opened = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    opened = await database.open(LIFETIME)
     yield opened
     await opened.close()
 
@@ -117,12 +107,12 @@ async def test_practitioner_email_is_normalised_and_unique(clinic: Clinic) -> No
         await clinic.get_practitioner("0" * 32)
 
 
-async def test_password_is_stored_as_argon2id_only(clinic: Clinic, db_path: pathlib.Path) -> None:
+async def test_password_is_stored_as_argon2id_only(clinic: Clinic, database: TestDatabase) -> None:
     await clinic.add_practitioner(EMAIL, PASSWORD, "Dr House")
-    [(stored,)] = rows(db_path, "SELECT password_hash FROM practitioner")
+    [(stored,)] = database.rows("SELECT password_hash FROM practitioner")
     assert isinstance(stored, str) and stored.startswith("$argon2id$")
     assert PASSWORD not in stored
-    assert PASSWORD.encode() not in file_bytes(db_path)
+    assert PASSWORD.encode() not in file_bytes(database)
 
 
 async def test_set_practitioner_password(
@@ -163,7 +153,7 @@ async def test_grant_access_is_idempotent(clinic: Clinic) -> None:
 
 
 async def test_schedule_consultation(
-    clinic: Clinic, practice: tuple[Practitioner, Patient], db_path: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient], database: TestDatabase
 ) -> None:
     practitioner, patient = practice
     at = datetime.datetime(
@@ -189,8 +179,8 @@ async def test_schedule_consultation(
         assert invitation.expires_at == at + LIFETIME
 
     # only hashes are stored: neither in any row nor anywhere in the files
-    values = every_value(db_path)
-    data = file_bytes(db_path)
+    values = every_value(database)
+    data = file_bytes(database)
     for token in clear.values():
         assert not any(isinstance(v, str) and token in v for v in values)
         assert token.encode() not in data
@@ -256,8 +246,8 @@ async def test_unknown_token_is_not_found(
             await clinic.resolve_invitation(token)
 
 
-async def test_expired_invitation(db_path: pathlib.Path) -> None:
-    clinic = await Clinic.open(db_path, invitation_lifetime=datetime.timedelta(0))
+async def test_expired_invitation(database: TestDatabase) -> None:
+    clinic = await database.open(datetime.timedelta(0))
     try:
         practitioner = await clinic.add_practitioner(EMAIL, PASSWORD, "Dr House")
         patient = await clinic.add_patient("Jeanne Martin", "jeanne@example.org", DOB)
@@ -271,9 +261,9 @@ async def test_expired_invitation(db_path: pathlib.Path) -> None:
         await clinic.close()
 
 
-async def test_negative_lifetime_is_refused(db_path: pathlib.Path) -> None:
+async def test_negative_lifetime_is_refused(database: TestDatabase) -> None:
     with pytest.raises(ValueError, match="negative"):
-        await Clinic.open(db_path, invitation_lifetime=datetime.timedelta(seconds=-1))
+        await database.open(datetime.timedelta(seconds=-1))
 
 
 async def test_revoked_invitation(clinic: Clinic, practice: tuple[Practitioner, Patient]) -> None:
@@ -360,8 +350,8 @@ async def test_update_unknown_consultation(clinic: Clinic) -> None:
 # lifecycle
 
 
-async def test_data_survives_close_and_reopen(db_path: pathlib.Path) -> None:
-    clinic = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+async def test_data_survives_close_and_reopen(database: TestDatabase) -> None:
+    clinic = await database.open(LIFETIME)
     practitioner = await clinic.add_practitioner(EMAIL, PASSWORD, "Dr House")
     patient = await clinic.add_patient("Jeanne Martin", "jeanne@example.org", DOB)
     await clinic.grant_access(practitioner.id, patient.id)
@@ -376,7 +366,7 @@ async def test_data_survives_close_and_reopen(db_path: pathlib.Path) -> None:
     )
     await clinic.close()
 
-    clinic = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+    clinic = await database.open(LIFETIME)
     try:
         assert await clinic.verify_practitioner(EMAIL, PASSWORD) == practitioner
         assert await clinic.get_patient(patient.id) == patient
@@ -392,9 +382,9 @@ def clinic_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("clinic-db")}
 
 
-async def test_close_twice_is_safe_and_stops_the_worker(db_path: pathlib.Path) -> None:
+async def test_close_twice_is_safe_and_stops_the_worker(database: TestDatabase) -> None:
     before = clinic_threads()
-    clinic = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+    clinic = await database.open(LIFETIME)
     assert len(clinic_threads() - before) == 1
     await clinic.close()
     await clinic.close()
@@ -432,7 +422,7 @@ async def test_logs_carry_ids_not_personal_data(
 
 
 async def test_ensure_demo_reuses_practitioner_and_password(
-    clinic: Clinic, tmp_path: pathlib.Path, db_path: pathlib.Path
+    clinic: Clinic, tmp_path: pathlib.Path, database: TestDatabase
 ) -> None:
     data_dir = tmp_path / "data"
     first = await clinic.ensure_demo("https://tc.example/", data_dir)
@@ -445,8 +435,8 @@ async def test_ensure_demo_reuses_practitioner_and_password(
         "demo@teleconsult.invalid", second.practitioner_password
     )
     assert demo is not None and demo.display_name == "Dr Démo"
-    assert rows(db_path, "SELECT COUNT(*) FROM practitioner") == [(1,)]
-    assert rows(db_path, "SELECT COUNT(*) FROM patient") == [(1,)]
+    assert database.rows("SELECT COUNT(*) FROM practitioner") == [(1,)]
+    assert database.rows("SELECT COUNT(*) FROM patient") == [(1,)]
 
     document = second.as_json()
     assert set(document) == {
@@ -503,12 +493,12 @@ async def test_ensure_demo_replaces_a_lost_password(
 
 
 async def test_ensure_demo_password_survives_reopen(
-    db_path: pathlib.Path, tmp_path: pathlib.Path
+    database: TestDatabase, tmp_path: pathlib.Path
 ) -> None:
-    clinic = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+    clinic = await database.open(LIFETIME)
     first = await clinic.ensure_demo("http://localhost:8443", tmp_path)
     await clinic.close()
-    clinic = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+    clinic = await database.open(LIFETIME)
     try:
         second = await clinic.ensure_demo("http://localhost:8443", tmp_path)
         assert second.practitioner_password == first.practitioner_password

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, NotFound
 
@@ -22,8 +22,8 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture
-async def clinic(tmp_path: pathlib.Path) -> AsyncIterator[Clinic]:
-    opened = await Clinic.open(tmp_path / "teleconsult.sqlite3", invitation_lifetime=LIFETIME)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    opened = await database.open(LIFETIME)
     yield opened
     await opened.close()
 

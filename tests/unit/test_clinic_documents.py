@@ -1,4 +1,4 @@
-"""The document store against real SQLite files and a real folder (no mocks)."""
+"""The document store against real SQLite and PostgreSQL databases and a real folder (no mocks)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import hashlib
 import logging
 import os
 import pathlib
-import sqlite3
+import time
 from collections.abc import AsyncIterator
 
 import helpers.media_files as media_files
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import (
     Clinic,
@@ -31,11 +32,6 @@ WHEN = datetime.datetime(2030, 1, 2, 9, 30, tzinfo=UTC)
 MB = 1 << 20
 
 
-def rows(path: pathlib.Path, sql: str) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchall()
-
-
 def files_under(folder: pathlib.Path) -> list[pathlib.Path]:
     """Every file (not folder) below `folder`, hidden ones included."""
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
@@ -48,18 +44,13 @@ async def chunked(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture
-def db_path(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "data" / "teleconsult.sqlite3"
+def docs_dir(database: TestDatabase) -> pathlib.Path:
+    return database.documents
 
 
 @pytest.fixture
-def docs_dir(db_path: pathlib.Path) -> pathlib.Path:
-    return db_path.parent / "documents"
-
-
-@pytest.fixture
-async def clinic(db_path: pathlib.Path) -> AsyncIterator[Clinic]:
-    opened = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    opened = await database.open(LIFETIME)
     yield opened
     await opened.close()
 
@@ -76,7 +67,7 @@ async def practice(clinic: Clinic) -> tuple[Practitioner, Patient, str, str]:
 
 
 async def test_store_round_trip(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     _, patient, consultation_id, _ = practice
     data = media_files.png(300, 200) * 1  # one real PNG
@@ -98,7 +89,7 @@ async def test_store_round_trip(
     assert files_under(docs_dir) == [path]  # no temporary file left
     assert await clinic.get_document(document.id) == document
     assert await clinic.list_documents(consultation_id=consultation_id) == [document]
-    assert rows(db_path, "SELECT name, media_type, size FROM document") == [("radio.exe", "image/png", len(data))]
+    assert database.rows("SELECT name, media_type, size FROM document") == [("radio.exe", "image/png", len(data))]
     assert "radio" not in repr(document)
 
 
@@ -121,13 +112,13 @@ async def test_empty_and_exact_limit(clinic: Clinic, practice: tuple[Practitione
     assert (exact.size, exact.media_type) == (1000, "text/plain")
 
 
-async def assert_nothing_stored(clinic: Clinic, db_path: pathlib.Path, docs_dir: pathlib.Path) -> None:
+async def assert_nothing_stored(clinic: Clinic, database: TestDatabase, docs_dir: pathlib.Path) -> None:
     assert files_under(docs_dir) == []
-    assert rows(db_path, "SELECT count(*) FROM document") == [(0,)]
+    assert database.rows("SELECT count(*) FROM document") == [(0,)]
 
 
 async def test_too_large_leaves_nothing(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     received = 0
 
@@ -142,11 +133,11 @@ async def test_too_large_leaves_nothing(
     assert caught.value.limit == 3 * MB
     # stopped reading right after the limit
     assert received <= 3 * MB + 65536
-    await assert_nothing_stored(clinic, db_path, docs_dir)
+    await assert_nothing_stored(clinic, database, docs_dir)
 
 
 async def test_refused_type_is_refused_at_the_head(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     sent = 0
 
@@ -169,7 +160,7 @@ async def test_refused_type_is_refused_at_the_head(
         await clinic.store_document(
             practice[2], "chat", "x.txt", "patient", chunked(b"hello"), max_bytes=MB, allowed_types=["image/png"]
         )
-    await assert_nothing_stored(clinic, db_path, docs_dir)
+    await assert_nothing_stored(clinic, database, docs_dir)
     accepted = await clinic.store_document(
         practice[2], "chat", "x.pdf", "patient", chunked(media_files.pdf()), max_bytes=MB,
         allowed_types={"image/png", "application/pdf"},
@@ -178,7 +169,7 @@ async def test_refused_type_is_refused_at_the_head(
 
 
 async def test_failing_source_leaves_nothing(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     async def cut() -> AsyncIterator[bytes]:
         yield b"a" * (2 * MB)  # past the write buffer, so bytes reached the disk
@@ -186,11 +177,11 @@ async def test_failing_source_leaves_nothing(
 
     with pytest.raises(ConnectionResetError):
         await clinic.store_document(practice[2], "chat", "a.txt", "patient", cut(), max_bytes=10 * MB)
-    await assert_nothing_stored(clinic, db_path, docs_dir)
+    await assert_nothing_stored(clinic, database, docs_dir)
 
 
 async def test_cancelled_upload_leaves_nothing(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     halfway = asyncio.Event()
 
@@ -208,11 +199,11 @@ async def test_cancelled_upload_leaves_nothing(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await assert_nothing_stored(clinic, db_path, docs_dir)
+    await assert_nothing_stored(clinic, database, docs_dir)
 
 
 async def test_cancelled_at_every_step_leaves_nothing_or_everything(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     data = b"c" * (2 * MB + 5)
     outcomes = set()
@@ -229,7 +220,7 @@ async def test_cancelled_at_every_step_leaves_nothing_or_everything(
         await clinic.get_consultation(practice[2])  # the worker is idle again
         outcomes.add(task.cancelled())
         if task.cancelled():
-            await assert_nothing_stored(clinic, db_path, docs_dir)
+            await assert_nothing_stored(clinic, database, docs_dir)
         else:
             await clinic.remove_document(task.result().id)
             assert files_under(docs_dir) == []
@@ -239,7 +230,7 @@ async def test_cancelled_at_every_step_leaves_nothing_or_everything(
 
 
 async def test_unknown_consultation_and_bad_arguments(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     with pytest.raises(NotFound):
         await clinic.store_document("nope", "chat", "a", "patient", chunked(b"a"), max_bytes=10)
@@ -251,7 +242,7 @@ async def test_unknown_consultation_and_bad_arguments(
         await clinic.store_document(practice[2], "chat", "a", "patient", chunked(b"a"), max_bytes=-1)
     with pytest.raises(ValueError, match="consultation_id or a patient_id"):
         await clinic.list_documents()
-    await assert_nothing_stored(clinic, db_path, docs_dir)
+    await assert_nothing_stored(clinic, database, docs_dir)
 
 
 async def test_add_document_file_moves_it_in(
@@ -293,7 +284,7 @@ async def test_list_by_consultation_and_patient_oldest_first(
 
 
 async def test_remove_document(
-    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], db_path: pathlib.Path, docs_dir: pathlib.Path
+    clinic: Clinic, practice: tuple[Practitioner, Patient, str, str], database: TestDatabase, docs_dir: pathlib.Path
 ) -> None:
     practitioner = practice[0]
     document = await clinic.store_document(practice[2], "chat", "a.txt", "patient", chunked(b"t"), max_bytes=10)
@@ -305,7 +296,7 @@ async def test_remove_document(
         await clinic.get_document(document.id)
     assert await clinic.list_documents(consultation_id=practice[2]) == []
     assert not await clinic.practitioner_can_read_document(practitioner.id, document.id)
-    (removed_at,) = rows(db_path, "SELECT removed_at FROM document")[0]
+    (removed_at,) = database.rows("SELECT removed_at FROM document")[0]
     assert isinstance(removed_at, str)
     with pytest.raises(NotFound):
         await clinic.remove_document("unknown")
@@ -327,14 +318,19 @@ async def test_practitioner_can_read_document(
 
 
 async def test_leftover_part_files_are_swept_at_open(
-    db_path: pathlib.Path, docs_dir: pathlib.Path, practice: tuple[Practitioner, Patient, str, str], clinic: Clinic
+    database: TestDatabase, docs_dir: pathlib.Path, practice: tuple[Practitioner, Patient, str, str], clinic: Clinic
 ) -> None:
     kept = await clinic.store_document(practice[2], "chat", "a.txt", "patient", chunked(b"t"), max_bytes=10)
     leftover = docs_dir / practice[2] / ".0123456789abcdef.part"
     leftover.write_bytes(b"half an upload from before a crash")
-    reopened = await Clinic.open(db_path, invitation_lifetime=LIFETIME)
+    two_hours_ago = time.time() - 7200
+    os.utime(leftover, (two_hours_ago, two_hours_ago))
+    # a fresh one may be another node's upload in progress (shared documents folder): kept
+    in_progress = docs_dir / practice[2] / ".fedcba9876543210.part"
+    in_progress.write_bytes(b"being received by another node")
+    reopened = await database.open(LIFETIME)
     try:
-        assert not leftover.exists()
+        assert not leftover.exists() and in_progress.exists()
         assert (await reopened.document_path(kept)).exists()
     finally:
         await reopened.close()

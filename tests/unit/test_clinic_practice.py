@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+from helpers.databases import TestDatabase
 
-from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage
-from clinic.accounts import RateLimit
+from clinic import Clinic, ConsultationState, InvalidTransition, NotFound, Stage, timestamps
+from clinic.accounts import LoginPolicy, RateLimit
 from clinic.errors import TooManyAttempts
 
 DAY = datetime.timedelta(days=1)
-LIMIT = RateLimit(3, datetime.timedelta(minutes=15))
+_THREE = RateLimit(3, datetime.timedelta(minutes=15))
+LIMIT = LoginPolicy(pair=_THREE, address=_THREE, account_ceiling=3, slowdown=datetime.timedelta(minutes=1),
+                    known_for=datetime.timedelta(days=90))
 UTC = datetime.UTC
 
 
 @pytest.fixture
-async def clinic(tmp_path: Path) -> AsyncIterator[Clinic]:
-    c = await Clinic.open(tmp_path / "db.sqlite3", invitation_lifetime=DAY)
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    c = await database.open(DAY)
     yield c
     await c.close()
 
@@ -34,9 +38,9 @@ async def practice(clinic: Clinic) -> tuple[Any, str, str, str]:
 
 async def test_sessions_expire_and_logout_ends_them(clinic: Clinic) -> None:
     p, a, _, _ = await practice(clinic)
-    login = await p.login("A@example.org ", "password a", address="x", limit=LIMIT, lifetime=DAY, previous_token=None)
+    login = await p.login("A@example.org ", "password a", address="x", policy=LIMIT, lifetime=DAY, previous_token=None)
     assert login is not None and (await p.session(login.token)).practitioner.id == a  # type: ignore[union-attr]
-    short = await p.login("a@example.org", "password a", address="x", limit=LIMIT,
+    short = await p.login("a@example.org", "password a", address="x", policy=LIMIT,
                           lifetime=datetime.timedelta(microseconds=1), previous_token=None)
     assert short is not None and await p.session(short.token) is None  # already expired
     await p.logout(login.token)
@@ -45,15 +49,15 @@ async def test_sessions_expire_and_logout_ends_them(clinic: Clinic) -> None:
         assert await p.session(bad) is None
 
 
-async def test_the_account_limit_holds_whatever_the_address(clinic: Clinic) -> None:
+async def test_past_the_account_ceiling_a_new_address_is_slowed_down(clinic: Clinic) -> None:
     p, _, _, _ = await practice(clinic)
     for i in range(3):
-        assert await p.login("a@example.org", "wrong", address=f"10.0.0.{i}", limit=LIMIT, lifetime=DAY,
+        assert await p.login("a@example.org", "wrong", address=f"10.0.0.{i}", policy=LIMIT, lifetime=DAY,
                              previous_token=None) is None
     with pytest.raises(TooManyAttempts):
-        await p.login("a@example.org", "password a", address="10.0.0.9", limit=LIMIT, lifetime=DAY, previous_token=None)
+        await p.login("a@example.org", "password a", address="10.0.0.9", policy=LIMIT, lifetime=DAY, previous_token=None)
     # another account from a fresh address is unaffected
-    assert await p.login("b@example.org", "password b", address="10.0.0.10", limit=LIMIT, lifetime=DAY,
+    assert await p.login("b@example.org", "password b", address="10.0.0.10", policy=LIMIT, lifetime=DAY,
                          previous_token=None) is not None
 
 
@@ -109,9 +113,10 @@ async def test_mail_queue_states(clinic: Clinic, tmp_path: Path) -> None:
 
 
 async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None:
+    from clinic.database import connect
     from clinic.migrations import _PRACTICE, MIGRATIONS, migrate
 
-    conn = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    conn = connect(tmp_path / "old.sqlite3")
     mine = MIGRATIONS.index(_PRACTICE)  # wherever the integrator puts it
     migrate(conn, MIGRATIONS[:mine])
     assert migrate(conn, MIGRATIONS[:mine + 1]) == 1
@@ -119,3 +124,21 @@ async def test_migration_applies_on_an_existing_database(tmp_path: Path) -> None
     assert {"practitioner_session", "attempt", "patient_link", "mail_message", "audit_event",
             "audit_event_no_update", "audit_event_no_delete"} <= names
     conn.close()
+
+
+async def test_old_attempts_are_forgotten_but_known_addresses_are_kept(clinic: Clinic, database: TestDatabase) -> None:
+    p, _, _, _ = await practice(clinic)
+    old = "2020-01-01T00:00:00.000000+00:00"
+    insert = ("INSERT INTO attempt (scope, key, at) VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)", (
+        "login-account", "x@example.org", old, "birth-date-address", "10.0.0.1", old,
+        "login-success", "a@example.org 10.0.0.1", timestamps.to_text(datetime.datetime.now(UTC))))
+    if database.kind == "sqlite":  # rows() does not commit on SQLite
+        with contextlib.closing(sqlite3.connect(database.target)) as conn, conn:
+            conn.execute(*insert)
+    else:
+        database.rows(*insert)
+    assert len(database.rows("SELECT scope FROM attempt")) == 3
+    assert await p.login("a@example.org", "wrong", address="x", policy=LIMIT, lifetime=DAY,
+                         previous_token=None) is None
+    scopes = sorted(row[0] for row in database.rows("SELECT scope FROM attempt"))
+    assert scopes == ["login-account", "login-address", "login-pair", "login-success"]  # the fresh ones

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
+from helpers.databases import TestDatabase
 
 from clinic import Clinic, NetTest, NotFound, Readiness, Role
 
@@ -15,8 +15,8 @@ GOOD = NetTest(verdict="good", rtt_ms=40.5, jitter_ms=2.0, loss_pct=0.0, up_kbps
 
 
 @pytest.fixture
-async def clinic(tmp_path: pathlib.Path) -> AsyncIterator[Clinic]:
-    opened = await Clinic.open(tmp_path / "db.sqlite", invitation_lifetime=datetime.timedelta(hours=2))
+async def clinic(database: TestDatabase) -> AsyncIterator[Clinic]:
+    opened = await database.open(datetime.timedelta(hours=2))
     yield opened
     await opened.close()
 
@@ -59,10 +59,9 @@ async def test_a_new_test_replaces_the_old_one_and_sides_are_apart(clinic: Clini
     assert found[Role.PRACTITIONER].test is None and found[Role.PRACTITIONER].tested_at is None
 
 
-async def test_survives_reopening(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "db.sqlite"
+async def test_survives_reopening(database: TestDatabase) -> None:
     lifetime = datetime.timedelta(hours=2)
-    first = await Clinic.open(path, invitation_lifetime=lifetime)
+    first = await database.open(lifetime)
     doctor = await first.add_practitioner("dr@example.org", "a long password", "Dr")
     patient = await first.add_patient("Jeanne", "j@example.org", datetime.date(1970, 1, 1))
     await first.grant_access(doctor.id, patient.id)
@@ -70,7 +69,7 @@ async def test_survives_reopening(tmp_path: pathlib.Path) -> None:
     relay = NetTest(verdict="fair", rtt_ms=250, loss_pct=6.5, up_kbps=600, down_kbps=800, relay=True)
     saved = await first.save_readiness(consultation.id, Role.PATIENT, mic="on", camera="on", test=relay)
     await first.close()
-    second = await Clinic.open(path, invitation_lifetime=lifetime)
+    second = await database.open(lifetime)
     try:
         assert (await second.get_readiness(consultation.id))[Role.PATIENT] == saved
     finally:

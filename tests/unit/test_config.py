@@ -257,6 +257,7 @@ INVALID_VALUES = [
     ('[media]\nvideo_codecs = ["VP8", "AV1"]\n', "media.video_codecs"),
     ("[media]\nmax_video_kbps = 50\n", "media.max_video_kbps"),
     ("[media]\nmax_audio_kbps = 1\n", "media.max_audio_kbps"),
+    ("[media]\nevent_loop = \"trio\"\n", "media.event_loop"),
     ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
     ("[mail.smtp]\nport = 0\n", "mail.smtp.port"),
     ("[invitations]\nlifetime_hours = -1\n", "invitations.lifetime_hours"),

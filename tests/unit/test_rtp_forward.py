@@ -1,7 +1,7 @@
 """RTP-level forwarding, packet by packet: keyframe detection, rewriting, gate, NACK answers.
 
-The egress under test sends through `_send_rtp` of a stand-in transport that
-records the bytes (a DTLS transport cannot send without a connected peer);
+The egress under test sends into a list (an `Outlet` cannot send without a
+connected peer); the ingress is fed unprotected bytes as the socket callback would;
 tests/integration/test_rtp_forwarding.py runs the same code over real peers.
 """
 
@@ -11,23 +11,24 @@ import struct
 from typing import Any
 
 import pytest
+from aiortc import RTCPeerConnection
 from aiortc.rtcrtpparameters import (
     RTCRtcpParameters,
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 
 from sfu import Consumer, red
+from sfu import aiortc_hooks as hooks
+from sfu.codecs import is_keyframe_start
+from sfu.egress import HISTORY, LegParameters, RtpEgress
+from sfu.ingress import RtpStream
+from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
-from sfu.rtp_forward import (
-    HISTORY,
-    LegParameters,
-    PacketTap,
-    RtpEgress,
-    is_keyframe_start,
-)
+from sfu.repair import NackSchedule
 
 MID, AST, LEVEL = 1, 3, 2  # extension ids on the subscriber leg
 
@@ -64,12 +65,12 @@ def test_keyframe_start_on_packets(codec: str, payload: bytes, key: bool) -> Non
 
 
 class Wire:
-    """Stands in for the subscriber leg's DTLS transport: records what is sent."""
+    """Stands in for the subscriber leg's outlet: records what is sent."""
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    async def _send_rtp(self, data: bytes) -> None:
+    def send_rtcp(self, data: bytes) -> None:
         self.sent.append(data)
 
 
@@ -110,11 +111,8 @@ def extensions_map(kind: str = "video", level: bool = False) -> HeaderExtensions
 
 
 def pkt(seq: int, ts: int, payload: bytes = b"\x10\x01", marker: bool = False, ssrc: int = 5,
-        pt: int = 96, padding: int = 0) -> RtpPacket:
-    p = RtpPacket(payload_type=pt, sequence_number=seq & 0xFFFF, timestamp=ts & 0xFFFFFFFF,
-                  ssrc=ssrc, marker=int(marker), payload=payload)
-    p.padding_size = padding
-    return p
+        pt: int = 96, padding: int = 0) -> Packet:
+    return Packet(ssrc, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, int(marker), payload, padding)
 
 
 def parse(data: bytes, kind: str = "video", level: bool = False) -> RtpPacket:
@@ -123,7 +121,7 @@ def parse(data: bytes, kind: str = "video", level: bool = False) -> RtpPacket:
 
 def test_egress_rewrites_ssrc_payload_type_sequence_timestamp_and_extensions() -> None:
     sender, parameters = leg("video")
-    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("video", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
     first = pkt(40000, 123456, b"\x10\x00key", marker=False)
     egress.rebase(first, now=1000.0)
     egress.send(first, now=1000.0)
@@ -144,15 +142,16 @@ def test_egress_rewrites_ssrc_payload_type_sequence_timestamp_and_extensions() -
     expected_ast = int((1000.034 + 2208988800) * 262144) & 0xFFFFFF
     assert out[2].extensions.abs_send_time == expected_ast
     # what the sender's RTCP loop reports in its SR
-    assert sender._RTCRtpSender__packet_count == 3  # type: ignore[attr-defined]
-    assert sender._RTCRtpSender__octet_count == len(b"\x10\x00key\x00\x00end\x10\x01next")  # type: ignore[attr-defined]
-    assert sender._RTCRtpSender__rtp_timestamp == out[2].timestamp  # type: ignore[attr-defined]
-    assert sender._RTCRtpSender__ntp_timestamp >> 32 == int(1000.034 + 2208988800)  # type: ignore[attr-defined]
+    ntp, rtp, packets, octets = egress.counts()
+    assert packets == 3
+    assert octets == len(b"\x10\x00key\x00\x00end\x10\x01next")
+    assert rtp == out[2].timestamp
+    assert ntp >> 32 == int(1000.034 + 2208988800)
 
 
 def test_egress_keeps_sequence_and_timestamp_continuous_across_a_rebase() -> None:
     sender, parameters = leg("video")
-    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("video", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
     a = pkt(100, 5000, b"\x10\x00", marker=True)
     egress.rebase(a, 10.0)
     egress.send(a, 10.0)
@@ -172,7 +171,7 @@ def test_egress_keeps_sequence_and_timestamp_continuous_across_a_rebase() -> Non
 
 def test_egress_sequence_numbers_wrap_without_dropping() -> None:
     sender, parameters = leg("audio")
-    egress = RtpEgress("audio", sender, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("audio", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
     first = pkt(0xFFF0, 0, b"\xfc", pt=111)
     egress.rebase(first, 1.0)
     for i in range(0x9000):  # past the input wrap and more than half the sequence space
@@ -182,7 +181,7 @@ def test_egress_sequence_numbers_wrap_without_dropping() -> None:
 
 def test_egress_answers_nacks_from_its_history_with_rtx() -> None:
     sender, parameters = leg("video", rtx=True)
-    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("video", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
     first = pkt(1, 3000, b"\x10\x00a", marker=True)
     egress.rebase(first, 1.0)
     for i in range(5):
@@ -208,7 +207,7 @@ def test_egress_answers_nacks_from_its_history_with_rtx() -> None:
 
 def test_egress_retransmits_plainly_without_rtx() -> None:
     sender, parameters = leg("video", rtx=False)
-    egress = RtpEgress("video", sender, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("video", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
     first = pkt(7, 0, b"\x10\x00", marker=True)
     egress.rebase(first, 1.0)
     egress.send(first, 1.0)
@@ -220,14 +219,14 @@ def test_egress_retransmits_plainly_without_rtx() -> None:
 
 def test_audio_level_is_forwarded_only_when_the_leg_negotiated_it() -> None:
     with_level, parameters = leg("audio", level=True)
-    egress = RtpEgress("audio", with_level, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("audio", parameters, with_level.transport.sent.append)  # type: ignore[arg-type]
     p = pkt(1, 960, b"\xfc", pt=111)
-    p.extensions.audio_level = (True, 42)
+    p.audio_level = (True, 42)
     egress.rebase(p, 1.0)
     egress.send(p, 1.0)
     assert parse(with_level.transport.sent[0], "audio", level=True).extensions.audio_level == (True, 42)
     without, parameters = leg("audio", level=False)
-    egress = RtpEgress("audio", without, parameters)  # type: ignore[arg-type]
+    egress = RtpEgress("audio", parameters, without.transport.sent.append)  # type: ignore[arg-type]
     egress.rebase(p, 1.0)
     egress.send(p, 1.0)
     assert parse(without.transport.sent[0], "audio", level=True).extensions.audio_level is None
@@ -241,12 +240,12 @@ class FakeProducer:
         self.epoch = 1
         self.consumers: list[Consumer] = []
         # what the test says the producer received, for received_after()
-        self.received: list[RtpPacket] = []
+        self.received: list[Packet] = []
 
     def codec_name(self, payload_type: int) -> str:
         return {111: "opus", 63: "red"}.get(payload_type, "vp8")
 
-    def received_after(self, packet: RtpPacket) -> list[RtpPacket]:
+    def received_after(self, packet: Packet) -> list[Packet]:
         by_seq = {p.sequence_number: p for p in self.received}
         out, seq = [], packet.sequence_number
         while (seq := (seq + 1) & 0xFFFF) in by_seq:
@@ -267,7 +266,7 @@ class FakeProducer:
 def started_consumer(kind: str = "video", red: bool = False) -> tuple[Consumer, Sender]:
     consumer = Consumer(kind, "camera" if kind == "video" else "mic")
     sender, parameters = leg(kind, red=red)
-    consumer.start(RtpEgress(kind, sender, parameters))  # type: ignore[arg-type]
+    consumer.start(RtpEgress(kind, parameters, sender.transport.sent.append))  # type: ignore[arg-type]
     return consumer, sender
 
 
@@ -277,7 +276,7 @@ def test_consumer_asks_for_a_keyframe_when_its_leg_comes_up() -> None:
     consumer.bind(producer)
     asked = producer.requests
     sender, parameters = leg("video")
-    consumer.start(RtpEgress("video", sender, parameters))  # type: ignore[arg-type]
+    consumer.start(RtpEgress("video", parameters, sender.transport.sent.append))  # type: ignore[arg-type]
     assert producer.requests == asked + 1  # the keyframe sent before the leg was up is lost to it
 
 
@@ -337,22 +336,6 @@ def test_consumer_before_its_leg_is_up_drops_quietly() -> None:
     assert consumer.frames_sent == 0
 
 
-def test_packet_tap_hands_every_packet_on_and_assembles_only_on_demand() -> None:
-    from sfu.receiver_hooks import AudioPassBuffer
-
-    seen: list[int] = []
-    tap = PacketTap(lambda p: seen.append(p.sequence_number))
-    a = pkt(1, 960, b"\xfc")
-    a._data = b"\xfc"  # type: ignore[attr-defined]  # what the receiver's depayloader sets
-    assert tap.add(a) == (False, None)
-    tap.frames = AudioPassBuffer()
-    b = pkt(2, 1920, b"\xfd")
-    b._data = b"\xfd"  # type: ignore[attr-defined]
-    pli, frame = tap.add(b)
-    assert seen == [1, 2] and frame is not None and frame.data == b"\xfd"
-    assert tap.frames_dropped == 0
-
-
 def test_packets_that_overtook_the_keyframe_are_sent_when_the_gate_opens() -> None:
     # the keyframe's second packet arrives before its first: the gate drops it, and without
     # the producer's recent packets the subscriber would get a hole no NACK can repair
@@ -384,6 +367,99 @@ def test_producer_hands_back_the_packets_received_after_one() -> None:
     assert [p.sequence_number for p in producer.received_after(pkt(10, 0))] == [11, 12]
     assert list(producer.received_after(pkt(12, 0))) == []
     assert list(producer.received_after(pkt(10, 0, ssrc=6))) == []  # another stream's
+
+
+# ---------------------------------------------------------------- ingress: bytes in, packets out
+
+PUB_LEVEL = 4  # the publisher's audio-level extension id
+
+
+async def started_stream(kind: str, rtx_ssrcs: dict[int, int] | None = None) -> tuple[RtpStream, list[Packet], Wire, Any]:
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver(kind).receiver
+    got: list[Packet] = []
+    stream = RtpStream(kind, receiver, got.append, rtt=lambda: 0.0,
+                       nack_schedule=NackSchedule(min_wait=0.0, margin=0.0))
+    if kind == "video":
+        codecs = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96),
+                  RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})]
+    else:
+        codecs = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)]
+    extensions = [RTCRtpHeaderExtensionParameters(id=PUB_LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")]
+    stream.start(RTCRtpReceiveParameters(codecs=codecs, headerExtensions=extensions))
+    stream.rtx_ssrcs = rtx_ssrcs or {}
+    wire = Wire()
+    stream.outlet = wire  # type: ignore[assignment]
+    return stream, got, wire, pc
+
+
+def wire_bytes(seq: int, ts: int, payload: bytes, ssrc: int = 5, pt: int = 96, marker: bool = False,
+               level: tuple[bool, int] | None = None, padding: int = 0) -> bytes:
+    p = RtpPacket(payload_type=pt, sequence_number=seq, timestamp=ts, ssrc=ssrc, marker=int(marker), payload=payload)
+    p.padding_size = padding
+    m = HeaderExtensionsMap()
+    if level is not None:
+        m.configure(RTCRtpReceiveParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=PUB_LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")]))
+        p.extensions.audio_level = level
+    return p.serialize(m)
+
+
+async def test_stream_reads_header_fields_payload_padding_and_audio_level_from_bytes() -> None:
+    stream, got, _, pc = await started_stream("audio")
+    stream.receive(wire_bytes(7, 960, b"\xfc\x01", pt=111, marker=True, level=(True, 33)), rtx=False)
+    stream.receive(wire_bytes(8, 1920, b"\xfc\x02", pt=111, padding=3), rtx=False)
+    stream.receive(wire_bytes(9, 2880, b"\xfc", pt=100), rtx=False)  # a payload type not negotiated
+    assert [(p.sequence_number, p.timestamp, p.marker, p.payload, p.padding_size) for p in got] == [
+        (7, 960, 1, b"\xfc\x01", 0), (8, 1920, 0, b"\xfc\x02", 3)]
+    assert got[0].audio_level == (True, 33) and got[1].audio_level is None
+    stats = hooks.stream_statistics(stream.receiver)  # what aiortc's receiver reports reads
+    assert [s.packets_received for s in stats] == [2]
+    await pc.close()
+
+
+async def test_stream_unwraps_rtx_and_nacks_gaps_until_repaired() -> None:
+    stream, got, wire, pc = await started_stream("video", rtx_ssrcs={6: 5})
+    for seq in (100, 101, 104):  # 102 and 103 lost
+        stream.receive(wire_bytes(seq, 3000, b"\x10\x01"), rtx=False)
+    nacks = [RtcpPacket.parse(d)[0] for d in wire.sent]
+    assert len(nacks) == 1 and nacks[0].media_ssrc == 5 and nacks[0].lost == [102, 103]
+    assert stream.missing == {102, 103}
+    # the repair comes as RTX: original sequence number first, on the RTX SSRC and payload type
+    stream.receive(wire_bytes(7, 3000, b"\x00\x66" + b"\x10\x02", ssrc=6, pt=97), rtx=True)
+    assert (got[-1].ssrc, got[-1].payload_type, got[-1].sequence_number, got[-1].payload) == (5, 96, 102, b"\x10\x02")
+    assert stream.missing == {103}
+    (stats,) = hooks.stream_statistics(stream.receiver)
+    assert (stats.packets_received, stats.packets_lost) == (4, 1)  # the repaired packet is not lost
+    stream.receive(wire_bytes(8, 0, b"", ssrc=6, pt=97, padding=200), rtx=True)  # a padding-only probe
+    assert len(got) == 4
+    stream._again()  # the retry timer: only what is still missing is asked again
+    assert RtcpPacket.parse(wire.sent[-1])[0].lost == [103]
+    stream.close()
+    await pc.close()
+
+
+async def test_ingress_drops_what_srtp_refuses_and_leaves_the_rest_to_aioice() -> None:
+    import os
+
+    import pylibsrtp
+
+    from sfu.ingress import Ingress
+
+    pc = RTCPeerConnection()
+    dtls = pc.addTransceiver("video").receiver.transport
+    ingress = Ingress(dtls)
+    to_aioice: list[bytes] = []
+    addr = ("127.0.0.1", 9)
+    rtp = b"\x80\x60" + bytes(100)
+    ingress.datagram_received(rtp, addr, lambda d, a: to_aioice.append(d))  # before the keys: aiortc's
+    dtls._rx_srtp = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    for data in (b"\x80" + bytes(1600), rtp, b"\x81\xc8" + bytes(30)):  # too long, forged RTP, forged RTCP
+        ingress.datagram_received(data, addr, lambda d, a: to_aioice.append(d))
+    stun = b"\x00\x01" + bytes(18)
+    ingress.datagram_received(stun, addr, lambda d, a: to_aioice.append(d))
+    assert to_aioice == [rtp, stun]
+    await pc.close()
 
 
 # Opus in RED (sfu/red.py): one redundant block (PT 111, ts offset 960, 3 bytes), then the primary

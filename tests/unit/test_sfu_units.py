@@ -12,7 +12,7 @@ from aiortc.rtp import RtpPacket
 
 from sfu import Consumer, Producer, Room, SfuOptions
 from sfu.frames import is_keyframe
-from sfu.receiver_hooks import AudioPassBuffer, FrameSink, MarkerJitterBuffer
+from sfu.aiortc_hooks import AudioPassBuffer, MarkerJitterBuffer
 
 
 @pytest.mark.parametrize(
@@ -94,19 +94,6 @@ def test_audio_buffer_releases_each_packet_and_drops_late_ones() -> None:
     assert buf.add(rtp(3, 2880, False, b"3"))[1].data == b"3"  # type: ignore[union-attr]
     assert buf.add(rtp(2, 1920, False, b"2"))[1] is None  # late: would play out of order
     assert buf.add(rtp(4, 2880, False, b"dup"))[1] is None
-
-
-def test_frame_sink_delivers_on_put_and_unblocks_get_on_stop() -> None:
-    got: list[Any] = []
-    sink = FrameSink(lambda codec, frame: got.append((codec, frame)))
-
-    class Codec:
-        name = "VP8"
-
-    sink.put((Codec(), "frame"))
-    assert got == [("vp8", "frame")]
-    sink.put(None)
-    assert sink.get() is None  # returns at once once stopped
 
 
 async def test_stopped_consumer_ends_its_track() -> None:

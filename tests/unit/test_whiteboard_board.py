@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import pathlib
 from typing import Any
 
 import pytest
+from helpers.databases import TestDatabase, consultation_now
 
-from clinic import Clinic, Role
+from clinic import Role
 from clinic.board import (
     Background,
     Board,
@@ -157,15 +157,10 @@ def test_pages_and_background() -> None:
     assert (board.sheet, board.page) == ("blank", 0)
 
 
-async def test_the_store_brings_back_strokes_and_each_sides_history(tmp_path: pathlib.Path) -> None:
-    clinic = await Clinic.open(tmp_path / "db.sqlite", invitation_lifetime=datetime.timedelta(hours=1))
+async def test_the_store_brings_back_strokes_and_each_sides_history(database: TestDatabase) -> None:
+    clinic = await database.open(datetime.timedelta(hours=1))
     try:
-        practitioner = await clinic.add_practitioner("d@example.org", "a long password", "Dr")
-        patient = await clinic.add_patient("P", "p@example.org", datetime.date(1980, 1, 1))
-        await clinic.grant_access(practitioner.id, patient.id)
-        consultation, _ = await clinic.schedule_consultation(patient.id, practitioner.id,
-                                                             datetime.datetime.now(datetime.UTC))
-        cid = consultation.id
+        cid = await consultation_now(clinic)
         limits = BoardLimits(undo_depth=2)
         board = await clinic.load_board(cid, limits)
         assert (board.is_open, visible(board)) == (False, [])

@@ -30,7 +30,7 @@ export function formatSize(bytes) {
 
 /** How a shared file is shown: played in the page, opened in a tab, or downloaded. @param {string} type */
 export function presentation(type) {
-  if (/^image\/(png|jpeg|gif|webp)$/.test(type)) return "image";
+  if (/^image\/(png|jpeg|gif|webp|avif)$/.test(type)) return "image";  // HEIC/HEIF: browsers cannot show them
   if (type.startsWith("audio/")) return "audio";
   if (type.startsWith("video/")) return "video";
   if (type === "application/pdf") return "pdf";
@@ -165,8 +165,11 @@ export class ChatPanel {
     if (status === 201) return; // the chat-message arrives over the socket, to both sides
     const code = body?.error;
     if (code === "cancelled") this.showError(t("chat.cancelled"), "status");
+    else if (code === "quota") this.showError(t(body?.scope === "side" ? "chat.quota-side" : "chat.quota-consultation"));
+    else if (code === "closed") this.showError(t("chat.closed"));
     else if (status === 413) this.showError(t("chat.too-large", { max: formatSize(body?.max_bytes ?? this.maxUpload) }));
     else if (status === 415) this.showError(t("chat.type-refused"));
+    else if (code === "disk-full") this.showError(t("chat.disk-full"));
     else this.showError(t("chat.upload-failed"));
   }
 

@@ -37,7 +37,7 @@ export class RecordingUi {
     client.addEventListener("recording-refused", () => this.say(t("recording.refused"), 8000));
     client.addEventListener("error", (ev) => {
       const detail = /** @type {CustomEvent} */ (ev).detail;
-      if (detail.ref_type === "record") this.say(t("recording.failed"), 8000);
+      if (detail.ref_type === "record") this.say(t(detail.code === "disk-full" ? "recording.disk-full" : "recording.failed"), 8000);
     });
   }
 

@@ -416,7 +416,7 @@ export class WhiteboardUI {
       if (reply.ok) { this.say("wb.uploaded"); return; }
       const body = await reply.json().catch(() => ({}));
       this.say(reply.status === 413 ? "wb.too-large" : body.error === "bad-type" ? "wb.bad-type"
-        : body.error === "too-many" ? "wb.too-many" : "wb.upload-failed");
+        : body.error === "too-many" ? "wb.too-many" : body.error === "disk-full" ? "wb.disk-full" : "wb.upload-failed");
     } catch {
       this.say("wb.upload-failed");
     }

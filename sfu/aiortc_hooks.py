@@ -1,0 +1,425 @@
+"""Every use of aiortc 1.16's and aioice 0.13's private names, behind named functions.
+
+aiortc has no public API for an SFU (aiortc#55, #449): no raw packets, no
+SRTP keys, no socket.  aiortc keeps SDP, ICE and the DTLS handshake; once
+DTLS is up the SFU reads and writes SRTP itself (sfu/ingress.py,
+sfu/egress.py) through the functions here.  No other module touches a
+private aiortc/aioice name; `tests/unit/test_sfu_hooks.py` pins the names
+this module relies on, so an aiortc upgrade fails there first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aioice.ice
+import pylibsrtp
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket, unpack_remb_fci
+
+logger = logging.getLogger(__name__)
+
+Datagram = Callable[[bytes, tuple[Any, ...]], None]
+
+
+# ---------------------------------------------------------------- running aiortc's coroutines inline
+
+def run_now(coro: Coroutine[Any, Any, Any], pending: set[asyncio.Task[Any]]) -> None:
+    """Run a coroutine that normally completes without waiting, here and now.
+
+    aiortc's handlers are coroutines that rarely wait; a task per call would
+    cost more than the call.  Should one wait after all, a task finishes it.
+    """
+    try:
+        waited = coro.send(None)
+    except StopIteration:
+        return
+    except ConnectionError:
+        return
+    task = asyncio.ensure_future(_finish(coro, waited))
+    pending.add(task)
+    task.add_done_callback(pending.discard)
+
+
+async def _finish(coro: Coroutine[Any, Any, Any], waited: Any) -> None:
+    try:
+        while True:
+            if isinstance(waited, asyncio.Future):
+                await asyncio.wait([waited])
+            else:
+                await asyncio.sleep(0)
+            waited = coro.send(None)
+    except (StopIteration, ConnectionError):
+        pass
+    finally:
+        coro.close()
+
+
+# ---------------------------------------------------------------- DTLS/SRTP and the ICE socket
+
+def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session | None, pylibsrtp.Session | None]:
+    """The (receive, send) SRTP sessions keyed from the DTLS handshake; None before it ends.
+
+    They are shared with aiortc (its RTCP loops protect with the same send
+    session), so SRTCP indexes never collide.
+    """
+    return dtls._rx_srtp, dtls._tx_srtp
+
+
+def ice_protocols(dtls: RTCDtlsTransport) -> list[Any]:
+    """The local sockets (aioice protocols) of the transport's ICE connection."""
+    return list(dtls.transport._connection._protocols)
+
+
+def nominated_pairs(dtls: RTCDtlsTransport) -> dict[int, Any]:
+    """aioice's live dict of nominated candidate pairs, by component (1: RTP, bundled)."""
+    pairs: dict[int, Any] = dtls.transport._connection._nominated
+    return pairs
+
+
+def is_plain_udp(protocol: Any) -> bool:
+    """Whether a pair's protocol sends with its transport's `sendto`, as aioice's `send_data` does.
+
+    True for aioice's protocols, host or relayed (a TURN allocation's transport
+    has its own `sendto`); anything else is sent through `send_data`.
+    """
+    return isinstance(protocol, aioice.ice.StunProtocol)
+
+
+def intercept_datagrams(protocol: Any, handler: Callable[[bytes, tuple[Any, ...], Datagram], None]) -> None:
+    """Give every datagram of `protocol` to `handler(data, addr, aioice's own handler)` first."""
+    original: Datagram = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        handler(data, addr, original)
+
+    protocol.datagram_received = datagram_received
+
+
+def is_from_pair(connection: aioice.ice.Connection, protocol: Any, component: int, addr: tuple[Any, ...]) -> bool:
+    """Whether a datagram `protocol` received from `addr` came from the connection's selected pair
+    (before ICE selected one: from one of the pairs being checked)."""
+    remote = (addr[0], addr[1])
+    pair = connection._nominated.get(component)
+    pairs = [pair] if pair is not None else connection._check_list
+    return any(p.protocol is protocol and p.remote_addr == remote for p in pairs)
+
+
+def handle_rtcp(dtls: RTCDtlsTransport, plain: bytes, pending: set[asyncio.Task[Any]]) -> None:
+    """Let aiortc parse and route an unprotected RTCP compound packet (senders' and receivers' handlers)."""
+    run_now(dtls._handle_rtcp_data(plain), pending)
+
+
+def route_rtp(dtls: RTCDtlsTransport, plain: bytes) -> tuple[RTCRtpReceiver | None, int]:
+    """Which receiver aiortc's router gives a packet of an SSRC not seen yet, and its payload type.
+
+    The router learns the SSRC from the `mid` extension or the payload type.
+    """
+    try:
+        packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
+    except ValueError:
+        return None, -1
+    receiver = dtls._rtp_router.route_rtp(packet)
+    return (receiver if isinstance(receiver, RTCRtpReceiver) else None), packet.payload_type
+
+
+def map_ssrc(dtls: RTCDtlsTransport, ssrc: int, receiver: RTCRtpReceiver) -> None:
+    """Make aiortc's router send `ssrc`'s RTCP (sender reports) to `receiver`."""
+    dtls._rtp_router.ssrc_table[ssrc] = receiver
+
+
+# ---------------------------------------------------------------- receivers (the publisher's legs)
+
+def on_receive(receiver: RTCRtpReceiver, callback: Callable[[RTCRtpReceiveParameters], None]) -> None:
+    """Call `callback(parameters)` once the receiver is negotiated and started."""
+    receive = receiver.receive
+
+    async def receive_and_tell(parameters: RTCRtpReceiveParameters) -> None:
+        await receive(parameters)
+        callback(parameters)
+
+    receiver.receive = receive_and_tell  # type: ignore[method-assign]
+
+
+def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    """The SSRC our RTCP about this receiver's stream is sent from."""
+    ssrc: int | None = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+    return ssrc
+
+
+def stream_statistics_for(receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) -> StreamStatistics:
+    """The reception statistics aiortc's RTCP loop reports (RR) for `ssrc`, made if new.
+
+    The fast path feeds them; aiortc's receiver keeps sending the receiver
+    reports, with LSR/DLSR from the publisher's sender reports.
+    """
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    stats: StreamStatistics | None = streams.get(ssrc)
+    if stats is None:
+        stats = streams[ssrc] = StreamStatistics(clock_rate)
+    return stats
+
+
+def stream_statistics(receiver: RTCRtpReceiver) -> list[StreamStatistics]:
+    """aiortc's per-SSRC reception statistics for the media streams (not RTX)."""
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [stream for ssrc, stream in list(streams.items()) if ssrc not in rtx]
+
+
+def rtx_ssrcs(receiver: RTCRtpReceiver) -> dict[int, int]:
+    """RTX SSRC -> media SSRC, as signalled (ssrc-group FID)."""
+    return dict(receiver._RTCRtpReceiver__rtx_ssrc)  # type: ignore[attr-defined]
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs a transceiver ended up with after the offer/answer (empty: none in common).
+
+    The transceiver's own list: what is changed in it before the answer is made is answered.
+    """
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    return codecs
+
+
+# ---------------------------------------------------------------- senders (the subscribers' legs)
+
+def on_send(sender: RTCRtpSender, callback: Callable[[RTCRtpSendParameters], None]) -> None:
+    """Call `callback(parameters)` when the sender starts (negotiated, DTLS up), before its loops."""
+    send = sender.send
+
+    async def send_and_tell(parameters: RTCRtpSendParameters) -> None:
+        callback(parameters)
+        await send(parameters)
+
+    sender.send = send_and_tell  # type: ignore[method-assign]
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """The (media, RTX) SSRCs the sender announced in SDP."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback()` for every PLI/FIR the subscriber sends (aiortc only honours them when encoding)."""
+
+    def send_keyframe(*_: Any) -> None:
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def on_nack(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call `callback(sequence_number)` for every packet the subscriber asks this sender to resend."""
+
+    async def retransmit(sequence_number: int) -> None:
+        callback(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
+    """Call `on_remb(bitrate)` for every REMB the subscriber sends about this sender."""
+    handle = sender._handle_rtcp_packet
+
+    async def handle_rtcp(packet: Any) -> None:
+        await handle(packet)
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                on_remb(bitrate)
+
+    sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The round-trip time (s) aiortc's sender measured from the subscriber's receiver reports.
+
+    Its getStats() files the figure under the reporter's SSRC, not the sender's.
+    """
+    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    return float(rtt) if rtt is not None else None
+
+
+SenderCounts = Callable[[], tuple[int, int, int, int]]
+
+
+def report_counts(sender: RTCRtpSender, counts: SenderCounts) -> None:
+    """Make the sender's RTCP loop report `counts()` = (NTP time, RTP timestamp, packets, octets) in its SRs.
+
+    The counts are read when an SR goes out, not written per packet.  The
+    sender's own LSR (for its RTT estimate) is set from the same NTP time.
+    """
+    send = sender._send_rtcp
+
+    async def send_rtcp(packets: list[Any]) -> None:
+        for i, packet in enumerate(packets):
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:
+                ntp, rtp, count, octets = counts()
+                packets[i] = RtcpSrPacket(ssrc=packet.ssrc, reports=packet.reports, sender_info=RtcpSenderInfo(
+                    ntp_timestamp=ntp, rtp_timestamp=rtp,
+                    packet_count=count & 0xFFFFFFFF, octet_count=octets & 0xFFFFFFFF))
+                sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF  # type: ignore[attr-defined]
+                sender._RTCRtpSender__packet_count = count  # type: ignore[attr-defined]  # getStats, RR loss
+                sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
+        await send(packets)
+
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- ICE gathering (sfu/ice.py)
+
+def original_host_addresses() -> Callable[[bool, bool], list[str]]:
+    return aioice.ice.get_host_addresses
+
+
+def replace_host_addresses(addresses: Callable[[bool, bool], list[str]]) -> None:
+    """Process-wide: the interfaces aioice gathers host candidates on."""
+    aioice.ice.get_host_addresses = addresses  # type: ignore[assignment]
+
+
+def replace_candidate_gathering(gather: Callable[..., Coroutine[Any, Any, list[Any]]]) -> None:
+    """Process-wide: `gather(connection, component, addresses)` makes a connection's host candidates."""
+
+    async def get_component_candidates(conn: aioice.ice.Connection, component: int, addresses: list[str],
+                                       timeout: int = 5) -> list[Any]:
+        return await gather(conn, component, addresses)
+
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign,assignment]
+
+
+def add_ice_protocol(connection: aioice.ice.Connection, protocol: Any) -> None:
+    """Make a socket bound by us one of the connection's local candidates' sockets."""
+    connection._protocols.append(protocol)
+
+
+# ---------------------------------------------------------------- frame assembly (frame sinks, the recorder)
+
+class MarkerJitterBuffer(JitterBuffer):
+    """Releases a video frame as soon as it is complete (its marker packet is in).
+
+    aiortc's buffer only closes a frame when the next one starts: one frame of
+    delay, up to a second for a low-rate screen share.  It also waits forever
+    for a lost packet; here a frame still incomplete once the stream is
+    `give_up` ticks further is dropped, a keyframe is asked for (PLI) and the
+    frames that depend on the lost one are skipped until it comes.
+    Packets carry their depayloaded bytes in `_data`, as aiortc's receiver sets it.
+    """
+
+    def __init__(self, capacity: int, keyframe: Callable[[bytes], bool],
+                 emit: Callable[[JitterFrame], None], give_up: int = 18000) -> None:
+        super().__init__(capacity=capacity, is_video=True)
+        self._is_keyframe = keyframe
+        self._emit = emit
+        self._give_up = give_up  # 200 ms of media time at 90 kHz
+        self._waiting_for_keyframe = False
+        self.frames_dropped = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """Emit every frame completed by this packet, in order; never returns one.
+
+        A repaired gap may complete several frames at once: they all go to `emit`.
+        """
+        pli, frame = super().add(packet)
+        frames = [frame] if frame is not None else []
+        frames += self._drain()
+        if not frames and self._origin_is_stale(packet.timestamp):
+            self._drop_origin_frame()
+            self._waiting_for_keyframe = True
+            pli = True
+            frames = self._drain()
+        for frame in frames:
+            if self._waiting_for_keyframe:
+                if not self._is_keyframe(frame.data):
+                    self.frames_dropped += 1
+                    continue
+                self._waiting_for_keyframe = False
+            self._emit(frame)
+        return pli, None
+
+    def _drain(self) -> list[JitterFrame]:
+        frames = []
+        while self._origin is not None and (frame := self._complete_frame_at_origin()) is not None:
+            frames.append(frame)
+        return frames
+
+    def _packet_at(self, n: int) -> RtpPacket | None:
+        return self._packets[(self._origin + n) % self._capacity]  # type: ignore[operator]
+
+    def _complete_frame_at_origin(self) -> JitterFrame | None:
+        packets: list[RtpPacket] = []
+        timestamp = None
+        for n in range(self._capacity):
+            p = self._packet_at(n)
+            if p is None or (timestamp is not None and p.timestamp != timestamp):
+                return None
+            timestamp = p.timestamp
+            packets.append(p)
+            if p.marker:
+                self.remove(n + 1)
+                return JitterFrame(b"".join(x._data for x in packets), p.timestamp)  # type: ignore[attr-defined]
+        return None
+
+    def _oldest_timestamp(self) -> int | None:
+        for n in range(self._capacity):
+            p = self._packet_at(n)
+            if p is not None:
+                return p.timestamp
+        return None
+
+    def _origin_is_stale(self, newest: int) -> bool:
+        oldest = self._oldest_timestamp()
+        if oldest is None:
+            return False
+        ahead = (newest - oldest) & 0xFFFFFFFF
+        return self._give_up < ahead < 0x80000000
+
+    def _drop_origin_frame(self) -> None:
+        # remove packets up to the start of the next frame after the oldest one
+        oldest = None
+        for n in range(self._capacity):
+            p = self._packet_at(n)
+            if p is None:
+                continue
+            if oldest is None:
+                oldest = p.timestamp
+            elif p.timestamp != oldest:
+                self.remove(n)
+                self.frames_dropped += 1
+                return
+        self.remove(self._capacity)
+
+
+class AudioPassBuffer(JitterBuffer):
+    """Releases each audio packet at once (aiortc's audio buffer prefetches 80 ms)."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._last_timestamp: int | None = None
+        self.frames_dropped = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        last = self._last_timestamp
+        # drop a late duplicate or reordered packet (32-bit wrap-aware)
+        if last is not None and ((packet.timestamp - last) & 0xFFFFFFFF) >= 0x80000000:
+            return False, None
+        if last is not None and packet.timestamp == last:
+            return False, None
+        self._last_timestamp = packet.timestamp
+        return False, JitterFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
+
+
+def with_depayloaded(packet: RtpPacket, data: bytes) -> RtpPacket:
+    """`packet` carrying its depayloaded bytes where the jitter buffers above read them."""
+    packet._data = data  # type: ignore[attr-defined]
+    return packet

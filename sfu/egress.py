@@ -1,0 +1,260 @@
+"""Egress: one producer's packets rewritten for one subscriber leg, protected and sent.
+
+Like mediasoup's `SeqManager` plus its `RtpStreamSend`: `RtpEgress` maps the
+producer's sequence numbers and timestamps onto one continuous stream per
+subscriber (across publisher reloads and gate reopenings), writes the leg's
+header (SSRC, payload type, `mid`, `abs-send-time`, `audio-level`) in front
+of the payload bytes and keeps a history for NACKs (RTX when negotiated).
+`Outlet` SRTP-protects with the leg's keys and writes to the ICE socket,
+in the caller's stack: no task, no queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pylibsrtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from . import aiortc_hooks as hooks
+from .packet import Packet
+
+# seconds between 1900 (NTP) and 1970 (Unix)
+NTP_OFFSET = 2208988800
+# packets kept per consumer to answer NACKs (~1.5 s of 1 Mbit/s video)
+HISTORY = 512
+# what one frame lasts, in clock ticks: the least a timestamp moves on a rebase
+_FRAME_TICKS = {"video": 3000, "audio": 960}
+_CLOCK = {"video": 90000, "audio": 48000}
+_B1_SEQ_TS = struct.Struct("!BHI")
+_SEQ = struct.Struct("!H")
+_SSRC = struct.Struct("!I")
+
+Send = Callable[[bytes], None]
+
+
+class Outlet:
+    """Sends SRTP/SRTCP on one DTLS transport's ICE socket, synchronously.
+
+    A host pair writes straight to the UDP socket; anything else (a TURN
+    allocation) goes through aioice, in a task only if it has to wait.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._pairs = hooks.nominated_pairs(dtls)
+        self._pair: Any = None
+        self._write: Callable[[bytes], None] | None = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._protect_rtcp: Callable[[bytes], bytes] | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.packets = 0
+        self.bytes = 0
+
+    def _refresh(self) -> bool:
+        pair = self._pairs.get(1)
+        self._pair = pair
+        self._write = None
+        if pair is None:
+            return False
+        tx = hooks.srtp_sessions(self._dtls)[1]
+        if tx is None:
+            return False
+        self._protect, self._protect_rtcp = tx.protect, tx.protect_rtcp
+        protocol, addr = pair.protocol, pair.remote_addr
+        if hooks.is_plain_udp(protocol):
+            self._write = lambda data: protocol.transport.sendto(data, addr)
+        else:
+            pending = self._pending
+            self._write = lambda data: hooks.run_now(protocol.send_data(data, addr), pending)
+        return True
+
+    def send_rtp(self, data: bytes) -> None:
+        """Protect and send one RTP packet (the hot path)."""
+        if (self._pairs.get(1) is not self._pair or self._write is None) and not self._refresh():
+            return
+        try:
+            out = self._protect(data)  # type: ignore[misc]
+        except (pylibsrtp.Error, ValueError):
+            return
+        self.packets += 1
+        self.bytes += len(out)
+        self._write(out)  # type: ignore[misc]
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Protect and send one RTCP compound packet (feedback towards the publisher)."""
+        if (self._pairs.get(1) is not self._pair or self._write is None) and not self._refresh():
+            return
+        try:
+            out = self._protect_rtcp(data)  # type: ignore[misc]
+        except (pylibsrtp.Error, ValueError):
+            return
+        self._write(out)  # type: ignore[misc]
+
+
+class LegParameters:
+    """What the subscriber leg negotiated, read when its sender starts."""
+
+    def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
+        codec = parameters.codecs[0]
+        self.codec = codec.name.lower()
+        assert codec.payloadType is not None  # set by the negotiation
+        self.payload_type: int = codec.payloadType
+        self.rtx_payload_type: int | None = None
+        for c in parameters.codecs:
+            if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType:
+                self.rtx_payload_type = c.payloadType
+                break
+        # every codec of the leg by name: audio may go as RED or as plain Opus (sfu/red.py)
+        self.payload_types = {c.name.lower(): c.payloadType for c in parameters.codecs if c.payloadType is not None}
+        self.ssrc, self.rtx_ssrc = hooks.sender_ssrcs(sender)
+        self.mid = parameters.muxId
+        self.extensions = HeaderExtensionsMap()
+        self.extensions.configure(parameters)
+
+
+class RtpEgress:
+    """Rewrites one producer's packets for one subscriber leg and sends them with `send`.
+
+    Sequence numbers and timestamps continue across every rebase (a new
+    producer, the gate reopening), so the subscriber sees one stream.
+    """
+
+    def __init__(self, kind: str, leg: LegParameters, send: Send) -> None:
+        self.kind = kind
+        self.codec = leg.codec
+        self._leg = leg
+        self._send = send
+        self._pt = leg.payload_type
+        self._clock = _CLOCK[kind]
+        self._min_step = _FRAME_TICKS[kind]
+        # the fixed header: V=2, X=1, marker/PT, seq, ts, our SSRC, then extensions
+        self._header, self._ast_at, self._level_at = _header_template(leg, kind)
+        self._seq_off = 0
+        self._ts_off = 0
+        self._first_in = 0  # the first input sequence number since the last rebase
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_at = 0.0
+        self._rtx_seq = random.randrange(0x8000)
+        self._history: list[bytes | None] = [None] * HISTORY
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+
+    def rebase(self, packet: Packet, now: float) -> None:
+        """Map `packet` to the next sequence number and a timestamp after the last one sent."""
+        if self._last_seq is None:
+            seq, ts = random.randrange(0x8000), random.getrandbits(32)
+        else:
+            seq = (self._last_seq + 1) & 0xFFFF
+            step = max(self._min_step, round((now - self._last_at) * self._clock))
+            ts = (self._last_ts + step) & 0xFFFFFFFF
+        self._first_in = packet.sequence_number
+        self._seq_off = (seq - packet.sequence_number) & 0xFFFF
+        self._ts_off = (ts - packet.timestamp) & 0xFFFFFFFF
+
+    @property
+    def payload_types(self) -> dict[str, int]:
+        return self._leg.payload_types
+
+    def send(self, packet: Packet, now: float, payload_type: int | None = None) -> None:
+        """Forward one packet (the hot path: once per packet and subscriber), as `payload_type`
+        if given, else as the leg's first codec."""
+        seq_in = packet.sequence_number
+        age = (seq_in - self._first_in) & 0xFFFF
+        if age >= 0x8000:
+            return  # older than the rebase: belongs to what came before the gate
+        if age > 0x4000:  # keep the mark behind us as the sequence numbers wrap
+            self._first_in = (seq_in - 0x1000) & 0xFFFF
+        seq = (seq_in + self._seq_off) & 0xFFFF
+        ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
+        header = bytearray(self._header)
+        _B1_SEQ_TS.pack_into(header, 1, (packet.marker << 7) | (self._pt if payload_type is None else payload_type),
+                             seq, ts)
+        a = self._ast_at
+        if a:
+            ast = int((now + NTP_OFFSET) * 262144)  # 6.18 fixed point seconds
+            header[a] = (ast >> 16) & 0xFF
+            header[a + 1] = (ast >> 8) & 0xFF
+            header[a + 2] = ast & 0xFF
+        if self._level_at:
+            level = packet.audio_level
+            header[self._level_at] = ((0x80 if level[0] else 0) | (level[1] & 0x7F)) if level else 0x7F
+        payload = packet.payload
+        if packet.padding_size:
+            header[0] |= 0x20
+            payload = payload + bytes(packet.padding_size - 1) + bytes([packet.padding_size])
+        data = b"".join((header, payload))
+        self._history[seq % HISTORY] = data
+        last = self._last_seq
+        if last is None or ((seq - last) & 0xFFFF) < 0x8000:
+            self._last_seq = seq
+            self._last_ts = ts
+            self._last_at = now
+        self.packets += 1
+        self.octets += len(packet.payload)
+        self._send(data)
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(NTP time, RTP timestamp, packets, octets) for the leg's sender report (RFC 3550 6.4.1)."""
+        return _ntp(self._last_at), self._last_ts, self.packets, self.octets
+
+    def retransmit(self, seq: int) -> bool:
+        """Send again a packet the subscriber lost; RTX when negotiated. False if gone."""
+        data = self._history[seq % HISTORY]
+        if data is None or _SEQ.unpack_from(data, 2)[0] != seq:
+            return False
+        out = bytearray(data)
+        if self._ast_at:
+            a = self._ast_at
+            ast = int((time.time() + NTP_OFFSET) * 262144)
+            out[a:a + 3] = bytes(((ast >> 16) & 0xFF, (ast >> 8) & 0xFF, ast & 0xFF))
+        leg = self._leg
+        if leg.rtx_payload_type is not None:
+            # RFC 4588: RTX SSRC and sequence, the original sequence number first in the payload
+            size = len(self._header)
+            out[1] = (out[1] & 0x80) | leg.rtx_payload_type
+            out[2:4] = _SEQ.pack(self._rtx_seq)
+            out[8:12] = _SSRC.pack(leg.rtx_ssrc)
+            out[size:size] = _SEQ.pack(seq)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        self.retransmitted += 1
+        self._send(bytes(out))
+        return True
+
+
+def _ntp(unix: float) -> int:
+    return int((unix + NTP_OFFSET) * (1 << 32))
+
+
+def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int]:
+    """The header bytes for `leg` and where abs-send-time and audio-level sit (0: absent).
+
+    aiortc serializes the extensions twice with different values; the bytes
+    that differ are the ones to fill per packet.
+    """
+
+    def serialize(ast: int, level: tuple[bool, int]) -> bytes:
+        p = RtpPacket(payload_type=0, sequence_number=0, timestamp=0, ssrc=leg.ssrc)
+        p.extensions.mid = leg.mid
+        p.extensions.abs_send_time = ast
+        if kind == "audio":
+            p.extensions.audio_level = level
+        return p.serialize(leg.extensions)
+
+    a, b = serialize(0, (False, 0)), serialize(0xFFFFFF, (True, 127))
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    ast_at = next((i for i in diff if i + 2 in diff and i + 1 in diff), 0)
+    level_at = next((i for i in diff if not ast_at or not ast_at <= i < ast_at + 3), 0)
+    if len(a) == 12:  # nothing negotiated: no extension block
+        return a, 0, 0
+    return a, ast_at, level_at

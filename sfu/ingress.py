@@ -1,0 +1,339 @@
+"""Ingress: a publisher's SRTP handled as bytes, in the UDP socket's callback.
+
+aiortc keeps ICE, the DTLS handshake and RTCP parsing.  Once DTLS has keyed
+SRTP, every RTP datagram of a participant's (bundled) transport is
+unprotected here, its header read with `struct`, demultiplexed by SSRC to
+the `RtpStream` of its section, and handed to the producer as a `Packet`,
+before the callback returns: no `RtpPacket`, no queue, no task.
+
+An `RtpStream` does what aiortc's receiver did per packet and an SFU needs:
+RTX unwrapping, reception statistics (aiortc's RTCP loop still sends the
+receiver reports from them) and NACKs for the gaps, asked again until
+repaired.  It sends PLI and REMB on request.  aiortc's per-packet bandwidth
+estimator is not run: the publisher is told the lowest of the configured cap
+and what the subscribers' own estimators report (relayed REMB), which is
+what a 1:1 forwarder can honour anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pylibsrtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    pack_remb_fci,
+)
+
+from . import aiortc_hooks as hooks
+from .egress import Outlet
+from .ice import GuardedProtocol
+from .packet import Packet
+from .repair import NackSchedule
+
+logger = logging.getLogger(__name__)
+
+_HEAD = struct.Struct("!BBHI")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+# how far back a lost packet is still asked for (aiortc's RTP_HISTORY_SIZE)
+NACK_WINDOW = 128
+
+
+class _SeqTs:
+    """What aiortc's `StreamStatistics.add` reads of a packet; one reused per stream."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
+class RtpStream:
+    """One media section of a publisher: its SSRCs' packets become `Packet`s for `on_packet`."""
+
+    def __init__(self, kind: str, receiver: RTCRtpReceiver, on_packet: Callable[[Packet], None],
+                 on_nack: Callable[[int], None] = lambda n: None,
+                 rtt: Callable[[], float | None] = lambda: None, on_outage: Callable[[], object] = lambda: None,
+                 nack_schedule: NackSchedule | None = None) -> None:
+        self.kind = kind
+        self.receiver = receiver
+        self._on_packet = on_packet
+        self._on_nack = on_nack
+        self.outlet: Outlet | None = None
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._rtx_apt: dict[int, int] = {}
+        self.rtx_ssrcs: dict[int, int] = {}
+        self._level_id = 0
+        self._rtcp_ssrc: int | None = None
+        self.media_ssrc: int | None = None
+        self._stats: dict[int, Any] = {}
+        self._view = _SeqTs()
+        # NACK generation (video): the highest sequence number and the gaps below it
+        self._nack = kind == "video"
+        self._max_seq: int | None = None
+        self.missing: set[int] = set()
+        self._schedule = nack_schedule or NackSchedule()
+        self._rtt = rtt
+        self._on_outage = on_outage
+        self._timer: asyncio.TimerHandle | None = None
+        self.started = False
+
+    def start(self, parameters: RTCRtpReceiveParameters) -> None:
+        """The section is negotiated and DTLS is up (aiortc's receiver has started)."""
+        for codec in parameters.codecs:
+            assert codec.payloadType is not None
+            if codec.name.lower() == "rtx":
+                apt = codec.parameters.get("apt")
+                if isinstance(apt, int):
+                    self._rtx_apt[codec.payloadType] = apt
+            else:
+                self.codecs[codec.payloadType] = codec
+        for ext in parameters.headerExtensions:
+            if ext.uri == AUDIO_LEVEL_URI:
+                self._level_id = ext.id
+        self.rtx_ssrcs = hooks.rtx_ssrcs(self.receiver)
+        self._rtcp_ssrc = hooks.rtcp_ssrc(self.receiver)
+        self.started = True
+
+    def codec_name(self, payload_type: int) -> str:
+        codec = self.codecs.get(payload_type)
+        return codec.name.lower() if codec is not None else ""
+
+    def is_rtx_payload_type(self, payload_type: int) -> bool:
+        return payload_type in self._rtx_apt
+
+    def receive(self, data: bytes, rtx: bool) -> None:
+        """One unprotected RTP packet of this section (the hot path)."""
+        b0, b1, seq, ts = _HEAD.unpack_from(data)
+        end = len(data)
+        at = 12 + 4 * (b0 & 0x0F)
+        level = None
+        if b0 & 0x10:  # header extensions: skipped, audio-level read
+            if at + 4 > end:
+                return
+            start = at + 4
+            at = start + 4 * _U16.unpack_from(data, at + 2)[0]
+            if self._level_id:
+                level = _audio_level(data, start, min(at, end), self._level_id)
+        padding = 0
+        if b0 & 0x20:
+            padding = data[-1]
+            end -= padding
+        if end < at:
+            return
+        pt = b1 & 0x7F
+        if rtx:
+            apt = self._rtx_apt.get(pt)
+            if apt is None or end - at < 2:
+                return  # padding-only probes, or not ours
+            ssrc = self.rtx_ssrcs.get(_U32.unpack_from(data, 8)[0]) or self.media_ssrc
+            if ssrc is None:
+                return
+            seq = _U16.unpack_from(data, at)[0]
+            at += 2
+            pt = apt
+            stats = self._stats.get(ssrc)
+            if stats is not None:  # a repaired packet is not lost (receiver reports)
+                view = self._view
+                view.sequence_number = seq
+                view.timestamp = ts
+                stats.add(view)
+        else:
+            if pt not in self.codecs:
+                return
+            ssrc = _U32.unpack_from(data, 8)[0]
+            stats = self._stats.get(ssrc)
+            if stats is None:
+                stats = self._stats[ssrc] = hooks.stream_statistics_for(self.receiver, ssrc, self.codecs[pt].clockRate)
+                self.media_ssrc = ssrc
+                self._max_seq = None
+                self.missing.clear()
+            view = self._view
+            view.sequence_number = seq
+            view.timestamp = ts
+            stats.add(view)  # type: ignore[arg-type]  # reads these two fields only
+        if self._nack and ssrc == self.media_ssrc:
+            self._track(seq)
+        self._on_packet(Packet(ssrc, pt, seq, ts, b1 >> 7, data[at:end], padding, level))
+
+    # ------------------------------------------------------------ NACK towards the publisher
+
+    def _track(self, seq: int) -> None:
+        top = self._max_seq
+        if top is None:
+            self._max_seq = seq
+            return
+        ahead = (seq - top) & 0xFFFF
+        if ahead == 0:
+            return
+        if ahead >= 0x8000:  # an older packet: a retransmission, or reordering
+            if self.missing:
+                self.missing.discard(seq)
+            return
+        self._max_seq = seq
+        if ahead == 1:
+            return
+        missing = self.missing
+        for n in range(max(1, ahead - NACK_WINDOW), ahead):
+            missing.add((top + n) & 0xFFFF)
+        floor = (seq - NACK_WINDOW) & 0xFFFF
+        for s in [s for s in missing if ((s - floor) & 0xFFFF) >= 0x8000]:
+            missing.discard(s)
+        self._send_nacks()
+
+    def _send_nacks(self) -> None:
+        # aiortc NACKs a gap only once; here `NackSchedule` asks again about once a round
+        # trip while a packet is still missing, and calls a long gap an outage (keyframe)
+        if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
+            return
+        loop = asyncio.get_running_loop()
+        rtt = self._rtt()
+        bursts = self._schedule.bursts
+        lost = self._schedule.due(self.missing, loop.time(), rtt)
+        if self._schedule.bursts != bursts:
+            self._on_outage()
+        if lost:
+            self._on_nack(len(lost))
+            packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=self.media_ssrc)
+            packet.lost = lost
+            self.outlet.send_rtcp(bytes(packet))
+        at = self._schedule.next_time(rtt)
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(at, self._again)
+
+    def _again(self) -> None:
+        self._timer = None
+        self._send_nacks()
+
+    # ------------------------------------------------------------ other feedback
+
+    def send_pli(self) -> bool:
+        """Ask the publisher for a keyframe; False if nothing was received yet."""
+        if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
+            return False
+        self.outlet.send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc,
+                                                   media_ssrc=self.media_ssrc)))
+        return True
+
+    def send_remb(self, bitrate: int) -> bool:
+        """Tell the publisher the most it should send (REMB); False if nothing was received yet."""
+        if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
+            return False
+        self.outlet.send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self._rtcp_ssrc, media_ssrc=0,
+                                                   fci=pack_remb_fci(bitrate, [self.media_ssrc]))))
+        return True
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _audio_level(data: bytes, i: int, end: int, wanted: int) -> tuple[bool, int] | None:
+    # RFC 8285 one-byte elements (0xBEDE profile); two-byte ones carry no audio level here
+    if _U16.unpack_from(data, i - 4)[0] != 0xBEDE:
+        return None
+    while i < end:
+        b = data[i]
+        if b == 0:  # padding
+            i += 1
+            continue
+        ident, size = b >> 4, (b & 0x0F) + 1
+        if ident == wanted and i + 1 < end:
+            v = data[i + 1]
+            return bool(v & 0x80), v & 0x7F
+        if ident == 15:
+            return None
+        i += 1 + size
+    return None
+
+
+class Ingress:
+    """One DTLS transport's incoming datagrams: SRTP by us, anything else by aioice/aiortc."""
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._rx: pylibsrtp.Session | None = None
+        self._by_ssrc: dict[int, tuple[RtpStream, bool]] = {}
+        self._by_receiver: dict[RTCRtpReceiver, RtpStream] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        for protocol in hooks.ice_protocols(dtls):
+            if isinstance(protocol, GuardedProtocol):  # the UDP guard admits first, then we take SRTP
+                protocol.media = self.handle
+            else:
+                hooks.intercept_datagrams(protocol, self.datagram_received)
+
+    def add(self, stream: RtpStream) -> None:
+        self._by_receiver[stream.receiver] = stream
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...], aioice: hooks.Datagram) -> None:
+        """A datagram of a socket without a UDP guard: ours if SRTP, else aioice's."""
+        if not self.handle(data):
+            aioice(data, addr)
+
+    def handle(self, data: bytes) -> bool:
+        """Take an SRTP/SRTCP datagram (the hot path); False: not one, or no keys yet (aiortc's then)."""
+        # RFC 7983: 128-191 is RTP/RTCP; STUN (0-3) and DTLS (20-63) stay with aioice and aiortc
+        if not data or not 127 < data[0] < 192:
+            return False
+        rx = self._rx
+        if rx is None:
+            rx = self._rx = hooks.srtp_sessions(self._dtls)[0]
+            if rx is None:  # before the handshake's keys: aiortc drops it
+                return False
+        try:
+            if len(data) > 1 and 191 < data[1] < 224:  # RTCP (RFC 5761)
+                hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
+                return True
+            plain = rx.unprotect(data)
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
+            return True  # replayed, forged or too long: what aiortc drops too
+        if len(plain) < 12:
+            return True
+        entry = self._by_ssrc.get(_U32.unpack_from(plain, 8)[0])
+        try:
+            if entry is None:
+                entry = self._learn(plain)
+                if entry is None:
+                    return True
+            entry[0].receive(plain, entry[1])
+        except Exception:  # never let one packet break the socket's protocol
+            logger.exception("RTP handling failed")
+        return True
+
+    def _learn(self, plain: bytes) -> tuple[RtpStream, bool] | None:
+        # a new SSRC: aiortc's router knows its section (signalled SSRC, mid or payload type)
+        ssrc = _U32.unpack_from(plain, 8)[0]
+        for stream in self._by_receiver.values():  # a signalled RTX SSRC (ssrc-group FID)
+            if stream.started and ssrc in stream.rtx_ssrcs:
+                self._by_ssrc[ssrc] = (stream, True)
+                return stream, True
+        receiver, payload_type = hooks.route_rtp(self._dtls, plain)
+        found = self._by_receiver.get(receiver) if receiver is not None else None
+        if found is None or not found.started:
+            return None
+        stream = found
+        entry = (stream, stream.is_rtx_payload_type(payload_type))
+        if entry[1]:
+            hooks.map_ssrc(self._dtls, ssrc, stream.receiver)  # two video sections share the RTX type
+        self._by_ssrc[ssrc] = entry
+        return entry
