@@ -6,6 +6,8 @@ file directly as an attacker would (dropping the append-only triggers first).
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import pathlib
 import sqlite3
 import subprocess
@@ -15,14 +17,16 @@ from collections.abc import Iterator
 import pytest
 
 from clinic import audit
-from clinic.database import connect, transaction
+from clinic.database import Database, connect, transaction
+from clinic.errors import ConstraintViolated
 from clinic.migrations import MIGRATIONS, migrate
+from helpers.databases import TestDatabase
 
 ENTRIES = 6
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> Iterator[sqlite3.Connection]:
+def db(tmp_path: pathlib.Path) -> Iterator[Database]:
     conn = connect(tmp_path / "teleconsult.sqlite3")
     migrate(conn)
     for i in range(ENTRIES):
@@ -32,14 +36,14 @@ def db(tmp_path: pathlib.Path) -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
-def attack(conn: sqlite3.Connection, *sql: str) -> None:
+def attack(conn: Database, *sql: str) -> None:
     conn.execute("DROP TRIGGER IF EXISTS audit_event_no_update")
     conn.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
     for statement in sql:
         conn.execute(statement)
 
 
-def test_an_untouched_log_verifies_and_every_entry_links_to_the_one_before(db: sqlite3.Connection) -> None:
+def test_an_untouched_log_verifies_and_every_entry_links_to_the_one_before(db: Database) -> None:
     verdict = audit.verify(db)
     assert verdict.ok and verdict.checked == ENTRIES and verdict.head_seq == ENTRIES
     rows = db.execute("SELECT prev_hash, hash FROM audit_event ORDER BY seq").fetchall()
@@ -47,18 +51,18 @@ def test_an_untouched_log_verifies_and_every_entry_links_to_the_one_before(db: s
     assert all(rows[i]["prev_hash"] == rows[i - 1]["hash"] for i in range(1, ENTRIES))
 
 
-def test_the_triggers_still_refuse_an_ordinary_update(db: sqlite3.Connection) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+def test_the_triggers_still_refuse_an_ordinary_update(db: Database) -> None:
+    with pytest.raises(ConstraintViolated, match="append-only"):
         db.execute("UPDATE audit_event SET actor_id = 'x' WHERE seq = 2")
 
 
-def test_an_edited_entry_is_named(db: sqlite3.Connection) -> None:
+def test_an_edited_entry_is_named(db: Database) -> None:
     attack(db, "UPDATE audit_event SET actor_id = 'someone-else' WHERE seq = 3")
     verdict = audit.verify(db)
     assert not verdict.ok and verdict.seq == 3 and "entry 3 was changed" in str(verdict.problem)
 
 
-def test_an_edit_with_the_hash_recomputed_breaks_the_next_link(db: sqlite3.Connection) -> None:
+def test_an_edit_with_the_hash_recomputed_breaks_the_next_link(db: Database) -> None:
     attack(db, "UPDATE audit_event SET action = 'login' WHERE seq = 3")
     row = db.execute("SELECT * FROM audit_event WHERE seq = 3").fetchone()
     db.execute("UPDATE audit_event SET hash = ? WHERE seq = 3", (audit.entry_hash(row["prev_hash"], row),))
@@ -66,19 +70,19 @@ def test_an_edit_with_the_hash_recomputed_breaks_the_next_link(db: sqlite3.Conne
     assert not verdict.ok and verdict.seq == 4 and "does not follow entry 3" in str(verdict.problem)
 
 
-def test_a_deleted_entry_is_named(db: sqlite3.Connection) -> None:
+def test_a_deleted_entry_is_named(db: Database) -> None:
     attack(db, "DELETE FROM audit_event WHERE seq = 4")
     verdict = audit.verify(db)
     assert not verdict.ok and verdict.seq == 4 and "entries 4 to 4 were removed" in str(verdict.problem)
 
 
-def test_a_deleted_entry_with_the_following_ones_renumbered_is_caught(db: sqlite3.Connection) -> None:
+def test_a_deleted_entry_with_the_following_ones_renumbered_is_caught(db: Database) -> None:
     attack(db, "DELETE FROM audit_event WHERE seq = 4", "UPDATE audit_event SET seq = seq - 1 WHERE seq > 4")
     verdict = audit.verify(db)
     assert not verdict.ok and verdict.seq == 4
 
 
-def test_reordered_entries_are_caught(db: sqlite3.Connection) -> None:
+def test_reordered_entries_are_caught(db: Database) -> None:
     # swap entries 2 and 5 wholesale (content and hashes move together)
     attack(db, "UPDATE audit_event SET seq = -2 WHERE seq = 2", "UPDATE audit_event SET seq = 2 WHERE seq = 5",
            "UPDATE audit_event SET seq = 5 WHERE seq = -2")
@@ -86,7 +90,7 @@ def test_reordered_entries_are_caught(db: sqlite3.Connection) -> None:
     assert not verdict.ok and verdict.seq == 2 and "reordered" in str(verdict.problem)
 
 
-def test_a_cut_tail_is_caught_by_the_checkpoint_kept_outside(db: sqlite3.Connection, tmp_path: pathlib.Path) -> None:
+def test_a_cut_tail_is_caught_by_the_checkpoint_kept_outside(db: Database, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "audit-checkpoints.jsonl"
     head = audit.head(db)
     assert head is not None and audit.write_checkpoint(path, head)
@@ -99,7 +103,7 @@ def test_a_cut_tail_is_caught_by_the_checkpoint_kept_outside(db: sqlite3.Connect
     assert f"entries {ENTRIES - 1} to {ENTRIES} were removed" in str(verdict.problem)
 
 
-def test_a_rewritten_chain_disagrees_with_the_checkpoint(db: sqlite3.Connection, tmp_path: pathlib.Path) -> None:
+def test_a_rewritten_chain_disagrees_with_the_checkpoint(db: Database, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "audit-checkpoints.jsonl"
     head = audit.head(db)
     assert head is not None
@@ -135,12 +139,12 @@ def test_entries_written_before_the_chain_are_folded_into_it(tmp_path: pathlib.P
         conn.close()
 
 
-def test_append_outside_a_transaction_is_refused(db: sqlite3.Connection) -> None:
+def test_append_outside_a_transaction_is_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="transaction"):
         audit.append(db, "system", None, "login")
 
 
-def test_the_cli_reports_tampering_with_exit_status_1(db: sqlite3.Connection, tmp_path: pathlib.Path) -> None:
+def test_the_cli_reports_tampering_with_exit_status_1(db: Database, tmp_path: pathlib.Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[storage]\ndata_dir = "{tmp_path}"\n')
     command = [sys.executable, "-m", "signaling.cli", "--log-level", "WARNING", "audit", "verify", "--config", str(config)]
@@ -153,3 +157,32 @@ def test_the_cli_reports_tampering_with_exit_status_1(db: sqlite3.Connection, tm
     (tmp_path / "audit-checkpoints.jsonl").write_text("not json\n")
     damaged = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert damaged.returncode == 2 and "line 1" in damaged.stderr and "Traceback" not in damaged.stderr
+
+
+async def test_the_chain_is_kept_and_checked_on_both_engines(database: TestDatabase, tmp_path: pathlib.Path) -> None:
+    clinic = await database.open(datetime.timedelta(hours=1))
+    try:
+        for i in range(3):
+            await clinic.practice.audit("system", None, "mail.queue", object_id=f"m{i}")
+        verdict = await clinic.practice.audit_verify(tmp_path / "checkpoints.jsonl")
+        assert verdict.ok and verdict.checked >= 3
+        # someone holding the database drops the trigger and edits an entry
+        on = "" if database.kind == "sqlite" else " ON audit_event"
+        tamper(database, f"DROP TRIGGER audit_event_no_update{on}",
+               "UPDATE audit_event SET object_id = 'forged' WHERE object_id = 'm1'")
+        (seq,) = database.rows("SELECT seq FROM audit_event WHERE object_id = 'forged'")[0]
+        verdict = await clinic.practice.audit_verify(tmp_path / "checkpoints.jsonl")
+        assert not verdict.ok and verdict.seq == seq and f"entry {seq} was changed" in str(verdict.problem)
+    finally:
+        await clinic.close()
+
+
+def tamper(database: TestDatabase, *sql: str) -> None:
+    """Run statements with the engine's own driver, committed at once, as an attacker with the database would."""
+    if database.kind != "sqlite":
+        for statement in sql:
+            database.rows(statement)
+        return
+    with contextlib.closing(sqlite3.connect(database.target, isolation_level=None)) as conn:
+        for statement in sql:
+            conn.execute(statement)
