@@ -90,6 +90,11 @@ async def close_act(request: web.Request) -> web.Response:
     consultation = await _consultation(request)
     app = request.config_dict
     config = app[app_keys.CONFIG]
+    # the consultation's state first: a request that cannot close anything says so, whatever its body
+    if consultation.state is ConsultationState.CLOSED:
+        return problem(409, "closed", "the act is already closed")
+    if consultation.state is not ConsultationState.ENDED:
+        return problem(409, "not-ended", "the consultation has not ended: the act cannot be closed yet")
     share = await _share_choice(request)
     if isinstance(share, web.Response):
         return share

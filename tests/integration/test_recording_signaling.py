@@ -188,7 +188,8 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
 
 
 async def test_a_recording_stops_when_the_disk_runs_short_and_keeps_what_it_wrote(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data") as server:
+    # the notice path only: the patient's consent to recording is the consent tests' concern
+    async with running_server(tmp_path / "data", **{"recording.require_consent": False}) as server:
         demo, doctor, patient = await in_call(server)
         await doctor.send(type="record", on=True)
         notice = (await recording_state(patient, "notice"))["recording"]
