@@ -212,7 +212,7 @@ def teleconsult_cmd() -> list[str]:
     return [sys.executable, "-m", "signaling.cli"]
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, key_file: Path | None = None) -> Path:
     cfg = tmp / "config.toml"
     cfg.write_text(
         "[http]\n"
@@ -221,7 +221,8 @@ def write_config(tmp: Path, port: int) -> Path:
         f'public_url = "http://127.0.0.1:{port}"\n'
         "[storage]\n"
         f'data_dir = "{tmp / "data"}"\n'
-        "[operator]\n"
+        + (f'key_file = "{key_file}"\n' if key_file else "")
+        + "[operator]\n"
         "port = 0\n"  # any free port: never collides with another server on the machine
         "[ice]\n"
         'host_addresses = ["127.0.0.1"]\n'
@@ -229,13 +230,14 @@ def write_config(tmp: Path, port: int) -> Path:
     return cfg
 
 
-def start_demo_server(tmp: Path, log: Path, log_level: str = "WARNING") -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+def start_demo_server(tmp: Path, log: Path, log_level: str = "WARNING",
+                      key_file: Path | None = None) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     """`teleconsult demo --json` then `serve` on a free port under `tmp`: (process, base URL, demo JSON).
 
-    The caller stops the process (procs.stop) when done.
+    `key_file`: seal stored files with it.  The caller stops the process (procs.stop) when done.
     """
     port = free_port()
-    cfg = write_config(tmp, port)
+    cfg = write_config(tmp, port, key_file)
     demo = subprocess.run([*teleconsult_cmd(), "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
                           check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
     with log.open("wb") as logf:
@@ -352,6 +354,7 @@ async def run(args: argparse.Namespace, links: dict[str, Any], server_pid: int, 
             doctor, patient = pages["practitioner"], pages["patient"]
             await doctor.goto(links["practitioner_link"])
             await patient.goto(links["patient_link"])
+            await patient.get_by_test_id("consent-accept").click()  # the teleconsultation notice (issue 19)
             for page in (doctor, patient):
                 await page.get_by_test_id("join").wait_for(state="visible", timeout=20000)
                 await wait_js(page, "() => document.querySelector('[data-testid=local-preview]')?.videoWidth > 0")

@@ -177,7 +177,11 @@ async def connect_ours(a: Peer, b: Peer, link: dict[str, str], http: aiohttp.Cli
     await doctor.send(type="join")
     await doctor.expect(lambda m: m["type"] == "state" and m["self"]["stage"] == "joined")
     await patient.open()
-    await patient.expect(lambda m: m["type"] == "state" and m["peer"]["stage"] == "joined")
+    welcome = await patient.expect(lambda m: m["type"] == "welcome")
+    # the patient accepts the teleconsultation notice first (issue 19), as the page does
+    await patient.send(type="consent", decision="given", version=welcome["notices"]["teleconsultation"]["version"])
+    await patient.expect(lambda m: m["type"] == "state" and m["peer"]["stage"] == "joined"
+                         and m["consent"]["teleconsultation"] == "given")
     await patient.send(type="ready")
     await asyncio.gather(doctor.expect(_in_call), patient.expect(_in_call))
 

@@ -166,6 +166,7 @@ async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: l
     patient = await _page(pw, tmp, "blue", cleanup)
     await doctor.goto(links["doctor"])
     await patient.goto(links["patient"])
+    await patient.get_by_test_id("consent-accept").click()  # the teleconsultation notice (issue 19)
     await doctor.get_by_test_id("join").click()
     await patient.get_by_test_id("ready").click()
     video = '[data-testid="remote-video"]'

@@ -13,7 +13,8 @@ pinned to core 1, through the real WebSocket protocol.  In the same run:
    the worker process that composed it (a child of the server), both as a fraction of
    the recording's length.
 
-Prints one JSON object, then the figures in plain words.  Targets (issue 8): writing
+`--sealed` seals the tracks and the MP4 at rest (docs/encryption.md).  Prints one JSON
+object, then the figures in plain words.  Targets (issue 8): writing
 <= 1% of a core; composing faster than 0.5x real time on one core.
 
     unshare --net bash -c 'ip link set lo up && .venv/bin/python benchmarks/recorder_cpu.py --duration 600'
@@ -64,11 +65,13 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def packets_per_s(path: Path) -> float:
-    """Packets per second of media time in one raw track (demux only)."""
+def packets_per_s(path: Path, key_file: Path | None = None) -> float:
+    """Packets per second of media time in one raw track (demux only; read through its seal if any)."""
     import av
 
-    with av.open(str(path)) as c:
+    from sealing import Keyring, open_file
+
+    with open_file(path, Keyring(key_file) if key_file else None) as f, av.open(f) as c:
         pts = [p.pts for p in c.demux(c.streams[0]) if p.pts is not None]
         tb = c.streams[0].time_base
     return round(len(pts) / max(1e-3, float((pts[-1] - pts[0]) * tb)), 1) if len(pts) > 1 else 0.0
@@ -83,6 +86,7 @@ port = {port}
 public_url = "http://127.0.0.1:{port}"
 [storage]
 data_dir = "{tmp / 'data'}"
+key_file = "{tmp / 'keys' if args.sealed else ''}"
 [operator]
 port = 0
 [ice]
@@ -119,6 +123,10 @@ async def measure(args: argparse.Namespace, link: dict[str, Any], pid: int, data
         # 2. recording: the notice, the patient's ack, then the writing
         before = threads(pid)
         await doctor.send(type="record", on=True)
+        asked = await patient.expect(
+            lambda m: m["type"] == "state" and (m.get("recording") or {}).get("state") in ("consent", "notice"))
+        if asked["recording"]["state"] == "consent":  # [recording] require_consent, on by default
+            await patient.send(type="recording-consent", recording=asked["recording"]["id"], accept=True)
         notice = await patient.expect(lambda m: m["type"] == "state" and (m.get("recording") or {}).get("state") == "notice")
         await patient.send(type="recording-seen", recording=notice["recording"]["id"])
         await doctor.expect(lambda m: m["type"] == "state" and (m.get("recording") or {}).get("state") == "recording")
@@ -168,7 +176,8 @@ async def measure(args: argparse.Namespace, link: dict[str, Any], pid: int, data
         out["compose_x_realtime_cpu"] = round(worker_cpu / doc["duration"], 3)
         out["raw_bytes"] = sum(p.stat().st_size for p in manifest.parent.glob("*.webm"))
         out["mp4_bytes"] = sum(p.stat().st_size for p in (data / "documents").rglob("*") if p.is_file())
-        out["tracks"] = {t["file"]: packets_per_s(manifest.parent / t["file"]) for t in doc["tracks"]}
+        key_file = data.parent / "keys" if args.sealed else None
+        out["tracks"] = {t["file"]: packets_per_s(manifest.parent / t["file"], key_file) for t in doc["tracks"]}
         written = [line for line in (data.parent / "server.log").read_text().splitlines() if "frames written" in line]
         out["writer_log"] = written[-1].split(": ", 1)[-1] if written else None
         out["server_errors"] = [e for s in sides for e in s.errors]
@@ -204,12 +213,17 @@ def main() -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--fps", type=int, default=15)
+    p.add_argument("--sealed", action="store_true",
+                   help="seal the tracks and the MP4 at rest ([storage] key_file, docs/encryption.md)")
     args = p.parse_args()
     args.baseline = args.baseline or min(args.duration, 60.0)
     two = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory(prefix="recorder-cpu-") as t:
         tmp = Path(t)
         port = free_port()
+        if args.sealed:
+            from sealing import generate_key
+            generate_key(tmp / "keys")
         cfg = write_config(tmp, port, args)
         link = json.loads(subprocess.run([*teleconsult_cmd(), "demo", "--json", "--config", str(cfg)],
                                          check=True, capture_output=True, text=True).stdout)

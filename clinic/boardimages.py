@@ -3,7 +3,8 @@
 PDF pages go through PDFium (pypdfium2), images through OpenCV; both are
 re-encoded as PNG at a bounded size, so a browser only ever gets our own PNG.
 PDFium is not thread-safe, so `BoardImages` runs all of this work in one
-dedicated worker thread, never on the event loop.
+dedicated worker thread, never on the event loop.  With a key ring, the PDF and
+the PNG pages are sealed on disk (sealing/) and decrypted into memory to be read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))  # also che
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pypdfium2 as pdfium  # noqa: E402
+
+from sealing import Keyring, SealedWriter, open_file, seal_file  # noqa: E402
 
 from .board import Background, Stroke  # noqa: E402
 from .errors import ClinicError  # noqa: E402
@@ -93,15 +96,20 @@ def _fit(width: float, height: float, max_px: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _write_png(path: pathlib.Path, image: np.ndarray) -> None:
-    """Encode and write atomically (temporary name, fsync, rename)."""
+def _write_png(path: pathlib.Path, image: np.ndarray, keyring: Keyring | None = None) -> None:
+    """Encode and write atomically (temporary name, fsync, rename), sealed with a key ring."""
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ClinicError("could not encode PNG")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("wb") as f:
-            f.write(data.tobytes())
+            if keyring is None:
+                f.write(data.tobytes())
+            else:
+                writer = SealedWriter(f, keyring)
+                writer.write(data.tobytes())
+                writer.finish()
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -109,8 +117,14 @@ def _write_png(path: pathlib.Path, image: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _render_pdf_page(source: pathlib.Path, page: int, max_px: int) -> np.ndarray:
-    pdf = pdfium.PdfDocument(str(source))
+def read_stored(path: pathlib.Path, keyring: Keyring | None) -> bytes:
+    """A stored page or PDF's plain bytes (blocking)."""
+    with open_file(path, keyring) as f:
+        return f.read()
+
+
+def _render_pdf_page(source: pathlib.Path, page: int, max_px: int, keyring: Keyring | None = None) -> np.ndarray:
+    pdf = pdfium.PdfDocument(read_stored(source, keyring) if keyring is not None else str(source))
     try:
         p = pdf[page]
         try:
@@ -128,7 +142,8 @@ def _render_pdf_page(source: pathlib.Path, page: int, max_px: int) -> np.ndarray
     return pixels[:, :, :3] if pixels.ndim == 3 and pixels.shape[2] == 4 else pixels
 
 
-def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int, max_pages: int) -> Background:
+def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int, max_pages: int,
+                      keyring: Keyring | None = None) -> Background:
     """Check an uploaded file and render its first page into `folder` (blocking).
 
     `source` is moved into `folder`; the other pages of a PDF are rendered when first asked.
@@ -159,7 +174,7 @@ def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             else:
                 size = (width, height)
-            _write_png(target / "page-0.png", image)
+            _write_png(target / "page-0.png", image, keyring)
             sizes: tuple[tuple[int, int], ...] = (size,)
         else:
             try:
@@ -173,8 +188,11 @@ def import_background(source: pathlib.Path, folder: pathlib.Path, *, max_px: int
                 sizes = tuple(_fit(float(w), float(h), max_px) for w, h in (pdf.get_page_size(i) for i in range(count)))
             finally:
                 pdf.close()
-            os.replace(source, target / "source.pdf")
-            _write_png(target / "page-0.png", _render_pdf_page(target / "source.pdf", 0, max_px))
+            if keyring is None:
+                os.replace(source, target / "source.pdf")
+            else:
+                seal_file(source, target / "source.pdf", keyring)
+            _write_png(target / "page-0.png", _render_pdf_page(target / "source.pdf", 0, max_px, keyring), keyring)
     except BaseException:
         for path in target.iterdir():
             path.unlink()
@@ -210,8 +228,9 @@ def compose_png(background: np.ndarray | None, size: tuple[int, int], strokes: I
 class BoardImages:
     """Background pages on disk under `root/<consultation_id>/<background_id>/`, rendered in one thread."""
 
-    def __init__(self, root: pathlib.Path, *, max_px: int, max_pages: int) -> None:
+    def __init__(self, root: pathlib.Path, *, max_px: int, max_pages: int, keyring: Keyring | None = None) -> None:
         self.root = root
+        self.keyring = keyring
         self.max_px = max_px
         self.max_pages = max_pages
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="board-images")
@@ -225,7 +244,7 @@ class BoardImages:
 
     async def import_background(self, consultation_id: str, source: pathlib.Path) -> Background:
         return await self._run(import_background, source, self.folder(consultation_id),
-                               max_px=self.max_px, max_pages=self.max_pages)
+                               max_px=self.max_px, max_pages=self.max_pages, keyring=self.keyring)
 
     async def page_path(self, consultation_id: str, background: Background, page: int) -> pathlib.Path:
         """The PNG of one page, rendered (once, then cached on disk) when first asked."""
@@ -238,11 +257,11 @@ class BoardImages:
         path = folder / f"page-{page}.png"
         if not path.exists():
             try:
-                pixels = _render_pdf_page(folder / "source.pdf", page, self.max_px)
+                pixels = _render_pdf_page(folder / "source.pdf", page, self.max_px, self.keyring)
             except (pdfium.PdfiumError, OSError) as exc:
                 logger.warning("Background(%s) page %d could not be rendered: %s", background.id, page, type(exc).__name__)
                 raise BackgroundRefused("this page could not be rendered") from None
-            _write_png(path, pixels)
+            _write_png(path, pixels, self.keyring)
         return path
 
     async def board_png(self, consultation_id: str, background: Background | None, page: int,
@@ -254,7 +273,8 @@ class BoardImages:
                    strokes: list[Stroke]) -> bytes:
         if background is None:
             return compose_png(None, _fit(*BLANK_ASPECT, self.max_px), strokes)
-        image = cv2.imread(str(self._page_path(consultation_id, background, page)), cv2.IMREAD_COLOR)
+        stored = read_stored(self._page_path(consultation_id, background, page), self.keyring)
+        image = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise ClinicError("background page missing")
         return compose_png(image, background.sizes[page], strokes)

@@ -11,23 +11,26 @@ import pathlib
 from collections.abc import AsyncIterable, Callable, Collection
 from typing import ParamSpec, TypeVar
 
+from sealing import Keyring
+
 from . import demo, timestamps, tokens
 from .agenda import Agenda
-from .chat import ChatBook, ChatMessage
 from .board import Background, Board, BoardChanges, BoardLimits
 from .boardstore import BoardStore
+from .chat import ChatBook, ChatMessage
+from .consent import ConsentEntry, ConsentLedger
 from .database import Database, is_url, probe_write
-from .engines import open_database
 from .documents import (
     DocumentBook,
     PartFile,
+    can_adopt,
     check_kind,
     copy_into,
     delete_file,
     examine_file,
     new_document_id,
-    same_filesystem,
 )
+from .engines import open_database
 from .errors import ClinicError, DocumentTooLarge, DocumentTypeRefused, InvitationNotFound
 from .filetypes import HEAD_BYTES, accepted, safe_name, sniff_media_type
 from .migrations import migrate
@@ -47,9 +50,10 @@ from .models import (
     Stage,
 )
 from .passwords import Passwords
-from .quotas import UploadLedger, UploadQuota, stored_bytes
 from .practice import Practice
+from .quotas import UploadLedger, UploadQuota, stored_bytes
 from .readiness import ReadinessBook
+from .record_export import delete_folders, erase, read_contents, retention_until, write_archive
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class _Backend:
         database: str | pathlib.Path,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path,
+        keyring: Keyring | None = None,
     ) -> None:
         self.conn: Database = open_database(database)
         try:
@@ -83,10 +88,11 @@ class _Backend:
             self.registry = Registry(self.conn, Passwords())
             self.agenda = Agenda(self.conn, self.registry, invitation_lifetime=invitation_lifetime)
             self.readiness = ReadinessBook(self.conn)
-            self.documents = DocumentBook(self.conn, documents_dir)
+            self.documents = DocumentBook(self.conn, documents_dir, keyring)
             self.documents.sweep()
             self.chat = ChatBook(self.conn)
             self.boards = BoardStore(self.conn)
+            self.consents = ConsentLedger(self.conn)
         except BaseException:
             self.conn.close()
             raise
@@ -121,13 +127,14 @@ class Clinic:
         *,
         invitation_lifetime: datetime.timedelta,
         documents_dir: pathlib.Path | None = None,
+        keyring: Keyring | None = None,
     ) -> Clinic:
         """Open (or create) the database and bring its schema up to date.
 
         `database` is the path of a SQLite file or a "postgresql://…" URL.
         Documents live under `documents_dir`, by default the "documents" folder next
         to the SQLite file (the storage data dir); with PostgreSQL it must be given.
-        DatabaseUnavailable when PostgreSQL cannot be reached.
+        Files are sealed with `keyring` when given. DatabaseUnavailable when PostgreSQL cannot be reached.
         """
         if invitation_lifetime < datetime.timedelta(0):
             raise ValueError(f"invitation_lifetime must not be negative, got {invitation_lifetime}")
@@ -139,7 +146,7 @@ class Clinic:
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="clinic-db"
         )
-        opening = executor.submit(_Backend, target, invitation_lifetime, pathlib.Path(documents_dir))
+        opening = executor.submit(_Backend, target, invitation_lifetime, pathlib.Path(documents_dir), keyring)
         try:
             backend = await asyncio.wrap_future(opening)
         except BaseException:
@@ -311,6 +318,50 @@ class Clinic:
         """A background of this consultation's board; NotFound otherwise."""
         return await self._run(self._backend.boards.get_background, consultation_id, background_id)
 
+    # consent ledger (clinic/consent.py)
+
+    async def record_consent(self, consultation_id: str, actor: str, subject: str, decision: str,
+                             notice_version: str, recording_id: str | None = None) -> ConsentEntry:
+        """Append a consent decision (audited); ValueError on a bad value or an outdated notice version."""
+        return await self._run(self._backend.consents.record, consultation_id, actor, subject, decision,
+                               notice_version, recording_id)
+
+    async def latest_consent(self, consultation_id: str, subject: str = "teleconsultation") -> ConsentEntry | None:
+        """The decision that counts now, or None when the patient was not asked yet."""
+        return await self._run(self._backend.consents.latest, consultation_id, subject)
+
+    async def consents_of_patient(self, patient_id: str) -> list[ConsentEntry]:
+        """Every consent decision of a patient's consultations, oldest first."""
+        return await self._run(self._backend.consents.of_patient, patient_id)
+
+    # the patient's rights (clinic/record_export.py)
+
+    async def export_record(self, practitioner_id: str, patient_id: str, folder: pathlib.Path) -> pathlib.Path:
+        """The record as a ZIP in a new temporary file under `folder` (the caller deletes it); audited.
+
+        NotFound when the practitioner has no access.
+        """
+        practice = self.practice
+        patient = await practice.patient(practitioner_id, patient_id)
+        consultations = await practice.consultations(practitioner_id, patient_id)
+        documents = await self.list_documents(patient_id=patient_id)
+        contents = await self._run(read_contents, self._backend.conn, patient, consultations, documents)
+        book = self._backend.documents
+        path = await asyncio.to_thread(write_archive, contents, book.directory, book.keyring, folder)
+        await practice.audit("practitioner", practitioner_id, "record.export", patient_id=patient_id)
+        logger.info("Patient(%s) record exported by Practitioner(%s)", patient_id, practitioner_id)
+        return path
+
+    async def retention_until(self, patient_id: str, retention_days: int) -> datetime.date:
+        """The first day a record may be erased; NotFound for an unknown patient."""
+        return await self._run(retention_until, self._backend.conn, patient_id, retention_days)
+
+    async def erase_patient(self, patient_id: str, retention_days: int, data_dir: pathlib.Path) -> int:
+        """Erase a record and its files (ErasureRefused before the retention date); returns the consultations erased."""
+        consultations = await self._run(erase, self._backend.conn, patient_id, retention_days)
+        await asyncio.to_thread(delete_folders, pathlib.Path(data_dir), consultations)
+        return len(consultations)
+
     # demo
 
     async def ensure_demo(self, base_url: str, data_dir: pathlib.Path) -> DemoPractice:
@@ -382,7 +433,7 @@ class Clinic:
     ) -> Document:
         book = self._backend.documents
         document_id = new_document_id()
-        part = PartFile(book.directory / consultation_id, document_id)
+        part = PartFile(book.directory / consultation_id, document_id, book.keyring)
         try:
             await asyncio.to_thread(part.open)
             head = b""
@@ -459,7 +510,7 @@ class Clinic:
         path = pathlib.Path(path)
         book = self._backend.documents
         patient_id = await self._run(book.patient_of, consultation_id)
-        facts = await asyncio.to_thread(examine_file, path)
+        facts = await asyncio.to_thread(examine_file, path, book.keyring)
         document = Document(
             id=new_document_id(),
             consultation_id=consultation_id,
@@ -474,10 +525,10 @@ class Clinic:
             removed_at=None,
         )
         directory = book.directory / consultation_id
-        if await asyncio.to_thread(same_filesystem, path, directory):
+        if await asyncio.to_thread(can_adopt, path, directory, book.keyring):
             await self._run(book.adopt, path, document)
         else:
-            part = PartFile(directory, document.id)
+            part = PartFile(directory, document.id, book.keyring)
             try:
                 await asyncio.to_thread(copy_into, path, part)
                 await self._run(book.publish, part, document)
@@ -506,6 +557,23 @@ class Clinic:
         path = await self._run(self._backend.documents.remove, document_id)
         if path is not None:
             await asyncio.to_thread(delete_file, path)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keys documents are sealed with (None: stored in clear)."""
+        return self._backend.documents.keyring
+
+    async def expire_documents(self, retention_days: int, now: datetime.datetime | None = None) -> int:
+        """Remove every document (any source) added more than `retention_days` ago, audited; returns how many."""
+        limit = (now or timestamps.utc_now()) - datetime.timedelta(days=retention_days)
+        expired = await self._run(self._backend.documents.older_than, timestamps.to_text(limit))
+        for document in expired:
+            await self.remove_document(document.id)
+            await self.practice.audit("system", None, "document.remove", patient_id=document.patient_id,
+                                      consultation_id=document.consultation_id, document_id=document.id)
+        if expired:
+            logger.info("%d document(s) older than %d days removed", len(expired), retention_days)
+        return len(expired)
 
     async def document_path(self, document: Document) -> pathlib.Path:
         """Where the bytes of `document` live (no I/O)."""

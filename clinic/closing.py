@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from collections.abc import Collection
 from typing import Final
 
 from . import audit, timestamps
@@ -28,15 +29,28 @@ class Closing:
     mail_id: str | None
 
 
-#: Documents the patient's link gives access to: imported at closing, or shared in the chat.
+#: Documents the patient's link gives access to unless the practitioner chose otherwise at closing:
+#: imported at closing, or shared in the chat (recordings and board images only when ticked).
 PATIENT_SOURCES: Final = ("closing", "chat")
 
 
 def live_document_ids(conn: Database, consultation_id: str) -> list[str]:
     """The ids of the consultation's documents shared with the patient that were not removed."""
     rows = conn.execute("SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL"
-                        " AND source IN ('closing', 'chat') ORDER BY created_at, id", (consultation_id,)).fetchall()
+                        " AND (shared = 1 OR (shared IS NULL AND source IN ('closing', 'chat')))"
+                        " ORDER BY created_at, id", (consultation_id,)).fetchall()
     return [row["id"] for row in rows]
+
+
+def choose_shared(conn: Database, consultation_id: str, share: Collection[str]) -> None:
+    """Share exactly the documents in `share` (ValueError for an id not of this consultation)."""
+    known = {row["id"] for row in conn.execute(
+        "SELECT id FROM document WHERE consultation_id = ? AND removed_at IS NULL", (consultation_id,))}
+    unknown = set(share) - known
+    if unknown:
+        raise ValueError(f"{len(unknown)} document(s) to share are not documents of this consultation")
+    for document_id in known:
+        conn.execute("UPDATE document SET shared = ? WHERE id = ?", (int(document_id in share), document_id))
 
 
 class Closer:
@@ -49,11 +63,14 @@ class Closer:
         self._mail = mail
 
     def close(self, consultation_id: str, practitioner_id: str, *, base_url: str,
-              link_lifetime: datetime.timedelta, tz: datetime.tzinfo) -> Closing:
-        """Mark the act closed; if it has documents, make the patient's link and queue the email.
+              link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
+              share: Collection[str] | None = None) -> Closing:
+        """Mark the act closed; if it shares documents, make the patient's link and queue the email.
 
+        `share`: the ids of the documents the patient's link gives (None: the default by source).
         NotFound unless `practitioner_id` is the consultation's practitioner;
-        InvalidTransition unless the call has ended (and the act is not closed yet).
+        InvalidTransition unless the call has ended (and the act is not closed yet);
+        ValueError for a document to share that is not the consultation's.
         """
         with transaction(self._conn) as conn:
             consultation = self._agenda.get_consultation(consultation_id)
@@ -70,6 +87,8 @@ class Closer:
             )
             audit.append(conn, "practitioner", practitioner_id, "consultation.close",
                          patient_id=consultation.patient_id, consultation_id=consultation_id)
+            if share is not None:
+                choose_shared(conn, consultation_id, share)
             documents = live_document_ids(conn, consultation_id)
             link_id = mail_id = None
             if documents:

@@ -64,6 +64,11 @@ class Database(abc.ABC):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per parameter row."""
 
+    @property
+    @abc.abstractmethod
+    def in_transaction(self) -> bool:
+        """A write transaction of this thread is open."""
+
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Database]:
         """A write transaction: commit on success, else roll back; writers take turns."""
@@ -100,6 +105,10 @@ class SqliteDatabase(Database):
             self.conn.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise ConstraintViolated(str(exc)) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:

@@ -2,7 +2,9 @@
 
 Layout: `<documents dir>/<consultation_id>/<document_id>`.  A file being written
 is `.<document_id>.part` in the same directory; it is fsynced, then renamed,
-then its row is inserted, so a row always points at a complete file.
+then its row is inserted, so a row always points at a complete file.  With a key
+ring the bytes on disk are sealed (sealing/: AES-256-GCM chunks); size and sha256
+are always those of the plain file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import threading
 import time
 import uuid
 from typing import Final, cast
+
+from sealing import Keyring, SealedWriter, is_sealed, open_file
 
 from . import timestamps
 from .database import Database, Row, transaction
@@ -60,6 +64,25 @@ def _document(row: Row) -> Document:
     return Document(**{f.name: row[f.name] for f in dataclasses.fields(Document)})
 
 
+class _FdSink:
+    """A raw file descriptor as the binary sink a SealedWriter writes to (PartFile closes the fd)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class PartFile:
     """A document being written: a private temporary file next to its final name.
 
@@ -67,9 +90,11 @@ class PartFile:
     (a cancelled upload); the lock makes discard wait for the write in flight.
     """
 
-    def __init__(self, directory: pathlib.Path, document_id: str) -> None:
-        """Name the file; nothing touches the disk before open()."""
+    def __init__(self, directory: pathlib.Path, document_id: str, keyring: Keyring | None = None) -> None:
+        """Name the file; nothing touches the disk before open(); sealed when a key ring is given."""
         self.directory = directory
+        self.keyring = keyring
+        self._sealer: SealedWriter | None = None
         self.temp = directory / f".{document_id}{PART_SUFFIX}"
         self.final = directory / document_id
         self.size = 0
@@ -86,6 +111,8 @@ class PartFile:
                 raise OSError(errno.ECANCELED, "document was discarded")
             self.directory.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            if self.keyring is not None:
+                self._sealer = SealedWriter(_FdSink(self._fd), self.keyring)  # type: ignore[arg-type]
 
     @property
     def sha256(self) -> str:
@@ -98,9 +125,10 @@ class PartFile:
             if self._fd < 0:
                 raise OSError(errno.EBADF, "document file already closed")
             self._hash.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            if self._sealer is not None:
+                self._sealer.write(data)
+            else:
+                _FdSink(self._fd).write(data)
             self.size += len(data)
 
     def finish(self) -> None:
@@ -110,6 +138,8 @@ class PartFile:
                 raise OSError(errno.EBADF, "document file already closed")
             fd, self._fd = self._fd, -1
             try:
+                if self._sealer is not None:
+                    self._sealer.finish()
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -139,28 +169,34 @@ class FileFacts:
     sha256: str
 
 
-def examine_file(path: pathlib.Path) -> FileFacts:
-    """Sniff, measure and hash a complete file, flushing it to disk on the way (blocking)."""
+def examine_file(path: pathlib.Path, keyring: Keyring | None = None) -> FileFacts:
+    """Sniff, measure and hash a complete file (its plain bytes if sealed), flushing it to disk (blocking)."""
     digest = hashlib.sha256()
     size = 0
     head = b""
-    with path.open("rb") as f:
+    with path.open("rb") as raw:
+        os.fsync(raw.fileno())
+    with open_file(path, keyring) as f:
         while chunk := f.read(_READ_BYTES):
             if len(head) < HEAD_BYTES:
                 head += chunk[: HEAD_BYTES - len(head)]
             digest.update(chunk)
             size += len(chunk)
-        os.fsync(f.fileno())
     return FileFacts(sniff_media_type(head, complete=size <= HEAD_BYTES), size, digest.hexdigest())
 
 
 def copy_into(path: pathlib.Path, part: PartFile) -> None:
-    """Copy a file from another filesystem into `part` and finish it (blocking)."""
+    """Copy a file's plain bytes into `part` (sealing them if it has a key ring) and finish it (blocking)."""
     part.open()
-    with path.open("rb") as f:
+    with open_file(path, part.keyring) as f:
         while chunk := f.read(_READ_BYTES):
             part.write(chunk)
     part.finish()
+
+
+def can_adopt(path: pathlib.Path, directory: pathlib.Path, keyring: Keyring | None) -> bool:
+    """Whether `path` may simply be moved in: same filesystem, and already sealed when it must be (blocking)."""
+    return same_filesystem(path, directory) and (keyring is None or is_sealed(path))
 
 
 class DocumentBook:
@@ -169,10 +205,11 @@ class DocumentBook:
     Blocking: every method runs SQL or file-system calls, so call it from the worker thread.
     """
 
-    def __init__(self, conn: Database, directory: pathlib.Path) -> None:
-        """Work on `conn`, with files under `directory`."""
+    def __init__(self, conn: Database, directory: pathlib.Path, keyring: Keyring | None = None) -> None:
+        """Work on `conn`, with files under `directory`, sealed with `keyring` when given."""
         self._conn = conn
         self.directory = directory
+        self.keyring = keyring
 
     def sweep(self, older_than: datetime.timedelta = STALE_PART) -> int:
         """Delete temporary files left by a crash mid-upload; return how many.
@@ -295,6 +332,13 @@ class DocumentBook:
         logger.info("Document(%s) removed", document_id)
         return self.path(_document(row))
 
+    def older_than(self, limit: str) -> list[Document]:
+        """Documents not removed whose created_at is before `limit` (timestamp text), oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM document WHERE removed_at IS NULL AND created_at < ? ORDER BY created_at", (limit,)
+        ).fetchall()
+        return [_document(row) for row in rows]
+
     def practitioner_can_read(self, practitioner_id: str, document_id: str) -> bool:
         """True iff the document exists (not removed) and the practitioner may see its patient."""
         row = self._conn.execute(
@@ -320,6 +364,7 @@ def delete_file(path: pathlib.Path) -> None:
 __all__ = [
     "DocumentBook",
     "FileFacts",
+    "can_adopt",
     "PartFile",
     "check_kind",
     "copy_into",

@@ -346,6 +346,59 @@ CREATE INDEX chat_message_seq ON chat_message (consultation_id, seq);
 """,
 )
 
+# the audit log as a hash chain (clinic/audit.py): earlier entries stay NULL and are folded
+# into the first chained entry's prev_hash
+_AUDIT_CHAIN: Final = """
+ALTER TABLE audit_event ADD COLUMN prev_hash TEXT;
+
+ALTER TABLE audit_event ADD COLUMN hash TEXT;
+"""
+
+# the consent ledger (clinic/consent.py): append-only decisions, the latest per subject counts
+# (`seq` orders decisions taken within the same second)
+_CONSENT_TABLE: Final = """
+CREATE TABLE consent_entry (
+    id TEXT NOT NULL PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    patient_id TEXT NOT NULL REFERENCES patient (id),
+    actor TEXT NOT NULL CHECK (actor IN ('patient', 'practitioner')),
+    subject TEXT NOT NULL CHECK (subject IN ('teleconsultation', 'recording')),
+    notice_version TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('given', 'refused', 'withdrawn')),
+    recording_id TEXT,
+    at TEXT NOT NULL
+);
+
+CREATE INDEX consent_entry_consultation ON consent_entry (consultation_id, subject, seq);
+
+CREATE INDEX consent_entry_patient ON consent_entry (patient_id, seq);
+"""
+_CONSENT: Final = Dialects(
+    sqlite=_CONSENT_TABLE + """
+CREATE TRIGGER consent_entry_no_update BEFORE UPDATE ON consent_entry
+BEGIN
+    SELECT RAISE(ABORT, 'consent_entry is append-only');
+END;
+""",
+    postgresql=postgresql(_CONSENT_TABLE) + """
+CREATE FUNCTION consent_entry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'consent_entry is append-only' USING ERRCODE = 'restrict_violation';
+END;
+$$;
+
+CREATE TRIGGER consent_entry_no_update BEFORE UPDATE ON consent_entry
+    FOR EACH ROW EXECUTE FUNCTION consent_entry_append_only();
+""",
+)
+
+# the practitioner's choice at closing of what the patient's link gives (clinic/closing.py);
+# NULL: the default by source (imported and chat files yes, recordings and board images no)
+_DOCUMENT_SHARE: Final = """
+ALTER TABLE document ADD COLUMN shared INTEGER CHECK (shared IN (0, 1));
+"""
+
 #: Every migration ever shipped, oldest first; index + 1 is the schema version.
 # the operator can disable a practitioner's account (teleconsult practitioner disable)
 _ACCOUNT_DISABLED: Final = """
@@ -361,6 +414,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _WHITEBOARD,
     _CHAT_SEQ,
     _ACCOUNT_DISABLED,
+    _AUDIT_CHAIN,
+    _CONSENT,
+    _DOCUMENT_SHARE,
 )
 
 def script_for(migration: Migration, db: Database) -> str:

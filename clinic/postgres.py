@@ -162,6 +162,10 @@ class PostgresDatabase(Database):
         self._where = where(url)
         logger.info("PostgreSQL database at %s", self._where)
 
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """The open transaction's connection, else one borrowed for this statement."""

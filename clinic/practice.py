@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Awaitable, Callable, Iterator
+import pathlib
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
 from . import audit
 from .account_admin import AccountAdmin
 from .accounts import Accounts, Login, LoginPolicy, WebSession
 from .agenda import Agenda
-from .audit import AuditEvent
-from .closing import Closer, Closing
+from .audit import AuditEvent, Checkpoint, Verdict
+from .closing import Closer, Closing, live_document_ids
 from .database import Database, transaction
 from .mail import MailMessage, MailQueue, invitation_text
 from .models import Consultation, Patient, Practitioner, Role
@@ -159,10 +160,15 @@ class Practice:
     # closing
 
     async def close_act(self, consultation_id: str, practitioner_id: str, *, base_url: str,
-                        link_lifetime: datetime.timedelta, tz: datetime.tzinfo) -> Closing:
+                        link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
+                        share: Collection[str] | None = None) -> Closing:
         """Close the act (see clinic.closing.Closer.close)."""
         return await self._run(self._closer.close, consultation_id, practitioner_id, base_url=base_url,
-                               link_lifetime=link_lifetime, tz=tz)
+                               link_lifetime=link_lifetime, tz=tz, share=share)
+
+    async def patient_document_ids(self, consultation_id: str) -> list[str]:
+        """The documents of a consultation the patient's link gives (not removed)."""
+        return await self._run(live_document_ids, self._conn, consultation_id)
 
     # patient links
 
@@ -248,6 +254,20 @@ class Practice:
     async def audit_export(self, after_seq: int = 0, batch: int = 1000) -> list[AuditEvent]:
         """Up to `batch` entries after `after_seq`, oldest first (the operator's export)."""
         return await self._run(lambda: list(_take(audit.export(self._conn, after_seq, batch), batch)))
+
+    async def audit_checkpoint(self, path: pathlib.Path) -> Checkpoint | None:
+        """Append the chain's head to the checkpoint file at `path` if it moved; the head written, else None."""
+        def work() -> Checkpoint | None:
+            head = audit.head(self._conn)
+            return head if head is not None and audit.write_checkpoint(path, head) else None
+        return await self._run(work)
+
+    async def audit_verify(self, checkpoints_path: pathlib.Path) -> Verdict:
+        """Walk the whole chain and compare it with the checkpoints in `checkpoints_path`.
+
+        ValueError if the checkpoint file is damaged.
+        """
+        return await self._run(lambda: audit.verify(self._conn, audit.read_checkpoints(checkpoints_path)))
 
 
 def _take(events: Iterator[AuditEvent], n: int) -> list[AuditEvent]:

@@ -4,11 +4,14 @@ Cameras side by side (practitioner left, patient right), a shared screen in the
 main place with the cameras small, both voices mixed.  Each track is placed on the
 recording's timeline by its start (arrival of its first frame) plus its own RTP
 time; a camera turned off, or silent for `STALE` seconds, shows a placeholder.
-Memory stays small: tracks are decoded as the output advances.
+Memory stays small: tracks are decoded as the output advances.  With a key file,
+sealed tracks are read through `sealing` and the MP4 is sealed once written (the
+plain MP4 exists only while it is being composed: the MP4 muxer must seek).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import heapq
 import logging
@@ -24,6 +27,8 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
+
+from sealing import Keyring, SealError, open_file, seal_file
 
 from .errors import ComposeError, ManifestError
 from .layout import Rect, fit, tiles
@@ -60,8 +65,8 @@ class VideoLane:
     """One side's camera (or screen): its tracks merged on the timeline; `at(t)` gives the
     picture on screen at `t` and when it arrived."""
 
-    def __init__(self, directory: Path, tracks: list[Track]) -> None:
-        self._frames = heapq.merge(*(_video_frames(directory, t) for t in tracks), key=lambda x: x[0])
+    def __init__(self, directory: Path, tracks: list[Track], keyring: Keyring | None = None) -> None:
+        self._frames = heapq.merge(*(_video_frames(directory, t, keyring) for t in tracks), key=lambda x: x[0])
         self._next: tuple[float, Any] | None = next(self._frames, None)
         self.current: tuple[float, Any] | None = None
 
@@ -75,8 +80,8 @@ class VideoLane:
 class AudioLane:
     """One side's microphone tracks as mono float samples at 48 kHz on the timeline."""
 
-    def __init__(self, directory: Path, tracks: list[Track]) -> None:
-        self._chunks = heapq.merge(*(_audio_chunks(directory, t) for t in tracks), key=lambda x: x[0])
+    def __init__(self, directory: Path, tracks: list[Track], keyring: Keyring | None = None) -> None:
+        self._chunks = heapq.merge(*(_audio_chunks(directory, t, keyring) for t in tracks), key=lambda x: x[0])
         self._pending: list[tuple[int, npt.NDArray[np.float32]]] = []
         self._done = False
 
@@ -102,22 +107,34 @@ class AudioLane:
         return out
 
 
-def _video_frames(directory: Path, track: Track) -> Iterator[tuple[float, Any]]:
-    try:
+@contextlib.contextmanager
+def _open_track(directory: Path, track: Track, keyring: Keyring | None) -> Iterator[Any]:
+    """A track's container, read through its seal when there is a key ring (a cut file is fine)."""
+    if keyring is None:
         with av.open(str(directory / track.file)) as container:
+            yield container
+        return
+    with open_file(directory / track.file, keyring, tolerate_cut=True) as f, av.open(f) as container:
+        yield container
+
+
+def _video_frames(directory: Path, track: Track, keyring: Keyring | None = None) -> Iterator[tuple[float, Any]]:
+    try:
+        with _open_track(directory, track, keyring) as container:
             stream = container.streams.video[0]
             for frame in container.decode(stream):
                 if frame.time is not None:
                     yield track.start + frame.time, frame
-    except (av.FFmpegError, OSError) as exc:
+    except (av.FFmpegError, OSError, SealError) as exc:
         # a file cut short by a crash ends early: keep what decoded
         logger.info("track %s ends early: %s", track.file, exc)
 
 
-def _audio_chunks(directory: Path, track: Track) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+def _audio_chunks(directory: Path, track: Track,
+                  keyring: Keyring | None = None) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
     expected: int | None = None
     try:
-        with av.open(str(directory / track.file)) as container:
+        with _open_track(directory, track, keyring) as container:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
             for frame in container.decode(stream):
@@ -132,21 +149,21 @@ def _audio_chunks(directory: Path, track: Track) -> Iterator[tuple[int, npt.NDAr
                     yield expected, data
                     expected += len(data)
                     at += len(data)
-    except (av.FFmpegError, OSError) as exc:
+    except (av.FFmpegError, OSError, SealError) as exc:
         logger.info("track %s ends early: %s", track.file, exc)
 
 
-def _track_end(directory: Path, track: Track) -> float:
+def _track_end(directory: Path, track: Track, keyring: Keyring | None = None) -> float:
     """When a track's last frame is on the timeline (demux only, no decoding)."""
     end = track.start
     try:
-        with av.open(str(directory / track.file)) as container:
+        with _open_track(directory, track, keyring) as container:
             stream = container.streams[0]
             time_base = stream.time_base or Fraction(1, 1000)
             for packet in container.demux(stream):
                 if packet.pts is not None:
                     end = max(end, track.start + float(packet.pts * time_base))
-    except (av.FFmpegError, OSError):
+    except (av.FFmpegError, OSError, SealError):
         pass
     return end
 
@@ -212,13 +229,14 @@ def _flag(events: list[Event], role: str, name: str, t: float, default: bool) ->
     return value
 
 
-def compose(directory: Path, output: Path, manifest: Manifest, width: int, height: int, fps: int) -> Summary:
-    """Write the MP4 of `manifest`'s tracks to `output` (blocking, CPU-bound)."""
+def compose(directory: Path, output: Path, manifest: Manifest, width: int, height: int, fps: int,
+            keyring: Keyring | None = None) -> Summary:
+    """Write the MP4 of `manifest`'s tracks to `output` (blocking, CPU-bound); sealed with a key ring."""
     if width % 2 or height % 2:
         raise ComposeError("the output width and height must be even")
     duration = manifest.duration
     if duration is None:  # the server died while recording: the tracks say how long
-        duration = max((_track_end(directory, t) for t in manifest.tracks), default=0.0)
+        duration = max((_track_end(directory, t, keyring) for t in manifest.tracks), default=0.0)
     duration = max(duration, 1.0 / fps)
     events = sorted(manifest.events, key=lambda e: e.t)
 
@@ -226,9 +244,9 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
         return [t for t in manifest.tracks if t.role == role and t.source == source]
 
     roles = ("practitioner", "patient")
-    cameras = {role: VideoLane(directory, by(role, "camera")) for role in roles}
-    screens = {role: VideoLane(directory, by(role, "screen")) for role in roles}
-    voices = [AudioLane(directory, by(role, "mic")) for role in roles]
+    cameras = {role: VideoLane(directory, by(role, "camera"), keyring) for role in roles}
+    screens = {role: VideoLane(directory, by(role, "screen"), keyring) for role in roles}
+    voices = [AudioLane(directory, by(role, "mic"), keyring) for role in roles]
     canvas = Canvas(width, height)
     n_frames = max(1, math.ceil(duration * fps))
     n_samples = round(duration * RATE)
@@ -274,7 +292,13 @@ def compose(directory: Path, output: Path, manifest: Manifest, width: int, heigh
                 sample += n
         out.mux(video.encode(None))
         out.mux(audio.encode(None))
-    os.replace(tmp, output)
+    if keyring is None:
+        os.replace(tmp, output)
+    else:
+        try:
+            seal_file(tmp, output, keyring)
+        finally:
+            tmp.unlink(missing_ok=True)
     return Summary(duration=round(duration, 3), frames=n_frames, width=width, height=height)
 
 
@@ -291,16 +315,21 @@ def worker_init() -> None:
         os._exit(0)  # the server died before we got here
 
 
-def compose_recording(directory: str, width: int, height: int, fps: int) -> dict[str, Any]:
-    """Worker-process entry point: compose, then mark the manifest composed (or failed)."""
+def compose_recording(directory: str, width: int, height: int, fps: int,
+                      key_file: str | None = None) -> dict[str, Any]:
+    """Worker-process entry point: compose, then mark the manifest composed (or failed).
+
+    `key_file`: the key ring's file, when tracks are sealed (the MP4 then is too).
+    """
     folder = Path(directory)
     try:
         manifest = read_manifest(folder)
-    except ManifestError as exc:
+        keyring = None if key_file is None else Keyring(Path(key_file))
+    except (ManifestError, SealError) as exc:
         raise ComposeError(str(exc)) from None
     try:
-        summary = compose(folder, folder / OUTPUT, manifest, width, height, fps)
-    except (av.FFmpegError, OSError, ValueError) as exc:
+        summary = compose(folder, folder / OUTPUT, manifest, width, height, fps, keyring)
+    except (av.FFmpegError, OSError, ValueError, SealError) as exc:
         manifest.state = "failed"
         write_manifest(folder, manifest)
         raise ComposeError(f"recording {manifest.id} could not be composed: {exc}") from None

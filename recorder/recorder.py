@@ -9,6 +9,7 @@ import logging
 import time
 from pathlib import Path
 
+from sealing import Keyring
 from sfu import Participant, Producer, Room
 from sfu.frames import EncodedFrame
 
@@ -26,7 +27,8 @@ class Recorder:
     until the files and the manifest are complete.
     """
 
-    def __init__(self, id: str, consultation_id: str, directory: Path, *, max_queue_frames: int = 3000) -> None:
+    def __init__(self, id: str, consultation_id: str, directory: Path, *, max_queue_frames: int = 3000,
+                 keyring: Keyring | None = None) -> None:
         self.id = id
         self.consultation_id = consultation_id
         self.directory = directory
@@ -34,7 +36,7 @@ class Recorder:
         self._t0 = time.monotonic()
         started = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
         self.manifest = Manifest(id=id, consultation_id=consultation_id, started_at=started)
-        self._writer = DiskWriter(directory, self.manifest, max_queue_frames)
+        self._writer = DiskWriter(directory, self.manifest, max_queue_frames, keyring)
         self._room: Room | None = None
         self._sinks: dict[str, tuple[Producer, functools.partial[None]]] = {}
         self._tracks: dict[str, dict[str, bool]] = {}

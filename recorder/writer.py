@@ -3,6 +3,8 @@
 The event loop only puts frames on a bounded queue; this thread muxes them with
 PyAV.  Every packet is flushed to the file as it is written (live Matroska,
 `flush_packets`), so a file cut short by a crash still plays up to its last frame.
+With a key ring, each file is sealed as it is written (sealing/): a crash then
+loses at most the last 64 KiB chunk of each track.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+
+from sealing import Keyring, SealedWriter
 
 from .manifest import Event, Manifest, Track, write_manifest
 
@@ -44,11 +48,21 @@ class TrackKey:
 class _TrackFile:
     """One open Matroska file and the RTP clock of its producer."""
 
-    def __init__(self, path: Path, key: TrackKey, data: bytes, time_base: Fraction) -> None:
+    def __init__(self, path: Path, key: TrackKey, data: bytes, time_base: Fraction,
+                 keyring: Keyring | None = None) -> None:
         self.key = key
         self.time_base = time_base
-        self.container: Any = av.open(str(path), "w", format="webm",
-                                      options={"live": "1", "flush_packets": "1"})
+        self.sealed: SealedWriter | None = None
+        target: Any = str(path)
+        if keyring is not None:
+            target = self.sealed = SealedWriter(path.open("wb"), keyring)
+        try:
+            self.container: Any = av.open(target, "w", format="webm",
+                                          options={"live": "1", "flush_packets": "1"})
+        except BaseException:
+            if self.sealed is not None:
+                self.sealed.close()
+            raise
         if key.kind == "video":
             width, height = vp8_size(data)
             self.stream: Any = self.container.add_stream("vp8")
@@ -93,7 +107,11 @@ class _TrackFile:
         self.frames += 1
 
     def close(self) -> None:
-        self.container.close()
+        try:
+            self.container.close()
+        finally:
+            if self.sealed is not None:
+                self.sealed.close()
 
 
 def vp8_size(data: bytes) -> tuple[int, int]:
@@ -106,8 +124,10 @@ def vp8_size(data: bytes) -> tuple[int, int]:
 class DiskWriter:
     """One thread per recording; `frame()` never blocks (a full queue drops the frame)."""
 
-    def __init__(self, directory: Path, manifest: Manifest, max_queue_frames: int = 3000) -> None:
+    def __init__(self, directory: Path, manifest: Manifest, max_queue_frames: int = 3000,
+                 keyring: Keyring | None = None) -> None:
         self.directory = directory
+        self.keyring = keyring
         self.manifest = manifest
         self.dropped = 0
         self.frames_written = 0
@@ -198,7 +218,7 @@ class DiskWriter:
         self._counts[(key.role, key.source)] = n
         name = f"{key.role}-{key.source}-{n:02d}.webm"
         try:
-            track = _TrackFile(self.directory / name, key, data, time_base)
+            track = _TrackFile(self.directory / name, key, data, time_base, self.keyring)
         except (av.FFmpegError, OSError, ValueError) as exc:
             logger.error("Recording(%s) cannot open a %s track: %s", self.manifest.id, key.source, exc)
             self._files[key] = None

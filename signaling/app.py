@@ -15,14 +15,16 @@ from clinic import Clinic
 from clinic.boardimages import BoardImages
 from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
+from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
 
 from . import nodes
 from .announce import announced_addresses
+from .audit_checkpoints import AuditCheckpoints
+from .body_deadline import body_deadline
 from .call.chat import ChatLimits
 from .call.hub import CallServices, HubRegistry
 from .call.monitor import Monitor
-from .body_deadline import body_deadline
 from .config import Config
 from .diskspace import DiskGuard
 from .diskwatch import disk_watch
@@ -30,6 +32,7 @@ from .failures import quiet_http_parse_errors
 from .keys import BOARD_IMAGES, CLINIC, CLUSTER, CONFIG, DISK, HUBS, MAILER, MONITOR, PROBE_DROP_RATE, RECORDINGS
 from .mail_sender import Mailer
 from .operator_listener import operator_listener
+from .periodic import Periodic
 from .practice.account import setup_account_routes
 from .proxy import ProxyTrust
 from .recording_service import AuditRecording, ForgetRecording, RecordingService, StoreRecording
@@ -38,6 +41,8 @@ from .routes import setup_routes
 logger = logging.getLogger(__name__)
 
 DB_FILE = "teleconsult.sqlite3"
+#: Seconds between two sweeps of the documents' retention.
+RETENTION_SWEEP_SECONDS = 3600.0
 
 
 def web_root() -> Path:
@@ -55,10 +60,22 @@ def sfu_options(config: Config) -> SfuOptions:
     )
 
 
-async def open_clinic(config: Config) -> Clinic:
+def open_keyring(config: Config) -> Keyring | None:
+    """The key ring named in config (checked when the config was loaded), or None with a warning."""
+    if config.key_path is None:
+        logger.warning("No [storage] key_file: documents, recordings and whiteboard images are stored "
+                       "in clear (see docs/encryption.md)")
+        return None
+    return Keyring(config.key_path)
+
+
+async def open_clinic(config: Config, keyring: Keyring | None = None) -> Clinic:
+    if keyring is None and config.key_path is not None:
+        keyring = await asyncio.to_thread(Keyring, config.key_path)
     return await Clinic.open(
         config.database.url or config.data_path / DB_FILE,
         invitation_lifetime=datetime.timedelta(hours=config.invitations.lifetime_hours),
+        keyring=keyring,
         documents_dir=config.documents_path,
     )
 
@@ -113,12 +130,13 @@ def make_app(config: Config) -> web.Application:
                         await announced_addresses(config.ice))
         ice.install()
         await asyncio.to_thread(prepare_data_folders, config)
-        clinic = await open_clinic(config)
+        keyring = await asyncio.to_thread(open_keyring, config)
+        clinic = await open_clinic(config, keyring)
         app[CLINIC] = clinic
         wb = config.whiteboard
         images = app[BOARD_IMAGES] = BoardImages(config.whiteboard_path, max_px=wb.page_max_px,
-                                                 max_pages=wb.max_pdf_pages)
-        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path)
+                                                 max_pages=wb.max_pdf_pages, keyring=keyring)
+        recordings = app[RECORDINGS] = RecordingService(config.recording, config.recordings_path, keyring)
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
@@ -133,12 +151,22 @@ def make_app(config: Config) -> web.Application:
         app[MONITOR].start()
         app[MAILER] = Mailer(clinic, config.mail, config.outbox_path, config.smtp_ca_path)
         app[MAILER].start()
+        checkpoints = AuditCheckpoints(clinic, config.audit_checkpoints_path, config.audit.checkpoint_seconds)
+        checkpoints.start()
+        # documents of every kind go after [documents] retention_days (0: kept)
+        days = config.documents.retention_days
+        retention = Periodic("document retention sweep", RETENTION_SWEEP_SECONDS,
+                             lambda: clinic.expire_documents(days))
+        if days:
+            retention.start()
         logger.info("teleconsult ready, data in %s", config.data_path)
         yield
         if cluster is not None:
             await cluster.leave()
         await app[MONITOR].stop()
         await app[MAILER].stop()
+        await checkpoints.stop()
+        await retention.stop()
         app[HUBS].close()
         await recordings.close()
         images.close()

@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return database_commands.run(args, config)
     if args.command == "demo":
         return _demo(config, args.json)
-    if args.command in ("practitioner", "mail", "audit", "init"):
+    if args.command in ("practitioner", "mail", "audit", "init", "keys", "patient"):
         return operator_commands.run(args, config)
     return _serve(config, args.demo)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from clinic.filetypes import DICOM, DOCX, KNOWN_MEDIA_TYPES, ODP, ODS, ODT, PPTX, XLSX
+from sealing import Keyring, SealError
 
 from .errors import ConfigError
 
@@ -41,6 +42,9 @@ class HttpConfig:
 class StorageConfig:
     # SQLite database, documents and recordings live under this folder
     data_dir: str = "data"
+    # key file sealing documents, recordings and whiteboard images at rest (docs/encryption.md);
+    # empty: stored in clear, with a warning at start
+    key_file: str = ""
     # free space (MiB) under which uploads and recordings are refused and /readyz fails
     min_free_mb: int = 1024
     # each kind of file's folder; empty: a folder of data_dir (docs/operations.md, several nodes)
@@ -182,6 +186,9 @@ class PatientAccessConfig:
 class PracticeConfig:
     # IANA time zone of the practice: day lists and scheduling forms use it
     timezone: str = "Europe/Paris"
+    # how patients reach the practice (phone, address), shown when they cannot or do not
+    # want to join by video; empty: "contact your practitioner as usual"
+    contact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +237,9 @@ def _default_document_types() -> list[str]:
 class DocumentsConfig:
     # largest file shared in the chat, in bytes
     max_upload_bytes: int = 104857600
+    # days a document of any kind (imported, chat, recording, board image) is kept after it was
+    # added; 0 keeps documents until removed by hand or by the record's erasure
+    retention_days: int = 0
     # bytes of documents each side may store in one consultation (chat files, closing imports)
     max_bytes_per_side: int = 262144000
     # bytes of documents both sides together may store in one consultation
@@ -277,14 +287,28 @@ class WhiteboardConfig:
 class RecordingConfig:
     # roles that may start and stop a recording: "practitioner", "patient"
     allowed_roles: list[str] = field(default_factory=lambda: ["practitioner"])
-    # the other side must accept before a recording starts
-    require_consent: bool = False
+    # the other side must accept before a recording starts (the answer goes in the consent ledger)
+    require_consent: bool = True
     # the composed MP4's picture size (even numbers) and frame rate
     width: int = 1280
     height: int = 480
     fps: int = 15
     # days a recording is kept; 0 keeps recordings until removed by hand
     retention_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    # days a patient's record must be kept after their last consultation before the operator
+    # may erase it (`teleconsult patient erase`); French medical records: 20 years
+    record_days: int = 7300
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    # seconds between two checkpoints of the audit chain's head, written to the log and
+    # to data_dir/audit-checkpoints.jsonl (copy that file elsewhere: it proves the tail)
+    checkpoint_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,12 +332,22 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     patient_access: PatientAccessConfig = field(default_factory=PatientAccessConfig)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     # folder relative paths in this file are resolved against
     base_dir: str = "."
 
     @property
     def data_path(self) -> Path:
         return _resolve(self.base_dir, self.storage.data_dir)
+
+    @property
+    def key_path(self) -> Path | None:
+        return _resolve(self.base_dir, self.storage.key_file) if self.storage.key_file else None
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        return self.data_path / "audit-checkpoints.jsonl"
 
     @property
     def documents_path(self) -> Path:
@@ -586,6 +620,19 @@ def _validate(c: Config, where: str) -> None:
         fail("patient_access.max_failures", "must be at least 1")
     if c.patient_access.attempts_per_minute < 1:
         fail("patient_access.attempts_per_minute", "must be at least 1")
+    if c.documents.retention_days < 0:
+        fail("documents.retention_days", "must be 0 (keep) or a number of days")
+    if not 0 <= c.retention.record_days <= 36500:
+        fail("retention.record_days", "must be between 0 and 36500 days")
+    if c.key_path is not None:
+        try:
+            Keyring(c.key_path)
+        except SealError as exc:
+            fail("storage.key_file", f"is not usable: {exc}")
+    if not 1.0 <= c.audit.checkpoint_seconds <= 86400.0:
+        fail("audit.checkpoint_seconds", "must be between 1 and 86400")
+    if len(c.practice.contact) > 300:
+        fail("practice.contact", "must be at most 300 characters")
     try:
         zoneinfo.ZoneInfo(c.practice.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import urllib.parse
@@ -14,7 +13,7 @@ from aiohttp import web
 from clinic.models import Document
 
 from . import keys as app_keys
-from .error_pages import error_page
+from .stored_files import stored_file_response
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +46,13 @@ def content_disposition(kind: str, name: str) -> str:
 
 
 async def serve_document(request: web.Request, document: Document, *, download: bool) -> web.StreamResponse:
-    """A FileResponse (Range support) of the document's bytes, locked down; 404 if its file is gone."""
+    """The document's bytes (Range support, decrypted when sealed), locked down; 404 if its file is gone."""
     clinic = request.config_dict[app_keys.CLINIC]
     path = await clinic.document_path(document)
-    if not await asyncio.to_thread(path.is_file):
-        logger.warning("Document(%s) has a row but no file", document.id)
-        return error_page("not-found")
     allowed = request.config_dict[app_keys.CONFIG].documents.allowed_types
     inline = not download and inline_allowed(document.media_type, allowed)
     content_type = document.media_type + ("; charset=utf-8" if document.media_type == "text/plain" else "")
-    return web.FileResponse(path, headers={
+    return await stored_file_response(request, path, clinic.keyring, {
         **FILE_HEADERS,
         "Content-Type": content_type,
         "Content-Disposition": content_disposition("inline" if inline else "attachment", document.name),

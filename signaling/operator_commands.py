@@ -1,4 +1,4 @@
-"""The operator's commands: practitioner accounts, the mail queue, the audit export."""
+"""The operator's commands: practitioner accounts, the mail queue, the audit export and check."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import csv
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from clinic import AlreadyExists, NotFound
+from sealing import generate_key
 
 from .config import Config
 
@@ -50,6 +52,20 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--config")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--after", type=int, default=0, help="only entries after this sequence number")
+    patient = sub.add_parser("patient", help="a patient's record (the right to erasure)")
+    patsub = patient.add_subparsers(dest="action", required=True)
+    erase = patsub.add_parser("erase", help="erase a record and its files, once the legal retention has passed")
+    erase.add_argument("--config")
+    erase.add_argument("--patient", required=True, help="the record's id (shown on its page address)")
+    keys = sub.add_parser("keys", help="the key file sealing stored files (docs/encryption.md)")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    new = ksub.add_parser("new", help="create a key file with one key (refused if the file exists)")
+    new.add_argument("--file", required=True)
+    new.add_argument("--config")
+    rotate = ksub.add_parser("rotate", help="add a key to [storage] key_file, then re-seal every stored file with it")
+    rotate.add_argument("--config", required=True)
+    verify = asub.add_parser("verify", help="check the hash chain and the checkpoints; exit 1 if tampered")
+    verify.add_argument("--config")
 
 
 def _read_password(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -140,7 +156,67 @@ def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdi
         counts = {s: sum(1 for m in messages if m.state == s) for s in ("queued", "sent", "failed")}
         print(json.dumps({"counts": counts, "messages": [m.status_json() for m in messages]}, indent=2), file=out)
         return 0
+    if args.command == "keys":
+        return _keys(args, config, out)
+    if args.command == "patient":
+        return _erase(args, config, out)
+    if args.action == "verify":
+        return _verify(config, out)
     return _export(args, config, out)
+
+
+def _erase(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from clinic.record_export import ErasureRefused
+
+    async def work(clinic: Any) -> int:
+        n: int = await clinic.erase_patient(args.patient, config.retention.record_days, config.data_path)
+        return n
+
+    try:
+        n = asyncio.run(_with_clinic(config, work))
+    except ErasureRefused as exc:
+        print(f"teleconsult: refused: the record is kept until {exc.until.isoformat()} "
+              f"([retention] record_days = {config.retention.record_days})", file=sys.stderr)
+        return 1
+    except NotFound:
+        print("teleconsult: no such patient", file=sys.stderr)
+        return 1
+    print(f"patient {args.patient} erased ({n} consultation(s)); the audit log keeps an entry", file=out)
+    return 0
+
+
+def _keys(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from .key_rotation import rotate
+
+    if args.action == "new":
+        path = Path(args.file)
+        if path.exists():
+            print(f"teleconsult: {path} exists already; use `keys rotate` to add a key", file=sys.stderr)
+            return 1
+        key_id = generate_key(path)
+        print(f"key file {path} created with key {key_id}; name it in [storage] key_file", file=out)
+        return 0
+    if config.key_path is None:
+        print("teleconsult: [storage] key_file is not set; create one with `teleconsult keys new --file PATH`",
+              file=sys.stderr)
+        return 1
+    key_id, done = rotate(config.key_path, config.data_path)
+    print(f"key {key_id} now seals new files; {done.files} re-sealed, {done.skipped} already sealed with it, "
+          f"{done.failed} failed", file=out)
+    return 1 if done.failed else 0
+
+
+def _verify(config: Config, out: TextIO) -> int:
+    try:
+        verdict = asyncio.run(_with_clinic(config, lambda c: c.practice.audit_verify(config.audit_checkpoints_path)))
+    except ValueError as exc:
+        print(f"teleconsult: audit checkpoints: {exc}", file=sys.stderr)
+        return 2
+    if verdict.ok:
+        print(f"audit log intact: {verdict.checked} entries, head {verdict.head_seq}", file=out)
+        return 0
+    print(f"audit log TAMPERED: {verdict.problem}", file=out)
+    return 1
 
 
 def _export(args: argparse.Namespace, config: Config, out: TextIO) -> int:

@@ -17,6 +17,7 @@ from recorder import Recorder
 from recorder.compositor import compose_recording, worker_init
 from recorder.errors import RecorderError
 from recorder.manifest import Manifest, read_manifest, write_manifest
+from sealing import Keyring
 
 from .config import RecordingConfig
 
@@ -38,8 +39,10 @@ AuditRecording = Callable[[str, str, str, str | None, str | None], Awaitable[Non
 class RecordingService:
     """Owns the recordings folder and the one composing process."""
 
-    def __init__(self, config: RecordingConfig, root: Path) -> None:
+    def __init__(self, config: RecordingConfig, root: Path, keyring: Keyring | None = None) -> None:
         self.config = config
+        # tracks are sealed as written, the MP4 once composed (sealing/)
+        self.keyring = keyring
         self.root = root
         self.store: StoreRecording | None = None
         self.forget: ForgetRecording | None = None
@@ -82,7 +85,8 @@ class RecordingService:
         return self.root / consultation_id / recording_id
 
     def new_recorder(self, consultation_id: str, recording_id: str) -> Recorder:
-        recorder = Recorder(recording_id, consultation_id, self.folder(consultation_id, recording_id))
+        recorder = Recorder(recording_id, consultation_id, self.folder(consultation_id, recording_id),
+                            keyring=self.keyring)
         self._active.add(recorder)
         return recorder
 
@@ -117,7 +121,8 @@ class RecordingService:
         c = self.config
         try:
             result: dict[str, Any] = await loop.run_in_executor(
-                self._pool, compose_recording, str(folder), c.width, c.height, c.fps)
+                self._pool, compose_recording, str(folder), c.width, c.height, c.fps,
+                None if self.keyring is None else str(self.keyring.path))
         except (RecorderError, OSError, concurrent.futures.process.BrokenProcessPool) as exc:
             logger.error("Recording(%s) was not composed: %s", folder.name, exc)
             return None

@@ -14,6 +14,7 @@ from clinic.boardimages import BackgroundRefused
 from .. import keys as app_keys
 from ..error_pages import error_page, problem
 from ..invitation_links import INVITATION
+from ..stored_files import stored_file_response
 from ..uploads import UPLOAD_ERRORS, read_upload, refusal
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,6 @@ async def background_page(request: web.Request) -> web.StreamResponse:
         path = await request.config_dict[app_keys.BOARD_IMAGES].page_path(consultation_id, background, page)
     except (ValueError, NotFound, BackgroundRefused):
         return error_page("not-found")
-    return web.FileResponse(path, headers={
+    return await stored_file_response(request, path, request.config_dict[app_keys.BOARD_IMAGES].keyring, {
         "Content-Type": "image/png", "Cache-Control": "private, max-age=86400, immutable",
     })

@@ -18,6 +18,7 @@ from ..errors import ProtocolError
 from ..recording_service import RecordingService
 from . import lobby
 from .chat import ChatLimits, ChatRoom
+from .consent import ConsentGate
 from .recording_control import RecordingControl, RecordingEffects
 from .whiteboard import SavePng, Whiteboard, document_saver
 
@@ -65,8 +66,10 @@ class Hub:
 
     def __init__(self, consultation: Consultation, services: CallServices, *,
                  readiness: dict[Role, Readiness] | None = None, board: Board | None = None,
-                 save_png: SavePng | None = None) -> None:
+                 save_png: SavePng | None = None, consent: ConsentGate | None = None) -> None:
         self.id = consultation.id
+        # the patient's teleconsultation consent: no join/ready without it
+        self.consent = consent or ConsentGate(consultation.id, services.clinic, None)
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
         self.participants: dict[Role, Participant] = {}
@@ -130,6 +133,7 @@ class Hub:
         async with self._lock:
             old = self.state
             new = lobby.apply(self.state, role, action)
+            self.consent.check(role, action, new.patient is Stage.IN_CALL and old.patient is not Stage.IN_CALL)
             await self._clinic.update_consultation(
                 self.id, state=new.consultation, practitioner_stage=new.practitioner, patient_stage=new.patient
             )
@@ -217,6 +221,7 @@ class Hub:
                 "readiness": _readiness_json(self.readiness.get(peer)),
             },
             "recording": self.recording.snapshot(),
+            "consent": self.consent.snapshot(),
         }
 
     async def broadcast(self) -> None:
@@ -238,6 +243,7 @@ class Hub:
                 effects = self.recording.record(conn.role, fields["on"])
             elif kind == "recording-consent":
                 effects = self.recording.consent(conn.role, fields["recording"], fields["accept"])
+                await self.consent.recording_answer(conn.role, fields["recording"], fields["accept"])
             else:
                 effects = self.recording.seen(conn.role, fields["recording"])
         for role, message in effects.replies:
@@ -269,6 +275,17 @@ class Hub:
         if self._recordings is not None:
             for action, recording_id, role in effects.audits:
                 await self._recordings.note(action, self.id, recording_id, role)
+
+    async def consent_message(self, conn: Connection, decision: str, version: str) -> None:
+        """The patient's answer to the notice; a withdrawal in the call takes them out of it."""
+        async with self._lock:
+            if self.connections.get(conn.role) is not conn:
+                raise ProtocolError("out-of-order", "this tab was replaced by another one")
+            await self.consent.decide(conn.role, decision, version)
+        if decision != "given" and self.state.stage(conn.role) is Stage.IN_CALL:
+            await self.act(conn.role, "hangup")
+        else:
+            await self.broadcast()
 
     def close(self) -> None:
         effects = self.recording.close()
@@ -324,9 +341,11 @@ class HubRegistry:
                 consultation = await self._clinic.get_consultation(consultation_id)
                 readiness = await self._clinic.get_readiness(consultation_id)
                 board = await self._clinic.load_board(consultation_id, board_limits(self.services.whiteboard))
+                consent = ConsentGate(consultation_id, self._clinic, await self._clinic.latest_consent(consultation_id))
                 hub = self._hubs[consultation_id] = Hub(
                     consultation, self.services, readiness=readiness, board=board,
                     save_png=self._png_saver(consultation_id),
+                    consent=consent,
                 )
             return hub
 

@@ -40,6 +40,7 @@ CLIENT_MESSAGES: dict[str, dict[str, Types]] = {
     "record": {"on": bool},
     "recording-consent": {"recording": str, "accept": bool},
     "recording-seen": {"recording": str},
+    "consent": {"decision": str, "version": str},
     "chat": {"text": str},
     # the whiteboard (signaling/call/whiteboard.py checks the values: ids, colours, coordinates, pages)
     "whiteboard-open": {"open": bool},

@@ -15,6 +15,7 @@ from sfu import ConnectionProbe, SfuError
 from ..config import Config
 from ..errors import ProtocolError
 from ..failures import log_failure
+from .consent import notice_json
 from .hub import Hub
 from .protocol import PROTOCOL_VERSION, error_message, parse_client_message
 from .turn import ice_servers_for
@@ -80,6 +81,9 @@ class Session:
             "max_audio_kbps": self._config.media.max_audio_kbps,
             "recording": {"allowed": self.role.value in self._config.recording.allowed_roles,
                           "consent": self._config.recording.require_consent},
+            # the notices the patient consents to, and how to reach the practice otherwise
+            "notices": notice_json(),
+            "practice_contact": self._config.practice.contact,
         }
 
     async def run(self) -> None:
@@ -136,6 +140,8 @@ class Session:
                 await self._hub.set_readiness(self, msg.fields["mic"], msg.fields["camera"], _net_test(msg.fields["test"]))
             elif msg.type in WHITEBOARD_MESSAGES:
                 await self._hub.whiteboard.handle(self, msg, len(text))
+            elif msg.type == "consent":
+                await self._hub.consent_message(self, msg.fields["decision"], msg.fields["version"])
             elif msg.type in ("record", "recording-consent", "recording-seen"):
                 await self._hub.recording_message(self, msg.type, msg.fields)
             else:

@@ -34,8 +34,10 @@ async def _consultation(request: web.Request) -> Consultation:
 async def closing(request: web.Request) -> web.Response:
     """Where the practitioner lands after hanging up."""
     consultation = await _consultation(request)
-    documents = await request.config_dict[app_keys.CLINIC].list_documents(consultation_id=consultation.id)
-    return closing_page(await csrf_token(request), request.match_info["token"], consultation, documents,
+    clinic = request.config_dict[app_keys.CLINIC]
+    documents = await clinic.list_documents(consultation_id=consultation.id)
+    shared = set(await clinic.practice.patient_document_ids(consultation.id))
+    return closing_page(await csrf_token(request), request.match_info["token"], consultation, documents, shared,
                         logged_in=await current_session(request) is not None)
 
 
@@ -88,11 +90,21 @@ async def close_act(request: web.Request) -> web.Response:
     consultation = await _consultation(request)
     app = request.config_dict
     config = app[app_keys.CONFIG]
+    # the consultation's state first: a request that cannot close anything says so, whatever its body
+    if consultation.state is ConsultationState.CLOSED:
+        return problem(409, "closed", "the act is already closed")
+    if consultation.state is not ConsultationState.ENDED:
+        return problem(409, "not-ended", "the consultation has not ended: the act cannot be closed yet")
+    share = await _share_choice(request)
+    if isinstance(share, web.Response):
+        return share
     try:
         done = await app[app_keys.CLINIC].practice.close_act(
             consultation.id, consultation.practitioner_id, base_url=config.http.public_url,
             link_lifetime=datetime.timedelta(days=config.patient_access.lifetime_days),
-            tz=zoneinfo.ZoneInfo(config.practice.timezone))
+            tz=zoneinfo.ZoneInfo(config.practice.timezone), share=share)
+    except ValueError:
+        return problem(400, "bad-share", "a document to share is not one of this consultation's")
     except InvalidTransition:
         state = (await app[app_keys.CLINIC].get_consultation(consultation.id)).state
         if state is ConsultationState.CLOSED:
@@ -101,6 +113,24 @@ async def close_act(request: web.Request) -> web.Response:
     if done.mail_id is not None:
         app[app_keys.MAILER].wake()
     return web.json_response({"closed": True, "documents": done.documents, "mail_queued": done.mail_id is not None})
+
+
+#: Most documents one closing may name (far above what a consultation holds).
+MAX_SHARED = 1000
+
+
+async def _share_choice(request: web.Request) -> list[str] | None | web.Response:
+    """The ids ticked `doc-share` (JSON body `{"share": [...]}`), None without a body (default by source)."""
+    if not request.body_exists:
+        return None
+    try:
+        body = await request.json()
+    except ValueError:
+        return problem(400, "bad-share", "the body must be JSON: {\"share\": [document ids]}")
+    share = body.get("share") if isinstance(body, dict) else None
+    if not isinstance(share, list) or len(share) > MAX_SHARED or not all(isinstance(i, str) for i in share):
+        return problem(400, "bad-share", "'share' must be a list of document ids")
+    return share
 
 
 def add_closing_routes(routes: InvitationRoutes) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from aiohttp import web
 
+from clinic import timestamps
 from clinic.audit import AuditEvent
+from clinic.consent import ConsentEntry
 from clinic.mail import MailMessage
 from clinic.models import Consultation, Patient
 from clinic.patient_links import PatientLink
@@ -194,6 +196,7 @@ def patient_form_page(csrf: str, *, action: str, title_key: str, name: str = "",
 def record_page(csrf: str, tz: datetime.tzinfo, patient: Patient, *, consultations: Sequence[Consultation],
                 documents: Sequence[DocumentLike], team: Sequence[TeamMember], links: Sequence[PatientLink],
                 mails: Sequence[MailMessage], events: Sequence[AuditEvent], names: dict[str, str],
+                consents: Sequence[ConsentEntry] = (),
                 error: str | None = None, note: str | None = None, status: int = 200) -> web.Response:
     now = datetime.datetime.now(datetime.UTC)
     base = f"/records/{e(patient.id)}"
@@ -221,13 +224,18 @@ def record_page(csrf: str, tz: datetime.tzinfo, patient: Patient, *, consultatio
         f'<tr data-testid="audit-event" data-action="{e(ev.action)}"><td>{local(ev.at, tz, "%d/%m/%Y %H:%M:%S")}</td>'
         f'<td>{e(names.get(ev.actor_id or "", ev.actor_kind))}</td><td><code>{e(ev.action)}</code></td>'
         f'<td><code>{e(ev.document_id or ev.object_id or ev.consultation_id or "")}</code></td></tr>' for ev in events)
+    consent_rows = "".join(
+        f'<li data-testid="consent-entry" data-subject="{e(c.subject)}" data-decision="{e(c.decision)}"'
+        f' data-version="{e(c.notice_version)}">{local(timestamps.from_text(c.at), tz)} — {tr("consent." + c.subject)}'
+        f' : {tr("consent." + c.decision)} <span class="muted">({e(c.notice_version)})</span></li>' for c in consents)
     body = f"""<section class="card" aria-labelledby="record-title" data-testid="record" data-patient-id="{e(patient.id)}">
 <h1 id="record-title">{tr("record.title")} — <span data-testid="record-name">{e(patient.name)}</span></h1>
 {alert(error)}{notice(note)}
 <h2>{tr("record.identity")}</h2>
 <dl class="identity"><dt>{tr("patient.email")}</dt><dd>{e(patient.email)}</dd>
 <dt>{tr("patient.birth")}</dt><dd>{patient.date_of_birth.strftime("%d/%m/%Y")}</dd></dl>
-<p><a href="{base}/edit" data-testid="patient-edit">{tr("patient.edit")}</a></p>
+<p><a href="{base}/edit" data-testid="patient-edit">{tr("patient.edit")}</a>
+ · <a href="{base}/export" data-testid="record-export" download>{tr("record.export")}</a></p>
 <h2>{tr("record.schedule")}</h2>
 <form method="post" action="{base}/consultations" class="inline" data-testid="schedule-form">{csrf_field(csrf)}
 <label><span data-i18n="record.date">{e(text("record.date"))}</span><input type="date" name="date" required data-testid="schedule-date"></label>
@@ -237,6 +245,8 @@ def record_page(csrf: str, tz: datetime.tzinfo, patient: Patient, *, consultatio
 {f'<ul class="list">{consultation_rows}</ul>' if consultation_rows else f'<p>{tr("record.no-consultations")}</p>'}
 <h2>{tr("record.documents")}</h2>
 {f'<ul class="list" data-testid="record-documents">{document_rows}</ul>' if document_rows else f'<p data-testid="record-documents" data-empty="true">{tr("record.no-documents")}</p>'}
+<h2>{tr("record.consents")}</h2>
+{f'<ul class="list" data-testid="consent-ledger">{consent_rows}</ul>' if consent_rows else f'<p data-testid="consent-ledger" data-empty="true">{tr("record.no-consents")}</p>'}
 <h2>{tr("record.team")}</h2>
 <ul class="list" data-testid="team">{team_rows}</ul>
 <form method="post" action="{base}/access" class="inline" data-testid="grant-form">{csrf_field(csrf)}
@@ -271,12 +281,14 @@ def _link_row(link: PatientLink, now: datetime.datetime, tz: datetime.tzinfo, ba
 # closing
 
 def closing_page(csrf: str, token: str, consultation: Consultation,
-                 documents: Sequence[DocumentLike], *, logged_in: bool) -> web.Response:
+                 documents: Sequence[DocumentLike], shared: Collection[str] = (), *, logged_in: bool) -> web.Response:
     closed = consultation.state.value == "closed"
     items = "".join(
         f'<li data-testid="doc-item" data-document-id="{e(d.id)}"><a href="/c/{e(token)}/files/{e(d.id)}"'
         f' target="_blank" rel="noopener">{e(d.name)}</a> <span class="muted">({tr("source." + d.source)},'
         f' {_size(d.size)})</span>'
+        f' <label class="share"><input type="checkbox" data-testid="doc-share" data-document-id="{e(d.id)}"'
+        f'{" checked" if d.id in shared else ""}{" disabled" if closed else ""}> {tr("closing.share")}</label>'
         + ("" if closed or d.source != "closing" else
            f' <button type="button" data-testid="doc-remove" data-document-id="{e(d.id)}"'
            f' aria-label="{e(text("closing.remove"))} {e(d.name)}">{tr("closing.remove")}</button>')

@@ -12,7 +12,6 @@ import logging
 from aiohttp import web
 
 from clinic import NotFound
-from clinic.closing import PATIENT_SOURCES
 from clinic.errors import LinkGone, TooManyAttempts, WrongBirthDate
 from clinic.patient_links import SESSION_LIFETIME, PatientLink
 
@@ -55,8 +54,8 @@ async def access(request: web.Request) -> web.Response:
     if found is None:
         return access_form_page(await csrf_token(request), token)
     clinic = request.config_dict[app_keys.CLINIC]
-    documents = [d for d in await clinic.list_documents(consultation_id=found.consultation_id)
-                 if d.source in PATIENT_SOURCES]
+    shared = set(await clinic.practice.patient_document_ids(found.consultation_id))
+    documents = [d for d in await clinic.list_documents(consultation_id=found.consultation_id) if d.id in shared]
     return access_list_page(await csrf_token(request), token, documents)
 
 
@@ -99,7 +98,8 @@ async def document(request: web.Request) -> web.StreamResponse:
         doc = await clinic.get_document(request.match_info["document_id"])
     except NotFound:
         return error_page("not-found")
-    if doc.consultation_id != found.consultation_id or doc.source not in PATIENT_SOURCES:
+    if (doc.consultation_id != found.consultation_id
+            or doc.id not in await clinic.practice.patient_document_ids(found.consultation_id)):
         return error_page("not-found")
     download = request.query.get("download") == "1"
     await clinic.practice.document_opened(found, doc.id, "document.download" if download else "document.view")

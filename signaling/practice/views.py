@@ -16,8 +16,9 @@ from clinic.models import Consultation
 
 from .. import keys as app_keys
 from .. import nodes
-from ..downloads import serve_document
+from ..downloads import FILE_HEADERS, content_disposition, serve_document
 from ..error_pages import error_page
+from ..stored_files import temporary_file_response
 from . import html as pages
 from .auth import (
     SESSION_COOKIE,
@@ -250,13 +251,14 @@ async def record(request: web.Request, *, error: str | None = None, note: str | 
     except NotFound:
         return error_page("not-found")
     documents = await clinic.list_documents(patient_id=patient_id)
+    consents = await clinic.consents_of_patient(patient_id)
     if request.method == "GET":
         await practice.audit("practitioner", me, "record.view", patient_id=patient_id)
     names = {m.practitioner.id: m.practitioner.display_name for m in team}
     names[patient.id] = patient.name
     return pages.record_page(await csrf_token(request), tz_of(request), patient, consultations=consultations,
                              documents=documents, team=team, links=links, mails=mails, events=events, names=names,
-                             error=error, note=note, status=status)
+                             consents=consents, error=error, note=note, status=status)
 
 
 async def record_get(request: web.Request) -> web.Response:
@@ -345,6 +347,23 @@ async def record_document(request: web.Request) -> web.StreamResponse:
     return await serve_document(request, document, download=download)
 
 
+async def export_record(request: web.Request) -> web.StreamResponse:
+    """The whole record as one ZIP (documents, consultations, consents, audit extract, index); 404 without access."""
+    session = await require_session(request)
+    clinic = request.config_dict[app_keys.CLINIC]
+    patient_id = request.match_info["patient_id"]
+    try:
+        path = await clinic.export_record(session.practitioner.id, patient_id,
+                                          request.config_dict[app_keys.CONFIG].data_path / "exports")
+    except NotFound:
+        return error_page("not-found")
+    day = datetime.datetime.now(tz_of(request)).date().isoformat()
+    return await temporary_file_response(request, path, {
+        **FILE_HEADERS, "Content-Type": "application/zip",
+        "Content-Disposition": content_disposition("attachment", f"dossier-{day}.zip"),
+    })
+
+
 # for the browser and the operator
 
 async def strings(request: web.Request) -> web.Response:
@@ -373,4 +392,5 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_post("/records/{patient_id}/access/{practitioner_id}/revoke", revoke)
     add.add_post("/records/{patient_id}/links/{link_id}/revoke", revoke_link)
     add.add_get("/records/{patient_id}/documents/{document_id}", record_document)
+    add.add_get("/records/{patient_id}/export", export_record)
     add.add_get("/practice/strings.js", strings)

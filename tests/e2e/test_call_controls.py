@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from helpers.call_page import (
     INBOUND_STATS,
+    accept_notice,
     frames_decoded,
     in_call,
     more_frames,
@@ -282,6 +283,7 @@ async def test_keyboard_only_from_waiting_room_to_the_call_controls(tmp_path: Pa
         patient: Page = await open_page("blue")
         await doctor.goto(demo["practitioner_link"])
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         await expect(doctor.get_by_test_id("join")).to_be_enabled()
         await _tab_to(doctor, "join")
         await doctor.keyboard.press("Enter")

@@ -13,6 +13,7 @@ from aiortc import rtcrtpreceiver
 from aiortc.codecs import h264, opus, vpx
 from helpers.call_page import (
     INBOUND_STATS,
+    accept_notice,
     frames_decoded,
     in_call,
     more_frames,
@@ -63,6 +64,7 @@ async def test_two_browsers_meet_and_see_each_other(tmp_path: Path, open_page: A
         patient: Page = await open_page("blue")
         await doctor.goto(demo["practitioner_link"])
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
 
         # both in the waiting room, each with a live preview
         for page in (doctor, patient):
@@ -123,6 +125,7 @@ async def test_patient_first_then_reload_in_call_then_hangup(tmp_path: Path, ope
         patient: Page = await open_page("blue")
         await patient.set_viewport_size({"width": 390, "height": 780})  # a phone
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "absent")
         await patient.get_by_test_id("join").click()
         await expect(patient.get_by_test_id("peer-status")).to_have_attribute("data-state", "invited")
@@ -159,6 +162,7 @@ async def test_second_tab_takes_over_and_the_first_is_told(tmp_path: Path, open_
         demo = await server.demo()
         first: Page = await open_page("blue")
         await first.goto(demo["patient_link"])
+        await accept_notice(first)
         await expect(first.get_by_test_id("join")).to_be_visible()
         second = await first.context.new_page()
         await second.goto(demo["patient_link"])

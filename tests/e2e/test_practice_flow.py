@@ -14,7 +14,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from helpers.call_page import screenshot, shows, wait_for
+from helpers.call_page import accept_notice, screenshot, shows, wait_for
 from helpers.media_files import pdf, png
 from helpers.practice import body_of, link_in, smtp_server, sql
 from helpers.server import running_server
@@ -65,6 +65,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
             row = doctor.locator(f'[data-consultation-id="{consultation_id}"]')
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "absent")
             await patient.goto(patient_link)
+            await accept_notice(patient)
             await patient.get_by_test_id("join").click()
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "waiting-room", timeout=10000)
             await screenshot(doctor, "31-day-list-patient-waiting")

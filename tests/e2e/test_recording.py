@@ -23,7 +23,9 @@ from signaling.keys import RECORDINGS
 
 CAMERA_W, CAMERA_H = 320, 240  # tests/helpers/y4m.py's fake cameras
 # side by side at the config size: twice one camera's width
-RECORDING = {"recording.width": 2 * CAMERA_W, "recording.height": CAMERA_H, "recording.fps": 15}
+# the patient is asked before a recording by default (tests/e2e/test_consent.py); these test the notice alone
+RECORDING = {"recording.width": 2 * CAMERA_W, "recording.height": CAMERA_H, "recording.fps": 15,
+             "recording.require_consent": False}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -207,7 +209,7 @@ async def test_a_recording_started_while_the_patient_reloads_is_shown_after_the_
 
 
 async def test_consent_refused_records_nothing_and_the_practitioner_is_told(tmp_path: Path, open_page: Any) -> None:
-    async with running_server(tmp_path / "data", **RECORDING, **{"recording.require_consent": True}) as server:
+    async with running_server(tmp_path / "data", **{**RECORDING, "recording.require_consent": True}) as server:
         doctor, patient = await in_call(server, open_page)
         await doctor.get_by_test_id("record-toggle").click()
         dialog = patient.get_by_test_id("recording-consent-dialog")
@@ -255,6 +257,7 @@ port_max = 44999
 width = {2 * CAMERA_W}
 height = {CAMERA_H}
 fps = 15
+require_consent = false
 """)
     return path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.call_page import frames_decoded, screenshot, wait_for
+from helpers.call_page import accept_notice, frames_decoded, screenshot, wait_for
 from helpers.chromium import CHROMIUM, FLAGS, launch_page
 from helpers.server import running_server
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -66,6 +66,7 @@ async def test_connection_test_on_loopback_is_good_and_the_practitioner_sees_it(
         demo = await server.demo()
         patient = await launch(name="patient")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         got = await run_connection_test(patient)
         print("connection test on loopback:", got)
         assert got["verdict"] == "good", got
@@ -110,6 +111,7 @@ async def test_connection_test_with_server_side_loss_is_fair_or_poor(tmp_path: P
         demo = await server.demo()
         patient = await launch(name="patient")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         got = await run_connection_test(patient)
         print("connection test with 30% loss:", got)
         assert got["verdict"] in ("fair", "poor"), got
@@ -124,6 +126,7 @@ async def test_permission_denied_explains_and_joins_without_devices(tmp_path: Pa
         patient = await launch(without=(FAKE_UI,), permissions=[], name="patient")
         doctor = await launch(name="doctor")
         await patient.goto(demo["patient_link"])
+        await accept_notice(patient)
         error = patient.get_by_test_id("device-error")
         await expect(error).to_be_visible()
         await expect(error).to_contain_text("refusé")

@@ -90,10 +90,16 @@ async def in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
     return await enter_call(await server.demo(), await open_page("red"), await open_page("blue"))
 
 
+async def accept_notice(page: Page) -> None:
+    """The patient accepts the teleconsultation notice: joining is possible only after (issue 19)."""
+    await page.get_by_test_id("consent-accept").click()
+
+
 async def enter_call(demo: dict[str, Any], doctor: Page, patient: Page) -> tuple[Page, Page]:
     """Both sides open their link and enter the call; returns once each shows the other's camera."""
     await doctor.goto(demo["practitioner_link"])
     await patient.goto(demo["patient_link"])
+    await accept_notice(patient)
     await doctor.get_by_test_id("join").click()
     await patient.get_by_test_id("ready").click()
     await wait_for(lambda: shows(doctor, "blue"))

@@ -11,6 +11,7 @@ import numpy as np
 
 from recorder.manifest import Event, Manifest, read_manifest
 from recorder.writer import DiskWriter, TrackKey
+from sealing import Keyring
 
 VIDEO_TB, AUDIO_TB = Fraction(1, 90000), Fraction(1, 48000)
 RGB = {"red": (220, 20, 20), "blue": (20, 20, 220), "green": (20, 200, 20)}
@@ -48,10 +49,10 @@ def opus_tone(hz: float, n: int) -> list[bytes]:
 
 
 def write_recording(folder: Path, tracks: dict[TrackKey, tuple[float, list[tuple[bytes, bool]]]],
-                    events: list[Event], duration: float) -> Manifest:
+                    events: list[Event], duration: float, keyring: Keyring | None = None) -> Manifest:
     """Feed the disk thread as the media path would: each track from `start` seconds, in real clock ticks."""
     manifest = Manifest(id="r", consultation_id="c", started_at="2026-11-25T20:00:00.000+00:00")
-    writer = DiskWriter(folder, manifest)
+    writer = DiskWriter(folder, manifest, keyring=keyring)
     writer.start()
     for e in events:
         writer.event(e)
@@ -68,3 +69,14 @@ def write_recording(folder: Path, tracks: dict[TrackKey, tuple[float, list[tuple
     writer.stop(duration)
     assert writer.join(30)
     return read_manifest(folder)
+
+
+def sealed_recording(folder: Path, seconds: float, keyring: Keyring) -> Manifest:
+    """A recording of `seconds` (red camera at 15 fps, a 440 Hz voice) written sealed, as the
+    recorder does with a key file; the caller sets its state and consultation."""
+    folder.mkdir(parents=True)
+    tracks = {
+        TrackKey("a", "practitioner", "camera", "video"): (0.0, vp8_frames("red", round(15 * seconds))),
+        TrackKey("b", "patient", "mic", "audio"): (0.0, [(p, True) for p in opus_tone(440, round(50 * seconds))]),
+    }
+    return write_recording(folder, tracks, [], seconds, keyring=keyring)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from helpers.call_page import frames_decoded, shows, wait_for
+from helpers.call_page import accept_notice, frames_decoded, shows, wait_for
 from helpers.server import free_port
 
 TURNSERVER = "/usr/bin/turnserver"
@@ -167,6 +167,8 @@ async def meet(server: Any, open_page: Any) -> tuple[Page, Page]:
     for page, link in ((doctor, demo["practitioner_link"]), (patient, demo["patient_link"])):
         await page.add_init_script(RECORD_ICE_ERRORS)
         await page.goto(link)
+        if page is patient:
+            await accept_notice(page)
         await expect(page.get_by_test_id("join")).to_be_visible()
     await doctor.get_by_test_id("join").click()
     await expect(patient.get_by_test_id("ready")).to_be_visible()

@@ -19,17 +19,29 @@ class Client:
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.session, self.ws = session, ws
+        self.pending: list[dict[str, Any]] = []  # read by open(), handed out first by recv()
 
     @classmethod
-    async def open(cls, link: str) -> Client:
+    async def open(cls, link: str, *, consent: bool = True) -> Client:
+        """Connect; a patient accepts the teleconsultation notice at once unless `consent` is False."""
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(link.replace("http://", "ws://") + "/ws")
-        return cls(session, ws)
+        client = cls(session, ws)
+        welcome = await client.recv("welcome")
+        client.pending.append(welcome)
+        if consent and welcome["role"] == "patient":
+            await client.send(type="consent", decision="given",
+                              version=welcome["notices"]["teleconsultation"]["version"])
+        return client
 
     async def send(self, **msg: Any) -> None:
         await self.ws.send_str(json.dumps(msg))
 
     async def recv(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        while self.pending:
+            data = self.pending.pop(0)
+            if kind is None or data["type"] == kind:
+                return data
         while True:
             msg = await self.ws.receive(timeout=timeout)
             assert msg.type == aiohttp.WSMsgType.TEXT, msg

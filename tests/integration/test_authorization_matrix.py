@@ -77,6 +77,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
                                                                            without_access=404),
     ("POST", "/records/{patient_id}/links/{link_id}/revoke"): row(LOGIN, with_access=303, without_access=404),
     ("GET", "/records/{patient_id}/documents/{document_id}"): row(LOGIN, with_access=200, without_access=404),
+    ("GET", "/records/{patient_id}/export"): row(LOGIN, with_access=200, without_access=404),
     ("POST", "/consultations/{consultation_id}/join"): row(LOGIN, with_access=303, without_access=404),
     ("POST", "/consultations/{consultation_id}/closing"): row(LOGIN, with_access=303, without_access=404),
     # the call: the invitation's token is the capability; a cookie opens nothing

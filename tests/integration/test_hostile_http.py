@@ -128,4 +128,5 @@ async def test_odd_requests_get_no_5xx_and_no_traceback(tmp_path: Path, caplog: 
             status = int((await raw_request(server, request)).split(b" ")[1])
             assert 300 <= status < 500, (status, request[:60])
     assert tracebacks(caplog) == []
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # the one warning a test server gives at start: it seals nothing (no key file configured)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "key_file" not in r.getMessage()]

@@ -19,8 +19,9 @@ from signaling.keys import DISK, RECORDINGS
 async def test_welcome_says_who_may_record(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data") as server:
         _, doctor, patient = await both(server)
-        assert (await doctor.recv("welcome"))["recording"] == {"allowed": True, "consent": False}
-        assert (await patient.recv("welcome"))["recording"] == {"allowed": False, "consent": False}
+        # recording consent is on by default (issue 19)
+        assert (await doctor.recv("welcome"))["recording"] == {"allowed": True, "consent": True}
+        assert (await patient.recv("welcome"))["recording"] == {"allowed": False, "consent": True}
         assert (await patient.recv("state"))["recording"] is None
         await doctor.close()
         await patient.close()
@@ -54,7 +55,7 @@ async def test_the_patient_may_not_record_and_nobody_before_the_call(tmp_path: P
     ('{"type":"recording-consent","recording":"x","accept":true}', "out-of-order"),
 ])
 async def test_bad_recording_messages_get_an_error(tmp_path: Path, frame: str, code: str) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **{"recording.require_consent": False}) as server:
         _, doctor, patient = await in_call(server)
         await patient.ws.send_str(frame)
         assert (await patient.recv("error"))["code"] == code
@@ -66,7 +67,7 @@ async def test_bad_recording_messages_get_an_error(tmp_path: Path, frame: str, c
 
 
 async def test_writing_waits_for_the_other_side_to_have_seen_the_notice(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **{"recording.require_consent": False}) as server:
         demo, doctor, patient = await in_call(server)
         await doctor.send(type="record", on=True)
         notice = (await recording_state(patient, "notice"))["recording"]
@@ -136,7 +137,7 @@ async def test_writing_waits_for_the_other_side_to_have_seen_the_notice(tmp_path
 
 
 async def test_with_the_other_side_away_the_notice_sent_to_every_tab_is_enough(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **{"recording.require_consent": False}) as server:
         _, doctor, patient = await in_call(server)
         await patient.close()
         await doctor.state(connected=False)
@@ -149,8 +150,8 @@ async def test_with_the_other_side_away_the_notice_sent_to_every_tab_is_enough(t
 
 
 async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", **{"recording.require_consent": True}) as server:
-        _, doctor, patient = await in_call(server)
+    async with running_server(tmp_path / "data") as server:  # consent is asked by default
+        demo, doctor, patient = await in_call(server)
         await doctor.send(type="record", on=True)
         ask = (await recording_state(patient, "consent"))["recording"]
         await doctor.send(type="recording-consent", recording=ask["id"], accept=True)
@@ -177,12 +178,18 @@ async def test_consent_refused_means_no_recording_and_the_practitioner_is_told(t
         await wait_composed(server)
         audit = [(e.action, e.actor_kind) for e in await server.clinic.practice.audit_export() if e.action.startswith("recording.")]
         assert audit == [("recording.start", "practitioner"), ("recording.stop", "system")]
+        # both answers are in the consent ledger, after the teleconsultation consent
+        consultation = await server.clinic.get_consultation(demo["consultation_id"])
+        ledger = [(e.subject, e.actor, e.decision) for e in await server.clinic.consents_of_patient(consultation.patient_id)]
+        assert ledger == [("teleconsultation", "patient", "given"), ("recording", "patient", "refused"),
+                          ("recording", "patient", "given")]
         await doctor.close()
         await patient.close()
 
 
 async def test_a_recording_stops_when_the_disk_runs_short_and_keeps_what_it_wrote(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data") as server:
+    # the notice path only: the patient's consent to recording is the consent tests' concern
+    async with running_server(tmp_path / "data", **{"recording.require_consent": False}) as server:
         demo, doctor, patient = await in_call(server)
         await doctor.send(type="record", on=True)
         notice = (await recording_state(patient, "notice"))["recording"]

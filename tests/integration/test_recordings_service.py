@@ -44,7 +44,8 @@ async def test_a_recording_left_unfinished_is_composed_and_stored_at_start(tmp_p
 
 
 async def test_retention_deletes_expired_recordings_and_their_documents(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", **{"recording.retention_days": 30}) as server:
+    async with running_server(tmp_path / "data", **{"recording.retention_days": 30,
+                                                    "recording.require_consent": False}) as server:
         demo, doctor, patient = await in_call(server)
         await doctor.send(type="record", on=True)
         rec = (await recording_state(patient, "notice"))["recording"]

@@ -24,7 +24,7 @@ async def server(tmp_path: Path) -> Any:
 
 async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) -> None:
     demo = await server.demo()
-    client = await Client.open(demo["patient_link"])
+    client = await Client.open(demo["patient_link"], consent=False)
     welcome = await client.recv()
     assert welcome["type"] == "welcome" and welcome["role"] == "patient"
     assert welcome["consultation_id"] == demo["consultation_id"]
@@ -34,7 +34,8 @@ async def test_welcome_names_role_and_no_ice_server_by_default(server: Running) 
                      "self": {"stage": "waiting_room"}, "peer": {"connected": False, "stage": "waiting_room",
                               "tracks": {"mic": True, "camera": True, "screen": False},
                               "readiness": None},
-                     "recording": None}
+                     "recording": None,
+                     "consent": {"teleconsultation": "pending", "version": welcome["notices"]["teleconsultation"]["version"]}}
     await client.close()
 
 

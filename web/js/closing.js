@@ -53,7 +53,16 @@ function addItem(doc) {
   remove.dataset.i18n = "closing.remove";
   remove.textContent = t("closing.remove");
   remove.setAttribute("aria-label", `${t("closing.remove")} ${doc.name}`);
-  li.append(link, meta, remove);
+  // an imported document goes in the patient's link unless unticked
+  const share = document.createElement("label");
+  share.className = "share";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = true;
+  box.dataset.testid = "doc-share";
+  box.dataset.documentId = doc.id;
+  share.append(box, ` ${t("closing.share")}`);
+  li.append(link, meta, share, remove);
   list.append(li);
   empty.hidden = true;
 }
@@ -127,9 +136,14 @@ list.addEventListener("click", async (event) => {
 closeButton?.addEventListener("click", async () => {
   closeButton.disabled = true;
   showError("");
+  // what the patient's link gives: the ticked documents only
+  const share = [...document.querySelectorAll('[data-testid="doc-share"]')]
+    .filter((box) => /** @type {HTMLInputElement} */ (box).checked)
+    .map((box) => /** @type {HTMLElement} */ (box).dataset.documentId);
   const response = await fetch(`${base}/close`, {
     method: "POST",
-    headers: { "X-CSRF-Token": csrfToken(), Accept: "application/json" },
+    headers: { "X-CSRF-Token": csrfToken(), Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify({ share }),
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
@@ -141,6 +155,7 @@ closeButton?.addEventListener("click", async () => {
   const body = await response.json();
   page.dataset.state = "closed";
   for (const el of document.querySelectorAll('[data-testid="doc-remove"]')) el.remove();
+  for (const el of document.querySelectorAll('[data-testid="doc-share"]')) /** @type {HTMLInputElement} */ (el).disabled = true;
   input?.closest(".stack")?.remove();
   closeButton.hidden = true;
   if (result) {

@@ -2,9 +2,11 @@
 /**
  * The waiting room's own parts: the connection test and its result, the
  * practitioner's card of the patient's readiness, the correspondent's status
- * line and the two handshake buttons ("Accéder à la vidéo consultation", "Je suis prêt").
+ * line and the two handshake buttons ("Accéder à la vidéo consultation", "Je suis prêt"),
+ * which the patient gets only after accepting the teleconsultation notice (consent.js).
  */
 
+import { ConsentUi, consentOfPatient } from "./consent.js";
 import { byTestId } from "./dom.js";
 import { t } from "./i18n.js";
 import { runNetTest } from "./nettest.js";
@@ -27,6 +29,7 @@ export class WaitingRoom {
     this.peerStatus = byTestId("peer-status");
     this.join = /** @type {HTMLButtonElement} */ (byTestId("join"));
     this.ready = /** @type {HTMLButtonElement} */ (byTestId("ready"));
+    this.consent = new ConsentUi(client);
     this.rows = /** @type {HTMLElement[]} */ ([...document.querySelectorAll("#waiting .row")]);
     this.previewBox = /** @type {HTMLElement} */ (document.querySelector("#waiting .preview"));
     /** @type {NetResult|null} the last connection test's result */
@@ -84,7 +87,16 @@ export class WaitingRoom {
   renderReadiness(state) {
     const card = this.readinessCard;
     const readiness = state?.peer?.readiness;
-    if (this.client.welcome?.role !== "practitioner" || !readiness) { card.hidden = true; return; }
+    if (this.client.welcome?.role !== "practitioner") { card.hidden = true; return; }
+    // the patient's consent to the teleconsultation (issue 19), shown even before any device report
+    const consentState = consentOfPatient(state);
+    card.dataset.consent = consentState === "withdrawn" ? "refused" : consentState;
+    const consentText = t(`readiness.consent.${consentState}`);
+    if (!readiness) {
+      card.textContent = t("readiness.consent-only", { consent: consentText });
+      card.hidden = false;
+      return;
+    }
     const test = readiness.test;
     let conn = t("readiness.untested");
     if (test?.verdict === "failed") conn = t("readiness.failed");
@@ -95,7 +107,7 @@ export class WaitingRoom {
     const devices = readiness.mic === "on" && readiness.camera === "on"
       ? t("readiness.all-ready")
       : `${t(`readiness.mic.${readiness.mic}`)}, ${t(`readiness.camera.${readiness.camera}`)}`;
-    card.textContent = t("readiness.line", { peer: t("readiness.of-patient"), conn, devices });
+    card.textContent = `${t("readiness.line", { peer: t("readiness.of-patient"), conn, devices })} · ${consentText}`;
     card.dataset.verdict = test?.verdict ?? "none";
     card.dataset.mic = readiness.mic;
     card.dataset.camera = readiness.camera;
@@ -108,11 +120,14 @@ export class WaitingRoom {
   /** Where the handshake stands, from this side. @param {any} state @param {string} peerName */
   renderStatus(state, peerName) {
     const status = peerStatus(state);
+    const allowed = this.consent.allowsJoining();
     this.peerStatus.dataset.state = status;
-    this.peerStatus.textContent = t(`status.${status}`, { peer: peerName });
-    this.ready.hidden = status !== "waiting-for-you";
-    this.join.hidden = status === "waiting-for-you";
+    const said = status === "waiting-for-you" && !allowed ? "needs-consent" : status;
+    this.peerStatus.textContent = t(`status.${said}`, { peer: peerName });
+    this.ready.hidden = status !== "waiting-for-you" || !allowed;
+    this.join.hidden = status === "waiting-for-you" || !allowed;
     this.join.disabled = state.self.stage === "joined";
+    this.consent.render();
   }
 
   /** A refused message or a new state: the buttons may be pressed again. */
