@@ -130,6 +130,7 @@ class Consumer(MediaStreamTrack):
                 return
             packet, payload_type = adapted
         egress.send(packet, now, payload_type)
+        self._retransmits.original_sent()
         if packet.marker or self.kind == "audio":
             self.frames_sent += 1
 

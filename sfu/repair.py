@@ -137,13 +137,24 @@ class RetransmitGate:
     still on its way looks missing too: answering every NACK sent the same
     packet several times and, on a capped link, retransmissions crowded out
     the media (the queue overflowed, which made more NACKs).  A packet is sent
-    again only once its previous retransmission had a round trip to arrive.
+    again only once its previous retransmission had a round trip to arrive,
+    and retransmissions together may take at most `share` of the packets the
+    leg carries (a budget refilled by each original packet, `burst` at most):
+    on a link too slow for the media, resending more only fills its queue.
     """
 
-    def __init__(self, size: int = 512, min_wait: float = 0.01) -> None:
+    def __init__(self, size: int = 512, min_wait: float = 0.01, share: float = 0.5, burst: int = 30) -> None:
         self._sent: list[tuple[int, float] | None] = [None] * size
         self._min_wait = min_wait
+        self._share = share
+        self._burst = float(burst)
+        self._budget = float(burst)
         self.refused = 0
+        self.over_budget = 0
+
+    def original_sent(self) -> None:
+        """An original packet went out on the leg: the budget grows by `share`."""
+        self._budget = min(self._burst, self._budget + self._share)
 
     def allow(self, seq: int, now: float, rtt: float | None) -> bool:
         slot = seq % len(self._sent)
@@ -152,5 +163,9 @@ class RetransmitGate:
         if last is not None and last[0] == seq and now - last[1] < wait:
             self.refused += 1
             return False
+        if self._budget < 1:
+            self.over_budget += 1
+            return False
+        self._budget -= 1
         self._sent[slot] = (seq, now)
         return True

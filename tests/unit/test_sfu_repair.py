@@ -82,3 +82,15 @@ def test_a_packet_is_resent_at_most_once_per_round_trip() -> None:
     assert gate.allow(8, now=0.05, rtt=0.1) is True  # another packet is not held back
     assert gate.allow(7, now=0.11, rtt=0.1) is True and gate.refused == 1
     assert gate.allow(7 + 512, now=0.12, rtt=0.1) is True  # same slot, another packet
+
+
+def test_retransmissions_take_at_most_their_share_of_the_leg() -> None:
+    gate = RetransmitGate(share=0.5, burst=4)
+    assert [gate.allow(seq, now=0.0, rtt=0.1) for seq in range(6)] == [True] * 4 + [False] * 2
+    assert gate.over_budget == 2
+    for _ in range(4):  # four original packets earn two retransmissions
+        gate.original_sent()
+    assert [gate.allow(seq, now=0.0, rtt=0.1) for seq in range(10, 13)] == [True, True, False]
+    for _ in range(100):  # a long quiet spell refills up to the burst, no further
+        gate.original_sent()
+    assert sum(gate.allow(seq, now=0.0, rtt=0.1) for seq in range(20, 30)) == 4
