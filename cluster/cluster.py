@@ -12,7 +12,6 @@ claims one of its consultations gets it (SET NX PX is atomic, so only one does).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -64,6 +63,7 @@ class Cluster:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
+        self._leaving = False
         self._last_beat = time.monotonic()
 
     @classmethod
@@ -136,8 +136,10 @@ class Cluster:
             self._on_lost(consultation_id)
 
     async def _beat_forever(self) -> None:
-        while True:
+        while not self._leaving:
             await asyncio.sleep(self._heartbeat)
+            if self._leaving:
+                return
             try:
                 await self.beat()
             except RedisError as exc:
@@ -214,10 +216,14 @@ class Cluster:
 
     async def leave(self) -> None:
         """Stop the heartbeat, hand back every claim and leave the registry (a clean stop)."""
+        self._leaving = True
         if self._task is not None:
+            # redis-py may turn a cancellation that lands inside a command into a connection
+            # error, which the loop survives: the flag ends it at its next turn in any case
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=self._heartbeat + 2 * TIMEOUT_S)
+            if not self._task.done():
+                logger.warning("Node %s heartbeat did not stop", self.node_id)
             self._task = None
         try:
             for consultation_id in sorted(self._owned):

@@ -188,3 +188,36 @@ async def test_claims_and_presence_come_back_after_redis_forgot_them(
     assert await b.presence(["consultation-1", "consultation-2"]) == {
         "consultation-1": {"status": "waiting-room", "node": "a"}}
     assert [n.load for n in await b.nodes()] == [1, 0]
+
+
+async def test_leaving_ends_a_heartbeat_that_swallowed_its_cancellation(
+    redis_server: RedisServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py can turn a cancellation that lands inside a command into a connection error."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    node = await Cluster.join(redis_server.url, NodeInfo("a", "https://a.example"), ttl=TTL, heartbeat=BEAT,
+                              prefix=prefix)
+    beats = 0
+    inside = asyncio.Event()
+
+    async def slow_beat() -> None:
+        nonlocal beats
+        beats += 1
+        inside.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+
+    monkeypatch.setattr(node, "beat", slow_beat)
+    await asyncio.wait_for(inside.wait(), 5)
+    await asyncio.wait_for(node.leave(), 10)  # hung for ever before: the loop went on beating
+    assert beats == 1
+    # the node left the registry although its heartbeat was stuck
+    other = await Cluster.join(redis_server.url, NodeInfo("b", "https://b.example"), ttl=TTL, heartbeat=BEAT,
+                              prefix=prefix)
+    try:
+        assert [n.node_id for n in await other.nodes()] == ["b"]
+    finally:
+        await other.leave()
