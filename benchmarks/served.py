@@ -117,20 +117,6 @@ def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "")
     return Served(proc, f"http://127.0.0.1:{port}", links, log, tasks_file)
 
 
-def smaps_kb() -> dict[str, int]:
-    """Resident kB of this process by kind of mapping: the brk heap, anonymous mmaps, stacks, files."""
-    out: dict[str, int] = {}
-    name = ""
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            p = line.split()
-            if "-" in p[0] and not p[0].endswith(":"):
-                name = p[5] if len(p) > 5 and p[5].startswith("[") else ("[anon]" if len(p) <= 5 else "files")
-            elif p[0] == "Rss:":
-                out[name] = out.get(name, 0) + int(p[1])
-    return out
-
-
 def serve(config_path: Path, tasks_file: Path) -> None:
     """Run the app (INFO log, as `teleconsult serve`) and keep `tasks_file` up to date.
 
@@ -144,78 +130,18 @@ def serve(config_path: Path, tasks_file: Path) -> None:
 
     from aiohttp import web
 
-    from signaling.allocator import pin_malloc_thresholds
+    from heap_probe import HeapProbe
+
     from signaling.app import make_app
     from signaling.config import load_config
 
-    if os.environ.get("SOAK_GLIBC_DEFAULTS") != "1":  # as `teleconsult serve` does (the baseline keeps glibc's)
-        pin_malloc_thresholds()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     config = load_config(config_path)
 
-    diag = os.environ.get("SOAK_DIAG") == "1"
-    if os.environ.get("SOAK_NO_DECODER") == "1":  # experiment: aiortc's idle decoder threads never start
-        import threading as _th
-        _start = _th.Thread.start
-
-        def start(self: Any) -> None:
-            if self.name.endswith("-decoder"):
-                return
-            _start(self)
-        _th.Thread.start = start  # type: ignore[method-assign]
-        _join = _th.Thread.join
-
-        def join(self: Any, timeout: Any = None) -> None:
-            if self.name.endswith("-decoder") and self.ident is None:
-                return
-            _join(self, timeout)
-        _th.Thread.join = join  # type: ignore[method-assign]
+    # SOAK_DIAG=1: a report (heap_probe.py) whenever `<tasks_file>.diag` appears
+    probe = HeapProbe(trace=os.environ.get("SOAK_DIAG_TRACE") == "1") if os.environ.get("SOAK_DIAG") == "1" else None
     diag_file = tasks_file.with_suffix(".diag")
-    snaps: list[Any] = []
-    if diag and os.environ.get("SOAK_DIAG_TRACE") == "1":
-        import tracemalloc
-        tracemalloc.start(int(os.environ.get("SOAK_DIAG_FRAMES", "1")))
-
-    def diagnose() -> dict[str, Any]:
-        import collections
-        import threading
-        import tracemalloc
-        counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
-        import weakref
-        refs = collections.Counter(type(o()).__name__ for o in gc.get_objects() if isinstance(o, weakref.ref))
-        bound = collections.Counter(f"{type(getattr(o, '__self__', None)).__name__}.{getattr(o, '__name__', '')}"
-                                    for o in gc.get_objects() if type(o).__name__ == "builtin_function_or_method")
-        counts.update({f"weakref->{k}": v for k, v in refs.items()})
-        counts.update({f"builtin:{k}": v for k, v in bound.items()})
-        top: list[str] = []
-        snap = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
-        if snap is None:
-            pass
-        elif snaps:
-            diffs = snap.compare_to(snaps[0], os.environ.get("SOAK_DIAG_KEY", "traceback"))
-            top.append(f"sum {sum(d.size_diff for d in diffs) / 1024:.0f} KiB")
-            for st in diffs[:15]:
-                top.append(f"{st.size_diff/1024:.0f} KiB {st.count_diff}: " + " | ".join(st.traceback.format()[-6:]))
-        else:
-            snaps.append(snap)
-        import ctypes
-
-        class MallInfo2(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in
-                        ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-                         "fordblks", "keepcost")]
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-        mi = libc.mallinfo2()
-        malloc = {"arena_mb": round(mi.arena / 1e6, 2), "mmap_mb": round(mi.hblkhd / 1e6, 2),
-                  "in_use_mb": round((mi.uordblks + mi.hblkhd) / 1e6, 2), "free_mb": round(mi.fordblks / 1e6, 2)}
-        if os.environ.get("SOAK_DIAG_TRIM") == "1":
-            libc.malloc_trim(0)
-        return {"counts": dict(counts.most_common(400)), "threads": threading.active_count(), "malloc": malloc,
-                "traced_mb": round(tracemalloc.get_traced_memory()[0] / 1e6, 2), "top": top,
-                "smaps": smaps_kb()}
 
     async def main() -> None:
         runner = web.AppRunner(make_app(config))
@@ -227,12 +153,13 @@ def serve(config_path: Path, tasks_file: Path) -> None:
         try:
             while not done.is_set():
                 extra: dict[str, Any] = {}
-                if tick % 30 == 0 or (diag and diag_file.exists()):  # a collection first: closed ones may wait in cycles
+                asked = probe is not None and diag_file.exists()
+                if tick % 30 == 0 or asked:  # a collection first: closed ones may wait in reference cycles
                     gc.collect()
                     pcs = sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
-                    if diag and diag_file.exists():
-                        diag_file.unlink()
-                        extra = diagnose()
+                if asked and probe is not None:
+                    diag_file.unlink()
+                    extra = probe.report()
                 tick += 1
                 tasks_file.write_text(json.dumps({"tasks": len(asyncio.all_tasks()), "peer_connections": pcs, **extra}))
                 try:
