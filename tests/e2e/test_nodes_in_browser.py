@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 from helpers.call_page import accept_notice, frames_decoded, shows, wait_for
+from helpers.chat_page import MESSAGES, send_file
 from helpers.databases import PostgresServer, RedisServer
+from helpers.media_files import pdf
+from helpers.practice import body_of, smtp_server
 from helpers.site import Site, two_node_site
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 # the media path of the call this page is in now, once it is connected and decoding
 NEW_MEDIA = """() => {
@@ -63,3 +67,40 @@ async def test_both_browsers_come_back_on_the_survivor_when_the_owner_node_is_ki
         for page in (doctor, patient):
             assert await page.evaluate("() => window.__teleconsult.client.url") == (
                 f"ws://127.0.0.1:{site.balancer.port}" + "/c/" + page.url.split("/c/", 1)[1] + "/ws")
+
+
+async def test_a_call_across_two_nodes_from_meeting_to_the_patients_mail(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer, open_page: Any
+) -> None:
+    async with smtp_server() as (inbox, port):
+        smtp = {"host": "127.0.0.1", "port": port, "security": "none"}
+        async with two_node_site(tmp_path, postgres_server, redis_server, **{"mail.smtp": smtp}) as site:
+            a, b = site.node("node-a"), site.node("node-b")
+            doctor, patient = await open_page("red"), await open_page("blue")
+            await meet(site, doctor, patient)
+            # chat and a shared file, both through the owner (node A)
+            await doctor.get_by_test_id("chat-toggle").click()
+            await patient.get_by_test_id("chat-toggle").click()
+            await doctor.get_by_test_id("chat-input").fill("Bonjour depuis le nœud A")
+            await doctor.get_by_test_id("chat-send").click()
+            await expect(patient.locator(f"{MESSAGES}[data-kind=text] .text")).to_have_text(["Bonjour depuis le nœud A"])
+            await send_file(patient, "analyse.pdf", "application/pdf", pdf("Analyse"))
+            await expect(doctor.locator(f"{MESSAGES}[data-kind=file]")).to_have_count(1, timeout=20000)
+            # hang up: the practitioner's page goes to the closing page, the patient's shows the end
+            await doctor.get_by_test_id("hangup").click()
+            await doctor.wait_for_url("**/closing", timeout=15000)
+            await expect(patient.get_by_test_id("ended")).to_be_visible()
+            # the act is closed on node B (shared database and documents folder)
+            await doctor.goto(doctor.url.replace(a.base_url, b.base_url))
+            assert doctor.url.startswith(b.base_url)
+            await doctor.get_by_test_id("doc-import").set_input_files(
+                [{"name": "compte-rendu.pdf", "mimeType": "application/pdf", "buffer": pdf("Compte rendu")}])
+            await expect(doctor.get_by_test_id("doc-list").get_by_test_id("doc-item")).to_have_count(1)
+            await doctor.get_by_test_id("close-act").click()
+            await expect(doctor.get_by_test_id("act-closed")).to_be_visible()
+            await expect(doctor.get_by_test_id("close-result")).to_have_attribute("data-mail-queued", "true")
+            # the patient's mail goes out once, from one node
+            (message,) = await inbox.wait(1)
+            assert "/d/" in body_of(message)  # the link to the documents
+            await asyncio.sleep(2.0)  # eight heartbeats: nothing more comes from either node
+            assert len(inbox.messages) == 1

@@ -128,7 +128,7 @@ async def _demo(config: Path) -> dict[str, Any]:
 @asynccontextmanager
 async def two_node_site(tmp_path: Path, postgres: PostgresServer, redis: RedisServer,
                         **extra: dict[str, Any]) -> AsyncIterator[Site]:
-    """Nodes "node-a" and "node-b" running, the demo practice created; `extra`: more config sections."""
+    """Nodes "node-a" and "node-b" running, the demo practice created; `extra`: more config sections ("mail.smtp")."""
     ports = [free_port(), free_port()]
     database = postgres.new_schema()
     shared = tmp_path / "shared"
