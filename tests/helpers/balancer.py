@@ -25,9 +25,10 @@ class Balancer:
         self.routed: list[int] = []
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        for _ in range(len(self._ports)):
-            port = self._ports[self._next % len(self._ports)]
-            self._next += 1
+        # this connection's order, fixed before any await (connections arrive together)
+        start = self._next % len(self._ports)
+        self._next += 1
+        for port in self._ports[start:] + self._ports[:start]:
             try:
                 streams = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2.0)
             except (OSError, TimeoutError):

@@ -158,6 +158,10 @@ async def two_node_site(tmp_path: Path, postgres: PostgresServer, redis: RedisSe
         try:
             await asyncio.gather(*(node.start() for node in nodes))
             yield site
+        except BaseException:
+            for node in nodes:  # what each node said, for the failure report
+                print(f"--- {node.name} log (end) ---\n{node.log.read_text()[-4000:]}")
+            raise
         finally:
             for node in nodes:
                 await node.stop()

@@ -228,6 +228,18 @@ function leaveCall() {
   if (app.screen) { app.screen.stop(); app.screen = null; renderToggles(); }
 }
 
+/**
+ * Back in through the site's address after our node went away (docs/protocol.md): reopen
+ * the page there, so chat files and board images come from a live node too. The stages
+ * are stored, so the call resumes by itself after the reload.
+ */
+function reopenThroughSite() {
+  const site = client.welcome?.site_url;
+  if (!site || client.url === client.home || new URL(site).origin === location.origin) return;
+  client.close();
+  location.replace(new URL(location.pathname + location.search, site).href);
+}
+
 function wire() {
   const lang = /** @type {HTMLSelectElement} */ (byTestId("lang-select"));
   lang.value = currentLang();
@@ -259,6 +271,7 @@ function wire() {
   view.screenToggle.addEventListener("click", toggleScreen);
   pip.addEventListener("change", () => { placeControls(); renderToggles(); });
 
+  client.addEventListener("welcome", reopenThroughSite);
   client.addEventListener("welcome", sendTracks);
   client.addEventListener("state", (ev) => { waiting.ready.disabled = false; render(/** @type {CustomEvent} */ (ev).detail); });
   client.addEventListener("media", (ev) => {
