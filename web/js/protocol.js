@@ -5,7 +5,7 @@
  *
  * Events (CustomEvent, detail = the server message): one per server message type of
  * docs/protocol.md, named by its `type` ("welcome", "state", "answer", "media",
- * "quality", "error", "replaced", "chat-…", "recording-…", whiteboard messages...);
+ * "quality", "error", "replaced", "reconnect", "chat-…", "recording-…", whiteboard messages...);
  * plus "connection" with detail {online: boolean} when the socket drops or comes back.
  */
 
