@@ -118,3 +118,35 @@ async def test_a_call_across_two_nodes_from_meeting_to_the_patients_mail(
             assert len(inbox.messages) == 1
             for page in (doctor, patient):
                 await page.context.close()
+
+
+async def test_two_people_opening_the_call_on_two_nodes_at_once_meet_on_the_owner(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer, open_page: Any
+) -> None:
+    async with two_node_site(tmp_path, postgres_server, redis_server) as site:
+        a, b = site.node("node-a"), site.node("node-b")
+        doctor, patient = await open_page("red"), await open_page("blue")
+        # the patient's page comes from node B while nobody serves the call; its script (and
+        # so its socket) is held until the practitioner's socket made node A the owner
+        go = asyncio.Event()
+
+        async def hold(route: Any) -> None:
+            await go.wait()
+            await route.continue_()
+
+        await patient.route("**/static/js/main.js", hold)
+        await patient.goto(site.demo["patient_link"].replace(a.base_url, b.base_url), wait_until="commit")
+        await doctor.goto(site.demo["practitioner_link"])
+        await wait_for(lambda: welcomed(doctor))
+        assert await site.owner(site.demo["consultation_id"]) == "node-a"
+        go.set()
+        # node B refuses the patient's socket (409); the page follows the owner by itself
+        await patient.wait_for_url(a.base_url + "/c/**", timeout=30000)
+        await wait_for(lambda: welcomed(patient), timeout=30)
+        await accept_notice(patient)
+        await doctor.get_by_test_id("join").click()
+        await patient.get_by_test_id("ready").click()
+        await wait_for(lambda: shows(doctor, "blue"))
+        await wait_for(lambda: shows(patient, "red"))
+        for page in (doctor, patient):
+            await page.context.close()

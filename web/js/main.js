@@ -240,6 +240,20 @@ function reopenThroughSite() {
   location.replace(new URL(location.pathname + location.search, site).href);
 }
 
+/**
+ * Our socket was refused before we ever got in: when another node took the consultation
+ * meanwhile (two people opening it on two nodes at once), the page's own address now
+ * redirects there (307): reload to follow it. Offline, the fetch fails: keep retrying.
+ */
+async function followOwner() {
+  try {
+    const reply = await fetch(location.href, { redirect: "manual", cache: "no-store" });
+    if (reply.type === "opaqueredirect") location.reload();
+  } catch {
+    // no network: the socket's retries go on
+  }
+}
+
 function wire() {
   const lang = /** @type {HTMLSelectElement} */ (byTestId("lang-select"));
   lang.value = currentLang();
@@ -272,6 +286,7 @@ function wire() {
   pip.addEventListener("change", () => { placeControls(); renderToggles(); });
 
   client.addEventListener("welcome", reopenThroughSite);
+  client.addEventListener("refused", followOwner);
   client.addEventListener("welcome", sendTracks);
   client.addEventListener("state", (ev) => { waiting.ready.disabled = false; render(/** @type {CustomEvent} */ (ev).detail); });
   client.addEventListener("media", (ev) => {

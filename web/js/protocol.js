@@ -6,7 +6,8 @@
  * Events (CustomEvent, detail = the server message): one per server message type of
  * docs/protocol.md, named by its `type` ("welcome", "state", "answer", "media",
  * "quality", "error", "replaced", "reconnect", "chat-…", "recording-…", whiteboard messages...);
- * plus "connection" with detail {online: boolean} when the socket drops or comes back.
+ * plus "connection" with detail {online: boolean} when the socket drops or comes back, and
+ * "refused" when a socket could not open before any `welcome`.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -75,6 +76,9 @@ export class SignalingClient extends EventTarget {
         this.retries = 0;
       } else if (this.site && !opened) {
         this.url = this.url === this.site ? this.home : this.site;
+      } else if (!opened && !this.welcome) {
+        // refused before we ever got in: maybe another node took the consultation meanwhile
+        this.dispatchEvent(new CustomEvent("refused"));
       }
       // back off 0.5 s, 1 s, 2 s ... up to 5 s; a dropped network never loses one's place
       // (alternating with the site's address, each step covers one attempt on each)
