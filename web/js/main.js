@@ -228,6 +228,32 @@ function leaveCall() {
   if (app.screen) { app.screen.stop(); app.screen = null; renderToggles(); }
 }
 
+/**
+ * Back in through the site's address after our node went away (docs/protocol.md): reopen
+ * the page there, so chat files and board images come from a live node too. The stages
+ * are stored, so the call resumes by itself after the reload.
+ */
+function reopenThroughSite() {
+  const site = client.welcome?.site_url;
+  if (!site || client.url === client.home || new URL(site).origin === location.origin) return;
+  client.close();
+  location.replace(new URL(location.pathname + location.search, site).href);
+}
+
+/**
+ * Our socket was refused before we ever got in: when another node took the consultation
+ * meanwhile (two people opening it on two nodes at once), the page's own address now
+ * redirects there (307): reload to follow it. Offline, the fetch fails: keep retrying.
+ */
+async function followOwner() {
+  try {
+    const reply = await fetch(location.href, { redirect: "manual", cache: "no-store" });
+    if (reply.type === "opaqueredirect") location.reload();
+  } catch {
+    // no network: the socket's retries go on
+  }
+}
+
 function wire() {
   const lang = /** @type {HTMLSelectElement} */ (byTestId("lang-select"));
   lang.value = currentLang();
@@ -259,6 +285,8 @@ function wire() {
   view.screenToggle.addEventListener("click", toggleScreen);
   pip.addEventListener("change", () => { placeControls(); renderToggles(); });
 
+  client.addEventListener("welcome", reopenThroughSite);
+  client.addEventListener("refused", followOwner);
   client.addEventListener("welcome", sendTracks);
   client.addEventListener("state", (ev) => { waiting.ready.disabled = false; render(/** @type {CustomEvent} */ (ev).detail); });
   client.addEventListener("media", (ev) => {
