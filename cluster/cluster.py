@@ -171,10 +171,10 @@ class Cluster:
         """
         key = self._key("owner", consultation_id)
         if self._draining:
-            owner = await self.owner(consultation_id)
-            if owner is None or owner == self.node_id:
+            current = await self.owner(consultation_id)
+            if current is None or current == self.node_id:
                 raise NodeDraining(f"node {self.node_id} is stopping")
-            return owner
+            return current
         for _ in range(3):  # the owner's claim may expire between our SET and GET
             if await self._client.set(key, self.node_id, nx=True, px=self._ttl_ms):
                 self._owned.add(consultation_id)
