@@ -31,6 +31,8 @@ async def shoot(page: Page, name: str, *, full_page: bool = False) -> list[Path]
     for width, height in SHOT_SIZES:
         await page.set_viewport_size({"width": width, "height": height})
         await page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        # nothing wider than the window: no sideways scrolling at any width
+        assert await page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"), (name, width)
         path = SCREENSHOTS / f"{name}-{width}.png"
         await page.screenshot(path=str(path), full_page=full_page)
         paths.append(path)
