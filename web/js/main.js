@@ -12,6 +12,7 @@ import { CallView } from "./callview.js";
 import { ChatPanel } from "./chat.js";
 import { Devices } from "./devices.js";
 import { byTestId } from "./dom.js";
+import { trapDialogFocus } from "./focustrap.js";
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, openScreen } from "./media.js";
 import { Pip } from "./pip.js";
@@ -27,6 +28,7 @@ const devices = new Devices();
 const waiting = new WaitingRoom(client);
 const pip = new Pip(/** @type {HTMLVideoElement} */ (byTestId("remote-video")));
 const view = new CallView(pip);
+trapDialogFocus();
 const recording = new RecordingUi(client);
 const chat = new ChatPanel(client);
 const board = new WhiteboardUI(client, view.stage, byTestId("whiteboard-toggle"));
@@ -77,14 +79,14 @@ function placeControls() {
   if (inCall && pip.bar) {
     for (const el of [micToggle, camToggle, view.hangup]) putIn(el, pip.bar, "last");
   } else if (inCall) {
-    putIn(camToggle, view.toolbar, "first");
-    putIn(micToggle, view.toolbar, "first");
+    putIn(camToggle, view.mediaGroup, "first");
+    putIn(micToggle, view.mediaGroup, "first");
     if (micToggle.nextElementSibling !== camToggle) micToggle.after(camToggle);
-    putIn(view.hangup, view.toolbar, "last");
+    putIn(view.hangup, view.endGroup, "last");
   } else {
     putIn(micToggle, waiting.rows[0], "first");
     putIn(camToggle, waiting.rows[1], "first");
-    putIn(view.hangup, view.toolbar, "last");
+    putIn(view.hangup, view.endGroup, "last");
   }
   if (inCall) {
     putIn(micField, view.devicesFields, "first");
