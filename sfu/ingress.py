@@ -75,6 +75,7 @@ class RtpStream:
         self._on_nack = on_nack
         self.outlet: Outlet | None = None
         self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._codec_names: dict[int, str] = {}  # lower-case, read once per video packet
         self._rtx_apt: dict[int, int] = {}
         self.rtx_ssrcs: dict[int, int] = {}
         self._level_id = 0
@@ -102,6 +103,7 @@ class RtpStream:
                     self._rtx_apt[codec.payloadType] = apt
             else:
                 self.codecs[codec.payloadType] = codec
+                self._codec_names[codec.payloadType] = codec.name.lower()
         for ext in parameters.headerExtensions:
             if ext.uri == AUDIO_LEVEL_URI:
                 self._level_id = ext.id
@@ -110,8 +112,7 @@ class RtpStream:
         self.started = True
 
     def codec_name(self, payload_type: int) -> str:
-        codec = self.codecs.get(payload_type)
-        return codec.name.lower() if codec is not None else ""
+        return self._codec_names.get(payload_type, "")
 
     def is_rtx_payload_type(self, payload_type: int) -> bool:
         return payload_type in self._rtx_apt
@@ -273,6 +274,7 @@ class Ingress:
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._rx: pylibsrtp.Session | None = None
+        self._unprotect: Callable[[bytes], bytes] = lambda data: data  # set with _rx
         self._by_ssrc: dict[int, tuple[RtpStream, bool]] = {}
         self._by_receiver: dict[RTCRtpReceiver, RtpStream] = {}
         self._pending: set[asyncio.Task[Any]] = set()
@@ -300,11 +302,12 @@ class Ingress:
             rx = self._rx = hooks.srtp_sessions(self._dtls)[0]
             if rx is None:  # before the handshake's keys: aiortc drops it
                 return False
+            self._unprotect = hooks.rtp_unprotector(rx)
         try:
             if len(data) > 1 and 191 < data[1] < 224:  # RTCP (RFC 5761)
                 hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
                 return True
-            plain = rx.unprotect(data)
+            plain = self._unprotect(data)
         except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
             return True  # replayed, forged or too long: what aiortc drops too
         if len(plain) < 12:

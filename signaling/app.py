@@ -123,7 +123,9 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
-    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
+    app[DISK] = DiskGuard({"data": config.data_path, "documents": config.documents_path,
+                           "whiteboard": config.whiteboard_path, "recordings": config.recordings_path},
+                          config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,
@@ -173,6 +175,11 @@ def make_app(config: Config) -> web.Application:
         await clinic.close()
 
     async def close_sockets(app: web.Application) -> None:
+        # several nodes: take nothing new; each call's last socket closing hands it over
+        # (its browsers reconnect through [cluster] site_url), leave() releases the rest
+        cluster = app.get(CLUSTER)
+        if cluster is not None:
+            await cluster.drain()
         # open WebSockets would otherwise hold the shutdown for its whole timeout
         await app[HUBS].shutdown()
 
