@@ -137,7 +137,7 @@ def read_contents(conn: Database, patient: Patient, consultations: list[Consulta
 #: Tables holding a patient's rows through a consultation, children first.
 _BY_CONSULTATION: Final = (
     "whiteboard_action", "whiteboard_stroke", "whiteboard_background", "whiteboard",
-    "chat_message", "readiness", "invitation", "consent_entry",
+    "chat_message", "readiness", "invitation", "retired_invitation", "consent_entry",
 )
 
 

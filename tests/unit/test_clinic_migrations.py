@@ -86,7 +86,7 @@ def test_failed_migration_rolls_back_entirely(database: TestDatabase) -> None:
         assert "half_done" not in database.tables()
         # the connection is usable again: no transaction was left open
         with transaction(conn):
-            conn.execute("INSERT INTO patient VALUES ('p', 'n', 'e', 'd', 't')")
+            conn.execute("INSERT INTO patient (id, name, email, date_of_birth, created_at) VALUES ('p', 'n', 'e', 'd', 't')")
         assert database.rows("SELECT id FROM patient") == [("p",)]
 
 
@@ -197,17 +197,21 @@ def test_portable_types_become_postgresql_types() -> None:
         ("INSERT INTO access_grant VALUES ('nobody', 'nobody', 't')", "FOREIGN KEY"),
         (
             "INSERT INTO consultation"
-            " VALUES ('c', 'p', 'd', 't', 'lost', 'joined', 'joined', 't', 't')",
+            " VALUES ('c', 'p', 'd', 't', 'lost', 'joined', 'joined', 't', 't', NULL, 0)",
             "CHECK",
         ),
         (
             "INSERT INTO consultation"
-            " VALUES ('c', 'p', 'd', 't', 'waiting', 'gone', 'joined', 't', 't')",
+            " VALUES ('c', 'p', 'd', 't', 'waiting', 'gone', 'joined', 't', 't', NULL, 0)",
             "CHECK",
         ),
         ("INSERT INTO invitation VALUES ('i', 'c', 'nurse', 'h', 't', NULL, 't')", "CHECK"),
         ("INSERT INTO invitation VALUES ('i', 'c', 'patient', 'h', 't', NULL, 't')", "FOREIGN KEY"),
         ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't', 0)", "NOT NULL"),
+        ("INSERT INTO patient (id, name, email, date_of_birth, created_at, language)"
+         " VALUES ('p', 'n', 'e', 'd', 't', 'de')", "CHECK"),
+        ("INSERT INTO mail_message (id, kind, recipient, subject, body, state, next_attempt_at, created_at)"
+         " VALUES ('m', 'spam', 'r', 's', 'b', 'queued', 't', 't')", "CHECK"),
     ],
 )
 def test_schema_constraints(database: TestDatabase, statement: str, failure: str) -> None:

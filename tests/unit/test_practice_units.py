@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clinic.mail import documents_text, invitation_text
+from clinic.mail import documents_text
 from clinic.patient_links import PatientLink
 from clinic.records import check_patient_fields
 from signaling.config import load_config
@@ -19,8 +19,7 @@ from signaling.practice.views import safe_next
 
 
 def test_mail_texts_carry_the_link_and_nothing_else_personal() -> None:
-    for subject, body in (invitation_text("https://x.example/c/TOKEN", "04/03/2030 09:30"),
-                          documents_text("https://x.example/d/TOKEN", "04/04/2030")):
+    for subject, body in (documents_text("https://x.example/d/TOKEN", "04/04/2030"),):
         assert "https://x.example/" in body and "TOKEN" in body
         assert "TOKEN" not in subject
         assert "Bonjour" in body and "Hello" in body
