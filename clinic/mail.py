@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 SEND_LEASE: Final = datetime.timedelta(minutes=5)
 
 KINDS: Final = ("invitation", "documents", "reminder", "moved", "cancelled")
+#: the states of a message (the operator's counts)
+STATES: Final = ("queued", "sent", "failed", "withdrawn")
 #: the mails whose link a move or a cancel kills: withdrawn when still queued
 LINK_KINDS: Final = ("invitation", "reminder", "moved")
 MAX_ERROR = 200
@@ -48,6 +50,12 @@ class MailMessage:
     sent_at: datetime.datetime | None
     html: str = dataclasses.field(default="", repr=False)
     calendar: str | None = dataclasses.field(default=None, repr=False)  # the .ics, CRLF line ends
+    send_after: datetime.datetime | None = None  # a reminder's time: not sent before
+
+    @property
+    def waiting_since(self) -> datetime.datetime:
+        """Since when the mail should have gone out (a reminder is not late before its time)."""
+        return max(self.created_at, self.send_after or self.created_at)
 
     def status_json(self) -> dict[str, object]:
         """The operator's view: ids and delivery state, no address and no text."""
@@ -89,7 +97,7 @@ def _message(row: Row) -> MailMessage:
         attempts=row["attempts"], last_error=row["last_error"],
         next_attempt_at=timestamps.from_text(row["next_attempt_at"]),
         created_at=timestamps.from_text(row["created_at"]), sent_at=_time(row["sent_at"]),
-        html=row["html"], calendar=row["calendar"],
+        html=row["html"], calendar=row["calendar"], send_after=_time(row["send_after"]),
     )
 
 
@@ -113,12 +121,13 @@ class MailQueue:
             raise ValueError(f"unknown mail kind {kind!r}")
         message_id = uuid.uuid4().hex
         now = timestamps.to_text(timestamps.utc_now())
-        due = now if send_at is None else timestamps.to_text(timestamps.as_utc(send_at))
+        after = None if send_at is None else timestamps.to_text(timestamps.as_utc(send_at))
         conn.execute(
             "INSERT INTO mail_message (id, kind, recipient, subject, body, patient_id, consultation_id, state,"
-            " attempts, next_attempt_at, created_at, html, calendar)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-            (message_id, kind, recipient, subject, body, patient_id, consultation_id, due, now, html, calendar),
+            " attempts, next_attempt_at, created_at, html, calendar, send_after)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
+            (message_id, kind, recipient, subject, body, patient_id, consultation_id, after or now, now, html,
+             calendar, after),
         )
         audit.append(conn, "system", None, "mail.queue", patient_id=patient_id, consultation_id=consultation_id,
                      object_id=message_id)

@@ -406,7 +406,7 @@ ALTER TABLE practitioner ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (d
 """
 
 # issue 20: the patient's mail language, cancelled and moved appointments (SEQUENCE of the .ics),
-# mails with an HTML part and a calendar attachment, reminders and withdrawn mails;
+# mails with an HTML part and a calendar attachment, reminders (send_after: not before) and withdrawn mails;
 # the hashes of links a move replaced, so an old link says "moved" rather than "unknown"
 _APPOINTMENTS_COMMON: Final = """
 ALTER TABLE patient ADD COLUMN language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en'));
@@ -440,7 +440,8 @@ CREATE TABLE mail_message_new (
     created_at TEXT NOT NULL,
     sent_at TEXT,
     html TEXT NOT NULL DEFAULT '',
-    calendar TEXT
+    calendar TEXT,
+    send_after TEXT
 );
 INSERT INTO mail_message_new (id, kind, recipient, subject, body, patient_id, consultation_id, state, attempts,
     last_error, next_attempt_at, created_at, sent_at)
@@ -459,6 +460,7 @@ ALTER TABLE mail_message DROP CONSTRAINT mail_message_state_check;
 ALTER TABLE mail_message ADD CONSTRAINT mail_message_state_check CHECK (state IN {_MAIL_STATES});
 ALTER TABLE mail_message ADD COLUMN html TEXT NOT NULL DEFAULT '';
 ALTER TABLE mail_message ADD COLUMN calendar TEXT;
+ALTER TABLE mail_message ADD COLUMN send_after TEXT;
 CREATE INDEX mail_message_consultation ON mail_message (consultation_id);
 """,
 )

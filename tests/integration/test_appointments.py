@@ -136,6 +136,9 @@ async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDa
             ((kind, state, due),) = db.rows("SELECT kind, state, next_attempt_at FROM mail_message"
                                             " WHERE kind = 'reminder'")
             assert state == "queued" and datetime.datetime.fromisoformat(due) == start - datetime.timedelta(hours=24)
+            # not "late" before its time: the readiness check measures from there
+            (reminder,) = [m for m in await server.clinic.practice.mail_recent() if m.kind == "reminder"]
+            assert reminder.waiting_since == start - datetime.timedelta(hours=24)
 
             # bad input: nothing changes
             before = db.rows("SELECT scheduled_at, sequence, cancelled_at FROM consultation")
