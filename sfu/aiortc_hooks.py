@@ -104,6 +104,12 @@ def intercept_datagrams(protocol: Any, handler: Callable[[bytes, tuple[Any, ...]
     protocol.datagram_received = datagram_received
 
 
+def connection_pairs(connection: aioice.ice.Connection) -> dict[int, Any]:
+    """aioice's live dict of a connection's nominated candidate pairs, by component."""
+    pairs: dict[int, Any] = connection._nominated
+    return pairs
+
+
 def is_from_pair(connection: aioice.ice.Connection, protocol: Any, component: int, addr: tuple[Any, ...]) -> bool:
     """Whether a datagram `protocol` received from `addr` came from the connection's selected pair
     (before ICE selected one: from one of the pairs being checked)."""

@@ -111,6 +111,10 @@ class GuardedProtocol(aioice.ice.StunProtocol):
         super().__init__(receiver)
         self._guard = guard
         self.media: Callable[[bytes], bool] | None = None
+        self._pairs = hooks.connection_pairs(receiver)
+        # the selected pair and its remote address once a datagram was seen to come from it:
+        # the common case (every media packet) then costs one identity and one tuple check
+        self._leg: tuple[Any, tuple[Any, ...]] | None = None
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)
@@ -129,4 +133,11 @@ class GuardedProtocol(aioice.ice.StunProtocol):
 
     def _from_leg(self, addr: tuple[Any, ...]) -> bool:
         # the selected pair once ICE chose one; before, any pair being checked
-        return hooks.is_from_pair(self.receiver, self, self.local_candidate.component, addr)
+        component = self.local_candidate.component
+        leg, pair = self._leg, self._pairs.get(component)
+        if leg is not None and leg[0] is pair and leg[1] == addr:
+            return True
+        if not hooks.is_from_pair(self.receiver, self, component, addr):
+            return False
+        self._leg = (pair, addr) if pair is not None else None
+        return True

@@ -75,6 +75,7 @@ class RtpStream:
         self._on_nack = on_nack
         self.outlet: Outlet | None = None
         self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._codec_names: dict[int, str] = {}  # lower-case, read once per video packet
         self._rtx_apt: dict[int, int] = {}
         self.rtx_ssrcs: dict[int, int] = {}
         self._level_id = 0
@@ -102,6 +103,7 @@ class RtpStream:
                     self._rtx_apt[codec.payloadType] = apt
             else:
                 self.codecs[codec.payloadType] = codec
+                self._codec_names[codec.payloadType] = codec.name.lower()
         for ext in parameters.headerExtensions:
             if ext.uri == AUDIO_LEVEL_URI:
                 self._level_id = ext.id
@@ -110,8 +112,7 @@ class RtpStream:
         self.started = True
 
     def codec_name(self, payload_type: int) -> str:
-        codec = self.codecs.get(payload_type)
-        return codec.name.lower() if codec is not None else ""
+        return self._codec_names.get(payload_type, "")
 
     def is_rtx_payload_type(self, payload_type: int) -> bool:
         return payload_type in self._rtx_apt

@@ -142,7 +142,6 @@ class Producer(AsyncIOEventEmitter):
             if key:
                 self.keyframes += 1
                 self._keyframe_requests.keyframe_arrived(time.monotonic())
-                self._keyframe_requests.keyframe_arrived(time.monotonic())
             if packet.marker:
                 self.frames += 1
         else:
