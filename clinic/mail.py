@@ -68,24 +68,6 @@ class MailMessage:
         }
 
 
-def documents_text(link: str, expires: str) -> tuple[str, str]:
-    """Subject and body of the mail that gives a patient access to their documents."""
-    subject = "Des documents sont disponibles / Documents are available"
-    body = (
-        "Bonjour,\n\n"
-        "Des documents ont été mis à votre disposition après votre consultation.\n"
-        "Ouvrez ce lien personnel ; votre date de naissance vous sera demandée :\n\n"
-        f"{link}\n\n"
-        f"Ce lien est valable jusqu'au {expires}. Ne le transmettez à personne.\n\n"
-        "---\n"
-        "Hello,\n\nDocuments were made available to you after your consultation.\n"
-        "Open this personal link; you will be asked for your date of birth:\n\n"
-        f"{link}\n\n"
-        f"This link is valid until {expires}. Do not share it.\n"
-    )
-    return subject, body
-
-
 def _time(text: str | None) -> datetime.datetime | None:
     return None if text is None else timestamps.from_text(text)
 

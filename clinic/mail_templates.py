@@ -76,6 +76,20 @@ _TEXTS: Final[dict[str, dict[str, tuple[str, tuple[str, ...], str]]]] = {
                 "To arrange another appointment, contact the practice. $contact"),
                ""),
     },
+    "documents": {
+        "fr": ("Des documents sont disponibles — $practice",
+               ("Bonjour,",
+                "$practitioner ($practice) a mis des documents à votre disposition après votre consultation.",
+                "Ouvrez ce lien personnel ; votre date de naissance vous sera demandée. Il est valable jusqu'au"
+                " $expires. Ne le transmettez à personne :"),
+               "Voir les documents"),
+        "en": ("Documents are available — $practice",
+               ("Hello,",
+                "$practitioner ($practice) made documents available to you after your consultation.",
+                "Open this personal link; you will be asked for your date of birth. It is valid until $expires."
+                " Do not share it:"),
+               "See the documents"),
+    },
 }
 
 KINDS: Final = tuple(_TEXTS)
@@ -113,14 +127,17 @@ class RenderedMail:
     html: str
 
 
+def date_text(value: datetime.datetime, tz: datetime.tzinfo, language: str) -> str:
+    """A day as the patient reads it ("4 mars 2030"), in the practice's time zone."""
+    local = value.astimezone(tz)
+    return f"{local.day} {_MONTHS[language][local.month - 1]} {local.year}"
+
+
 def when_text(value: datetime.datetime, tz: datetime.tzinfo, language: str) -> str:
     """An appointment's date and time as the patient reads it, in the practice's time zone."""
     local = value.astimezone(tz)
-    month = _MONTHS[language][local.month - 1]
     zone = getattr(tz, "key", None) or local.strftime("%Z")
-    if language == "fr":
-        return f"{local.day} {month} {local.year} à {local:%H:%M} ({zone})"
-    return f"{local.day} {month} {local.year} at {local:%H:%M} ({zone})"
+    return f"{date_text(value, tz, language)} {'à' if language == 'fr' else 'at'} {local:%H:%M} ({zone})"
 
 
 def render(kind: str, language: str, values: dict[str, str], link: str | None) -> RenderedMail:

@@ -174,10 +174,10 @@ class Practice:
 
     async def close_act(self, consultation_id: str, practitioner_id: str, *, base_url: str,
                         link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
-                        share: Collection[str] | None = None) -> Closing:
+                        share: Collection[str] | None = None, practice_name: str = "Teleconsult") -> Closing:
         """Close the act (see clinic.closing.Closer.close)."""
         return await self._run(self._closer.close, consultation_id, practitioner_id, base_url=base_url,
-                               link_lifetime=link_lifetime, tz=tz, share=share)
+                               link_lifetime=link_lifetime, tz=tz, share=share, practice_name=practice_name)
 
     async def patient_document_ids(self, consultation_id: str) -> list[str]:
         """The documents of a consultation the patient's link gives (not removed)."""

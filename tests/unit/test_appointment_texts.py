@@ -41,7 +41,7 @@ def test_text_values_are_escaped_and_a_cancel_has_no_link() -> None:
 
 def test_templates_escape_every_value_in_the_html_and_refuse_a_missing_one() -> None:
     values = {"practice": "<script>alert(1)</script>", "practitioner": "Dr O'Neil & Co", "when": "w",
-              "old_when": "", "contact": ""}
+              "old_when": "", "contact": "", "expires": "e"}
     mail = mail_templates.render("invitation", "en", values, "https://x.example/c/T?a=1&b=2")
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
     assert "Dr O&#x27;Neil &amp; Co" in mail.html and 'href="https://x.example/c/T?a=1&amp;b=2"' in mail.html
