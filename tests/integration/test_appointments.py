@@ -54,6 +54,12 @@ def change(db: TestDatabase, statement: str, params: tuple[Any, ...]) -> None:
         db.rows(statement, params)
 
 
+async def alice(server: Running) -> Browserless:
+    """Dr Alice Durand's account, logged in."""
+    await server.clinic.add_practitioner("alice@example.org", PASSWORD, "Dr Alice Durand")
+    return await login(server, "alice@example.org")
+
+
 async def login(server: Running, email_: str) -> Browserless:
     c = Browserless(server.base_url)
     response = await c.login(email_, PASSWORD)
@@ -100,9 +106,9 @@ def utc(value: str) -> datetime.datetime:
 
 async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDatabase) -> None:
     async with practice_server(tmp_path, database) as (server, inbox, db):
-        await server.clinic.add_practitioner("alice@example.org", PASSWORD, "Dr Alice Durand")
+        a = await alice(server)
         await server.clinic.add_practitioner("bob@example.org", PASSWORD, "Dr Bob")
-        a, b = await login(server, "alice@example.org"), await login(server, "bob@example.org")
+        b = await login(server, "bob@example.org")
         try:
             patient_id = await new_patient(a, "en")
             day = (datetime.datetime.now(TZ) + datetime.timedelta(days=3)).date()
@@ -227,8 +233,7 @@ async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDa
 
 async def test_a_closed_act_cannot_be_moved_and_french_is_the_default(tmp_path: Path, database: TestDatabase) -> None:
     async with practice_server(tmp_path, database) as (server, inbox, db):
-        await server.clinic.add_practitioner("alice@example.org", PASSWORD, "Dr Alice Durand")
-        a = await login(server, "alice@example.org")
+        a = await alice(server)
         try:
             response, _ = await a.post("/patients/new", {"name": "Jeanne Martin", "email": "jeanne@example.org",
                                                          "date_of_birth": "1970-05-17", "language": "de"},
@@ -264,8 +269,7 @@ async def test_a_closed_act_cannot_be_moved_and_french_is_the_default(tmp_path: 
 
 async def test_the_reminder_survives_a_restart_and_goes_out_once(tmp_path: Path, database: TestDatabase) -> None:
     async with practice_server(tmp_path, database) as (server, inbox, db):
-        await server.clinic.add_practitioner("alice@example.org", PASSWORD, "Dr Alice Durand")
-        a = await login(server, "alice@example.org")
+        a = await alice(server)
         try:
             patient_id = await new_patient(a, "fr")
             day = (datetime.datetime.now(TZ) + datetime.timedelta(days=3)).date()
