@@ -281,7 +281,8 @@ async def record(request: web.Request, *, error: str | None = None, note: str | 
 
 
 async def record_get(request: web.Request) -> web.Response:
-    return await record(request, note="record.scheduled" if request.query.get("scheduled") else None)
+    changed = {"cancelled": "appointment.cancelled", "moved": "appointment.moved"}.get(request.query.get("changed", ""))
+    return await record(request, note="record.scheduled" if request.query.get("scheduled") else changed)
 
 
 async def schedule(request: web.Request) -> web.StreamResponse:
@@ -317,7 +318,12 @@ async def cancel_appointment(request: web.Request) -> web.StreamResponse:
     except AppointmentUnchangeable as exc:
         return pages.appointment_error(await csrf_token(request), f"error.appointment-{exc.reason}", back, 409)
     request.config_dict[app_keys.MAILER].wake()
-    raise web.HTTPSeeOther(back)
+    raise web.HTTPSeeOther(_changed(back, "cancelled"))
+
+
+def _changed(back: str, how: str) -> str:
+    """Where to go after a cancel or a move: the page it came from, which may say so."""
+    return f"{back}{'&' if '?' in back else '?'}changed={how}"
 
 
 async def move_appointment(request: web.Request) -> web.StreamResponse:
@@ -341,7 +347,7 @@ async def move_appointment(request: web.Request) -> web.StreamResponse:
     except ValueError:  # in the past
         return pages.appointment_error(csrf, "error.when-past", back, 400)
     request.config_dict[app_keys.MAILER].wake()
-    raise web.HTTPSeeOther(back)
+    raise web.HTTPSeeOther(_changed(back, "moved"))
 
 
 async def grant(request: web.Request) -> web.StreamResponse:

@@ -73,7 +73,8 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             await doctor.get_by_test_id("appointment-move-date").fill(moved_day.isoformat())
             await doctor.get_by_test_id("appointment-move-time").fill("16:45")
             await doctor.get_by_test_id("appointment-move").click()
-            await doctor.wait_for_url(record_url)
+            await doctor.wait_for_url(record_url + "?changed=moved")
+            await expect(doctor.get_by_test_id("form-notice")).to_be_visible()
             moved = (await inbox.wait(2))[1]
             assert "16:45" in body_of(moved) and "moved" in str(moved["Subject"])
             second_link = link_in(moved, base + "/c/")

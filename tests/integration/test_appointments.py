@@ -171,7 +171,9 @@ async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDa
             new_day = day + datetime.timedelta(days=2)
             response, _ = await a.post(move, {"date": new_day.isoformat(), "time": "15:30", "next": record},
                                        csrf_from=record)
-            assert response.status == 303 and response.headers["Location"] == record
+            assert response.status == 303 and response.headers["Location"] == record + "?changed=moved"
+            _, page = await a.get(response.headers["Location"])
+            assert 'data-testid="form-notice"' in page and "Rendez-vous déplacé" in page
             moved = (await inbox.wait(2))[1]
             text, rich, calendar, method = parts(moved)
             new_start = datetime.datetime.combine(new_day, datetime.time(15, 30), TZ)
