@@ -12,6 +12,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+from helpers.call_page import screenshot
 from helpers.ics import parse
 from helpers.practice import body_of, link_in, smtp_server
 from helpers.server import running_server
@@ -72,6 +73,7 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             await doctor.get_by_test_id("appointment-move-open").click()
             await doctor.get_by_test_id("appointment-move-date").fill(moved_day.isoformat())
             await doctor.get_by_test_id("appointment-move-time").fill("16:45")
+            await screenshot(doctor, "40-record-appointment-move")
             await doctor.get_by_test_id("appointment-move").click()
             await doctor.wait_for_url(record_url + "?changed=moved")
             await expect(doctor.get_by_test_id("form-notice")).to_be_visible()
@@ -92,6 +94,7 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             await doctor.goto(f"{base}/?day={moved_day.isoformat()}")
             row = doctor.get_by_test_id("day-item")
             await expect(row).to_have_count(1)
+            await screenshot(doctor, "41-day-list-appointment-controls")
             await row.get_by_test_id("appointment-cancel").click()
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "cancelled")
             await expect(row.get_by_test_id("join-consultation")).to_have_count(0)
@@ -102,6 +105,7 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             assert third["UID"] == first["UID"]
             await patient.goto(second_link)
             await expect(patient.get_by_test_id("error-page")).to_contain_text("cancelled")
+            await screenshot(patient, "42-old-link-appointment-cancelled")
             await expect(patient.get_by_test_id("consent-notice")).to_have_count(0)
             await doctor.goto(record_url)
             await expect(doctor.get_by_test_id("record-consultation")).to_have_attribute("data-cancelled", "true")
