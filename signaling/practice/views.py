@@ -237,7 +237,7 @@ async def patient_edit(request: web.Request) -> web.StreamResponse:
     patient_id = request.match_info["patient_id"]
     data = await form(request)
     name, email, birth = _patient_fields(data)
-    language = data.get("language", "fr")
+    language = data.get("language") or None  # a form without the field keeps the record's
     try:
         if birth is None:
             raise ValueError("date of birth is not a date")
@@ -247,7 +247,7 @@ async def patient_edit(request: web.Request) -> web.StreamResponse:
         return error_page("not-found")
     except ValueError as exc:
         return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient_id}/edit",
-                                       title_key="patient.edit-title", name=name, email=email, language=language,
+                                       title_key="patient.edit-title", name=name, email=email, language=language or "fr",
                                        birth=birth.isoformat() if birth else "", error=_field_error(exc), status=400)
     raise web.HTTPSeeOther(f"/records/{patient_id}")
 

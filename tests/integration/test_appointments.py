@@ -265,6 +265,15 @@ async def test_a_closed_act_cannot_be_moved_and_french_is_the_default(tmp_path: 
             assert response.status == 409 and 'data-error="error.appointment-started"' in page
             assert db.rows("SELECT cancelled_at, sequence FROM consultation") == [(None, 0)]
             assert len(inbox.messages) == 1
+            # the edit form sets the language; a form without the field keeps it
+            edit = f"/records/{patient_id}/edit"
+            fields = {"name": "Jeanne Martin", "email": "jeanne@example.org", "date_of_birth": "1970-05-17"}
+            response, _ = await a.post(edit, fields | {"language": "en"}, csrf_from=edit)
+            assert response.status == 303 and db.rows("SELECT language FROM patient") == [("en",)]
+            response, _ = await a.post(edit, fields, csrf_from=edit)
+            assert response.status == 303 and db.rows("SELECT language FROM patient") == [("en",)]
+            _, page = await a.get(edit)
+            assert '<option value="en" selected>' in page
         finally:
             await a.close()
 
