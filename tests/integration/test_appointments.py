@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import email.message
+import io
+import json
 import re
 import sqlite3
+import zipfile
 import zoneinfo
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -226,6 +229,11 @@ async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDa
             response, page = await a.post(move, {"date": "2031-01-01", "time": "10:00"}, csrf_from="/")
             assert response.status == 409 and 'data-error="error.appointment-cancelled"' in page
             assert len(inbox.messages) == 3
+            response, archive = await a.get_bytes(f"{record}/export")  # the record's archive says so too
+            assert response.status == 200
+            with zipfile.ZipFile(io.BytesIO(archive)) as z:
+                (exported,) = json.loads(z.read("consultations.json"))
+            assert exported["id"] == consultation_id and exported["cancelled_at"] is not None
             verdict = await server.clinic.practice.audit_verify(tmp_path / "no-checkpoints")
             assert verdict.ok, verdict
         finally:
