@@ -80,8 +80,7 @@ class Appointments:
         event = ics.CalendarEvent(
             consultation_id=consultation.id, domain=letter.sender_address.rpartition("@")[2] or "teleconsult.invalid",
             start=consultation.scheduled_at, sequence=consultation.sequence,
-            summary=f"{'Vidéo consultation' if language == 'fr' else 'Video consultation'}"
-                    f" — {practitioner.display_name} ({letter.practice_name})",
+            summary=mail_templates.calendar_summary(language, practitioner.display_name, letter.practice_name),
             organizer_name=letter.practice_name, organizer_address=letter.sender_address,
             attendee_address=patient.email, link=link)
         calendar = ics.calendar(event, cancel=kind == "cancelled", now=timestamps.utc_now())

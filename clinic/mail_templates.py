@@ -127,6 +127,12 @@ class RenderedMail:
     html: str
 
 
+def calendar_summary(language: str, practitioner: str, practice: str) -> str:
+    """The calendar entry's title: what, with whom, where; nothing about why."""
+    what = "Vidéo consultation" if language == "fr" else "Video consultation"
+    return f"{what} — {practitioner} ({practice})"
+
+
 def date_text(value: datetime.datetime, tz: datetime.tzinfo, language: str) -> str:
     """A day as the patient reads it ("4 mars 2030"), in the practice's time zone."""
     local = value.astimezone(tz)
