@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: states in which an appointment can still be cancelled or moved (nobody is in the call yet)
 CHANGEABLE = (ConsultationState.SCHEDULED, ConsultationState.WAITING)
+#: how far ahead an appointment may be moved (and the link's expiry still computed)
+MAX_AHEAD = datetime.timedelta(days=3660)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,6 +142,8 @@ class Appointments:
         now = timestamps.utc_now()
         if scheduled_at <= now:
             raise ValueError("the new time is in the past")
+        if scheduled_at > now + MAX_AHEAD:
+            raise ValueError("the new time is more than ten years ahead")
         with transaction(self._conn) as conn:
             old = self._changeable(practitioner_id, consultation_id)
             conn.execute("UPDATE consultation SET scheduled_at = ?, sequence = sequence + 1, updated_at = ?"

@@ -11,11 +11,11 @@ import pathlib
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
-from . import audit
+from . import audit, timestamps
 from .account_admin import AccountAdmin
 from .accounts import Accounts, Login, LoginPolicy, WebSession
 from .agenda import Agenda
-from .appointments import Appointments, Change, Letterhead
+from .appointments import MAX_AHEAD, Appointments, Change, Letterhead
 from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing, live_document_ids
 from .database import Database, transaction
@@ -145,6 +145,7 @@ class Practice:
         """Schedule a consultation and queue the patient's invitation (and reminder); returns its id last.
 
         `letter`: the practice's name, sender and reminder delay (without it: base_url and tz, no reminder).
+        ValueError for a time more than ten years ahead.
         """
         letter = letter or Letterhead(practice_name="Teleconsult", sender="", base_url=base_url, tz=tz,
                                       reminder_before=datetime.timedelta(0))
@@ -152,6 +153,8 @@ class Practice:
 
     def _schedule(self, practitioner_id: str, patient_id: str, scheduled_at: datetime.datetime,
                   letter: Letterhead) -> tuple[Consultation, dict[Role, str], str]:
+        if scheduled_at > timestamps.utc_now() + MAX_AHEAD:  # the link's expiry would overflow
+            raise ValueError("the time is more than ten years ahead")
         consultation, clear = self._records.schedule(practitioner_id, patient_id, scheduled_at)
         with transaction(self._conn) as conn:
             mail_id = self._appointments.invite(conn, consultation, clear[Role.PATIENT], letter)

@@ -302,6 +302,8 @@ async def schedule(request: web.Request) -> web.StreamResponse:
                                                      letter=letterhead(request))
     except NotFound:
         return error_page("not-found")
+    except ValueError:  # absurdly far ahead
+        return await record(request, error="error.when", status=400)
     app[app_keys.MAILER].wake()
     raise web.HTTPSeeOther(f"/records/{patient_id}?scheduled=1")
 
@@ -344,8 +346,8 @@ async def move_appointment(request: web.Request) -> web.StreamResponse:
         return error_page("not-found")
     except AppointmentUnchangeable as exc:
         return pages.appointment_error(csrf, f"error.appointment-{exc.reason}", back, 409)
-    except ValueError:  # in the past
-        return pages.appointment_error(csrf, "error.when-past", back, 400)
+    except ValueError as exc:  # in the past, or absurdly far ahead
+        return pages.appointment_error(csrf, "error.when-past" if "past" in str(exc) else "error.when", back, 400)
     request.config_dict[app_keys.MAILER].wake()
     raise web.HTTPSeeOther(_changed(back, "moved"))
 

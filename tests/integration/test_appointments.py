@@ -160,6 +160,9 @@ async def test_mails_cancel_and_move_end_to_end(tmp_path: Path, database: TestDa
             response, page = await a.post(move, {"date": yesterday, "time": "10:00", "next": record},
                                           csrf_from=record)
             assert response.status == 400 and 'data-error="error.when-past"' in page
+            response, page = await a.post(move, {"date": "9999-12-31", "time": "23:59", "next": record},
+                                          csrf_from=record)
+            assert response.status == 400 and 'data-error="error.when"' in page
             response, page = await b.post(move, {"date": "2031-01-01", "time": "10:00"}, csrf_from="/")
             assert response.status == 404  # another practitioner's consultation looks missing
             response, page = await b.post(f"/consultations/{consultation_id}/cancel", {}, csrf_from="/")
@@ -253,6 +256,9 @@ async def test_a_closed_act_cannot_be_moved_and_french_is_the_default(tmp_path: 
             response, _ = await a.post("/patients/new", {"name": "Jeanne Martin", "email": "jeanne@example.org",
                                                          "date_of_birth": "1970-05-17"}, csrf_from="/patients/new")
             patient_id = response.headers["Location"].rsplit("/", 1)[1]
+            response, page = await a.post(f"/records/{patient_id}/consultations",
+                                          {"date": "9999-12-31", "time": "23:59"}, csrf_from=f"/records/{patient_id}")
+            assert response.status == 400 and 'data-error="error.when"' in page  # not a server error
             when = datetime.datetime.now(TZ) + datetime.timedelta(hours=2)
             response, _ = await a.post(f"/records/{patient_id}/consultations",
                                        {"date": when.date().isoformat(), "time": when.strftime("%H:%M")},
