@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import ipaddress
 import math
+import re
 import tomllib
 import typing
 import zoneinfo
@@ -69,6 +70,9 @@ class ClusterConfig:
     # how often a node renews its entry and its consultations, and when they expire without it
     heartbeat_seconds: float = 3.0
     node_ttl_seconds: float = 10.0
+    # the site's shared address (the load balancer's, e.g. "https://teleconsult.example"):
+    # a browser whose node died or is draining reconnects there; empty: no other way back
+    site_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +505,8 @@ def _validate(c: Config, where: str) -> None:
         fail("cluster.redis_url", "must be empty (one node) or start with redis://, rediss:// or unix://")
     if not 0 < c.cluster.heartbeat_seconds * 2 <= c.cluster.node_ttl_seconds:
         fail("cluster.heartbeat_seconds", "must be positive and at most half of cluster.node_ttl_seconds")
+    if c.cluster.site_url and not re.fullmatch(r"https?://[^/?#\s]+/?", c.cluster.site_url):
+        fail("cluster.site_url", "must be empty or an http(s) address without a path, e.g. https://teleconsult.example")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):
