@@ -12,6 +12,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+from helpers import axe
 from helpers.call_page import screenshot
 from helpers.ics import parse
 from helpers.practice import body_of, link_in, smtp_server
@@ -30,7 +31,13 @@ def calendar_event(message: Any) -> tuple[str, dict[str, str]]:
     return calendar.one("METHOD"), {name: event.one(name) for name in ("UID", "SEQUENCE", "STATUS", "DTSTART")}
 
 
+async def accessible(page: Page, script: str) -> None:
+    """No serious or critical axe violation on the page as it is now."""
+    assert axe.blocking(await axe.violations(page, script)) == []
+
+
 async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -> None:
+    script = axe.source()
     async with smtp_server() as (inbox, port):
         overrides = {"mail.smtp.host": "127.0.0.1", "mail.smtp.port": port, "mail.smtp.security": "none",
                      "practice.name": "Cabinet des Tilleuls"}
@@ -74,6 +81,7 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             await doctor.get_by_test_id("appointment-move-date").fill(moved_day.isoformat())
             await doctor.get_by_test_id("appointment-move-time").fill("16:45")
             await screenshot(doctor, "40-record-appointment-move")
+            await accessible(doctor, script)
             await doctor.get_by_test_id("appointment-move").click()
             await doctor.wait_for_url(record_url + "?changed=moved")
             await expect(doctor.get_by_test_id("form-notice")).to_be_visible()
@@ -95,6 +103,17 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             row = doctor.get_by_test_id("day-item")
             await expect(row).to_have_count(1)
             await screenshot(doctor, "41-day-list-appointment-controls")
+            await accessible(doctor, script)
+            # a time already gone: a page says why, nothing changes, the way back works
+            await row.get_by_test_id("appointment-move-open").click()
+            await row.get_by_test_id("appointment-move-date").fill((day - datetime.timedelta(days=5)).isoformat())
+            await row.get_by_test_id("appointment-move-time").fill("09:00")
+            await row.get_by_test_id("appointment-move").click()
+            await expect(doctor.get_by_test_id("form-error")).to_have_attribute("data-error", "error.when-past")
+            await accessible(doctor, script)
+            await doctor.get_by_test_id("appointment-back").click()
+            await expect(row.get_by_test_id("consultation-status")).not_to_have_attribute("data-status", "cancelled")
+            assert len(inbox.messages) == 2
             await row.get_by_test_id("appointment-cancel").click()
             await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "cancelled")
             await expect(row.get_by_test_id("join-consultation")).to_have_count(0)
@@ -106,6 +125,7 @@ async def test_move_then_cancel_from_the_pages(tmp_path: Path, open_page: Any) -
             await patient.goto(second_link)
             await expect(patient.get_by_test_id("error-page")).to_contain_text("cancelled")
             await screenshot(patient, "42-old-link-appointment-cancelled")
+            await accessible(patient, script)
             await expect(patient.get_by_test_id("consent-notice")).to_have_count(0)
             await doctor.goto(record_url)
             await expect(doctor.get_by_test_id("record-consultation")).to_have_attribute("data-cancelled", "true")
