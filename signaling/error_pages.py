@@ -27,6 +27,14 @@ MESSAGES = {
           "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
           "Demandez un nouveau lien à votre praticien.",
           "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
+    "appointment-cancelled": (410, "Rendez-vous annulé",
+          "Ce rendez-vous a été annulé : ce lien ne fonctionne plus. Contactez le cabinet pour en convenir d'un autre.",
+          "This appointment was cancelled: this link no longer works. Contact the practice to arrange another one."),
+    "appointment-moved": (410, "Rendez-vous déplacé",
+          "Ce rendez-vous a été déplacé : ce lien ne fonctionne plus. Le nouveau lien vous a été envoyé par "
+          "e-mail ; sinon, contactez le cabinet.",
+          "This appointment was moved: this link no longer works. The new link was sent to you by email; "
+          "otherwise, contact the practice."),
     "csrf": (403, "Formulaire expiré",
              "Ce formulaire a expiré ou ne vient pas de Teleconsult (jeton CSRF absent ou faux). "
              "Rechargez la page, puis recommencez.",
