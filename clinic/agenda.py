@@ -6,7 +6,7 @@ import datetime
 import logging
 import uuid
 
-from . import timestamps, tokens
+from . import join_passes, timestamps, tokens
 from .database import Database, Row, transaction
 from .errors import InvitationExpired, InvitationNotFound, InvitationRevoked, NotFound
 from .models import Consultation, ConsultationState, Invitation, Role, Stage, check_transition
@@ -173,9 +173,9 @@ class Agenda:
         row = self._conn.execute(
             "SELECT * FROM invitation WHERE token_hash = ?", (tokens.token_hash(token),)
         ).fetchone()
-        if row is None:
+        invitation = _invitation(row) if row is not None else join_passes.resolve(self._conn, tokens.token_hash(token))
+        if invitation is None:
             raise InvitationNotFound("no invitation for this token")
-        invitation = _invitation(row)
         if invitation.revoked_at is not None:
             raise InvitationRevoked(f"invitation {invitation.id!r} was revoked")
         if timestamps.utc_now() >= invitation.expires_at:

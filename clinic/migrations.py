@@ -405,6 +405,19 @@ _ACCOUNT_DISABLED: Final = """
 ALTER TABLE practitioner ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
 """
 
+# a logged-in practitioner's pass into their own consultation, bound to the login session (clinic/join_passes.py)
+_JOIN_PASS: Final = """
+CREATE TABLE join_pass (
+    token_hash TEXT NOT NULL PRIMARY KEY,
+    invitation_id TEXT NOT NULL REFERENCES invitation (id),
+    session_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE INDEX join_pass_expiry ON join_pass (expires_at);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V1,
     _V2,
@@ -417,6 +430,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _AUDIT_CHAIN,
     _CONSENT,
     _DOCUMENT_SHARE,
+    _JOIN_PASS,
 )
 
 def script_for(migration: Migration, db: Database) -> str:

@@ -18,6 +18,7 @@ from .agenda import Agenda
 from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing, live_document_ids
 from .database import Database, transaction
+from .join_passes import JoinPasses
 from .mail import MailMessage, MailQueue, invitation_text
 from .models import Consultation, Patient, Practitioner, Role
 from .patient_links import PatientLink, PatientLinks
@@ -47,6 +48,7 @@ class Practice:
         self._accounts = Accounts(conn, registry)
         self._admin = AccountAdmin(conn)
         self._records = Records(conn, registry, agenda)
+        self._passes = JoinPasses(conn)
         self._links = PatientLinks(conn, self._accounts.attempts)
         self._mail = MailQueue(conn)
         self._closer = Closer(conn, agenda, self._links, self._mail)
@@ -153,9 +155,10 @@ class Practice:
                                          patient_id=patient_id, consultation_id=consultation.id)
         return consultation, clear, mail_id
 
-    async def join_token(self, practitioner_id: str, consultation_id: str, lifetime: datetime.timedelta) -> str:
-        """A fresh practitioner invitation token for the day list's join button."""
-        return await self._run(self._records.join_token, practitioner_id, consultation_id, lifetime)
+    async def join_pass(self, session_token: str, practitioner_id: str, consultation_id: str,
+                        lifetime: datetime.timedelta) -> str:
+        """A join pass for the day list's join button (see clinic.join_passes); revokes nothing."""
+        return await self._run(self._passes.issue, session_token, practitioner_id, consultation_id, lifetime)
 
     # closing
 

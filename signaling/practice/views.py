@@ -153,11 +153,16 @@ def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
 
 
 async def join(request: web.Request) -> web.StreamResponse:
-    """The join button: a fresh practitioner link for one's own consultation, then there."""
+    """Rejoindre / Clôturer / GET …/call: a join pass for one's own consultation, then there.
+
+    The pass (clinic.join_passes) is bound to this login session and revokes nothing:
+    the invitation links already handed out keep working.
+    """
     session = await require_session(request)
     try:
-        token = await request.config_dict[app_keys.CLINIC].practice.join_token(
-            session.practitioner.id, request.match_info["consultation_id"], _invitation_lifetime(request))
+        token = await request.config_dict[app_keys.CLINIC].practice.join_pass(
+            request.cookies.get(SESSION_COOKIE, ""), session.practitioner.id, request.match_info["consultation_id"],
+            _invitation_lifetime(request))
     except NotFound:
         return error_page("not-found")
     suffix = "/closing" if request.path.endswith("/closing") else ""
@@ -380,6 +385,7 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_get("/", day_list)
     add.add_get("/day/status", day_status)
     add.add_post("/consultations/{consultation_id}/join", join)
+    add.add_get("/consultations/{consultation_id}/call", join)
     add.add_post("/consultations/{consultation_id}/closing", join)
     add.add_get("/patients", patients)
     add.add_get("/patients/new", patient_new_form)

@@ -79,6 +79,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/records/{patient_id}/documents/{document_id}"): row(LOGIN, with_access=200, without_access=404),
     ("GET", "/records/{patient_id}/export"): row(LOGIN, with_access=200, without_access=404),
     ("POST", "/consultations/{consultation_id}/join"): row(LOGIN, with_access=303, without_access=404),
+    ("GET", "/consultations/{consultation_id}/call"): row(LOGIN, with_access=303, without_access=404),
     ("POST", "/consultations/{consultation_id}/closing"): row(LOGIN, with_access=303, without_access=404),
     # the call: the invitation's token is the capability; a cookie opens nothing
     ("GET", "/c/{token}"): row(404, patient_a=200, patient_b=200, invitation_a=200),
