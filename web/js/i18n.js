@@ -9,6 +9,8 @@ export const STRINGS = {
   "preview.label": { fr: "Aperçu de votre caméra", en: "Your camera preview" },
   "devices.mic": { fr: "Microphone", en: "Microphone" },
   "devices.cam": { fr: "Caméra", en: "Camera" },
+  "devices.speaker": { fr: "Haut-parleur", en: "Speaker" },
+  "speaker.test": { fr: "Tester le son", en: "Test the sound" },
   "devices.none": { fr: "Aucun appareil", en: "No device" },
   "mic.toggle": { fr: "Micro", en: "Microphone" },
   "mic.level": { fr: "Niveau du micro", en: "Microphone level" },
