@@ -378,6 +378,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         kf0 = keyframe_requests(peers, raw_links)
         # packets and CPU are read together, without awaiting in between: the same window
         cpu0 = bm.proc_cpu_s(pid) if pid else 0.0
+        others0 = {other: bm.proc_cpu_s(other) for other in args.other_pid}
         c0, g0, t0 = bm.cores_jiffies(), os.times(), time.monotonic()
         server_threads0 = bm.thread_cpu_s(pid) if pid else {}
         await asyncio.sleep(args.duration)
@@ -385,6 +386,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             s1 = raw_inbound(raw_links)
         c1, g1, t1 = bm.cores_jiffies(), os.times(), time.monotonic()
         cpu1 = bm.proc_cpu_s(pid) if pid else 0.0
+        others1 = {other: bm.proc_cpu_s(other) for other in args.other_pid}
         server_threads1 = bm.thread_cpu_s(pid) if pid else {}
         if not raw:
             s1 = await inbound(pcs)
@@ -421,6 +423,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "gen_cpu_pct": round(100 * ((g1.user - g0.user) + (g1.system - g0.system)) / secs, 1),
             # whole-machine view: other processes on the same cores disturb latency
             "core_busy_pct": bm.cores_busy(c0, c1),
+            # --other-pid: more server processes (e.g. a second node), over the same window
+            "other_cpu_s": {str(other): round(others1[other] - others0[other], 3) for other in args.other_pid},
         })
         if pid:
             rss_end = bm.proc_rss_mb(pid)
@@ -458,6 +462,8 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=4.0)
     p.add_argument("--server-pid", type=int, default=0)
+    p.add_argument("--other-pid", type=int, action="append", default=[],
+                   help="another server process whose CPU to read over the same window (repeatable)")
     p.add_argument("--links", help="ours: JSON list of `teleconsult demo --json` objects, one per room")
     p.add_argument("--url", default="", help="relay: base URL of relay_baseline.py")
     p.add_argument("--ip", default="127.0.0.2", help="the only address the peers' ICE uses")

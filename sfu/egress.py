@@ -68,7 +68,7 @@ class Outlet:
         tx = hooks.srtp_sessions(self._dtls)[1]
         if tx is None:
             return False
-        self._protect, self._protect_rtcp = tx.protect, tx.protect_rtcp
+        self._protect, self._protect_rtcp = hooks.rtp_protector(tx), tx.protect_rtcp
         protocol, addr = pair.protocol, pair.remote_addr
         if hooks.is_plain_udp(protocol):
             self._write = lambda data: protocol.transport.sendto(data, addr)

@@ -274,6 +274,7 @@ class Ingress:
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._rx: pylibsrtp.Session | None = None
+        self._unprotect: Callable[[bytes], bytes] = lambda data: data  # set with _rx
         self._by_ssrc: dict[int, tuple[RtpStream, bool]] = {}
         self._by_receiver: dict[RTCRtpReceiver, RtpStream] = {}
         self._pending: set[asyncio.Task[Any]] = set()
@@ -301,11 +302,12 @@ class Ingress:
             rx = self._rx = hooks.srtp_sessions(self._dtls)[0]
             if rx is None:  # before the handshake's keys: aiortc drops it
                 return False
+            self._unprotect = hooks.rtp_unprotector(rx)
         try:
             if len(data) > 1 and 191 < data[1] < 224:  # RTCP (RFC 5761)
                 hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
                 return True
-            plain = rx.unprotect(data)
+            plain = self._unprotect(data)
         except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer
             return True  # replayed, forged or too long: what aiortc drops too
         if len(plain) < 12:

@@ -123,7 +123,9 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[PROBE_DROP_RATE] = 0.0
-    app[DISK] = DiskGuard(config.data_path, config.storage.min_free_mb)
+    app[DISK] = DiskGuard({"data": config.data_path, "documents": config.documents_path,
+                           "whiteboard": config.whiteboard_path, "recordings": config.recordings_path},
+                          config.storage.min_free_mb)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice = IcePolicy(list(config.ice.host_addresses), config.ice.port_min, config.ice.port_max,

@@ -1,4 +1,4 @@
-"""Watches the data directory's free space while the server runs: recordings stop before the disk fills."""
+"""Watches the storage folders' free space while the server runs: recordings stop before the disk fills."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ class DiskWatch(BackgroundService):
         self._interval = interval
 
     async def check(self) -> None:
-        free = await asyncio.to_thread(self._guard.free_bytes)
+        name, free = await asyncio.to_thread(self._guard.lowest)
         low = self._guard.low(free)
         if low != self._recordings.disk_low:
-            logger.warning("data directory %s: %d MiB free", "under its floor" if low else "back above its floor",
-                           free // (1024 * 1024))
+            logger.warning("%s folder's disk %s: %d MiB free", name,
+                           "under its floor" if low else "back above its floor", free // (1024 * 1024))
         self._recordings.disk_low = low
         if low:
             for hub in self._hubs.hubs():

@@ -22,4 +22,4 @@ class ProtocolError(SignalingError):
 
 
 class DiskFull(SignalingError):
-    """Free space in the data directory is below [storage] min_free_mb: nothing more is written."""
+    """Free space for a storage folder is below [storage] min_free_mb: nothing more is written."""

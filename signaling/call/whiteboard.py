@@ -64,6 +64,8 @@ class LiveStroke:
 
 
 SavePng = Callable[[bytes], Awaitable[str]]
+#: Saves a board may take per minute: each is a server-side render and a stored document.
+SAVES_PER_MINUTE = 10
 
 
 class Whiteboard:
@@ -82,6 +84,8 @@ class Whiteboard:
         self._save_png = save_png
         self._live: dict[Role, LiveStroke] = {}
         self._pointer_times: dict[Role, collections.deque[float]] = {r: collections.deque() for r in Role}
+        self._save_times: collections.deque[float] = collections.deque()
+        self._saving = False
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -274,11 +278,26 @@ class Whiteboard:
             raise ProtocolError("forbidden", "only the practitioner can save the board")
         if self._images is None or self._save_png is None:
             raise ProtocolError("internal", "saving the board is not available on this server")
-        async with self._lock:
-            strokes = [s for s in self.board.visible_strokes() if s.sheet == self.board.sheet]
-            background, page = self.board.background, self.board.page
-        png = await self._images.board_png(self.id, background, page, strokes)
-        document_id = await self._save_png(png)
+        # one render at a time, SAVES_PER_MINUTE at most: a repeated click (or a script) must
+        # not queue renders on the server's threads nor fill the record with copies
+        now = time.monotonic()
+        times = self._save_times
+        while times and now - times[0] > 60:
+            times.popleft()
+        if self._saving:
+            raise ProtocolError("rate-limited", "the board is being saved; wait for whiteboard-saved")
+        if len(times) >= SAVES_PER_MINUTE:
+            raise ProtocolError("rate-limited", f"the board can be saved {SAVES_PER_MINUTE} times a minute; wait a moment")
+        times.append(now)
+        self._saving = True
+        try:
+            async with self._lock:
+                strokes = [s for s in self.board.visible_strokes() if s.sheet == self.board.sheet]
+                background, page = self.board.background, self.board.page
+            png = await self._images.board_png(self.id, background, page, strokes)
+            document_id = await self._save_png(png)
+        finally:
+            self._saving = False
         logger.info("%r saved as document %s", self, document_id)
         await self._send(role, {"type": "whiteboard-saved", "document_id": document_id})
 

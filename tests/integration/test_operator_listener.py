@@ -120,3 +120,48 @@ async def test_readyz_names_a_dead_composing_worker(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
         assert r.status == 503 and report["failed"] == ["composer"], report
         assert report["checks"]["composer"] == "the composing worker died"
+
+
+_SMALL_DOCUMENTS_DISK = """
+import asyncio, json, sys
+from pathlib import Path
+import aiohttp
+from helpers.server import running_server
+
+async def main() -> None:
+    data, documents = Path(sys.argv[1]), sys.argv[2]
+    # documents on the 4 MiB disk, everything else on the big one: an 8 MiB floor is under
+    # the big disk's free space and over the small one's
+    async with running_server(data, **{"storage.documents_dir": documents, "storage.min_free_mb": 8}) as srv, \\
+            aiohttp.ClientSession() as http:
+        demo = await srv.demo()
+        async with http.post(demo["patient_link"] + "/files?name=note.txt", data=b"hello") as r:
+            upload = r.status, await r.json()
+        async with http.get(srv.operator_url + "/readyz") as r:
+            ready = r.status, await r.json()
+    print(json.dumps({"upload": upload, "ready": ready,
+                      "kept": [p.name for p in Path(documents).rglob("*.txt")]}))
+
+asyncio.run(main())
+"""
+
+
+async def test_the_floor_applies_to_the_documents_disk_when_it_is_not_the_data_disk(tmp_path: Path) -> None:
+    """A real 4 MiB tmpfs (in a private mount namespace) holds the documents: a full shared mount."""
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    tests = Path(__file__).resolve().parents[1]
+    process = await asyncio.create_subprocess_exec(
+        "unshare", "--mount", "sh", "-c", 'mount -t tmpfs -o size=4m tmpfs "$1" && shift && exec "$@"', "sh",
+        str(documents), sys.executable, "-c", _SMALL_DOCUMENTS_DISK, str(tmp_path / "data"), str(documents),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent)])})
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()[-3000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    status, body = result["upload"]
+    assert status == 507 and body["error"] == "disk-full"
+    status, report = result["ready"]
+    assert status == 503 and report["failed"] == ["data_dir"]
+    assert "documents folder" in report["checks"]["data_dir"] and "8 MiB floor" in report["checks"]["data_dir"]
+    assert result["kept"] == []

@@ -405,3 +405,20 @@ async def test_a_stroke_in_progress_stays_on_its_page_when_the_page_changes(serv
     assert board.strokes["half"].points == (0.1, 0.1, 0.2, 0.2) and board.page == 1
     for c in (doctor, patient):
         await c.close()
+
+
+async def test_saving_the_board_is_limited_per_minute(server: Running) -> None:
+    from signaling.call.whiteboard import SAVES_PER_MINUTE
+
+    demo, doctor, patient = await in_call(server)
+    await send(doctor, {"type": "whiteboard-open", "open": True})
+    await doctor.recv("whiteboard-changes")
+    for n in range(SAVES_PER_MINUTE + 1):
+        await send(doctor, {"type": "whiteboard-save", "id": f"save-{n}"})
+    saved_ids = [(await doctor.recv("whiteboard-saved"))["document_id"] for _ in range(SAVES_PER_MINUTE)]
+    error = await doctor.recv("error")
+    assert error["code"] == "rate-limited" and "a minute" in error["message"]
+    documents = await server.clinic.list_documents(consultation_id=demo["consultation_id"])
+    assert sorted(d.id for d in documents) == sorted(saved_ids) and len(set(saved_ids)) == SAVES_PER_MINUTE
+    for c in (doctor, patient):
+        await c.close()

@@ -117,3 +117,31 @@ def test_jitter_buffer_internals() -> None:
     buf = JitterBuffer(capacity=16)
     assert hasattr(buf, "_packets") and hasattr(buf, "_origin") and hasattr(buf, "_capacity")
     assert callable(buf.remove)
+
+
+def test_the_lean_srtp_calls_interoperate_with_pylibsrtp_and_fail_like_it() -> None:
+    import os
+
+    import pylibsrtp
+    import pytest
+    from pylibsrtp import Policy, Session
+
+    from sfu import aiortc_hooks as hooks
+
+    assert pylibsrtp.__version__ == "1.0.0"  # the session's _srtp, _cdata and _buffer
+    key = os.urandom(30)
+    sender = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    receiver = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    protect, unprotect = hooks.rtp_protector(sender), hooks.rtp_unprotector(receiver)
+    packets = [bytes([0x80, 96, 0, seq, 0, 0, 0, 1, 0, 0, 0, 5]) + os.urandom(200) for seq in range(4)]
+    # ours -> pylibsrtp, pylibsrtp -> ours, ours -> ours: the same bytes come back
+    assert receiver.unprotect(protect(packets[0])) == packets[0]
+    assert unprotect(sender.protect(packets[1])) == packets[1]
+    protected = protect(packets[2])
+    assert len(protected) == len(packets[2]) + 10 and unprotect(protected) == packets[2]
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(protected)  # a replay
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(protect(packets[3])[:-1] + b"\0")  # a forged tag
+    with pytest.raises(ValueError, match="too long"):
+        protect(packets[0] + bytes(1400))
