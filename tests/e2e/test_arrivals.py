@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from helpers.call_page import accept_notice, shows, wait_for
+from helpers.call_page import accept_notice, log_in, shows, wait_for
 from helpers.server import running_server
 from playwright.async_api import Page, expect
 
@@ -30,14 +30,6 @@ NOTIFICATION_SPY = """
 """
 
 
-async def login(page: Page, base_url: str, email: str, password: str) -> None:
-    await page.goto(base_url + "/login")
-    await page.get_by_test_id("login-email").fill(email)
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url(base_url + "/")
-
-
 async def test_an_arrival_is_announced_and_the_practitioner_joins_from_the_day_list(
         tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
@@ -47,7 +39,7 @@ async def test_an_arrival_is_announced_and_the_practitioner_joins_from_the_day_l
         patient: Page = await open_page("blue")
         await doctor.context.grant_permissions(["notifications"], origin=base)
         await doctor.context.add_init_script(NOTIFICATION_SPY)
-        await login(doctor, base, demo["practitioner"]["email"], demo["practitioner"]["password"])
+        await log_in(doctor, base, demo["practitioner"]["email"], demo["practitioner"]["password"])
         row = doctor.locator(f'[data-consultation-id="{demo["consultation_id"]}"]')
         await expect(row.get_by_test_id("consultation-status")).to_have_attribute("data-status", "absent")
         title_before = await doctor.title()
