@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import uuid
 
 from . import join_passes, timestamps, tokens
 from .database import Database, Row, transaction
-from .errors import InvitationExpired, InvitationNotFound, InvitationRevoked, NotFound
+from .errors import (
+    AppointmentCancelled,
+    AppointmentMoved,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationRevoked,
+    NotFound,
+)
 from .models import Consultation, ConsultationState, Invitation, Role, Stage, check_transition
 from .registry import Registry
 
@@ -24,6 +32,8 @@ def _consultation(row: Row) -> Consultation:
         state=ConsultationState(row["state"]),
         practitioner_stage=Stage(row["practitioner_stage"]),
         patient_stage=Stage(row["patient_stage"]),
+        cancelled_at=None if row["cancelled_at"] is None else timestamps.from_text(row["cancelled_at"]),
+        sequence=row["sequence"],
     )
 
 
@@ -155,15 +165,8 @@ class Agenda:
             )
         if old.state is not state:
             logger.info("Consultation(%s) %s -> %s", consultation_id, old.state.value, state.value)
-        return Consultation(
-            id=old.id,
-            patient_id=old.patient_id,
-            practitioner_id=old.practitioner_id,
-            scheduled_at=old.scheduled_at,
-            state=state,
-            practitioner_stage=practitioner_stage,
-            patient_stage=patient_stage,
-        )
+        return dataclasses.replace(old, state=state, practitioner_stage=practitioner_stage,
+                                   patient_stage=patient_stage)
 
     def resolve_invitation(self, token: str) -> Invitation:
         """Return the live invitation behind `token`, or raise why it cannot be used."""
@@ -175,8 +178,13 @@ class Agenda:
         ).fetchone()
         invitation = _invitation(row) if row is not None else join_passes.resolve(self._conn, tokens.token_hash(token))
         if invitation is None:
+            if self._conn.execute("SELECT 1 FROM retired_invitation WHERE token_hash = ?",
+                                  (tokens.token_hash(token),)).fetchone() is not None:
+                raise AppointmentMoved("this link was replaced when the appointment was moved")
             raise InvitationNotFound("no invitation for this token")
         if invitation.revoked_at is not None:
+            if self.get_consultation(invitation.consultation_id).cancelled_at is not None:
+                raise AppointmentCancelled(f"invitation {invitation.id!r}: the appointment was cancelled")
             raise InvitationRevoked(f"invitation {invitation.id!r} was revoked")
         if timestamps.utc_now() >= invitation.expires_at:
             raise InvitationExpired(f"invitation {invitation.id!r} has expired")
@@ -192,3 +200,30 @@ class Agenda:
             if cursor.rowcount == 0:
                 raise InvitationNotFound(f"no invitation {invitation_id!r}")
         logger.info("Invitation(%s) revoked", invitation_id)
+
+    def renew_invitations(self, conn: Database, consultation_id: str,
+                          scheduled_at: datetime.datetime) -> dict[Role, str]:
+        """New tokens for both sides of a moved consultation (inside the caller's transaction).
+
+        The old hashes are kept in `retired_invitation`, so an old link says
+        "moved" instead of "unknown"; returns the clear tokens once.
+        """
+        now = timestamps.utc_now()
+        expires_at = timestamps.to_text(max(now, scheduled_at) + self._invitation_lifetime)
+        clear = {role: tokens.new_token() for role in Role}
+        for row in conn.execute("SELECT token_hash FROM invitation WHERE consultation_id = ?",
+                                (consultation_id,)).fetchall():
+            conn.execute("INSERT INTO retired_invitation (token_hash, consultation_id, retired_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT (token_hash) DO NOTHING",
+                         (row["token_hash"], consultation_id, timestamps.to_text(now)))
+        for role, token in clear.items():
+            conn.execute("UPDATE invitation SET token_hash = ?, expires_at = ?, revoked_at = NULL"
+                         " WHERE consultation_id = ? AND role = ?",
+                         (tokens.token_hash(token), expires_at, consultation_id, role.value))
+        return clear
+
+    def revoke_all(self, conn: Database, consultation_id: str) -> int:
+        """Revoke every live invitation of a consultation, both sides (inside the caller's transaction)."""
+        cursor = conn.execute("UPDATE invitation SET revoked_at = ? WHERE consultation_id = ? AND revoked_at IS NULL",
+                              (timestamps.to_text(timestamps.utc_now()), consultation_id))
+        return cursor.rowcount

@@ -29,6 +29,7 @@ ACTIONS: Final = frozenset({
     "patient.create", "patient.update", "record.view",
     "access.grant", "access.revoke",
     "consultation.schedule", "consultation.join", "consultation.close",
+    "consultation.cancel", "consultation.move",
     "document.import", "document.remove", "document.view", "document.download",
     "patient_link.create", "patient_link.revoke", "patient_link.open",
     "patient_link.birth_date_failed", "patient_link.locked",

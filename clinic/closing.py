@@ -8,11 +8,11 @@ import logging
 from collections.abc import Collection
 from typing import Final
 
-from . import audit, timestamps
+from . import audit, mail_templates, timestamps
 from .agenda import Agenda
 from .database import Database, transaction
 from .errors import InvalidTransition, NotFound
-from .mail import MailQueue, documents_text
+from .mail import MailQueue
 from .models import ConsultationState, Stage, check_transition
 from .patient_links import PatientLinks
 
@@ -64,7 +64,7 @@ class Closer:
 
     def close(self, consultation_id: str, practitioner_id: str, *, base_url: str,
               link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
-              share: Collection[str] | None = None) -> Closing:
+              share: Collection[str] | None = None, practice_name: str = "Teleconsult") -> Closing:
         """Mark the act closed; if it shares documents, make the patient's link and queue the email.
 
         `share`: the ids of the documents the patient's link gives (None: the default by source).
@@ -96,11 +96,16 @@ class Closer:
                 link_id = link.id
                 audit.append(conn, "practitioner", practitioner_id, "patient_link.create",
                              patient_id=consultation.patient_id, consultation_id=consultation_id, object_id=link.id)
-                recipient = conn.execute("SELECT email FROM patient WHERE id = ?",
-                                         (consultation.patient_id,)).fetchone()["email"]
-                expires = link.expires_at.astimezone(tz).strftime("%d/%m/%Y")
-                subject, body = documents_text(f"{base_url.rstrip('/')}/d/{token}", expires)
-                mail_id = self._mail.enqueue(conn, "documents", recipient, subject, body,
-                                             patient_id=consultation.patient_id, consultation_id=consultation_id)
+                patient = conn.execute("SELECT email, language FROM patient WHERE id = ?",
+                                       (consultation.patient_id,)).fetchone()
+                practitioner = conn.execute("SELECT display_name FROM practitioner WHERE id = ?",
+                                            (practitioner_id,)).fetchone()["display_name"]
+                expires = mail_templates.date_text(link.expires_at, tz, patient["language"])
+                url = f"{base_url.rstrip('/')}/d/{token}"
+                mail = mail_templates.render("documents", patient["language"], {
+                    "practice": practice_name, "practitioner": practitioner, "expires": expires}, url)
+                mail_id = self._mail.enqueue(conn, "documents", patient["email"], mail.subject, mail.text,
+                                             patient_id=consultation.patient_id, consultation_id=consultation_id,
+                                             html=mail.html)
         logger.info("Consultation(%s) closed with %d documents", consultation_id, len(documents))
         return Closing(consultation_id, len(documents), link_id, mail_id)

@@ -99,3 +99,19 @@ class DatabaseUnavailable(ClinicError):
 
 class CopyRefused(ClinicError):
     """A database copy cannot start: the target already holds data, or the schemas differ."""
+
+
+class AppointmentCancelled(InvitationRevoked):
+    """The invitation's consultation was cancelled: its links no longer open anything."""
+
+
+class AppointmentMoved(InvitationRevoked):
+    """The link was replaced when its consultation was moved (the new one went by mail)."""
+
+
+class AppointmentUnchangeable(ClinicError):
+    """A cancel or a move of a consultation that is cancelled, started or closed (`reason`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the appointment cannot be changed: {reason}")
+        self.reason = reason

@@ -36,7 +36,7 @@ class JoinPasses:
                 (session_hash, practitioner_id)).fetchone()
             invitation = conn.execute(
                 "SELECT i.id, c.patient_id FROM invitation i JOIN consultation c ON c.id = i.consultation_id"
-                " WHERE i.consultation_id = ? AND i.role = ? AND c.practitioner_id = ?",
+                " WHERE i.consultation_id = ? AND i.role = ? AND c.practitioner_id = ? AND c.cancelled_at IS NULL",
                 (consultation_id, Role.PRACTITIONER.value, practitioner_id)).fetchone()
             if session is None or invitation is None:
                 raise NotFound(f"no consultation {consultation_id!r} for this practitioner's session")

@@ -1,7 +1,9 @@
 """The mail queue: messages wait in SQLite until the sender delivers them (sync, worker thread).
 
 The texts carry no health data: no document name, no reason for the visit, no
-practitioner name; only a personal link.
+note; appointment mails (clinic/appointments.py) name the practice and the
+practitioner, the time and a personal link.  A reminder waits here too, queued
+with its due time: it survives a restart and is claimed once, like any mail.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ logger = logging.getLogger(__name__)
 #: How long a node that claimed a message for sending has it to itself.
 SEND_LEASE: Final = datetime.timedelta(minutes=5)
 
-KINDS: Final = ("invitation", "documents")
+KINDS: Final = ("invitation", "documents", "reminder", "moved", "cancelled")
+#: the states of a message (the operator's counts)
+STATES: Final = ("queued", "sent", "failed", "withdrawn")
+#: the mails whose link a move or a cancel kills: withdrawn when still queued
+LINK_KINDS: Final = ("invitation", "reminder", "moved")
 MAX_ERROR = 200
 
 
@@ -36,12 +42,20 @@ class MailMessage:
     body: str = dataclasses.field(repr=False)
     patient_id: str | None
     consultation_id: str | None
-    state: str  # queued / sent / failed
+    state: str  # queued / sent / failed / withdrawn
     attempts: int
     last_error: str | None
     next_attempt_at: datetime.datetime
     created_at: datetime.datetime
     sent_at: datetime.datetime | None
+    html: str = dataclasses.field(default="", repr=False)
+    calendar: str | None = dataclasses.field(default=None, repr=False)  # the .ics, CRLF line ends
+    send_after: datetime.datetime | None = None  # a reminder's time: not sent before
+
+    @property
+    def waiting_since(self) -> datetime.datetime:
+        """Since when the mail should have gone out (a reminder is not late before its time)."""
+        return max(self.created_at, self.send_after or self.created_at)
 
     def status_json(self) -> dict[str, object]:
         """The operator's view: ids and delivery state, no address and no text."""
@@ -52,40 +66,6 @@ class MailMessage:
             "created_at": timestamps.to_text(self.created_at),
             "sent_at": None if self.sent_at is None else timestamps.to_text(self.sent_at),
         }
-
-
-def invitation_text(link: str, when: str) -> tuple[str, str]:
-    """Subject and body of a patient's invitation to a video consultation."""
-    subject = "Votre rendez-vous de vidéo consultation / Your video consultation"
-    body = (
-        "Bonjour,\n\n"
-        f"Un rendez-vous de vidéo consultation vous a été fixé le {when}.\n"
-        "Le moment venu, ouvrez ce lien personnel (ne le transmettez à personne) :\n\n"
-        f"{link}\n\n"
-        "---\n"
-        f"Hello,\n\nA video consultation has been scheduled for you on {when}.\n"
-        "When the time comes, open this personal link (do not share it):\n\n"
-        f"{link}\n"
-    )
-    return subject, body
-
-
-def documents_text(link: str, expires: str) -> tuple[str, str]:
-    """Subject and body of the mail that gives a patient access to their documents."""
-    subject = "Des documents sont disponibles / Documents are available"
-    body = (
-        "Bonjour,\n\n"
-        "Des documents ont été mis à votre disposition après votre consultation.\n"
-        "Ouvrez ce lien personnel ; votre date de naissance vous sera demandée :\n\n"
-        f"{link}\n\n"
-        f"Ce lien est valable jusqu'au {expires}. Ne le transmettez à personne.\n\n"
-        "---\n"
-        "Hello,\n\nDocuments were made available to you after your consultation.\n"
-        "Open this personal link; you will be asked for your date of birth:\n\n"
-        f"{link}\n\n"
-        f"This link is valid until {expires}. Do not share it.\n"
-    )
-    return subject, body
 
 
 def _time(text: str | None) -> datetime.datetime | None:
@@ -99,6 +79,7 @@ def _message(row: Row) -> MailMessage:
         attempts=row["attempts"], last_error=row["last_error"],
         next_attempt_at=timestamps.from_text(row["next_attempt_at"]),
         created_at=timestamps.from_text(row["created_at"]), sent_at=_time(row["sent_at"]),
+        html=row["html"], calendar=row["calendar"], send_after=_time(row["send_after"]),
     )
 
 
@@ -112,21 +93,41 @@ class MailQueue:
         self._conn = conn
 
     def enqueue(self, conn: Database, kind: str, recipient: str, subject: str, body: str, *,
-                patient_id: str | None, consultation_id: str | None) -> str:
-        """Queue a message (inside the caller's transaction); returns its id."""
+                patient_id: str | None, consultation_id: str | None, html: str = "",
+                calendar: str | None = None, send_at: datetime.datetime | None = None) -> str:
+        """Queue a message (inside the caller's transaction); returns its id.
+
+        `send_at`: not before then (a reminder); now when None.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown mail kind {kind!r}")
         message_id = uuid.uuid4().hex
         now = timestamps.to_text(timestamps.utc_now())
+        after = None if send_at is None else timestamps.to_text(timestamps.as_utc(send_at))
         conn.execute(
             "INSERT INTO mail_message (id, kind, recipient, subject, body, patient_id, consultation_id, state,"
-            " attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-            (message_id, kind, recipient, subject, body, patient_id, consultation_id, now, now),
+            " attempts, next_attempt_at, created_at, html, calendar, send_after)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
+            (message_id, kind, recipient, subject, body, patient_id, consultation_id, after or now, now, html,
+             calendar, after),
         )
         audit.append(conn, "system", None, "mail.queue", patient_id=patient_id, consultation_id=consultation_id,
                      object_id=message_id)
         logger.info("Mail(%s) %s queued", message_id, kind)
         return message_id
+
+    def withdraw(self, conn: Database, consultation_id: str) -> int:
+        """Withdraw a consultation's queued mails that carry its link (inside the caller's transaction).
+
+        After a move or a cancel their link is dead: a reminder or an unsent
+        invitation must not go out.  Their texts are dropped; returns how many.
+        """
+        marks = ", ".join("?" * len(LINK_KINDS))
+        cursor = conn.execute(
+            "UPDATE mail_message SET state = 'withdrawn', body = '', html = '', calendar = NULL"
+            f" WHERE consultation_id = ? AND state = 'queued' AND kind IN ({marks})",
+            (consultation_id, *LINK_KINDS))
+        return cursor.rowcount
 
     def due(self, limit: int = 20, lease: datetime.timedelta = SEND_LEASE) -> list[MailMessage]:
         """Claim the queued messages whose next attempt is due, oldest first.
@@ -152,9 +153,9 @@ class MailQueue:
         return _time(row[0])
 
     def mark_sent(self, message_id: str) -> None:
-        """Record a delivery; the body (it holds a link) is dropped once sent."""
+        """Record a delivery; the texts (they hold a link) are dropped once sent."""
         with transaction(self._conn) as conn:
-            conn.execute("UPDATE mail_message SET state = 'sent', attempts = attempts + 1, body = '',"
+            conn.execute("UPDATE mail_message SET state = 'sent', attempts = attempts + 1, body = '', html = '', calendar = NULL,"
                          " last_error = NULL, sent_at = ? WHERE id = ?",
                          (timestamps.to_text(timestamps.utc_now()), message_id))
         logger.info("Mail(%s) sent", message_id)

@@ -405,6 +405,66 @@ _ACCOUNT_DISABLED: Final = """
 ALTER TABLE practitioner ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
 """
 
+# issue 20: the patient's mail language, cancelled and moved appointments (SEQUENCE of the .ics),
+# mails with an HTML part and a calendar attachment, reminders (send_after: not before) and withdrawn mails;
+# the hashes of links a move replaced, so an old link says "moved" rather than "unknown"
+_APPOINTMENTS_COMMON: Final = """
+ALTER TABLE patient ADD COLUMN language TEXT NOT NULL DEFAULT 'fr' CHECK (language IN ('fr', 'en'));
+ALTER TABLE consultation ADD COLUMN cancelled_at TEXT;
+ALTER TABLE consultation ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE retired_invitation (
+    token_hash TEXT NOT NULL PRIMARY KEY,
+    consultation_id TEXT NOT NULL REFERENCES consultation (id),
+    retired_at TEXT NOT NULL
+);
+"""
+
+_MAIL_KINDS: Final = "('invitation', 'documents', 'reminder', 'moved', 'cancelled')"
+_MAIL_STATES: Final = "('queued', 'sent', 'failed', 'withdrawn')"
+
+_APPOINTMENTS: Final = Dialects(
+    # SQLite cannot change a CHECK: the mail table is rebuilt (nothing references it)
+    sqlite=_APPOINTMENTS_COMMON + f"""
+CREATE TABLE mail_message_new (
+    id TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN {_MAIL_KINDS}),
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    patient_id TEXT REFERENCES patient (id),
+    consultation_id TEXT REFERENCES consultation (id),
+    state TEXT NOT NULL CHECK (state IN {_MAIL_STATES}),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    html TEXT NOT NULL DEFAULT '',
+    calendar TEXT,
+    send_after TEXT
+);
+INSERT INTO mail_message_new (id, kind, recipient, subject, body, patient_id, consultation_id, state, attempts,
+    last_error, next_attempt_at, created_at, sent_at)
+    SELECT id, kind, recipient, subject, body, patient_id, consultation_id, state, attempts,
+    last_error, next_attempt_at, created_at, sent_at FROM mail_message;
+DROP TABLE mail_message;
+ALTER TABLE mail_message_new RENAME TO mail_message;
+CREATE INDEX mail_message_due ON mail_message (state, next_attempt_at);
+CREATE INDEX mail_message_patient ON mail_message (patient_id);
+CREATE INDEX mail_message_consultation ON mail_message (consultation_id);
+""",
+    postgresql=postgresql(_APPOINTMENTS_COMMON) + f"""
+ALTER TABLE mail_message DROP CONSTRAINT mail_message_kind_check;
+ALTER TABLE mail_message ADD CONSTRAINT mail_message_kind_check CHECK (kind IN {_MAIL_KINDS});
+ALTER TABLE mail_message DROP CONSTRAINT mail_message_state_check;
+ALTER TABLE mail_message ADD CONSTRAINT mail_message_state_check CHECK (state IN {_MAIL_STATES});
+ALTER TABLE mail_message ADD COLUMN html TEXT NOT NULL DEFAULT '';
+ALTER TABLE mail_message ADD COLUMN calendar TEXT;
+ALTER TABLE mail_message ADD COLUMN send_after TEXT;
+CREATE INDEX mail_message_consultation ON mail_message (consultation_id);
+""",
+)
+
 # a logged-in practitioner's pass into their own consultation, bound to the login session (clinic/join_passes.py)
 _JOIN_PASS: Final = """
 CREATE TABLE join_pass (
@@ -430,6 +490,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _AUDIT_CHAIN,
     _CONSENT,
     _DOCUMENT_SHARE,
+    _APPOINTMENTS,
     _JOIN_PASS,
 )
 

@@ -79,6 +79,8 @@ class Patient:
     name: str = dataclasses.field(repr=False)
     email: str = dataclasses.field(repr=False)
     date_of_birth: datetime.date = dataclasses.field(repr=False)
+    #: the language of the patient's mails
+    language: str = "fr"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ class Consultation:
     state: ConsultationState
     practitioner_stage: Stage
     patient_stage: Stage
+    cancelled_at: datetime.datetime | None = None
+    #: bumped at each move or cancel: the calendar entry's SEQUENCE (RFC 5545)
+    sequence: int = 0
 
     def stage(self, role: Role) -> Stage:
         """Return the waiting-room stage of the side playing `role`."""

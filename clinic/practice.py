@@ -11,15 +11,16 @@ import pathlib
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
-from . import audit
+from . import audit, timestamps
 from .account_admin import AccountAdmin
 from .accounts import Accounts, Login, LoginPolicy, WebSession
 from .agenda import Agenda
+from .appointments import MAX_AHEAD, Appointments, Change, Letterhead
 from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing, live_document_ids
 from .database import Database, transaction
 from .join_passes import JoinPasses
-from .mail import MailMessage, MailQueue, invitation_text
+from .mail import MailMessage, MailQueue
 from .models import Consultation, Patient, Practitioner, Role
 from .patient_links import PatientLink, PatientLinks
 from .records import Records, TeamMember
@@ -52,6 +53,7 @@ class Practice:
         self._links = PatientLinks(conn, self._accounts.attempts)
         self._mail = MailQueue(conn)
         self._closer = Closer(conn, agenda, self._links, self._mail)
+        self._appointments = Appointments(conn, agenda, registry, self._mail)
         # argon2 takes 64 MiB and a core per check: a burst of logins queues here
         self._hashing = asyncio.Semaphore(MAX_PASSWORD_CHECKS)
 
@@ -100,15 +102,15 @@ class Practice:
     # records
 
     async def create_patient(self, practitioner_id: str, name: str, email: str,
-                             date_of_birth: datetime.date) -> Patient:
+                             date_of_birth: datetime.date, language: str = "fr") -> Patient:
         """Create a record the practitioner has access to; ValueError on a bad field."""
-        return await self._run(self._records.create_patient, practitioner_id, name, email, date_of_birth)
+        return await self._run(self._records.create_patient, practitioner_id, name, email, date_of_birth, language)
 
     async def update_patient(self, practitioner_id: str, patient_id: str, name: str, email: str,
-                             date_of_birth: datetime.date) -> Patient:
-        """Change a record's identity; NotFound without access, ValueError on a bad field."""
+                             date_of_birth: datetime.date, language: str | None = None) -> Patient:
+        """Change a record's identity (and mail language); NotFound without access, ValueError on a bad field."""
         return await self._run(self._records.update_patient, practitioner_id, patient_id, name, email,
-                               date_of_birth)
+                               date_of_birth, language)
 
     async def patient(self, practitioner_id: str, patient_id: str) -> Patient:
         """A record the practitioner may see; NotFound otherwise."""
@@ -140,20 +142,34 @@ class Practice:
         await self._run(self._records.revoke, practitioner_id, patient_id, colleague_id)
 
     async def schedule(self, practitioner_id: str, patient_id: str, scheduled_at: datetime.datetime, *,
-                       base_url: str, tz: datetime.tzinfo) -> tuple[Consultation, dict[Role, str], str]:
-        """Schedule a consultation and queue the patient's invitation mail; returns its id last."""
-        return await self._run(self._schedule, practitioner_id, patient_id, scheduled_at, base_url, tz)
+                       base_url: str, tz: datetime.tzinfo,
+                       letter: Letterhead | None = None) -> tuple[Consultation, dict[Role, str], str]:
+        """Schedule a consultation and queue the patient's invitation (and reminder); returns its id last.
 
-    def _schedule(self, practitioner_id: str, patient_id: str, scheduled_at: datetime.datetime, base_url: str,
-                  tz: datetime.tzinfo) -> tuple[Consultation, dict[Role, str], str]:
+        `letter`: the practice's name, sender and reminder delay (without it: base_url and tz, no reminder).
+        ValueError for a time more than ten years ahead.
+        """
+        letter = letter or Letterhead(practice_name="Teleconsult", sender="", base_url=base_url, tz=tz,
+                                      reminder_before=datetime.timedelta(0))
+        return await self._run(self._schedule, practitioner_id, patient_id, scheduled_at, letter)
+
+    def _schedule(self, practitioner_id: str, patient_id: str, scheduled_at: datetime.datetime,
+                  letter: Letterhead) -> tuple[Consultation, dict[Role, str], str]:
+        if scheduled_at > timestamps.utc_now() + MAX_AHEAD:  # the link's expiry would overflow
+            raise ValueError("the time is more than ten years ahead")
         consultation, clear = self._records.schedule(practitioner_id, patient_id, scheduled_at)
-        patient = self._records.patient(practitioner_id, patient_id)
-        when = consultation.scheduled_at.astimezone(tz).strftime("%d/%m/%Y %H:%M")
-        subject, body = invitation_text(f"{base_url.rstrip('/')}/c/{clear[Role.PATIENT]}", when)
         with transaction(self._conn) as conn:
-            mail_id = self._mail.enqueue(conn, "invitation", patient.email, subject, body,
-                                         patient_id=patient_id, consultation_id=consultation.id)
+            mail_id = self._appointments.invite(conn, consultation, clear[Role.PATIENT], letter)
         return consultation, clear, mail_id
+
+    async def cancel(self, practitioner_id: str, consultation_id: str, letter: Letterhead) -> Change:
+        """Cancel an appointment (see clinic.appointments.Appointments.cancel)."""
+        return await self._run(self._appointments.cancel, practitioner_id, consultation_id, letter)
+
+    async def move(self, practitioner_id: str, consultation_id: str, scheduled_at: datetime.datetime,
+                   letter: Letterhead) -> Change:
+        """Move an appointment (see clinic.appointments.Appointments.move)."""
+        return await self._run(self._appointments.move, practitioner_id, consultation_id, scheduled_at, letter)
 
     async def join_pass(self, session_token: str, practitioner_id: str, consultation_id: str,
                         lifetime: datetime.timedelta) -> str:
@@ -164,10 +180,10 @@ class Practice:
 
     async def close_act(self, consultation_id: str, practitioner_id: str, *, base_url: str,
                         link_lifetime: datetime.timedelta, tz: datetime.tzinfo,
-                        share: Collection[str] | None = None) -> Closing:
+                        share: Collection[str] | None = None, practice_name: str = "Teleconsult") -> Closing:
         """Close the act (see clinic.closing.Closer.close)."""
         return await self._run(self._closer.close, consultation_id, practitioner_id, base_url=base_url,
-                               link_lifetime=link_lifetime, tz=tz, share=share)
+                               link_lifetime=link_lifetime, tz=tz, share=share, practice_name=practice_name)
 
     async def patient_document_ids(self, consultation_id: str) -> list[str]:
         """The documents of a consultation the patient's link gives (not removed)."""

@@ -58,14 +58,16 @@ class RecordContents:
 
 def _consultation_json(c: Consultation) -> dict[str, Any]:
     return {"id": c.id, "scheduled_at": timestamps.to_text(c.scheduled_at), "state": c.state.value,
-            "practitioner_id": c.practitioner_id}
+            "practitioner_id": c.practitioner_id,
+            "cancelled_at": None if c.cancelled_at is None else timestamps.to_text(c.cancelled_at)}
 
 
 def _index_html(contents: RecordContents, names: dict[str, str], exported_at: str) -> str:
     e = html.escape
     p = contents.patient
     rows = "".join(
-        f"<tr><td>{e(timestamps.to_text(c.scheduled_at))}</td><td>{e(c.state.value)}</td>"
+        f"<tr><td>{e(timestamps.to_text(c.scheduled_at))}</td>"
+        f"<td>{e('cancelled' if c.cancelled_at else c.state.value)}</td>"
         f"<td>{e(c.id)}</td></tr>" for c in contents.consultations)
     docs = "".join(
         f'<tr><td><a href="{e(names[d.id])}">{e(d.name)}</a></td><td>{e(d.source)}</td><td>{e(d.created_at)}</td>'
@@ -137,7 +139,7 @@ def read_contents(conn: Database, patient: Patient, consultations: list[Consulta
 #: Tables holding a patient's rows through a consultation, children first.
 _BY_CONSULTATION: Final = (
     "whiteboard_action", "whiteboard_stroke", "whiteboard_background", "whiteboard",
-    "chat_message", "readiness", "invitation", "consent_entry",
+    "chat_message", "readiness", "invitation", "retired_invitation", "consent_entry",
 )
 
 

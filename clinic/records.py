@@ -22,6 +22,8 @@ from .registry import Registry, _patient, normalise_email
 logger = logging.getLogger(__name__)
 
 MAX_NAME = 200
+#: the languages a patient's mails can be written in
+LANGUAGES = ("fr", "en")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,8 +34,11 @@ class TeamMember:
     granted_at: datetime.datetime
 
 
-def check_patient_fields(name: str, email: str, date_of_birth: datetime.date) -> tuple[str, str]:
+def check_patient_fields(name: str, email: str, date_of_birth: datetime.date,
+                         language: str = "fr") -> tuple[str, str]:
     """Return the cleaned name and email, or ValueError naming the bad field."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}")
     name = " ".join(name.split())
     if not name or len(name) > MAX_NAME:
         raise ValueError(f"name must have 1 to {MAX_NAME} characters")
@@ -63,15 +68,17 @@ class Records:
             raise NotFound(f"no patient {patient_id!r} for practitioner {practitioner_id!r}")
         return self._registry.get_patient(patient_id)
 
-    def create_patient(self, practitioner_id: str, name: str, email: str, date_of_birth: datetime.date) -> Patient:
+    def create_patient(self, practitioner_id: str, name: str, email: str, date_of_birth: datetime.date,
+                       language: str = "fr") -> Patient:
         """Create a record and give its creator access, in one transaction."""
-        name, email = check_patient_fields(name, email, date_of_birth)
-        patient = Patient(id=uuid.uuid4().hex, name=name, email=email, date_of_birth=date_of_birth)
+        name, email = check_patient_fields(name, email, date_of_birth, language)
+        patient = Patient(id=uuid.uuid4().hex, name=name, email=email, date_of_birth=date_of_birth,
+                          language=language)
         now = timestamps.to_text(timestamps.utc_now())
         with transaction(self._conn) as conn:
             conn.execute(
-                "INSERT INTO patient (id, name, email, date_of_birth, created_at) VALUES (?, ?, ?, ?, ?)",
-                (patient.id, name, email, timestamps.date_to_text(date_of_birth), now),
+                "INSERT INTO patient (id, name, email, date_of_birth, created_at, language) VALUES (?, ?, ?, ?, ?, ?)",
+                (patient.id, name, email, timestamps.date_to_text(date_of_birth), now, language),
             )
             conn.execute("INSERT INTO access_grant (practitioner_id, patient_id, granted_at) VALUES (?, ?, ?)",
                          (practitioner_id, patient.id, now))
@@ -80,15 +87,16 @@ class Records:
         return patient
 
     def update_patient(self, practitioner_id: str, patient_id: str, name: str, email: str,
-                       date_of_birth: datetime.date) -> Patient:
-        """Change a record's identity fields."""
-        self._check(practitioner_id, patient_id)
-        name, email = check_patient_fields(name, email, date_of_birth)
+                       date_of_birth: datetime.date, language: str | None = None) -> Patient:
+        """Change a record's identity fields (and mail language; None keeps it)."""
+        old = self._check(practitioner_id, patient_id)
+        language = old.language if language is None else language
+        name, email = check_patient_fields(name, email, date_of_birth, language)
         with transaction(self._conn) as conn:
-            conn.execute("UPDATE patient SET name = ?, email = ?, date_of_birth = ? WHERE id = ?",
-                         (name, email, timestamps.date_to_text(date_of_birth), patient_id))
+            conn.execute("UPDATE patient SET name = ?, email = ?, date_of_birth = ?, language = ? WHERE id = ?",
+                         (name, email, timestamps.date_to_text(date_of_birth), language, patient_id))
             audit.append(conn, "practitioner", practitioner_id, "patient.update", patient_id=patient_id)
-        return Patient(id=patient_id, name=name, email=email, date_of_birth=date_of_birth)
+        return Patient(id=patient_id, name=name, email=email, date_of_birth=date_of_birth, language=language)
 
     def patient(self, practitioner_id: str, patient_id: str) -> Patient:
         """The record, or NotFound if the practitioner has no access."""
@@ -114,7 +122,7 @@ class Records:
             end: datetime.datetime) -> list[tuple[Consultation, Patient]]:
         """The practitioner's own consultations scheduled in [start, end), in time order."""
         rows = self._conn.execute(
-            "SELECT c.*, p.name AS p_name, p.email AS p_email, p.date_of_birth AS p_dob"
+            "SELECT c.*, p.name AS p_name, p.email AS p_email, p.date_of_birth AS p_dob, p.language AS p_language"
             " FROM consultation c JOIN patient p ON p.id = c.patient_id"
             " WHERE c.practitioner_id = ? AND c.scheduled_at >= ? AND c.scheduled_at < ?"
             " ORDER BY c.scheduled_at, c.id",
@@ -122,7 +130,8 @@ class Records:
         ).fetchall()
         return [
             (_consultation(row), Patient(id=row["patient_id"], name=row["p_name"], email=row["p_email"],
-                                         date_of_birth=timestamps.date_from_text(row["p_dob"])))
+                                         date_of_birth=timestamps.date_from_text(row["p_dob"]),
+                                         language=row["p_language"]))
             for row in rows
         ]
 

@@ -33,6 +33,7 @@ def _patient(row: Row) -> Patient:
         name=row["name"],
         email=row["email"],
         date_of_birth=timestamps.date_from_text(row["date_of_birth"]),
+        language=row["language"],
     )
 
 

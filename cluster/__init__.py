@@ -6,7 +6,7 @@ consultation's presence, for day lists on any node.  Imports neither clinic/ nor
 """
 
 from .cluster import Cluster
-from .errors import ClusterError, ClusterUnavailable
+from .errors import ClusterError, ClusterUnavailable, NodeDraining
 from .node import NodeInfo
 
-__all__ = ["Cluster", "ClusterError", "ClusterUnavailable", "NodeInfo"]
+__all__ = ["Cluster", "ClusterError", "ClusterUnavailable", "NodeDraining", "NodeInfo"]

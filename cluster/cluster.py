@@ -21,7 +21,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .errors import ClusterUnavailable
+from .errors import ClusterUnavailable, NodeDraining
 from .node import NodeInfo
 from .probe import TIMEOUT_S, where
 
@@ -64,6 +64,7 @@ class Cluster:
         self._release = client.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
         self._leaving = False
+        self._draining = False
         self._last_beat = time.monotonic()
 
     @classmethod
@@ -113,7 +114,8 @@ class Cluster:
         async with self._client.pipeline(transaction=False) as pipe:
             for consultation_id in gone:
                 pipe.delete(self._key("presence", consultation_id))
-            pipe.set(self._key("node", self.node_id), self._node.to_json(), px=self._ttl_ms)
+            if not self._draining:  # a draining node has left the registry
+                pipe.set(self._key("node", self.node_id), self._node.to_json(), px=self._ttl_ms)
             for consultation_id in owned:
                 await self._renew(keys=[self._key("owner", consultation_id)],
                                   args=[self.node_id, self._ttl_ms], client=pipe)
@@ -121,7 +123,8 @@ class Cluster:
                 pipe.set(self._key("presence", consultation_id), value, px=self._ttl_ms)
             results = await pipe.execute()
         self._last_beat = time.monotonic()
-        renewals = results[len(gone) + 1:len(gone) + 1 + len(owned)]
+        first = len(gone) + (0 if self._draining else 1)
+        renewals = results[first:first + len(owned)]
         for consultation_id, renewed in zip(owned, renewals, strict=True):
             if not renewed:
                 self._lose(consultation_id)
@@ -162,8 +165,16 @@ class Cluster:
     # consultation ownership
 
     async def claim(self, consultation_id: str) -> str:
-        """Claim a live consultation; return its owner's node id (ours if we got it or had it)."""
+        """Claim a live consultation; return its owner's node id (ours if we got it or had it).
+
+        NodeDraining when this node is stopping and would have to take it (nobody else has it).
+        """
         key = self._key("owner", consultation_id)
+        if self._draining:
+            current = await self.owner(consultation_id)
+            if current is None or current == self.node_id:
+                raise NodeDraining(f"node {self.node_id} is stopping")
+            return current
         for _ in range(3):  # the owner's claim may expire between our SET and GET
             if await self._client.set(key, self.node_id, nx=True, px=self._ttl_ms):
                 self._owned.add(consultation_id)
@@ -213,6 +224,22 @@ class Cluster:
         return {c: json.loads(v) for c, v in zip(ids, values, strict=True) if v is not None}
 
     # leaving
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def drain(self) -> None:
+        """Stop taking consultations: leave the registry and claim nothing more (a clean stop begins).
+
+        What we own stays ours until release() (its last socket closed) or leave().
+        """
+        self._draining = True
+        try:
+            await self._client.delete(self._key("node", self.node_id))
+        except RedisError as exc:  # our entry expires by itself
+            logger.warning("Node %s could not leave the registry: %s", self.node_id, exc)
+        logger.info("Node %s is draining", self.node_id)
 
     async def leave(self) -> None:
         """Stop the heartbeat, hand back every claim and leave the registry (a clean stop)."""

@@ -9,3 +9,7 @@ class ClusterError(Exception):
 
 class ClusterUnavailable(ClusterError):
     """The configured Redis cannot be reached (or refused our credentials)."""
+
+
+class NodeDraining(ClusterError):
+    """This node is stopping: it takes no new consultation (another node will)."""

@@ -175,6 +175,11 @@ def make_app(config: Config) -> web.Application:
         await clinic.close()
 
     async def close_sockets(app: web.Application) -> None:
+        # several nodes: take nothing new; each call's last socket closing hands it over
+        # (its browsers reconnect through [cluster] site_url), leave() releases the rest
+        cluster = app.get(CLUSTER)
+        if cluster is not None:
+            await cluster.drain()
         # open WebSockets would otherwise hold the shutdown for its whole timeout
         await app[HUBS].shutdown()
 

@@ -9,14 +9,16 @@ the file, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 import math
+import re
 import tomllib
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Final, get_args, get_origin, get_type_hints
 
 from clinic.filetypes import DICOM, DOCX, KNOWN_MEDIA_TYPES, ODP, ODS, ODT, PPTX, XLSX
 from sealing import Keyring, SealError
@@ -68,6 +70,9 @@ class ClusterConfig:
     # how often a node renews its entry and its consultations, and when they expire without it
     heartbeat_seconds: float = 3.0
     node_ttl_seconds: float = 10.0
+    # the site's shared address (the load balancer's, e.g. "https://teleconsult.example"):
+    # a browser whose node died or is draining reconnects there; empty: no other way back
+    site_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +154,14 @@ class MailConfig:
     retry_max_seconds: float = 3600.0
     # attempts before a message is marked failed for good
     max_attempts: int = 20
+    # how long before an appointment the patient's reminder goes out: a number and a
+    # unit (m, h, d), e.g. "24h"; "0" sends none
+    reminder_before: str = "24h"
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+    @property
+    def reminder_delay(self) -> datetime.timedelta:
+        return parse_delay(self.reminder_before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +201,8 @@ class PracticeConfig:
     # how patients reach the practice (phone, address), shown when they cannot or do not
     # want to join by video; empty: "contact your practitioner as usual"
     contact: str = ""
+    # the practice's name as patients know it, in every mail's subject and calendar entry
+    name: str = "Teleconsult"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +236,20 @@ class OperatorConfig:
 class LoggingConfig:
     # "text" (one readable line per event) or "json" (one JSON object per line)
     format: str = "text"
+
+
+_DELAY_UNITS: Final = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_delay(text: str) -> datetime.timedelta:
+    """A delay such as "24h", "90m" or "2d" ("0" is none); ValueError otherwise."""
+    text = text.strip()
+    if text == "0":
+        return datetime.timedelta(0)
+    number, unit = text[:-1], text[-1:]
+    if unit not in _DELAY_UNITS or not number.isdigit() or len(number) > 6:
+        raise ValueError(f"{text!r} is not a delay such as 24h, 90m or 2d")
+    return datetime.timedelta(seconds=int(number) * _DELAY_UNITS[unit])
 
 
 def _default_document_types() -> list[str]:
@@ -477,6 +505,8 @@ def _validate(c: Config, where: str) -> None:
         fail("cluster.redis_url", "must be empty (one node) or start with redis://, rediss:// or unix://")
     if not 0 < c.cluster.heartbeat_seconds * 2 <= c.cluster.node_ttl_seconds:
         fail("cluster.heartbeat_seconds", "must be positive and at most half of cluster.node_ttl_seconds")
+    if c.cluster.site_url and not re.fullmatch(r"https?://[^/?#\s]+/?", c.cluster.site_url):
+        fail("cluster.site_url", "must be empty or an http(s) address without a path, e.g. https://teleconsult.example")
     if not 1024 <= c.ice.port_min <= c.ice.port_max <= 65535:
         fail("ice.port_min", "and ice.port_max must satisfy 1024 <= port_min <= port_max <= 65535")
     for i, addr in enumerate(c.ice.host_addresses):
@@ -631,6 +661,15 @@ def _validate(c: Config, where: str) -> None:
             fail("storage.key_file", f"is not usable: {exc}")
     if not 1.0 <= c.audit.checkpoint_seconds <= 86400.0:
         fail("audit.checkpoint_seconds", "must be between 1 and 86400")
+    try:
+        reminder = parse_delay(c.mail.reminder_before)
+    except ValueError as exc:
+        fail("mail.reminder_before", f"is not valid: {exc}")
+    else:
+        if reminder > datetime.timedelta(days=60):
+            fail("mail.reminder_before", "must be at most 60 days")
+    if not 1 <= len(c.practice.name.strip()) <= 100 or any(ch in c.practice.name for ch in "\r\n"):
+        fail("practice.name", "must have 1 to 100 characters on one line")
     if len(c.practice.contact) > 300:
         fail("practice.contact", "must be at most 300 characters")
     try:

@@ -27,6 +27,14 @@ MESSAGES = {
           "Ce lien n'est plus valable : il a expiré ou a été révoqué. "
           "Demandez un nouveau lien à votre praticien.",
           "This invitation link has expired or was revoked. Ask your practitioner for a new one."),
+    "appointment-cancelled": (410, "Rendez-vous annulé",
+          "Ce rendez-vous a été annulé : ce lien ne fonctionne plus. Contactez le cabinet pour en convenir d'un autre.",
+          "This appointment was cancelled: this link no longer works. Contact the practice to arrange another one."),
+    "appointment-moved": (410, "Rendez-vous déplacé",
+          "Ce rendez-vous a été déplacé : ce lien ne fonctionne plus. Le nouveau lien vous a été envoyé par "
+          "e-mail ; sinon, contactez le cabinet.",
+          "This appointment was moved: this link no longer works. The new link was sent to you by email; "
+          "otherwise, contact the practice."),
     "csrf": (403, "Formulaire expiré",
              "Ce formulaire a expiré ou ne vient pas de Teleconsult (jeton CSRF absent ou faux). "
              "Rechargez la page, puis recommencez.",
@@ -41,6 +49,9 @@ MESSAGES = {
     "served-elsewhere": (409, "Consultation sur un autre serveur",
                          "Cette consultation a lieu sur un autre serveur. Rechargez la page pour la rejoindre.",
                          "This consultation is served by another server. Reload the page to join it."),
+    "node-stopping": (503, "Serveur en cours d'arrêt",
+                      "Ce serveur s'arrête. Rechargez la page pour rejoindre la consultation sur un autre serveur.",
+                      "This server is stopping. Reload the page to join the consultation on another server."),
     "not-found": (404, "Page introuvable",
                   "Cette adresse ne correspond à aucune page de Teleconsult.",
                   "This address matches no Teleconsult page."),

@@ -56,8 +56,8 @@ class Readiness:
     async def _mail_queue(self) -> str | None:
         if not self._mailer.alive:
             return "the mail sender is not running"
-        # a mail still queued long after it was written: the relay refuses or is down
-        queued = [m.created_at for m in await self._clinic.practice.mail_recent() if m.state == "queued"]
+        # a mail still queued long after it was written (a reminder: after its time): the relay refuses or is down
+        queued = [m.waiting_since for m in await self._clinic.practice.mail_recent() if m.state == "queued"]
         if queued:
             waiting = datetime.datetime.now(datetime.UTC) - min(queued)
             if waiting > self._mail_stuck_after:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from clinic import InvitationExpired, InvitationNotFound, InvitationRevoked, Role
+from clinic.errors import AppointmentCancelled, AppointmentMoved
 from clinic.models import Invitation
 
 from . import keys as app_keys
@@ -42,7 +43,8 @@ _RULES = web.AppKey("link_rules", dict[AbstractRoute, LinkRule])
 
 
 def refuse(request: web.Request, kind: str) -> web.Response:
-    """The reply to a link that does not lead here (`invitation-unknown`, `invitation-gone`, `not-found`)."""
+    """The reply to a link that does not lead here (`invitation-unknown`, `invitation-gone`,
+    `appointment-cancelled`, `appointment-moved`, `not-found`)."""
     rule = request.app[_RULES].get(request.match_info.route, LinkRule())
     if rule.hidden:
         kind = "not-found"
@@ -61,6 +63,10 @@ async def invitation_middleware(request: web.Request, handler: Handler) -> web.S
         invitation = await request.config_dict[app_keys.CLINIC].resolve_invitation(request.match_info["token"])
     except InvitationNotFound:
         return refuse(request, "invitation-unknown")
+    except AppointmentCancelled:
+        return refuse(request, "appointment-cancelled")
+    except AppointmentMoved:
+        return refuse(request, "appointment-moved")
     except (InvitationExpired, InvitationRevoked):
         return refuse(request, "invitation-gone")
     if rule.role is not None and invitation.role is not rule.role:

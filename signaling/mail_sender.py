@@ -34,7 +34,7 @@ IDLE_CHECK_SECONDS = 60.0
 
 
 def build_message(config: MailConfig, message: MailMessage) -> email.message.EmailMessage:
-    """The RFC 5322 message of a queued mail."""
+    """The RFC 5322 message of a queued mail: text, its HTML alternative, the calendar entry."""
     mail = email.message.EmailMessage()
     mail["From"] = config.sender
     mail["To"] = message.recipient
@@ -43,6 +43,13 @@ def build_message(config: MailConfig, message: MailMessage) -> email.message.Ema
     domain = email.utils.parseaddr(config.sender)[1].rpartition("@")[2] or "teleconsult.invalid"
     mail["Message-ID"] = f"<{message.id}@{domain}>"
     mail.set_content(message.body)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html")
+    if message.calendar:
+        # bytes, so the CRLF line ends of RFC 5545 travel untouched (base64)
+        method = "CANCEL" if "\r\nMETHOD:CANCEL\r\n" in message.calendar else "REQUEST"
+        mail.add_attachment(message.calendar.encode("utf-8"), maintype="text", subtype="calendar",
+                            filename="rendez-vous.ics", params={"method": method, "charset": "utf-8"})
     return mail
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from clinic import AlreadyExists, NotFound
+from clinic.mail import STATES
 from sealing import generate_key
 
 from .config import Config
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout, stdi
         return _init(args, config, out, stdin)
     if args.command == "mail":
         messages = asyncio.run(_with_clinic(config, lambda c: c.practice.mail_recent(args.limit)))
-        counts = {s: sum(1 for m in messages if m.state == s) for s in ("queued", "sent", "failed")}
+        counts = {s: sum(1 for m in messages if m.state == s) for s in STATES}
         print(json.dumps({"counts": counts, "messages": [m.status_json() for m in messages]}, indent=2), file=out)
         return 0
     if args.command == "keys":

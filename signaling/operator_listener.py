@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from clinic.mail import STATES
+
 from . import keys as app_keys
 from .health import Readiness
 from .metrics import CONTENT_TYPE, Metrics
@@ -37,7 +39,7 @@ async def stats(request: web.Request) -> web.Response:
 async def mail_status(request: web.Request) -> web.Response:
     """The mail queue's state (ids and counters only: no address, no text)."""
     messages = await request.app[PUBLIC][app_keys.CLINIC].practice.mail_recent()
-    counts = {state: sum(1 for m in messages if m.state == state) for state in ("queued", "sent", "failed")}
+    counts = {state: sum(1 for m in messages if m.state == state) for state in STATES}
     return web.json_response({"counts": counts, "messages": [m.status_json() for m in messages]})
 
 

@@ -33,6 +33,13 @@ _SECURITY_HEADERS = {
 }
 
 
+def site_policy(site_url: str) -> str:
+    """The page's policy when a call may reconnect through the site's shared address ([cluster] site_url)."""
+    socket_origin = "ws" + site_url.rstrip("/").removeprefix("http")  # http -> ws, https -> wss
+    policy = _SECURITY_HEADERS["Content-Security-Policy"]
+    return policy.replace("connect-src 'self'", f"connect-src 'self' {socket_origin}")
+
+
 async def static_file(request: web.Request) -> web.StreamResponse:
     root = request.config_dict[app_keys.WEB_ROOT].resolve()
     path = (root / request.match_info["path"]).resolve()
@@ -66,8 +73,12 @@ async def security_headers(
         log_failure(logger, exc, "%s %s", request.method, route_name(request))
         response = error_page("server-error")
     if not response.prepared:
-        response.headers.update({k: v for k, v in _SECURITY_HEADERS.items() if k not in response.headers})
-        if request.secure or request.config_dict[app_keys.CONFIG].http.public_url.startswith("https://"):
+        config = request.config_dict[app_keys.CONFIG]
+        headers = _SECURITY_HEADERS
+        if config.cluster.site_url and "Content-Security-Policy" not in response.headers:
+            headers = {**headers, "Content-Security-Policy": site_policy(config.cluster.site_url)}
+        response.headers.update({k: v for k, v in headers.items() if k not in response.headers})
+        if request.secure or config.http.public_url.startswith("https://"):
             # browsers then refuse plain HTTP to this site for a year (HTTPS pages only)
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

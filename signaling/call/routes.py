@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cluster import NodeDraining
+
 from .. import keys as app_keys
 from .. import nodes
 from ..error_pages import error_page
@@ -27,8 +29,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     config = request.config_dict[app_keys.CONFIG]
     hubs = request.config_dict[app_keys.HUBS]
     cluster = request.config_dict.get(app_keys.CLUSTER)
-    if await nodes.served_elsewhere(cluster, invitation.consultation_id, claim=True) is not None:
-        return error_page("served-elsewhere")  # the page's next load is sent to the owner
+    try:
+        if await nodes.served_elsewhere(cluster, invitation.consultation_id, claim=True) is not None:
+            return error_page("served-elsewhere")  # the page's next load is sent to the owner
+    except NodeDraining:  # the browser tries again through the site's address, to a live node
+        return error_page("node-stopping")
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4 * config.limits.max_message_bytes)
     await ws.prepare(request)
     hub = await hubs.get(invitation.consultation_id)

@@ -66,6 +66,8 @@ class Session:
         await self._ws.close(code=CLOSE_REPLACED, message=b"opened elsewhere")
 
     async def going_away(self) -> None:
+        if self._config.cluster.site_url:  # another node takes the call over: go there now
+            await self.send({"type": "reconnect", "reason": "node-stopping"})
         await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
     def welcome(self) -> dict[str, Any]:
@@ -86,6 +88,8 @@ class Session:
             # the notices the patient consents to, and how to reach the practice otherwise
             "notices": notice_json(),
             "practice_contact": self._config.practice.contact,
+            # where to reconnect when this node is gone (the site's shared address), or null
+            "site_url": self._config.cluster.site_url.rstrip("/") or None,
         }
 
     async def run(self) -> None:

@@ -39,7 +39,9 @@ def tz_of(request: web.Request) -> zoneinfo.ZoneInfo:
 
 def live_status(request: web.Request, consultation: Consultation,
                 elsewhere: dict[str, nodes.Status]) -> tuple[str, str | None]:
-    """absent / waiting-room / in-call / ended / closed, and the waiting patient's test verdict."""
+    """absent / waiting-room / in-call / ended / closed / cancelled, and the waiting patient's test verdict."""
+    if consultation.cancelled_at is not None:
+        return "cancelled", None
     hub = request.config_dict[app_keys.HUBS].find(consultation.id)
     if hub is None and consultation.id in elsewhere:  # served by another node
         return elsewhere[consultation.id]

@@ -102,7 +102,7 @@ async def close_act(request: web.Request) -> web.Response:
         done = await app[app_keys.CLINIC].practice.close_act(
             consultation.id, consultation.practitioner_id, base_url=config.http.public_url,
             link_lifetime=datetime.timedelta(days=config.patient_access.lifetime_days),
-            tz=zoneinfo.ZoneInfo(config.practice.timezone), share=share)
+            tz=zoneinfo.ZoneInfo(config.practice.timezone), share=share, practice_name=config.practice.name)
     except ValueError:
         return problem(400, "bad-share", "a document to share is not one of this consultation's")
     except InvalidTransition:

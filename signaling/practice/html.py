@@ -144,12 +144,13 @@ def day_page(csrf: str, day: datetime.date, rows: Sequence[tuple[Consultation, P
     items = []
     for consultation, patient, status, readiness in rows:
         action = ""
-        if status in ("absent", "scheduled", "waiting-room", "in-call"):
+        if status in ("absent", "scheduled", "waiting-room", "in-call"):  # "cancelled": no way in
             action = (f'<form method="post" action="/consultations/{e(consultation.id)}/join">{csrf_field(csrf)}'
                       f'<button type="submit" class="primary" data-testid="join-consultation">{tr("day.join")}</button></form>')
         elif status == "ended":
             action = (f'<form method="post" action="/consultations/{e(consultation.id)}/closing">{csrf_field(csrf)}'
                       f'<button type="submit" data-testid="close-consultation">{tr("day.close")}</button></form>')
+        action += appointment_controls(csrf, consultation, f"/?day={day.isoformat()}")
         items.append(
             f'<tr data-testid="day-item" data-consultation-id="{e(consultation.id)}">'
             f'<td>{local(consultation.scheduled_at, tz, "%H:%M")}</td>'
@@ -172,6 +173,33 @@ def day_page(csrf: str, day: datetime.date, rows: Sequence[tuple[Consultation, P
     return page("day.title", body, csrf=csrf, logged_in=True)
 
 
+# cancel and move
+
+def appointment_controls(csrf: str, consultation: Consultation, back: str) -> str:
+    """Cancel and move forms of a consultation still to come (nothing for the others)."""
+    if consultation.cancelled_at is not None or consultation.state.value not in ("scheduled", "waiting"):
+        return ""
+    base = f"/consultations/{e(consultation.id)}"
+    hidden = f'{csrf_field(csrf)}<input type="hidden" name="next" value="{e(back)}">'
+    return (f'<details class="appointment-move"><summary data-testid="appointment-move-open">{tr("appointment.move")}'
+            f'</summary><form method="post" action="{base}/move" class="inline">{hidden}'
+            f'<label><span data-i18n="record.date">{e(text("record.date"))}</span>'
+            f'<input type="date" name="date" required data-testid="appointment-move-date"></label>'
+            f'<label><span data-i18n="record.time">{e(text("record.time"))}</span>'
+            f'<input type="time" name="time" required data-testid="appointment-move-time"></label>'
+            f'<button type="submit" data-testid="appointment-move">{tr("appointment.move-submit")}</button></form>'
+            f'</details><form method="post" action="{base}/cancel" class="inline">{hidden}'
+            f'<button type="submit" data-testid="appointment-cancel">{tr("appointment.cancel")}</button></form>')
+
+
+def appointment_error(csrf: str, key: str, back: str, status: int) -> web.Response:
+    """A refused cancel or move: why, and the way back (nothing was changed)."""
+    body = (f'<section class="card narrow" aria-labelledby="appointment-title">'
+            f'<h1 id="appointment-title">{tr("appointment.error-title")}</h1>{alert(key)}'
+            f'<p><a href="{e(back)}" data-testid="appointment-back">{tr("appointment.back")}</a></p></section>')
+    return page("appointment.error-title", body, csrf=csrf, logged_in=True, status=status)
+
+
 # patients
 
 def patients_page(csrf: str, patients: Iterable[Patient]) -> web.Response:
@@ -187,7 +215,10 @@ def patients_page(csrf: str, patients: Iterable[Patient]) -> web.Response:
 
 
 def patient_form_page(csrf: str, *, action: str, title_key: str, name: str = "", email: str = "",
-                      birth: str = "", error: str | None = None, status: int = 200) -> web.Response:
+                      birth: str = "", language: str = "fr", error: str | None = None,
+                      status: int = 200) -> web.Response:
+    languages = "".join(f'<option value="{code}"{" selected" if code == language else ""}>{label}</option>'
+                        for code, label in (("fr", "Français"), ("en", "English")))
     body = f"""<section class="card narrow" aria-labelledby="patient-title">
 <h1 id="patient-title">{tr(title_key)}</h1>{alert(error)}
 <form method="post" action="{e(action)}" class="stack" data-testid="patient-form">{csrf_field(csrf)}
@@ -197,6 +228,8 @@ def patient_form_page(csrf: str, *, action: str, title_key: str, name: str = "",
 <input type="email" name="email" required value="{e(email)}" data-testid="patient-email"></label>
 <label><span data-i18n="patient.birth">{e(text("patient.birth"))}</span>
 <input type="date" name="date_of_birth" required value="{e(birth)}" data-testid="patient-birth"></label>
+<label><span data-i18n="patient.language">{e(text("patient.language"))}</span>
+<select name="language" data-testid="patient-language">{languages}</select></label>
 <button type="submit" class="primary" data-testid="patient-save">{tr("patient.save")}</button>
 </form></section>"""
     return page(title_key, body, csrf=csrf, logged_in=True, status=status)
@@ -212,8 +245,10 @@ def record_page(csrf: str, tz: datetime.tzinfo, patient: Patient, *, consultatio
     now = datetime.datetime.now(datetime.UTC)
     base = f"/records/{e(patient.id)}"
     consultation_rows = "".join(
-        f'<li data-testid="record-consultation" data-consultation-id="{e(c.id)}" data-state="{e(c.state.value)}">'
-        f'{local(c.scheduled_at, tz)} — {tr("state." + c.state.value)}</li>' for c in consultations)
+        f'<li data-testid="record-consultation" data-consultation-id="{e(c.id)}" data-state="{e(c.state.value)}"'
+        f' data-cancelled="{"true" if c.cancelled_at else "false"}">'
+        f'{local(c.scheduled_at, tz)} — {tr("state." + ("cancelled" if c.cancelled_at else c.state.value))}'
+        f' {appointment_controls(csrf, c, f"/records/{patient.id}")}</li>' for c in consultations)
     document_rows = "".join(
         f'<li data-testid="record-document" data-document-id="{e(d.id)}">'
         f'<a href="{base}/documents/{e(d.id)}" target="_blank" rel="noopener">{e(d.name)}</a>'

@@ -9,7 +9,8 @@ import math
 from aiohttp import web
 
 from clinic import NotFound
-from clinic.errors import TooManyAttempts
+from clinic.appointments import Letterhead
+from clinic.errors import AppointmentUnchangeable, TooManyAttempts
 
 from .. import keys as app_keys
 from ..downloads import FILE_HEADERS, content_disposition, serve_document
@@ -39,6 +40,14 @@ async def form(request: web.Request) -> dict[str, str]:
     """The urlencoded form's text fields (bounded)."""
     data = await request.post()
     return {k: v[:MAX_FIELD] for k, v in data.items() if isinstance(v, str)}
+
+
+def letterhead(request: web.Request) -> Letterhead:
+    """What the practice's mails need from the configuration."""
+    config = request.config_dict[app_keys.CONFIG]
+    return Letterhead(practice_name=config.practice.name, sender=config.mail.sender,
+                      base_url=config.http.public_url, tz=tz_of(request),
+                      reminder_before=config.mail.reminder_delay, contact=config.practice.contact)
 
 
 def safe_next(value: str | None) -> str:
@@ -144,6 +153,8 @@ def _patient_fields(data: dict[str, str]) -> tuple[str, str, datetime.date | Non
 
 def _field_error(exc: ValueError) -> str:
     text = str(exc)
+    if text.startswith("language"):
+        return "error.language"
     return "error.name" if text.startswith("name") else "error.email" if "email" in text else "error.birth"
 
 
@@ -160,15 +171,18 @@ async def patient_new_form(request: web.Request) -> web.Response:
 
 async def patient_new(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
-    name, email, birth = _patient_fields(await form(request))
+    data = await form(request)
+    name, email, birth = _patient_fields(data)
+    language = data.get("language", "fr")
     try:
         if birth is None:
             raise ValueError("date of birth is not a date")
-        patient = await request.config_dict[app_keys.CLINIC].practice.create_patient(session.practitioner.id, name, email, birth)
+        patient = await request.config_dict[app_keys.CLINIC].practice.create_patient(
+            session.practitioner.id, name, email, birth, language)
     except ValueError as exc:
         return pages.patient_form_page(await csrf_token(request), action="/patients/new", title_key="patient.new-title",
                                        name=name, email=email, birth=birth.isoformat() if birth else "",
-                                       error=_field_error(exc), status=400)
+                                       language=language, error=_field_error(exc), status=400)
     raise web.HTTPSeeOther(f"/records/{patient.id}")
 
 
@@ -181,22 +195,25 @@ async def patient_edit_form(request: web.Request) -> web.Response:
         return error_page("not-found")
     return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient.id}/edit",
                                    title_key="patient.edit-title", name=patient.name, email=patient.email,
-                                   birth=patient.date_of_birth.isoformat())
+                                   birth=patient.date_of_birth.isoformat(), language=patient.language)
 
 
 async def patient_edit(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     patient_id = request.match_info["patient_id"]
-    name, email, birth = _patient_fields(await form(request))
+    data = await form(request)
+    name, email, birth = _patient_fields(data)
+    language = data.get("language") or None  # a form without the field keeps the record's
     try:
         if birth is None:
             raise ValueError("date of birth is not a date")
-        await request.config_dict[app_keys.CLINIC].practice.update_patient(session.practitioner.id, patient_id, name, email, birth)
+        await request.config_dict[app_keys.CLINIC].practice.update_patient(session.practitioner.id, patient_id, name,
+                                                                           email, birth, language)
     except NotFound:
         return error_page("not-found")
     except ValueError as exc:
         return pages.patient_form_page(await csrf_token(request), action=f"/records/{patient_id}/edit",
-                                       title_key="patient.edit-title", name=name, email=email,
+                                       title_key="patient.edit-title", name=name, email=email, language=language or "fr",
                                        birth=birth.isoformat() if birth else "", error=_field_error(exc), status=400)
     raise web.HTTPSeeOther(f"/records/{patient_id}")
 
@@ -230,7 +247,8 @@ async def record(request: web.Request, *, error: str | None = None, note: str | 
 
 
 async def record_get(request: web.Request) -> web.Response:
-    return await record(request, note="record.scheduled" if request.query.get("scheduled") else None)
+    changed = {"cancelled": "appointment.cancelled", "moved": "appointment.moved"}.get(request.query.get("changed", ""))
+    return await record(request, note="record.scheduled" if request.query.get("scheduled") else changed)
 
 
 async def schedule(request: web.Request) -> web.StreamResponse:
@@ -246,11 +264,58 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     app = request.app
     try:
         await app[app_keys.CLINIC].practice.schedule(session.practitioner.id, patient_id, when,
-                                                     base_url=app[app_keys.CONFIG].http.public_url, tz=tz)
+                                                     base_url=app[app_keys.CONFIG].http.public_url, tz=tz,
+                                                     letter=letterhead(request))
     except NotFound:
         return error_page("not-found")
+    except ValueError:  # absurdly far ahead
+        return await record(request, error="error.when", status=400)
     app[app_keys.MAILER].wake()
     raise web.HTTPSeeOther(f"/records/{patient_id}?scheduled=1")
+
+
+async def cancel_appointment(request: web.Request) -> web.StreamResponse:
+    """Cancel one's own appointment: links revoked, the patient mailed; back to the page it came from."""
+    session = await require_session(request)
+    back = safe_next((await form(request)).get("next"))
+    try:
+        await request.config_dict[app_keys.CLINIC].practice.cancel(
+            session.practitioner.id, request.match_info["consultation_id"], letterhead(request))
+    except NotFound:
+        return error_page("not-found")
+    except AppointmentUnchangeable as exc:
+        return pages.appointment_error(await csrf_token(request), f"error.appointment-{exc.reason}", back, 409)
+    request.config_dict[app_keys.MAILER].wake()
+    raise web.HTTPSeeOther(_changed(back, "cancelled"))
+
+
+def _changed(back: str, how: str) -> str:
+    """Where to go after a cancel or a move: the page it came from, which may say so."""
+    return f"{back}{'&' if '?' in back else '?'}changed={how}"
+
+
+async def move_appointment(request: web.Request) -> web.StreamResponse:
+    """Move one's own appointment to a future time: new links, the patient mailed."""
+    session = await require_session(request)
+    data = await form(request)
+    back = safe_next(data.get("next"))
+    csrf = await csrf_token(request)
+    try:
+        when = datetime.datetime.combine(datetime.date.fromisoformat(data.get("date", "")),
+                                         datetime.time.fromisoformat(data.get("time", "")), tz_of(request))
+    except ValueError:
+        return pages.appointment_error(csrf, "error.when", back, 400)
+    try:
+        await request.config_dict[app_keys.CLINIC].practice.move(
+            session.practitioner.id, request.match_info["consultation_id"], when, letterhead(request))
+    except NotFound:
+        return error_page("not-found")
+    except AppointmentUnchangeable as exc:
+        return pages.appointment_error(csrf, f"error.appointment-{exc.reason}", back, 409)
+    except ValueError as exc:  # in the past, or absurdly far ahead
+        return pages.appointment_error(csrf, "error.when-past" if "past" in str(exc) else "error.when", back, 400)
+    request.config_dict[app_keys.MAILER].wake()
+    raise web.HTTPSeeOther(_changed(back, "moved"))
 
 
 async def grant(request: web.Request) -> web.StreamResponse:
@@ -351,6 +416,8 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_post("/consultations/{consultation_id}/join", join)
     add.add_get("/consultations/{consultation_id}/call", join)
     add.add_post("/consultations/{consultation_id}/closing", join)
+    add.add_post("/consultations/{consultation_id}/cancel", cancel_appointment)
+    add.add_post("/consultations/{consultation_id}/move", move_appointment)
     add.add_get("/patients", patients)
     add.add_get("/patients/new", patient_new_form)
     add.add_post("/patients/new", patient_new)

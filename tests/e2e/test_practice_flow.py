@@ -94,7 +94,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
             # 6. the email arrives through SMTP, without health data
             _, documents_mail = await inbox.wait(2)
             text = body_of(documents_mail)
-            assert "compte-rendu" not in text and "radio" not in text and "Démo" not in text
+            assert "compte-rendu" not in text and "radio" not in text and "Patient Démo" not in text
             access_link = link_in(documents_mail, base + "/d/")
 
             # 7. the patient opens it, gives a wrong then the right date of birth, downloads

@@ -82,6 +82,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/consultations/{consultation_id}/join"): row(LOGIN, with_access=303, without_access=404),
     ("GET", "/consultations/{consultation_id}/call"): row(LOGIN, with_access=303, without_access=404),
     ("POST", "/consultations/{consultation_id}/closing"): row(LOGIN, with_access=303, without_access=404),
+    ("POST", "/consultations/{consultation_id}/move"): row(LOGIN, with_access=303, without_access=404),
+    ("POST", "/consultations/{consultation_id}/cancel"): row(LOGIN, with_access=303, without_access=404),
     # the call: the invitation's token is the capability; a cookie opens nothing
     ("GET", "/c/{token}"): row(404, patient_a=200, patient_b=200, invitation_a=200),
     ("GET", "/c/{token}/ws"): row(404, patient_a=400, patient_b=400, invitation_a=400),  # not an upgrade
@@ -106,7 +108,9 @@ FIRST = ("/d/{token}",)
 # event streams (Server-Sent Events): only the status is read
 STREAMS = ("/day/events",)
 # run last: they close what other rows look at (sessions, a link)
-LAST = ("/records/{patient_id}/links/{link_id}/revoke", "/logout")
+# (a move replaces consultation A's links, a cancel revokes them)
+LAST = ("/consultations/{consultation_id}/move", "/consultations/{consultation_id}/cancel",
+        "/records/{patient_id}/links/{link_id}/revoke", "/logout")
 
 
 def app_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -214,6 +218,8 @@ FORMS = {
     "/records/{patient_id}/consultations": {"date": (datetime.date.today() + datetime.timedelta(days=3)).isoformat(),
                                             "time": "10:30"},
     "/records/{patient_id}/access": {},
+    "/consultations/{consultation_id}/move": {"date": (datetime.date.today() + datetime.timedelta(days=3)).isoformat(),
+                                              "time": "11:00"},
 }
 
 

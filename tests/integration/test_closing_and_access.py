@@ -86,8 +86,9 @@ async def test_closing_streams_documents_sends_the_mail_and_the_patient_gets_the
                 (message,) = await inbox.wait(1)
                 assert message["To"] == "patient@teleconsult.invalid"
                 text = body_of(message)
-                for secret in ("Compte rendu", "Ordonnance", "Démo", "Dr "):
-                    assert secret not in text  # no document name, no name at all
+                for secret in ("Compte rendu", "Ordonnance", "Patient Démo"):
+                    assert secret not in text  # no document name, not the patient's name
+                assert "Dr Démo" in text  # the practitioner's, so the patient recognises the mail (issue 20)
                 link = link_in(message, server.base_url + "/d/")
                 path = link.removeprefix(server.base_url)
                 token_hash = hashlib.sha256(path.rsplit("/", 1)[1].encode()).hexdigest()

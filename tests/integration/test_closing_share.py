@@ -58,7 +58,7 @@ async def test_only_the_ticked_documents_reach_the_patient(tmp_path: Path) -> No
 
                 (message,) = await inbox.wait(1)
                 text = body_of(message) + str(message["Subject"])
-                for secret in ("Compte rendu", "Brouillon", "enregistrement", "tableau", "Démo"):
+                for secret in ("Compte rendu", "Brouillon", "enregistrement", "tableau", "Patient Démo"):
                     assert secret not in text
                 path = link_in(message, server.base_url + "/d/").removeprefix(server.base_url)
                 await patient.post(path, {"date_of_birth": "1980-01-01"}, csrf_from=path)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers.databases import RedisServer, free_port
 
-from cluster import Cluster, ClusterUnavailable, NodeInfo
+from cluster import Cluster, ClusterUnavailable, NodeDraining, NodeInfo
 
 TTL = 0.6
 BEAT = 0.2
@@ -221,3 +221,27 @@ async def test_leaving_ends_a_heartbeat_that_swallowed_its_cancellation(
         assert [n.node_id for n in await other.nodes()] == ["b"]
     finally:
         await other.leave()
+
+
+async def test_a_draining_node_leaves_the_registry_claims_nothing_new_and_hands_over_what_it_releases(
+    join: Callable[..., Awaitable[Cluster]]
+) -> None:
+    a = await join("a")
+    b = await join("b")
+    assert await a.claim("kept") == "a"
+    await a.drain()
+    assert a.draining
+    assert [n.node_id for n in await b.nodes()] == ["b"]
+    await asyncio.sleep(3 * BEAT)  # its heartbeat goes on renewing its claims, not its entry
+    assert [n.node_id for n in await b.nodes()] == ["b"]
+    assert await b.owner("kept") == "a"
+    # nobody has it: a draining node refuses to take it; another node's stays theirs
+    with pytest.raises(NodeDraining):
+        await a.claim("new")
+    with pytest.raises(NodeDraining):
+        await a.claim("kept")
+    assert await b.claim("other") == "b"
+    assert await a.claim("other") == "b"
+    # once released (its last socket closed), the next node takes it at once
+    await a.release("kept")
+    assert await b.claim("kept") == "b"

@@ -66,7 +66,7 @@ async def test_the_new_account_logs_in_and_the_audit_export_has_it(tmp_path: Pat
     after = run("audit", "export", "--config", config, "--after", str(events[0]["seq"])).stdout.splitlines()
     assert len(after) == 1
     status = json.loads(run("mail", "status", "--config", config).stdout)
-    assert status == {"counts": {"queued": 0, "sent": 0, "failed": 0}, "messages": []}
+    assert status == {"counts": {"queued": 0, "sent": 0, "failed": 0, "withdrawn": 0}, "messages": []}
 
 
 async def test_init_then_disable_enable_and_reset_end_sessions_at_once(tmp_path: Path) -> None:

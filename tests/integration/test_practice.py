@@ -277,8 +277,8 @@ async def test_schedule_sends_the_invitation_by_smtp_and_the_day_list_shows_it(t
                 (message,) = await inbox.wait(1)
                 assert message["To"] == "jeanne@example.org"
                 body = body_of(message)
-                assert "04/03/2030 09:30" in body
-                assert "Jeanne" not in body and "Dr A" not in body  # no names, no health data
+                assert "4 mars 2030 à 09:30" in body
+                assert "Jeanne" not in body and "Dr A" in body  # the practitioner's name, not the patient's
                 link = link_in(message, server.base_url + "/c/")
                 response, page = await a.get(link.removeprefix(server.base_url))
                 assert response.status == 200 and "Salle d'attente" in page

@@ -41,3 +41,16 @@ async def test_hsts_when_the_public_address_is_https(tmp_path: Path) -> None:
             assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
         finally:
             await browser.close()
+
+
+async def test_a_call_page_may_reconnect_through_the_site_address(tmp_path: Path) -> None:
+    # several nodes: a page whose node died reconnects its socket through [cluster] site_url
+    async with running_server(tmp_path / "data", **{"cluster.site_url": "https://teleconsult.example"}) as server:
+        demo = await server.demo()
+        browser = Browserless(server.base_url)
+        try:
+            r, _ = await browser.get(demo["patient_link"].removeprefix(server.base_url))
+            csp = r.headers["Content-Security-Policy"]
+            assert "connect-src 'self' wss://teleconsult.example;" in csp and "script-src 'self'" in csp
+        finally:
+            await browser.close()

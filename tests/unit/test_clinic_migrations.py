@@ -86,7 +86,7 @@ def test_failed_migration_rolls_back_entirely(database: TestDatabase) -> None:
         assert "half_done" not in database.tables()
         # the connection is usable again: no transaction was left open
         with transaction(conn):
-            conn.execute("INSERT INTO patient VALUES ('p', 'n', 'e', 'd', 't')")
+            conn.execute("INSERT INTO patient (id, name, email, date_of_birth, created_at) VALUES ('p', 'n', 'e', 'd', 't')")
         assert database.rows("SELECT id FROM patient") == [("p",)]
 
 
@@ -197,17 +197,21 @@ def test_portable_types_become_postgresql_types() -> None:
         ("INSERT INTO access_grant VALUES ('nobody', 'nobody', 't')", "FOREIGN KEY"),
         (
             "INSERT INTO consultation"
-            " VALUES ('c', 'p', 'd', 't', 'lost', 'joined', 'joined', 't', 't')",
+            " VALUES ('c', 'p', 'd', 't', 'lost', 'joined', 'joined', 't', 't', NULL, 0)",
             "CHECK",
         ),
         (
             "INSERT INTO consultation"
-            " VALUES ('c', 'p', 'd', 't', 'waiting', 'gone', 'joined', 't', 't')",
+            " VALUES ('c', 'p', 'd', 't', 'waiting', 'gone', 'joined', 't', 't', NULL, 0)",
             "CHECK",
         ),
         ("INSERT INTO invitation VALUES ('i', 'c', 'nurse', 'h', 't', NULL, 't')", "CHECK"),
         ("INSERT INTO invitation VALUES ('i', 'c', 'patient', 'h', 't', NULL, 't')", "FOREIGN KEY"),
         ("INSERT INTO practitioner VALUES (NULL, 'e', 'h', 'n', 't', 0)", "NOT NULL"),
+        ("INSERT INTO patient (id, name, email, date_of_birth, created_at, language)"
+         " VALUES ('p', 'n', 'e', 'd', 't', 'de')", "CHECK"),
+        ("INSERT INTO mail_message (id, kind, recipient, subject, body, state, next_attempt_at, created_at)"
+         " VALUES ('m', 'spam', 'r', 's', 'b', 'queued', 't', 't')", "CHECK"),
     ],
 )
 def test_schema_constraints(database: TestDatabase, statement: str, failure: str) -> None:
@@ -217,3 +221,30 @@ def test_schema_constraints(database: TestDatabase, statement: str, failure: str
             failure = {"FOREIGN KEY": "foreign key", "CHECK": "check constraint", "NOT NULL": "null value"}[failure]
         with pytest.raises(ConstraintViolated, match=failure):
             conn.execute(statement)
+
+
+def test_the_appointments_migration_keeps_mails_and_records(database: TestDatabase) -> None:
+    from clinic.migrations import _APPOINTMENTS
+
+    before = MIGRATIONS.index(_APPOINTMENTS)  # wherever a merge puts it
+    with contextlib.closing(open_database(database.target)) as conn:
+        migrate(conn, MIGRATIONS[:before])
+        with transaction(conn):
+            conn.execute("INSERT INTO practitioner (id, email, password_hash, display_name, created_at)"
+                         " VALUES ('d', 'd@x.org', 'h', 'Dr D', 't')")
+            conn.execute("INSERT INTO patient (id, name, email, date_of_birth, created_at)"
+                         " VALUES ('p', 'n', 'e', '1970-01-01', 't')")
+            conn.execute("INSERT INTO consultation (id, patient_id, practitioner_id, scheduled_at, state,"
+                         " practitioner_stage, patient_stage, created_at, updated_at)"
+                         " VALUES ('c', 'p', 'd', 't', 'scheduled', 'waiting_room', 'waiting_room', 't', 't')")
+            conn.execute("INSERT INTO mail_message (id, kind, recipient, subject, body, patient_id, consultation_id,"
+                         " state, attempts, next_attempt_at, created_at)"
+                         " VALUES ('m', 'invitation', 'e', 's', 'b', 'p', 'c', 'queued', 2, 'n', 't')")
+        assert migrate(conn, MIGRATIONS[:before + 1]) == 1
+        with transaction(conn):  # the new kinds and states are accepted
+            conn.execute("INSERT INTO mail_message (id, kind, recipient, subject, body, state, next_attempt_at,"
+                         " created_at, send_after) VALUES ('r', 'reminder', 'e', 's', 'b', 'withdrawn', 'n', 't', 'n')")
+    assert database.rows("SELECT id, kind, body, state, attempts, html, calendar FROM mail_message WHERE id = 'm'") \
+        == [("m", "invitation", "b", "queued", 2, "", None)]
+    assert database.rows("SELECT language FROM patient") == [("fr",)]
+    assert database.rows("SELECT cancelled_at, sequence FROM consultation") == [(None, 0)]

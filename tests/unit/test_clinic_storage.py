@@ -12,6 +12,7 @@ from helpers.databases import PostgresServer, TestDatabase, consultation_now, fr
 
 from clinic import Clinic
 from clinic.accounts import LoginPolicy, RateLimit
+from clinic.appointments import Letterhead
 from clinic.errors import DatabaseUnavailable, TooManyAttempts
 
 DAY = datetime.timedelta(days=1)
@@ -136,6 +137,29 @@ async def test_each_queued_mail_is_claimed_by_one_node(nodes: tuple[Clinic, Clin
     ids = [m.id for claim in claims for m in claim]
     assert sorted(ids) == sorted(queued)  # every message once, none twice
     assert await second.practice.mail_due() == []  # claimed: not due again before the lease ends
+
+
+async def test_a_reminder_waits_for_its_time_then_one_node_claims_it(nodes: tuple[Clinic, Clinic]) -> None:
+    first, second = nodes
+    practitioner = await first.add_practitioner("a@example.org", "password a", "Dr A")
+    patient = await first.practice.create_patient(practitioner.id, "P", "p@example.org", datetime.date(1980, 1, 1))
+    # the appointment is just over an hour away, the reminder due an hour before: in a few seconds
+    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1, seconds=2)
+    letter = Letterhead(practice_name="Cabinet", sender="rdv@x.example", base_url="https://x.example",
+                        tz=datetime.UTC, reminder_before=datetime.timedelta(hours=1))
+    _, _, invitation = await first.practice.schedule(practitioner.id, patient.id, start, base_url="", tz=datetime.UTC,
+                                                     letter=letter)
+    assert [m.id for m in await second.practice.mail_due()] == [invitation]  # the reminder is not due yet
+    due_at = await first.practice.mail_next_due_at()
+    assert due_at is not None and abs(due_at - (start - datetime.timedelta(hours=1))) < datetime.timedelta(seconds=1)
+    claims: list[list[str]] = []
+    for _ in range(100):  # bounded: at most 10 s
+        found = await asyncio.gather(*(node.practice.mail_due() for node in (first, second, first, second)))
+        claims += [[m.kind for m in claim] for claim in found if claim]
+        if claims:
+            break
+        await asyncio.sleep(0.1)
+    assert claims == [["reminder"]]  # one node, once
 
 
 async def test_reads_carry_on_after_a_postgresql_restart(postgres_server: PostgresServer,

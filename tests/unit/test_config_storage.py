@@ -44,9 +44,17 @@ def test_a_database_url_must_name_postgresql(tmp_path: Path, url: str) -> None:
     ('redis_url = "http://x"', "'cluster.redis_url' must be empty"),
     ("heartbeat_seconds = 6.0", "'cluster.heartbeat_seconds' must be positive and at most half"),
     ("heartbeat_seconds = 0.0", "'cluster.heartbeat_seconds' must be positive"),
+    ('site_url = "teleconsult.example"', "'cluster.site_url' must be empty or an http"),
+    ('site_url = "https://teleconsult.example/c/x"', "'cluster.site_url' must be empty or an http"),
 ])
 def test_cluster_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(f"[cluster]\n{text}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_the_site_address_may_be_set(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[cluster]\nsite_url = "https://teleconsult.example"\n')
+    assert load_config(path).cluster.site_url == "https://teleconsult.example"

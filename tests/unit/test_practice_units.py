@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clinic.mail import documents_text, invitation_text
+from clinic import mail_templates
 from clinic.patient_links import PatientLink
 from clinic.records import check_patient_fields
 from signaling.config import load_config
@@ -19,11 +19,12 @@ from signaling.practice.views import safe_next
 
 
 def test_mail_texts_carry_the_link_and_nothing_else_personal() -> None:
-    for subject, body in (invitation_text("https://x.example/c/TOKEN", "04/03/2030 09:30"),
-                          documents_text("https://x.example/d/TOKEN", "04/04/2030")):
-        assert "https://x.example/" in body and "TOKEN" in body
-        assert "TOKEN" not in subject
-        assert "Bonjour" in body and "Hello" in body
+    values = {"practice": "Cabinet", "practitioner": "Dr A", "expires": "4 avril 2030"}
+    for language, greeting in (("fr", "Bonjour"), ("en", "Hello")):
+        mail = mail_templates.render("documents", language, values, "https://x.example/d/TOKEN")
+        assert "https://x.example/d/TOKEN" in mail.text and 'href="https://x.example/d/TOKEN"' in mail.html
+        assert "TOKEN" not in mail.subject and "Cabinet" in mail.subject
+        assert mail.text.startswith(greeting) and "4 avril 2030" in mail.text
 
 
 @pytest.mark.parametrize(("attempts", "seconds"), [(1, 30), (2, 60), (3, 120), (7, 1920), (8, 3600), (40, 3600)])

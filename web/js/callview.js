@@ -29,6 +29,9 @@ export class CallView {
     this.quality = byTestId("connection-quality");
     this.toolbar = /** @type {HTMLElement} */ (document.querySelector(".toolbar"));
     this.hangup = byTestId("hangup");
+    /** @type {HTMLElement} the toolbar's groups the mic and cam toggles and hang-up move into */
+    this.mediaGroup = /** @type {HTMLElement} */ (this.toolbar.querySelector('[data-group="media"]'));
+    this.endGroup = /** @type {HTMLElement} */ (this.toolbar.querySelector('[data-group="end"]'));
   }
 
   /**

@@ -12,6 +12,7 @@ import { CallView } from "./callview.js";
 import { ChatPanel } from "./chat.js";
 import { Devices } from "./devices.js";
 import { byTestId } from "./dom.js";
+import { trapDialogFocus } from "./focustrap.js";
 import { currentLang, setLang, t, translatePage } from "./i18n.js";
 import { Call, openScreen } from "./media.js";
 import { Pip } from "./pip.js";
@@ -27,6 +28,7 @@ const devices = new Devices();
 const waiting = new WaitingRoom(client);
 const pip = new Pip(/** @type {HTMLVideoElement} */ (byTestId("remote-video")));
 const view = new CallView(pip);
+trapDialogFocus();
 const recording = new RecordingUi(client);
 const chat = new ChatPanel(client);
 const board = new WhiteboardUI(client, view.stage, byTestId("whiteboard-toggle"));
@@ -77,14 +79,14 @@ function placeControls() {
   if (inCall && pip.bar) {
     for (const el of [micToggle, camToggle, view.hangup]) putIn(el, pip.bar, "last");
   } else if (inCall) {
-    putIn(camToggle, view.toolbar, "first");
-    putIn(micToggle, view.toolbar, "first");
+    putIn(camToggle, view.mediaGroup, "first");
+    putIn(micToggle, view.mediaGroup, "first");
     if (micToggle.nextElementSibling !== camToggle) micToggle.after(camToggle);
-    putIn(view.hangup, view.toolbar, "last");
+    putIn(view.hangup, view.endGroup, "last");
   } else {
     putIn(micToggle, waiting.rows[0], "first");
     putIn(camToggle, waiting.rows[1], "first");
-    putIn(view.hangup, view.toolbar, "last");
+    putIn(view.hangup, view.endGroup, "last");
   }
   if (inCall) {
     putIn(micField, view.devicesFields, "first");
@@ -230,6 +232,32 @@ function leaveCall() {
   if (app.screen) { app.screen.stop(); app.screen = null; renderToggles(); }
 }
 
+/**
+ * Back in through the site's address after our node went away (docs/protocol.md): reopen
+ * the page there, so chat files and board images come from a live node too. The stages
+ * are stored, so the call resumes by itself after the reload.
+ */
+function reopenThroughSite() {
+  const site = client.welcome?.site_url;
+  if (!site || client.url === client.home || new URL(site).origin === location.origin) return;
+  client.close();
+  location.replace(new URL(location.pathname + location.search, site).href);
+}
+
+/**
+ * Our socket was refused before we ever got in: when another node took the consultation
+ * meanwhile (two people opening it on two nodes at once), the page's own address now
+ * redirects there (307): reload to follow it. Offline, the fetch fails: keep retrying.
+ */
+async function followOwner() {
+  try {
+    const reply = await fetch(location.href, { redirect: "manual", cache: "no-store" });
+    if (reply.type === "opaqueredirect") location.reload();
+  } catch {
+    // no network: the socket's retries go on
+  }
+}
+
 function wire() {
   const lang = /** @type {HTMLSelectElement} */ (byTestId("lang-select"));
   lang.value = currentLang();
@@ -261,6 +289,8 @@ function wire() {
   view.screenToggle.addEventListener("click", toggleScreen);
   pip.addEventListener("change", () => { placeControls(); renderToggles(); });
 
+  client.addEventListener("welcome", reopenThroughSite);
+  client.addEventListener("refused", followOwner);
   client.addEventListener("welcome", sendTracks);
   client.addEventListener("state", (ev) => { waiting.ready.disabled = false; render(/** @type {CustomEvent} */ (ev).detail); });
   client.addEventListener("media", (ev) => {

@@ -5,8 +5,9 @@
  *
  * Events (CustomEvent, detail = the server message): one per server message type of
  * docs/protocol.md, named by its `type` ("welcome", "state", "answer", "media",
- * "quality", "error", "replaced", "chat-…", "recording-…", whiteboard messages...);
- * plus "connection" with detail {online: boolean} when the socket drops or comes back.
+ * "quality", "error", "replaced", "reconnect", "chat-…", "recording-…", whiteboard messages...);
+ * plus "connection" with detail {online: boolean} when the socket drops or comes back, and
+ * "refused" when a socket could not open before any `welcome`.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -16,7 +17,13 @@ export class SignalingClient extends EventTarget {
   /** @param {string} url WebSocket URL of this invitation */
   constructor(url) {
     super();
+    /** the page's own node, and where the next attempt goes */
+    this.home = url;
     this.url = url;
+    /** @type {string|null} the same socket through the site's shared address (welcome.site_url) */
+    this.site = null;
+    /** the node said it is stopping (`reconnect`): go through the site's address next */
+    this.moving = false;
     /** @type {WebSocket|null} */
     this.ws = null;
     this.retries = 0;
@@ -31,7 +38,9 @@ export class SignalingClient extends EventTarget {
     if (this.stopped) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.retries = 0;
       this.dispatchEvent(new CustomEvent("connection", { detail: { online: true } }));
     };
@@ -42,7 +51,11 @@ export class SignalingClient extends EventTarget {
       } catch {
         return;
       }
-      if (msg.type === "welcome") this.welcome = msg;
+      if (msg.type === "welcome") {
+        this.welcome = msg;
+        this.site = msg.site_url ? siteSocketUrl(msg.site_url, this.home) : null;
+      }
+      if (msg.type === "reconnect") this.moving = true;
       if (msg.type === "state") this.state = msg;
       this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
     };
@@ -55,8 +68,22 @@ export class SignalingClient extends EventTarget {
       }
       if (this.stopped) return;
       this.dispatchEvent(new CustomEvent("connection", { detail: { online: false } }));
+      // several nodes: a node that stopped (or died, or does not serve the call) is left for
+      // the site's shared address, which sends us to a live node; attempts then alternate
+      if (this.site && this.moving) {
+        this.moving = false;
+        this.url = this.site;
+        this.retries = 0;
+      } else if (this.site && !opened) {
+        this.url = this.url === this.site ? this.home : this.site;
+      } else if (!opened && !this.welcome) {
+        // refused before we ever got in: maybe another node took the consultation meanwhile
+        this.dispatchEvent(new CustomEvent("refused"));
+      }
       // back off 0.5 s, 1 s, 2 s ... up to 5 s; a dropped network never loses one's place
-      const delay = Math.min(5000, 500 * 2 ** this.retries++);
+      // (alternating with the site's address, each step covers one attempt on each)
+      const step = this.site ? Math.floor(this.retries++ / 2) : this.retries++;
+      const delay = Math.min(5000, 500 * 2 ** step);
       setTimeout(() => this.connect(), delay);
     };
   }
@@ -140,6 +167,15 @@ export function peerStatus(state) {
   if (self.stage === "joined") return "invited";
   if (peer.stage === "in_call") return "in-call";
   return peer.connected ? "waiting-room" : "absent";
+}
+
+/**
+ * The socket `home` through the site's shared address `site` ("https://teleconsult.example").
+ * @param {string} site @param {string} home
+ */
+export function siteSocketUrl(site, home) {
+  const scheme = site.startsWith("https:") ? "wss:" : "ws:";
+  return `${scheme}//${new URL(site).host}${new URL(home).pathname}`;
 }
 
 /** WebSocket URL for the invitation page at `location`. @param {Location} location */

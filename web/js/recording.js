@@ -72,7 +72,7 @@ export class RecordingUi {
     this.toggle.setAttribute("aria-label", label);
     this.toggle.title = label;
     // the visible word says what a press does: record, stop, cancel the request
-    this.toggle.textContent = t(view.state === "off" ? "recording.toggle" : view.state === "consent" ? "recording.button.cancel" : "recording.button.stop");
+    /** @type {HTMLElement} */ (this.toggle.querySelector(".label")).textContent = t(view.state === "off" ? "recording.toggle" : view.state === "consent" ? "recording.button.cancel" : "recording.button.stop");
 
     this.indicator.hidden = !view.indicator;
     this.indicator.dataset.state = view.state;
