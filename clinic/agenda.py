@@ -7,7 +7,7 @@ import datetime
 import logging
 import uuid
 
-from . import timestamps, tokens
+from . import join_passes, timestamps, tokens
 from .database import Database, Row, transaction
 from .errors import (
     AppointmentCancelled,
@@ -176,12 +176,12 @@ class Agenda:
         row = self._conn.execute(
             "SELECT * FROM invitation WHERE token_hash = ?", (tokens.token_hash(token),)
         ).fetchone()
-        if row is None:
+        invitation = _invitation(row) if row is not None else join_passes.resolve(self._conn, tokens.token_hash(token))
+        if invitation is None:
             if self._conn.execute("SELECT 1 FROM retired_invitation WHERE token_hash = ?",
                                   (tokens.token_hash(token),)).fetchone() is not None:
                 raise AppointmentMoved("this link was replaced when the appointment was moved")
             raise InvitationNotFound("no invitation for this token")
-        invitation = _invitation(row)
         if invitation.revoked_at is not None:
             if self.get_consultation(invitation.consultation_id).cancelled_at is not None:
                 raise AppointmentCancelled(f"invitation {invitation.id!r}: the appointment was cancelled")

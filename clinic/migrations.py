@@ -465,6 +465,19 @@ CREATE INDEX mail_message_consultation ON mail_message (consultation_id);
 """,
 )
 
+# a logged-in practitioner's pass into their own consultation, bound to the login session (clinic/join_passes.py)
+_JOIN_PASS: Final = """
+CREATE TABLE join_pass (
+    token_hash TEXT NOT NULL PRIMARY KEY,
+    invitation_id TEXT NOT NULL REFERENCES invitation (id),
+    session_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE INDEX join_pass_expiry ON join_pass (expires_at);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V1,
     _V2,
@@ -478,6 +491,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _CONSENT,
     _DOCUMENT_SHARE,
     _APPOINTMENTS,
+    _JOIN_PASS,
 )
 
 def script_for(migration: Migration, db: Database) -> str:

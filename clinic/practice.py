@@ -19,6 +19,7 @@ from .appointments import MAX_AHEAD, Appointments, Change, Letterhead
 from .audit import AuditEvent, Checkpoint, Verdict
 from .closing import Closer, Closing, live_document_ids
 from .database import Database, transaction
+from .join_passes import JoinPasses
 from .mail import MailMessage, MailQueue
 from .models import Consultation, Patient, Practitioner, Role
 from .patient_links import PatientLink, PatientLinks
@@ -48,6 +49,7 @@ class Practice:
         self._accounts = Accounts(conn, registry)
         self._admin = AccountAdmin(conn)
         self._records = Records(conn, registry, agenda)
+        self._passes = JoinPasses(conn)
         self._links = PatientLinks(conn, self._accounts.attempts)
         self._mail = MailQueue(conn)
         self._closer = Closer(conn, agenda, self._links, self._mail)
@@ -169,9 +171,10 @@ class Practice:
         """Move an appointment (see clinic.appointments.Appointments.move)."""
         return await self._run(self._appointments.move, practitioner_id, consultation_id, scheduled_at, letter)
 
-    async def join_token(self, practitioner_id: str, consultation_id: str, lifetime: datetime.timedelta) -> str:
-        """A fresh practitioner invitation token for the day list's join button."""
-        return await self._run(self._records.join_token, practitioner_id, consultation_id, lifetime)
+    async def join_pass(self, session_token: str, practitioner_id: str, consultation_id: str,
+                        lifetime: datetime.timedelta) -> str:
+        """A join pass for the day list's join button (see clinic.join_passes); revokes nothing."""
+        return await self._run(self._passes.issue, session_token, practitioner_id, consultation_id, lifetime)
 
     # closing
 

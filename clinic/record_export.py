@@ -166,6 +166,9 @@ def erase(conn: Database, patient_id: str, retention_days: int,
                                                         (patient_id,))]
         marks = ", ".join("?" * len(consultations))
         if consultations:
+            # join passes point at the invitations (clinic/join_passes.py): they go first
+            conn.execute(f"DELETE FROM join_pass WHERE invitation_id IN (SELECT id FROM invitation"
+                         f" WHERE consultation_id IN ({marks}))", consultations)
             for table in _BY_CONSULTATION:
                 conn.execute(f"DELETE FROM {table} WHERE consultation_id IN ({marks})", consultations)
         conn.execute("DELETE FROM patient_link_session WHERE link_id IN "

@@ -12,7 +12,7 @@ import datetime
 import logging
 import uuid
 
-from . import audit, timestamps, tokens
+from . import audit, timestamps
 from .agenda import Agenda, _consultation
 from .database import Database, transaction
 from .errors import NotFound
@@ -191,29 +191,3 @@ class Records:
             audit.append(conn, "practitioner", practitioner_id, "consultation.schedule",
                          patient_id=patient_id, consultation_id=consultation.id)
         return consultation, clear
-
-    def join_token(self, practitioner_id: str, consultation_id: str,
-                   lifetime: datetime.timedelta) -> str:
-        """A fresh practitioner invitation token for one of their own consultations.
-
-        Clear tokens are never stored, so joining from the day list replaces the
-        practitioner's invitation (an older practitioner link stops working).
-        """
-        consultation = self._agenda.get_consultation(consultation_id)
-        if consultation.practitioner_id != practitioner_id:
-            raise NotFound(f"no consultation {consultation_id!r} for practitioner {practitioner_id!r}")
-        if consultation.cancelled_at is not None:  # its links stay revoked
-            raise NotFound(f"consultation {consultation_id!r} was cancelled")
-        token = tokens.new_token()
-        now = timestamps.utc_now()
-        expires_at = max(now, consultation.scheduled_at) + lifetime
-        with transaction(self._conn) as conn:
-            conn.execute(
-                "UPDATE invitation SET token_hash = ?, expires_at = ?, revoked_at = NULL"
-                " WHERE consultation_id = ? AND role = ?",
-                (tokens.token_hash(token), timestamps.to_text(expires_at), consultation_id,
-                 Role.PRACTITIONER.value),
-            )
-            audit.append(conn, "practitioner", practitioner_id, "consultation.join",
-                         patient_id=consultation.patient_id, consultation_id=consultation_id)
-        return token

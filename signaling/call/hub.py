@@ -17,6 +17,7 @@ from ..config import RecordingConfig, WhiteboardConfig
 from ..errors import ProtocolError
 from ..recording_service import RecordingService
 from . import lobby
+from .bell import ChangeBell
 from .chat import ChatLimits, ChatRoom
 from .consent import ConsentGate
 from .recording_control import RecordingControl, RecordingEffects
@@ -68,6 +69,9 @@ class Hub:
                  readiness: dict[Role, Readiness] | None = None, board: Board | None = None,
                  save_png: SavePng | None = None, consent: ConsentGate | None = None) -> None:
         self.id = consultation.id
+        self.scheduled_at = consultation.scheduled_at
+        # rung after every state broadcast (the day list's arrivals, signaling/practice/arrivals.py)
+        self.on_change: ChangeBell | None = None
         # the patient's teleconsultation consent: no join/ready without it
         self.consent = consent or ConsentGate(consultation.id, services.clinic, None)
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
@@ -225,6 +229,8 @@ class Hub:
         }
 
     async def broadcast(self) -> None:
+        if self.on_change is not None:
+            self.on_change.ring()
         for role, conn in list(self.connections.items()):
             await conn.send(self.snapshot(role))
 
@@ -333,6 +339,8 @@ class HubRegistry:
         self._clinic = services.clinic
         self._hubs: dict[str, Hub] = {}
         self._lock = asyncio.Lock()
+        #: rung when any hub of this process changes state
+        self.changes = ChangeBell()
 
     async def get(self, consultation_id: str) -> Hub:
         async with self._lock:
@@ -347,6 +355,7 @@ class HubRegistry:
                     save_png=self._png_saver(consultation_id),
                     consent=consent,
                 )
+                hub.on_change = self.changes
             return hub
 
     def _png_saver(self, consultation_id: str) -> SavePng | None:
@@ -369,6 +378,7 @@ class HubRegistry:
 
     async def shutdown(self) -> None:
         """Tell every connected tab the server is stopping (they reconnect later)."""
+        self.changes.close()  # the day lists' event streams end too
         for hub in list(self._hubs.values()):
             for conn in list(hub.connections.values()):
                 await conn.going_away()

@@ -77,6 +77,8 @@ class Session:
             "protocol": PROTOCOL_VERSION,
             "role": self.role.value,
             "consultation_id": self._hub.id,
+            # the waiting room's estimated wait line
+            "scheduled_at": self._hub.scheduled_at.isoformat(),
             "ice_servers": ice,
             "ice_transport_policy": self._config.ice.transport_policy,
             "max_video_kbps": self._config.media.max_video_kbps,

@@ -122,6 +122,16 @@ def login_page(csrf: str, *, error: str | None = None, email: str = "", next_pat
 
 # the day list
 
+def arrivals_panel(events_url: str) -> str:
+    """The arrival announcements (web/js/arrivals.js): live region, sound and desktop notification switches."""
+    return (f'<div class="arrivals" data-arrivals="{e(events_url)}" role="group" aria-label="{e(text("arrival.region"))}"'
+            f' data-i18n-aria="arrival.region">'
+            f'<p class="arrival-notice" data-testid="arrival-notice" role="status" aria-live="polite" aria-atomic="true">'
+            f'</p><label class="inline"><input type="checkbox" data-testid="arrival-sound"> '
+            f'<span data-i18n="arrival.sound">{e(text("arrival.sound"))}</span></label>'
+            f' <button type="button" data-testid="arrival-notifications" hidden>{tr("arrival.notify")}</button></div>')
+
+
 def status_cell(status: str, readiness: str | None) -> str:
     detail = ""
     if readiness is not None:
@@ -158,6 +168,7 @@ def day_page(csrf: str, day: datetime.date, rows: Sequence[tuple[Consultation, P
 <form method="get" action="/" class="inline"><label><span data-i18n="day.date">{e(text("day.date"))}</span>
 <input type="date" name="day" value="{day.isoformat()}" data-testid="day-date"></label>
 <button type="submit">{tr("day.show")}</button></form>
+{arrivals_panel(f"/day/events?day={day.isoformat()}")}
 {table}</section>"""
     return page("day.title", body, csrf=csrf, logged_in=True)
 
@@ -265,6 +276,7 @@ def record_page(csrf: str, tz: datetime.tzinfo, patient: Patient, *, consultatio
         f' : {tr("consent." + c.decision)} <span class="muted">({e(c.notice_version)})</span></li>' for c in consents)
     body = f"""<section class="card" aria-labelledby="record-title" data-testid="record" data-patient-id="{e(patient.id)}">
 <h1 id="record-title">{tr("record.title")} — <span data-testid="record-name">{e(patient.name)}</span></h1>
+{arrivals_panel(f"/day/events?patient={patient.id}")}
 {alert(error)}{notice(note)}
 <h2>{tr("record.identity")}</h2>
 <dl class="identity"><dt>{tr("patient.email")}</dt><dd>{e(patient.email)}</dd>

@@ -5,22 +5,19 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import zoneinfo
-from typing import Any
 
 from aiohttp import web
 
 from clinic import NotFound
 from clinic.appointments import Letterhead
 from clinic.errors import AppointmentUnchangeable, TooManyAttempts
-from clinic.models import Consultation
 
 from .. import keys as app_keys
-from .. import nodes
 from ..downloads import FILE_HEADERS, content_disposition, serve_document
 from ..error_pages import error_page
 from ..stored_files import temporary_file_response
 from . import html as pages
+from .arrivals import day_events, day_of, live_status, rows_elsewhere, statuses_of_day, tz_of
 from .auth import (
     SESSION_COOKIE,
     clear_session_cookie,
@@ -37,10 +34,6 @@ from .texts import as_module
 logger = logging.getLogger(__name__)
 
 MAX_FIELD = 1000
-
-
-def tz_of(request: web.Request) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(request.config_dict[app_keys.CONFIG].practice.timezone)
 
 
 async def form(request: web.Request) -> dict[str, str]:
@@ -109,37 +102,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 # the day list
 
-def live_status(request: web.Request, consultation: Consultation,
-                elsewhere: dict[str, nodes.Status]) -> tuple[str, str | None]:
-    """absent / waiting-room / in-call / ended / closed / cancelled, and the waiting patient's test verdict."""
-    if consultation.cancelled_at is not None:
-        return "cancelled", None
-    hub = request.config_dict[app_keys.HUBS].find(consultation.id)
-    if hub is None and consultation.id in elsewhere:  # served by another node
-        return elsewhere[consultation.id]
-    return nodes.hub_status(hub, consultation.state)
-
-
-async def _elsewhere(request: web.Request, found: list[tuple[Consultation, Any]]) -> dict[str, nodes.Status]:
-    return await nodes.elsewhere(request.config_dict.get(app_keys.CLUSTER), request.config_dict[app_keys.HUBS],
-                                 (c for c, _ in found))
-
-
-def _day(request: web.Request) -> tuple[datetime.date, datetime.datetime, datetime.datetime]:
-    tz = tz_of(request)
-    try:
-        day = datetime.date.fromisoformat(request.query.get("day", ""))
-    except ValueError:
-        day = datetime.datetime.now(tz).date()
-    start = datetime.datetime.combine(day, datetime.time(), tz)
-    return day, start, datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tz)
-
-
 async def day_list(request: web.Request) -> web.Response:
     session = await require_session(request)
-    day, start, end = _day(request)
+    day, start, end = day_of(request)
     found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
-    elsewhere = await _elsewhere(request, found)
+    elsewhere = await rows_elsewhere(request, found)
     rows = [(c, p, *live_status(request, c, elsewhere)) for c, p in found]
     return pages.day_page(await csrf_token(request), day, rows, tz_of(request))
 
@@ -149,13 +116,7 @@ async def day_status(request: web.Request) -> web.Response:
     session = await current_session(request)
     if session is None:
         return web.json_response({"error": "login"}, status=401)
-    _, start, end = _day(request)
-    found = await request.config_dict[app_keys.CLINIC].practice.day(session.practitioner.id, start, end)
-    data: dict[str, Any] = {}
-    elsewhere = await _elsewhere(request, found)
-    for consultation, _ in found:
-        status, readiness = live_status(request, consultation, elsewhere)
-        data[consultation.id] = {"status": status, "readiness": readiness}
+    data = await statuses_of_day(request, session.practitioner.id)
     return web.json_response(data, headers={"Cache-Control": "no-store"})
 
 
@@ -164,11 +125,16 @@ def _invitation_lifetime(request: web.Request) -> datetime.timedelta:
 
 
 async def join(request: web.Request) -> web.StreamResponse:
-    """The join button: a fresh practitioner link for one's own consultation, then there."""
+    """Rejoindre / Clôturer / GET …/call: a join pass for one's own consultation, then there.
+
+    The pass (clinic.join_passes) is bound to this login session and revokes nothing:
+    the invitation links already handed out keep working.
+    """
     session = await require_session(request)
     try:
-        token = await request.config_dict[app_keys.CLINIC].practice.join_token(
-            session.practitioner.id, request.match_info["consultation_id"], _invitation_lifetime(request))
+        token = await request.config_dict[app_keys.CLINIC].practice.join_pass(
+            request.cookies.get(SESSION_COOKIE, ""), session.practitioner.id, request.match_info["consultation_id"],
+            _invitation_lifetime(request))
     except NotFound:
         return error_page("not-found")
     suffix = "/closing" if request.path.endswith("/closing") else ""
@@ -446,7 +412,9 @@ def setup_practice_routes(app: web.Application) -> None:
     add.add_post("/logout", logout)
     add.add_get("/", day_list)
     add.add_get("/day/status", day_status)
+    add.add_get("/day/events", day_events)
     add.add_post("/consultations/{consultation_id}/join", join)
+    add.add_get("/consultations/{consultation_id}/call", join)
     add.add_post("/consultations/{consultation_id}/closing", join)
     add.add_post("/consultations/{consultation_id}/cancel", cancel_appointment)
     add.add_post("/consultations/{consultation_id}/move", move_appointment)

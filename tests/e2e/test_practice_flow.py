@@ -14,21 +14,13 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from helpers.call_page import accept_notice, screenshot, shows, wait_for
+from helpers.call_page import accept_notice, log_in, screenshot, shows, wait_for
 from helpers.media_files import pdf, png
 from helpers.practice import body_of, link_in, smtp_server, sql
 from helpers.server import running_server
 from playwright.async_api import Page, expect
 
 PASSWORD = "correct horse battery"
-
-
-async def login(page: Page, base_url: str, email: str, password: str) -> None:
-    await page.goto(base_url + "/login")
-    await page.get_by_test_id("login-email").fill(email)
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url(base_url + "/")
 
 
 async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path, open_page: Any) -> None:
@@ -43,7 +35,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
             patient: Page = await open_page("blue")
 
             # 1. login (French by default), then the record
-            await login(doctor, base, demo["practitioner"]["email"], demo["practitioner"]["password"])
+            await log_in(doctor, base, demo["practitioner"]["email"], demo["practitioner"]["password"])
             await screenshot(doctor, "30-practitioner-day-list")
             await doctor.get_by_test_id("nav-patients").click()
             await doctor.get_by_role("link", name="Patient Démo").click()
@@ -138,7 +130,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
             assert browser is not None
             colleague_context = await browser.new_context()
             colleague = await colleague_context.new_page()
-            await login(colleague, base, "colleague@example.org", PASSWORD)
+            await log_in(colleague, base, "colleague@example.org", PASSWORD)
             await colleague.goto(record_url)
             document_link = colleague.get_by_test_id("record-document").filter(has_text="radio.png").get_by_role("link").first
             href = await document_link.get_attribute("href")
@@ -150,7 +142,7 @@ async def test_the_whole_path_from_login_to_the_patients_download(tmp_path: Path
 
             stranger_context = await browser.new_context()
             stranger = await stranger_context.new_page()
-            await login(stranger, base, "stranger@example.org", PASSWORD)
+            await log_in(stranger, base, "stranger@example.org", PASSWORD)
             response = await stranger.goto(record_url)
             assert response is not None and response.status == 404
             await expect(stranger.get_by_test_id("error-page")).to_have_attribute("data-status", "404")

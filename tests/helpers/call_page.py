@@ -90,6 +90,15 @@ async def in_call(server: Any, open_page: Any) -> tuple[Page, Page]:
     return await enter_call(await server.demo(), await open_page("red"), await open_page("blue"))
 
 
+async def log_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """A practitioner logs in through the login page and lands on the day list."""
+    await page.goto(base_url + "/login")
+    await page.get_by_test_id("login-email").fill(email)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url(base_url + "/")
+
+
 async def accept_notice(page: Page) -> None:
     """The patient accepts the teleconsultation notice: joining is possible only after (issue 19)."""
     await page.get_by_test_id("consent-accept").click()

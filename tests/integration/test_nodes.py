@@ -11,8 +11,10 @@ from typing import Any
 
 import aiohttp
 from helpers.databases import PostgresServer, RedisServer, make
+from helpers.event_stream import next_event
 from helpers.practice import Browserless
 from helpers.server import Running, running_server
+from helpers.ws_client import Client
 
 from signaling.keys import CLUSTER
 
@@ -79,6 +81,29 @@ async def test_a_patient_waiting_on_node_b_shows_on_node_a_day_list(
                 assert seen["status"] == "absent"
             finally:
                 await doctor.close()
+
+
+async def test_an_arrival_on_node_b_is_pushed_to_the_day_list_open_on_node_a(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    """Issue 20 item 3: node A's event stream learns of node B's hub through the cluster's presence."""
+    async with two_nodes(tmp_path, postgres_server, redis_server) as (a, b):
+        demo = await a.demo()
+        doctor = Browserless(a.base_url)
+        patient = None
+        try:
+            assert (await doctor.login(demo["practitioner"]["email"], demo["practitioner"]["password"])).status == 303
+            stream = await doctor.session.get(a.base_url + "/day/events")
+            assert (await next_event(stream, "status"))[demo["consultation_id"]]["status"] == "absent"
+            patient = await Client.open(demo["patient_link"].replace(a.base_url, b.base_url))
+            assert b.hubs.find(demo["consultation_id"]) is not None and a.hubs.find(demo["consultation_id"]) is None
+            # node A looks at the presence every heartbeat (0.2 s here): bounded wait
+            assert await next_event(stream, "arrival", timeout=5) == {"consultation": demo["consultation_id"]}
+            stream.close()
+        finally:
+            if patient is not None:
+                await patient.close()
+            await doctor.close()
 
 
 async def test_a_consultation_is_served_by_one_node_and_the_others_send_browsers_there(

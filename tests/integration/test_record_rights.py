@@ -18,7 +18,7 @@ import pytest
 from clinic import NotFound
 from clinic.notices import TELECONSULTATION
 from clinic.record_export import ErasureRefused
-from helpers.practice import Browserless
+from helpers.practice import Browserless, sql
 from sealing import generate_key
 from helpers.server import running_server
 
@@ -90,6 +90,12 @@ async def test_erasure_waits_for_the_retention_date_then_removes_everything(tmp_
         await upload(demo["patient_link"], NOTE, "note.txt")
         await server.clinic.record_consent(demo["consultation_id"], "patient", "teleconsultation", "given",
                                            TELECONSULTATION.version)
+        doctor = Browserless(server.base_url)  # a join pass points at the invitation: it goes too
+        try:
+            assert (await doctor.login(demo["practitioner"]["email"], demo["practitioner"]["password"])).status == 303
+            assert (await doctor.get(f"/consultations/{demo['consultation_id']}/call"))[0].status == 303
+        finally:
+            await doctor.close()
         with pytest.raises(ErasureRefused) as refused:
             await server.clinic.erase_patient(patient_id, 7300, server.config.data_path)
         assert refused.value.until > datetime.date.today() + datetime.timedelta(days=7290)
@@ -99,6 +105,7 @@ async def test_erasure_waits_for_the_retention_date_then_removes_everything(tmp_
             await server.clinic.get_patient(patient_id)
         assert not (server.config.data_path / "documents" / demo["consultation_id"]).exists()
         assert await server.clinic.consents_of_patient(patient_id) == []
+        assert sql(server, "SELECT * FROM join_pass") == []
         events = await server.clinic.practice.audit_export()
         assert (events[-1].action, events[-1].actor_kind, events[-1].patient_id) == ("patient.erase", "operator", patient_id)
         assert (await server.clinic.practice.audit_verify(server.config.audit_checkpoints_path)).ok

@@ -88,7 +88,7 @@ async def test_closing_rules(clinic: Clinic) -> None:
     with pytest.raises(NotFound):
         await p.close_act(consultation.id, b, **args)  # not b's consultation
     with pytest.raises(NotFound):
-        await p.join_token(b, consultation.id, DAY)
+        await p.join_pass("s" * 43, b, consultation.id, DAY)
     done = await p.close_act(consultation.id, a, **args)
     assert done.documents == 0 and done.mail_id is None
     assert (await clinic.get_consultation(consultation.id)).state is ConsultationState.CLOSED

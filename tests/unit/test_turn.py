@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 from types import SimpleNamespace
@@ -109,7 +110,8 @@ def test_welcome_carries_fresh_credentials_and_the_policy(
     config = load_config(None, **{"ice.servers": [{"urls": [TURN_UDP], "secret": "north-wind-42"}],
                                   "ice.turn_credential_ttl": 3600, **overrides})
     monkeypatch.setattr("signaling.call.session.time", SimpleNamespace(time=lambda: NOW))
-    session = Session(ws=SimpleNamespace(), role=Role.PATIENT, hub=SimpleNamespace(id="c0ffee"), config=config)  # type: ignore[arg-type]
+    hub = SimpleNamespace(id="c0ffee", scheduled_at=datetime.datetime(2030, 1, 1, 9, tzinfo=datetime.UTC))
+    session = Session(ws=SimpleNamespace(), role=Role.PATIENT, hub=hub, config=config)  # type: ignore[arg-type]
     welcome = session.welcome()
     username = f"{int(NOW) + 3600}:{session.id}"
     assert welcome["ice_servers"] == [{"urls": [TURN_UDP], "username": username,

@@ -75,7 +75,7 @@ function putBefore(el, next) {
  */
 function placeControls() {
   const inCall = app.screenId === "call";
-  const { micToggle, camToggle, micField, camField, error } = devices;
+  const { micToggle, camToggle, micField, camField, speakerField, error } = devices;
   if (inCall && pip.bar) {
     for (const el of [micToggle, camToggle, view.hangup]) putIn(el, pip.bar, "last");
   } else if (inCall) {
@@ -91,11 +91,13 @@ function placeControls() {
   if (inCall) {
     putIn(micField, view.devicesFields, "first");
     putIn(camField, view.devicesFields, "last");
+    putIn(speakerField, view.devicesFields, "last");
     putIn(error, view.devicesFields, "last");
   } else {
     putIn(error, waiting.previewBox, "last");
     putBefore(micField, waiting.rows[0]);
     putBefore(camField, waiting.rows[1]);
+    if (speakerField.previousElementSibling !== waiting.rows[1]) waiting.rows[1].after(speakerField);
     if (view.devicesDialog.open) view.devicesDialog.close();
   }
   view.pipNote.hidden = !(inCall && pip.bar);

@@ -49,7 +49,11 @@ export async function openDevices(choice = {}) {
 /** @returns {Promise<{mics: MediaDeviceInfo[], cams: MediaDeviceInfo[]}>} */
 export async function listDevices() {
   const all = (await navigator.mediaDevices?.enumerateDevices?.()) ?? [];
-  return { mics: all.filter((d) => d.kind === "audioinput"), cams: all.filter((d) => d.kind === "videoinput") };
+  return {
+    mics: all.filter((d) => d.kind === "audioinput"),
+    cams: all.filter((d) => d.kind === "videoinput"),
+    speakers: all.filter((d) => d.kind === "audiooutput"),
+  };
 }
 
 /**

@@ -5,6 +5,7 @@
  * from signaling/practice/texts.py) and go through i18n.js like every other.
  */
 
+import { watchArrivals } from "./arrivals.js";
 import { findByTestId } from "./dom.js";
 import { STRINGS, currentLang, setLang, t, translatePage } from "./i18n.js";
 // @ts-ignore -- served by the server, not a file of web/
@@ -18,7 +19,8 @@ export function csrfToken() {
   return meta ? meta.content : "";
 }
 
-function setupLanguage() {
+/** @param {() => void} [after] what else follows the language (the tab title) */
+function setupLanguage(after = () => {}) {
   const select = /** @type {HTMLSelectElement|null} */ (findByTestId("lang-select"));
   translatePage();
   if (!select) return;
@@ -26,6 +28,7 @@ function setupLanguage() {
   select.addEventListener("change", () => {
     setLang(select.value === "en" ? "en" : "fr");
     translatePage();
+    after();
   });
 }
 
@@ -51,13 +54,38 @@ function renderStatus(cell, status, readiness) {
   cell.replaceChildren(...parts);
 }
 
-/** The day list asks for each consultation's live status every few seconds. */
+/**
+ * The day list's live status: pushed by the arrivals stream (arrivals.js), with a poll
+ * every few seconds as the fallback while no push arrived lately.
+ */
 function watchDay() {
   const section = /** @type {HTMLElement|null} */ (document.querySelector("[data-day-status]"));
+  let pushedAt = 0;
+  /** @param {Record<string, {status: string, readiness: string|null}>} data */
+  const apply = (data) => {
+    for (const row of document.querySelectorAll('[data-testid="day-item"]')) {
+      const item = data[/** @type {HTMLElement} */ (row).dataset.consultationId || ""];
+      const cell = /** @type {HTMLElement|null} */ (row.querySelector('[data-testid="consultation-status"]'));
+      if (!item || !cell) continue;
+      if (cell.dataset.status !== item.status && (item.status === "ended" || cell.dataset.status === "ended")) {
+        location.reload(); // the action button changes too
+        return;
+      }
+      renderStatus(cell, item.status, item.readiness);
+    }
+  };
+  let pushed = "";
+  const retitle = watchArrivals((data) => {
+    const text = JSON.stringify(data);
+    if (section && text !== pushed) apply(data);
+    pushed = text;
+  }, () => { pushedAt = Date.now(); });
+  setupLanguage(retitle);
   if (!section) return;
   const url = /** @type {string} */ (section.dataset.dayStatus);
   let known = "";
   const refresh = async () => {
+    if (Date.now() - pushedAt < 20000) return; // the stream is alive (it speaks every 15 s at least)
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
       if (!response.ok) return;
@@ -65,16 +93,7 @@ function watchDay() {
       const text = JSON.stringify(data);
       if (text === known) return;
       known = text;
-      for (const row of document.querySelectorAll('[data-testid="day-item"]')) {
-        const item = data[/** @type {HTMLElement} */ (row).dataset.consultationId || ""];
-        const cell = /** @type {HTMLElement|null} */ (row.querySelector('[data-testid="consultation-status"]'));
-        if (!item || !cell) continue;
-        if (cell.dataset.status !== item.status && (item.status === "ended" || cell.dataset.status === "ended")) {
-          location.reload(); // the action button changes too
-          return;
-        }
-        renderStatus(cell, item.status, item.readiness);
-      }
+      apply(data);
     } catch {
       // offline for a moment: the next round tries again
     }
@@ -82,5 +101,4 @@ function watchDay() {
   setInterval(refresh, 3000);
 }
 
-setupLanguage();
 watchDay();

@@ -27,11 +27,14 @@ export class WaitingRoom {
     this.netResult = byTestId("net-test-result");
     this.readinessCard = byTestId("readiness-card");
     this.peerStatus = byTestId("peer-status");
+    this.waitEstimate = byTestId("wait-estimate");
     this.join = /** @type {HTMLButtonElement} */ (byTestId("join"));
     this.ready = /** @type {HTMLButtonElement} */ (byTestId("ready"));
     this.consent = new ConsentUi(client);
     this.rows = /** @type {HTMLElement[]} */ ([...document.querySelectorAll("#waiting .row")]);
     this.previewBox = /** @type {HTMLElement} */ (document.querySelector("#waiting .preview"));
+    /** @type {any} the last state shown (the wait line counts down from it) */
+    this.lastState = null;
     /** @type {NetResult|null} the last connection test's result */
     this.result = null;
     /** called with a finished test's result (it is stored and shown to the practitioner) */
@@ -128,6 +131,29 @@ export class WaitingRoom {
     this.join.hidden = status === "waiting-for-you" || !allowed;
     this.join.disabled = state.self.stage === "joined";
     this.consent.render();
+    this.renderWait(state);
+  }
+
+  /**
+   * The patient's estimated wait: told as soon as they are here (the practitioner's day
+   * list announces the arrival), then the minutes left until the appointment.
+   * @param {any} state
+   */
+  renderWait(state) {
+    this.lastState = state;
+    const line = this.waitEstimate;
+    const at = this.client.welcome?.scheduled_at;
+    if (this.client.welcome?.role !== "patient" || !at || !state || state.self.stage === "in_call"
+        || state.peer.stage === "in_call") {
+      line.hidden = true;
+      return;
+    }
+    const when = new Date(at);
+    const minutes = Math.ceil((when.getTime() - Date.now()) / 60000);
+    const time = when.toLocaleTimeString(document.documentElement.lang || "fr", { hour: "2-digit", minute: "2-digit" });
+    line.textContent = `${t("wait.told")} ${minutes > 0 ? t("wait.minutes", { time, minutes: String(minutes) }) : t("wait.soon", { time })}`;
+    line.dataset.minutes = String(Math.max(0, minutes));
+    line.hidden = false;
   }
 
   /** A refused message or a new state: the buttons may be pressed again. */
@@ -140,5 +166,6 @@ export class WaitingRoom {
     this.netTest.addEventListener("click", () => this.runTest());
     this.join.addEventListener("click", () => { this.join.disabled = true; this.client.join(); });
     this.ready.addEventListener("click", () => { this.ready.disabled = true; this.client.ready(); });
+    setInterval(() => { if (!this.waitEstimate.hidden) this.renderWait(this.lastState); }, 30000); // the minutes go down
   }
 }
