@@ -130,12 +130,18 @@ def serve(config_path: Path, tasks_file: Path) -> None:
 
     from aiohttp import web
 
+    from heap_probe import HeapProbe
+
     from signaling.app import make_app
     from signaling.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     config = load_config(config_path)
+
+    # SOAK_DIAG=1: a report (heap_probe.py) whenever `<tasks_file>.diag` appears
+    probe = HeapProbe(trace=os.environ.get("SOAK_DIAG_TRACE") == "1") if os.environ.get("SOAK_DIAG") == "1" else None
+    diag_file = tasks_file.with_suffix(".diag")
 
     async def main() -> None:
         runner = web.AppRunner(make_app(config))
@@ -146,11 +152,16 @@ def serve(config_path: Path, tasks_file: Path) -> None:
         pcs, tick = 0, 0
         try:
             while not done.is_set():
-                if tick % 30 == 0:  # a collection first: closed ones may wait in reference cycles
+                extra: dict[str, Any] = {}
+                asked = probe is not None and diag_file.exists()
+                if tick % 30 == 0 or asked:  # a collection first: closed ones may wait in reference cycles
                     gc.collect()
                     pcs = sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
+                if asked and probe is not None:
+                    diag_file.unlink()
+                    extra = probe.report()
                 tick += 1
-                tasks_file.write_text(json.dumps({"tasks": len(asyncio.all_tasks()), "peer_connections": pcs}))
+                tasks_file.write_text(json.dumps({"tasks": len(asyncio.all_tasks()), "peer_connections": pcs, **extra}))
                 try:
                     await asyncio.wait_for(done.wait(), 1.0)
                 except asyncio.TimeoutError:

@@ -8,6 +8,7 @@ tests/integration/test_rtp_forwarding.py runs the same code over real peers.
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
-from sfu.egress import HISTORY, LegParameters, RtpEgress
+from sfu.egress import HISTORY, SLOT, LegParameters, RtpEgress
 from sfu.ingress import RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -203,6 +204,35 @@ def test_egress_answers_nacks_from_its_history_with_rtx() -> None:
         egress.send(pkt(6 + i, 3000 * (6 + i), marker=True), 2.0 + i / 30)
     assert egress.retransmit(lost.sequence_number) is False
     assert egress.retransmitted == 2
+
+
+def test_egress_history_keeps_no_heap_block_per_packet_and_skips_oversized_ones() -> None:
+    # a ring of one bytes object per packet made glibc's heap creep while media flowed (issue 17 item 9)
+    _, parameters = leg("video", rtx=True)
+    last: list[bytes] = []  # only the latest packet sent: the history is what keeps the others
+
+    def send(data: bytes) -> None:
+        last[:] = [data]
+
+    egress = RtpEgress("video", parameters, send)
+    egress.rebase(pkt(1, 0, marker=True), 1.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(HISTORY):
+            egress.send(pkt(1 + i, 3000 * i, b"\x10\x00" + bytes(1000), marker=True), 1.0 + i / 30)
+        kept = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename")
+                   if d.traceback[0].filename.endswith("egress.py"))
+    finally:
+        tracemalloc.stop()
+    assert kept < 16 * 1024, f"{kept} bytes kept on the heap for {HISTORY} packets"
+    first = parse(last[0])
+    assert egress.retransmit((first.sequence_number - HISTORY + 1) & 0xFFFF)  # the oldest one kept
+    assert egress.retransmit(first.sequence_number)
+    assert parse(last[0]).payload[2:] == first.payload  # RTX: OSN, then the same bytes
+    egress.send(pkt(1 + HISTORY, 3000 * HISTORY, b"\x10\x00" + bytes(SLOT["video"]), marker=True), 30.0)
+    big = parse(last[0])
+    assert egress.retransmit(big.sequence_number) is False  # sent, but too big to keep
 
 
 def test_egress_retransmits_plainly_without_rtx() -> None:
