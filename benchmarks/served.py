@@ -132,8 +132,11 @@ def serve(config_path: Path, tasks_file: Path) -> None:
 
     from heap_probe import HeapProbe
 
+    from signaling.allocator import pin_malloc_thresholds
     from signaling.app import make_app
     from signaling.config import load_config
+
+    pin_malloc_thresholds()  # as `teleconsult serve` does
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)

@@ -47,8 +47,11 @@ def _demo(config: Config, as_json: bool) -> int:
 def _serve(config: Config, demo: bool) -> int:
     from aiohttp import web
 
+    from .allocator import pin_malloc_thresholds
     from .app import make_app
 
+    # before anything big is allocated: glibc's moving thresholds let the heap creep for ever
+    pin_malloc_thresholds()
     # every file this process creates (database, documents, recordings, emails) is private
     os.umask(PRIVATE_UMASK)
     if demo:
