@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from . import red
-from .egress import RtpEgress
+from .egress import Outlet, RtpEgress
 from .packet import Packet
-from .repair import RetransmitGate
+from .repair import RetransmitGate, UnansweredNacks
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -46,7 +46,10 @@ class Consumer(MediaStreamTrack):
         self.keyframe_requests = 0
         self.nacks_received = 0
         self.estimate: int | None = None
+        self._outlet: Outlet | None = None
         self._retransmits = RetransmitGate()
+        self._unanswered = UnansweredNacks()
+        self._keyframe_seq: int | None = None  # the leg's sequence number of the last keyframe sent
         # the subscriber leg's round-trip time (s), None until known; set by the participant
         self.rtt: Callable[[], float | None] = lambda: None
 
@@ -61,9 +64,12 @@ class Consumer(MediaStreamTrack):
     def egress(self) -> RtpEgress | None:
         return self._egress
 
-    def start(self, egress: RtpEgress) -> None:
-        """The subscriber leg is up: send through `egress` from now on."""
+    def start(self, egress: RtpEgress, outlet: Outlet | None = None) -> None:
+        """The subscriber leg is up: send through `egress` (on `outlet`, the leg's socket) from now on."""
         self._egress = egress
+        self._outlet = outlet
+        if outlet is not None:
+            outlet.carries(egress)
         self._open = False
         if self._producer is not None:  # what came before the leg was up is lost: start afresh
             self._producer.request_keyframe()
@@ -85,10 +91,16 @@ class Consumer(MediaStreamTrack):
             self._producer = None
 
     def on_estimate(self, bitrate: int) -> None:
-        """The subscriber's bandwidth estimate (REMB) for this track."""
+        """The subscriber's bandwidth estimate (REMB): what its whole leg can receive.
+
+        Only video publishers are asked for a bitrate, and for what the leg leaves
+        to video once its audio, retransmissions and headers are counted.
+        """
         self.estimate = bitrate
-        if self._producer is not None:
-            self._producer.on_subscriber_estimate(self, bitrate)
+        if self._producer is None or self.kind != "video":
+            return
+        budget = bitrate if self._outlet is None else self._outlet.video_budget(bitrate, time.monotonic())
+        self._producer.on_subscriber_estimate(self, budget)
 
     def request_keyframe(self) -> None:
         """The subscriber lost a picture (PLI/FIR): ask the publisher."""
@@ -96,11 +108,31 @@ class Consumer(MediaStreamTrack):
         if self._producer is not None:
             self._producer.request_keyframe()
 
+    @property
+    def repair_keyframes(self) -> int:
+        """Keyframes asked for because the subscriber's NACKs could not be answered."""
+        return self._unanswered.keyframes
+
     def retransmit(self, sequence_number: int) -> None:
-        """The subscriber lost a packet (NACK): send it again from our history, once per round trip."""
+        """The subscriber lost a packet (NACK): send it again from our history, once per round trip;
+        a keyframe when too many cannot be answered (gone, or over the retransmission budget)."""
         self.nacks_received += 1
-        if self._egress is not None and self._retransmits.allow(sequence_number, time.monotonic(), self.rtt()):
-            self._egress.retransmit(sequence_number)
+        egress = self._egress
+        if egress is None:
+            return
+        now = time.monotonic()
+        gate = self._retransmits
+        starved = gate.over_budget
+        if gate.allow(sequence_number, now, self.rtt()):
+            if egress.retransmit(sequence_number):
+                return
+        elif gate.over_budget == starved:
+            return  # resent less than a round trip ago: still on its way
+        key = self._keyframe_seq
+        if key is not None and (sequence_number - key) & 0xFFFF >= 0x8000:
+            return  # from before the last keyframe sent: the picture no longer needs it
+        if self._unanswered.unanswered(now) and self._producer is not None:
+            self._producer.request_keyframe()
 
     def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
         """One packet from `producer`; `key`: it starts a keyframe (always true for audio)."""
@@ -119,8 +151,12 @@ class Consumer(MediaStreamTrack):
             # packets of this keyframe that overtook its first one were dropped by the gate
             for sent in (packet, *producer.received_after(packet)):
                 self._send(egress, sent, now, producer)
+            if self.kind == "video":
+                self._keyframe_seq = egress.first_sequence_number
             return
         self._send(egress, packet, now, producer)
+        if key and self.kind == "video":
+            self._keyframe_seq = egress.last_sequence_number
 
     def _send(self, egress: RtpEgress, packet: Packet, now: float, producer: Producer) -> None:
         payload_type = None

@@ -17,6 +17,7 @@ import mmap
 import random
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,10 @@ from .packet import Packet
 
 # seconds between 1900 (NTP) and 1970 (Unix)
 NTP_OFFSET = 2208988800
-# packets kept per consumer to answer NACKs (~1.5 s of 1 Mbit/s video)
-HISTORY = 512
+# packets kept per consumer to answer NACKs: ~5 s of 1 Mbit/s video; audio is not NACKed by
+# browsers (Opus has no `nack` feedback in their offers), so 1.3 s of it is plenty and keeps
+# each audio consumer's history at 40 KB instead of 320 KB (issue 14: memory per participant)
+HISTORY = {"video": 512, "audio": 64}
 # the most bytes of one kept packet (a bigger one is sent but not kept): one slot of the history
 SLOT = {"video": 1500, "audio": 640}
 # what one frame lasts, in clock ticks: the least a timestamp moves on a rebase
@@ -43,6 +46,12 @@ _SEQ = struct.Struct("!H")
 _SSRC = struct.Struct("!I")
 
 Send = Callable[[bytes], None]
+# bytes of IPv4 + UDP headers around every datagram: the link carries them, RTP counters do not
+IP_UDP = 28
+# the least bitrate a video publisher is asked for (libwebrtc's own floor is 30 kbit/s)
+MIN_VIDEO_BITRATE = 30_000
+# seconds over which a leg's traffic is measured for its video budget
+BUDGET_WINDOW = 0.5
 
 
 class Outlet:
@@ -62,6 +71,15 @@ class Outlet:
         self._pending: set[asyncio.Task[Any]] = set()
         self.packets = 0
         self.bytes = 0
+        self.budget = LegBudget()
+
+    def carries(self, egress: RtpEgress) -> None:
+        """Count `egress` among the leg's video (for `video_budget`)."""
+        self.budget.carries(egress)
+
+    def video_budget(self, estimate: int, now: float) -> int:
+        """What this leg leaves for video payload when its subscriber can receive `estimate` bit/s."""
+        return self.budget.video(estimate, self.bytes + IP_UDP * self.packets, now)
 
     def _refresh(self) -> bool:
         pair = self._pairs.get(1)
@@ -102,6 +120,41 @@ class Outlet:
         except (pylibsrtp.Error, ValueError):
             return
         self._write(out)  # type: ignore[misc]
+
+
+class LegBudget:
+    """What a subscriber leg leaves for video payload out of the subscriber's estimate.
+
+    A subscriber's REMB covers everything it receives, but a publisher's encoder
+    spends what it is asked on video payload alone (browsers keep audio outside
+    that budget): audio (RED doubles it), retransmissions, RTP/SRTP headers and
+    IP/UDP come on top.  Asking a publisher for the whole estimate overfills a
+    narrow link (issue 18: at 300 kbit/s ~12 % of the packets were dropped), so
+    what the leg carried besides video payload over the last half second is
+    taken off first.
+    """
+
+    def __init__(self) -> None:
+        self._video: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
+        self._sample: tuple[float, int, int] | None = None  # (time, wire bytes, video payload bytes)
+        self.overhead = 0.0  # bit/s the leg carried besides video payload, last measured
+
+    def carries(self, egress: RtpEgress) -> None:
+        if egress.kind == "video":
+            self._video.add(egress)
+
+    def video(self, estimate: int, wire: int, now: float) -> int:
+        """The bitrate to ask for video when the subscriber can receive `estimate` and the leg
+        has sent `wire` bytes in all (datagrams and their IP/UDP headers) so far."""
+        payload = sum(e.octets for e in self._video)
+        if self._sample is None:
+            self._sample = (now, wire, payload)
+        elif now - self._sample[0] >= BUDGET_WINDOW:
+            at, wire0, payload0 = self._sample
+            self.overhead = max(0.0, 8 * ((wire - wire0) - (payload - payload0)) / (now - at))
+            self._sample = (now, wire, payload)
+        # never below a floor a browser can encode at, never above the estimate itself
+        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - self.overhead)))
 
 
 class LegParameters:
@@ -155,8 +208,9 @@ class RtpEgress:
         # of varying sizes among short-lived ones fragments glibc's heap; issue 17 item 9).
         # Pages are only resident once written, and unmapped with the consumer.
         self._slot = SLOT[kind]
+        self._depth = HISTORY[kind]
         self._history: mmap.mmap | None = None
-        self._sizes = array.array("H", bytes(2 * HISTORY))  # plain numbers: no object per packet either
+        self._sizes = array.array("H", bytes(2 * self._depth))  # plain numbers: no object per packet either
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
@@ -172,6 +226,16 @@ class RtpEgress:
         self._first_in = packet.sequence_number
         self._seq_off = (seq - packet.sequence_number) & 0xFFFF
         self._ts_off = (ts - packet.timestamp) & 0xFFFFFFFF
+
+    @property
+    def last_sequence_number(self) -> int | None:
+        """The leg's sequence number of the newest packet sent (None before the first)."""
+        return self._last_seq
+
+    @property
+    def first_sequence_number(self) -> int:
+        """The leg's sequence number of the first packet since the last rebase."""
+        return (self._first_in + self._seq_off) & 0xFFFF
 
     @property
     def payload_types(self) -> dict[str, int]:
@@ -218,13 +282,13 @@ class RtpEgress:
     def _keep(self, seq: int, data: bytes) -> None:
         size = len(data)
         if size > self._slot:
-            self._sizes[seq % HISTORY] = 0  # not kept: a NACK for it is answered "gone"
+            self._sizes[seq % self._depth] = 0  # not kept: a NACK for it is answered "gone"
             return
         if self._history is None:
-            self._history = mmap.mmap(-1, HISTORY * self._slot)
-        at = (seq % HISTORY) * self._slot
+            self._history = mmap.mmap(-1, self._depth * self._slot)
+        at = (seq % self._depth) * self._slot
         self._history[at:at + size] = data
-        self._sizes[seq % HISTORY] = size
+        self._sizes[seq % self._depth] = size
 
     def counts(self) -> tuple[int, int, int, int]:
         """(NTP time, RTP timestamp, packets, octets) for the leg's sender report (RFC 3550 6.4.1)."""
@@ -232,7 +296,8 @@ class RtpEgress:
 
     def retransmit(self, seq: int) -> bool:
         """Send again a packet the subscriber lost; RTX when negotiated. False if gone."""
-        size, at = self._sizes[seq % HISTORY], (seq % HISTORY) * self._slot
+        i = seq % self._depth
+        size, at = self._sizes[i], i * self._slot
         if not size or self._history is None or _SEQ.unpack_from(self._history, at + 2)[0] != seq:
             return False
         data = self._history[at:at + size]

@@ -233,7 +233,7 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
     # (PLI/FIR, NACK, REMB) goes to the consumer
     def start(parameters: RTCRtpSendParameters) -> None:
         outlet = outlets.get(sender.transport) or outlets.setdefault(sender.transport, Outlet(sender.transport))
-        consumer.start(RtpEgress(consumer.kind, LegParameters(sender, parameters), outlet.send_rtp))
+        consumer.start(RtpEgress(consumer.kind, LegParameters(sender, parameters), outlet.send_rtp), outlet)
 
     def counts() -> tuple[int, int, int, int]:
         return consumer.egress.counts() if consumer.egress is not None else (0, 0, 0, 0)

@@ -109,3 +109,33 @@ async def test_publisher_is_told_the_lowest_of_cap_and_subscriber_estimates() ->
         room.close()
         await room.wait_closed()
         await asyncio.gather(red.close(), blue.close())
+
+
+async def test_the_publisher_is_asked_for_what_the_subscribers_leg_leaves_to_video() -> None:
+    # issue 18: the subscriber's REMB covers its whole leg (video, audio, RTX, headers); the
+    # publisher's encoder spends what it is asked on video alone, so the rest is taken off first
+    room = Room("r4", SfuOptions(max_video_bitrate=2_000_000))
+    red, blue = Peer("red"), Peer("blue")
+    video_asks: list[int] = []
+    audio_asks: list[int] = []
+    hooks.watch_remb(red.pc.getTransceivers()[1].sender, video_asks.append)
+    hooks.watch_remb(red.pc.getTransceivers()[0].sender, audio_asks.append)
+    force_remb(blue.pc.getTransceivers()[1].receiver, 500_000)
+    force_remb(blue.pc.getTransceivers()[0].receiver, 500_000)
+    try:
+        a = await connect(room, "a", "practitioner", red)
+        await connect(room, "b", "patient", blue)
+        assert dominant_colour(await blue.wait_video()) == "red"
+        (outlet,) = room.participants[1]._outlets.values()
+        # once the leg's traffic is measured, the ask is the estimate less what is not video payload
+        await eventually(lambda: outlet.budget.overhead > 0 and a.producers["camera"].sent_estimate is not None
+                         and a.producers["camera"].sent_estimate < 500_000)
+        asked = a.producers["camera"].sent_estimate
+        assert asked is not None and 30_000 <= asked <= 500_000 - 8 * 1000  # at least the audio's ~1 kB/s went off
+        # an audio publisher is never asked for a bitrate (its REMB would overrule the video's)
+        assert a.producers["mic"].sent_estimate is None and not audio_asks
+        assert asked in video_asks
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())

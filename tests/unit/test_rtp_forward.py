@@ -25,7 +25,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
-from sfu.egress import HISTORY, SLOT, LegParameters, RtpEgress
+from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, LegBudget, LegParameters, RtpEgress
 from sfu.ingress import RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -200,7 +200,7 @@ def test_egress_answers_nacks_from_its_history_with_rtx() -> None:
     assert again and rtx2.sequence_number == (rtx.sequence_number + 1) & 0xFFFF  # RTX has its own sequence
     # a packet never sent, or pushed out of the history, cannot be answered
     assert egress.retransmit((sent[-1].sequence_number + 1) & 0xFFFF) is False
-    for i in range(HISTORY):
+    for i in range(HISTORY["video"]):
         egress.send(pkt(6 + i, 3000 * (6 + i), marker=True), 2.0 + i / 30)
     assert egress.retransmit(lost.sequence_number) is False
     assert egress.retransmitted == 2
@@ -219,20 +219,67 @@ def test_egress_history_keeps_no_heap_block_per_packet_and_skips_oversized_ones(
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
-        for i in range(HISTORY):
+        for i in range(HISTORY["video"]):
             egress.send(pkt(1 + i, 3000 * i, b"\x10\x00" + bytes(1000), marker=True), 1.0 + i / 30)
         kept = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename")
                    if d.traceback[0].filename.endswith("egress.py"))
     finally:
         tracemalloc.stop()
-    assert kept < 16 * 1024, f"{kept} bytes kept on the heap for {HISTORY} packets"
+    assert kept < 16 * 1024, f"{kept} bytes kept on the heap for {HISTORY['video']} packets"
     first = parse(last[0])
-    assert egress.retransmit((first.sequence_number - HISTORY + 1) & 0xFFFF)  # the oldest one kept
+    assert egress.retransmit((first.sequence_number - HISTORY["video"] + 1) & 0xFFFF)  # the oldest one kept
     assert egress.retransmit(first.sequence_number)
     assert parse(last[0]).payload[2:] == first.payload  # RTX: OSN, then the same bytes
-    egress.send(pkt(1 + HISTORY, 3000 * HISTORY, b"\x10\x00" + bytes(SLOT["video"]), marker=True), 30.0)
+    depth = HISTORY["video"]
+    egress.send(pkt(1 + depth, 3000 * depth, b"\x10\x00" + bytes(SLOT["video"]), marker=True), 30.0)
     big = parse(last[0])
     assert egress.retransmit(big.sequence_number) is False  # sent, but too big to keep
+
+
+def test_an_audio_egress_keeps_a_short_history_in_small_slots() -> None:
+    # browsers do not NACK Opus: an audio consumer keeps 64 packets (40 KB), not a video's 512 x 1500 B
+    sender, parameters = leg("audio", rtx=False)
+    egress = RtpEgress("audio", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
+    egress.rebase(pkt(1, 0, marker=True), 1.0)
+    for i in range(HISTORY["audio"] + 10):
+        egress.send(pkt(1 + i, 960 * i, bytes(120)), 1.0 + i / 50)
+    newest = parse(sender.transport.sent[-1]).sequence_number
+    assert egress.retransmit((newest - HISTORY["audio"] + 1) & 0xFFFF)  # the oldest one kept
+    assert not egress.retransmit((newest - HISTORY["audio"]) & 0xFFFF)  # pushed out
+    assert len(egress._history or b"") == HISTORY["audio"] * SLOT["audio"] < HISTORY["video"] * SLOT["video"] // 10
+
+
+def test_a_legs_video_budget_leaves_room_for_its_audio_retransmissions_and_headers() -> None:
+    # issue 18: a subscriber's REMB covers all it receives; the publisher's encoder spends what it is
+    # asked on video payload alone, so audio (RED), RTX and headers are taken off before asking
+    wire: list[bytes] = []
+    _, video_leg = leg("video", rtx=True)
+    _, audio_leg = leg("audio", red=True)
+    video, audio = RtpEgress("video", video_leg, wire.append), RtpEgress("audio", audio_leg, wire.append)
+    budget = LegBudget()
+    budget.carries(video)
+    budget.carries(audio)  # not video: its bytes are overhead for the video budget
+
+    def on_wire() -> int:
+        return sum(len(d) + IP_UDP for d in wire)
+
+    video.rebase(pkt(1, 0, marker=True), 0.0)
+    audio.rebase(pkt(1, 0), 0.0)
+    assert budget.video(400_000, on_wire(), 0.0) == 400_000  # nothing measured yet
+    for i in range(30):  # one second: 30 video packets of 1000 B, 50 RED audio packets of 160 B, 3 RTX
+        video.send(pkt(2 + i, 3000 * i, b"\x10\x00" + bytes(998), marker=True), i / 30)
+    for i in range(50):
+        audio.send(pkt(2 + i, 960 * i, bytes(160)), i / 50)
+    for i in range(3):
+        assert video.retransmit((parse(wire[0]).sequence_number + i) & 0xFFFF)
+    asked = budget.video(400_000, on_wire(), 1.0)
+    expected_overhead = 8 * (on_wire() - 30 * 1000)  # everything on the wire but the video payload
+    assert budget.overhead == expected_overhead
+    assert asked == 400_000 - expected_overhead
+    assert 8 * 50 * 160 < 400_000 - asked < 400_000 / 2  # at least the audio payload, not absurdly more
+    # a narrow leg: the publisher is still asked for what a browser can encode at, never more than the estimate
+    assert budget.video(expected_overhead + 10_000, on_wire(), 1.2) == MIN_VIDEO_BITRATE
+    assert budget.video(20_000, on_wire(), 1.3) == 20_000
 
 
 def test_egress_retransmits_plainly_without_rtx() -> None:
@@ -348,6 +395,32 @@ def test_consumer_gates_again_when_the_publisher_changes_ssrc() -> None:
     producer.epoch += 1  # what Producer does on a new SSRC
     consumer.on_packet(producer, pkt(2, 3000, b"\x10\x01", marker=True), False, 1.03)
     assert len(sender.transport.sent) == 1
+
+
+def test_nacks_the_cache_cannot_answer_bring_a_keyframe_instead_of_a_standstill() -> None:
+    # issue 18: on a 300 kbit/s link the first seconds' overflow left ~120 packets the retransmission
+    # budget could not resend, and the patient's picture stood still until its browser gave up (~3 s)
+    consumer, sender = started_consumer()
+    producer: Any = FakeProducer()
+    consumer.bind(producer)
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
+    for i in range(2, 6):
+        consumer.on_packet(producer, pkt(i, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
+    key = parse(sender.transport.sent[0]).sequence_number
+    asked = producer.requests
+    for i in range(20):  # answered from the history: no keyframe
+        consumer.retransmit((key + i % 5) & 0xFFFF)
+    assert producer.requests == asked
+    for back in range(1, 30):  # from before the keyframe the leg started with: not needed any more
+        consumer.retransmit((key - back) & 0xFFFF)
+    assert producer.requests == asked and consumer.repair_keyframes == 0
+    for ahead in range(100, 130):  # after it, but gone from the history: one keyframe, not thirty
+        consumer.retransmit((key + ahead) & 0xFFFF)
+    assert producer.requests == asked + 1 and consumer.repair_keyframes == 1
+    # a new keyframe moves the mark: what was lost before it no longer counts
+    consumer.on_packet(producer, pkt(6, 3000 * 6, b"\x10\x00", marker=True), True, 1.3)
+    newest = parse(sender.transport.sent[-1]).sequence_number
+    assert consumer._keyframe_seq == newest
 
 
 def test_audio_consumer_flows_at_once() -> None:

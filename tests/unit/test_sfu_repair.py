@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate
+from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate, UnansweredNacks
 
 
 def test_a_missing_packet_is_asked_at_once_then_once_per_round_trip() -> None:
@@ -94,3 +94,13 @@ def test_retransmissions_take_at_most_their_share_of_the_leg() -> None:
     for _ in range(100):  # a long quiet spell refills up to the burst, no further
         gate.original_sent()
     assert sum(gate.allow(seq, now=0.0, rtt=0.1) for seq in range(20, 30)) == 4
+
+
+def test_unanswered_nacks_ask_for_one_keyframe_then_wait_for_it() -> None:
+    nacks = UnansweredNacks(threshold=10, window=1.0, hold=2.0)
+    assert not any(nacks.unanswered(10.0 + i * 0.2) for i in range(5))  # a trickle is left to the budget
+    assert not any(nacks.unanswered(11.5 + i * 0.2) for i in range(5))  # the window started again at 11.5
+    assert [nacks.unanswered(13.0 + i * 0.01) for i in range(10)] == [False] * 9 + [True]
+    assert not any(nacks.unanswered(13.2 + i * 0.01) for i in range(50))  # the keyframe has time to come
+    assert [nacks.unanswered(15.2 + i * 0.01) for i in range(10)][-1] is True  # still broken: again
+    assert nacks.keyframes == 2
