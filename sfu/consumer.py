@@ -115,19 +115,24 @@ class Consumer(MediaStreamTrack):
 
     def retransmit(self, sequence_number: int) -> None:
         """The subscriber lost a packet (NACK): send it again from our history, once per round trip;
-        a keyframe when too many cannot be answered (gone, or over the retransmission budget)."""
+        a keyframe when too many cannot be answered (gone from the history, or over the retransmission
+        budget).  A packet the SFU never got is left to the publisher's leg, which repairs it: answering
+        it spends nothing and asks for nothing."""
         self.nacks_received += 1
         egress = self._egress
         if egress is None:
             return
         now = time.monotonic()
-        gate = self._retransmits
-        starved = gate.over_budget
-        if gate.allow(sequence_number, now, self.rtt()):
-            if egress.retransmit(sequence_number):
+        if egress.kept(sequence_number):
+            gate = self._retransmits
+            starved = gate.over_budget
+            if gate.allow(sequence_number, now, self.rtt()):
+                egress.retransmit(sequence_number)
                 return
-        elif gate.over_budget == starved:
-            return  # resent less than a round trip ago: still on its way
+            if gate.over_budget == starved:
+                return  # resent less than a round trip ago: still on its way
+        elif not egress.gone(sequence_number):
+            return  # never came: lost before the SFU, and NACKed there already
         key = self._keyframe_seq
         if key is not None and (sequence_number - key) & 0xFFFF >= 0x8000:
             return  # from before the last keyframe sent: the picture no longer needs it

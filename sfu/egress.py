@@ -294,8 +294,23 @@ class RtpEgress:
         """(NTP time, RTP timestamp, packets, octets) for the leg's sender report (RFC 3550 6.4.1)."""
         return _ntp(self._last_at), self._last_ts, self.packets, self.octets
 
+    def kept(self, seq: int) -> bool:
+        """Whether the history can send packet `seq` again."""
+        i = seq % self._depth
+        return bool(self._sizes[i]) and self._history is not None \
+            and _SEQ.unpack_from(self._history, i * self._slot + 2)[0] == seq
+
+    def gone(self, seq: int) -> bool:
+        """Whether `seq` is older than what the history keeps (sent, then pushed out).
+
+        A sequence number inside the history's span that it does not hold was
+        never sent: the SFU did not get that packet (lost on the publisher's leg,
+        which repairs it) or it was too big to keep."""
+        last = self._last_seq
+        return last is not None and self._depth <= ((last - seq) & 0xFFFF) < 0x8000
+
     def retransmit(self, seq: int) -> bool:
-        """Send again a packet the subscriber lost; RTX when negotiated. False if gone."""
+        """Send again a packet the subscriber lost; RTX when negotiated. False if not kept."""
         i = seq % self._depth
         size, at = self._sizes[i], i * self._slot
         if not size or self._history is None or _SEQ.unpack_from(self._history, at + 2)[0] != seq:

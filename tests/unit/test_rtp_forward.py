@@ -397,30 +397,47 @@ def test_consumer_gates_again_when_the_publisher_changes_ssrc() -> None:
     assert len(sender.transport.sent) == 1
 
 
-def test_nacks_the_cache_cannot_answer_bring_a_keyframe_instead_of_a_standstill() -> None:
-    # issue 18: on a 300 kbit/s link the first seconds' overflow left ~120 packets the retransmission
-    # budget could not resend, and the patient's picture stood still until its browser gave up (~3 s)
+def flowing_consumer(packets: int) -> tuple[Consumer, Sender, Any, int]:
+    """A video consumer that sent a keyframe and `packets` - 1 packets after it; and the keyframe's leg seq."""
     consumer, sender = started_consumer()
     producer: Any = FakeProducer()
     consumer.bind(producer)
     consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
-    for i in range(2, 6):
+    for i in range(2, packets + 1):
         consumer.on_packet(producer, pkt(i, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
-    key = parse(sender.transport.sent[0]).sequence_number
+    return consumer, sender, producer, parse(sender.transport.sent[0]).sequence_number
+
+
+def test_nacks_the_cache_cannot_answer_bring_a_keyframe_instead_of_a_standstill() -> None:
+    # issue 18: on a 300 kbit/s link the first seconds' overflow left ~120 packets the retransmission
+    # budget could not resend, and the patient's picture stood still until its browser gave up (~3 s)
+    consumer, sender, producer, key = flowing_consumer(5)
     asked = producer.requests
     for i in range(20):  # answered from the history: no keyframe
         consumer.retransmit((key + i % 5) & 0xFFFF)
-    assert producer.requests == asked
+    for ahead in range(10, 40):  # never sent (lost before the SFU: the publisher's leg repairs them)
+        consumer.retransmit((key + ahead) & 0xFFFF)
     for back in range(1, 30):  # from before the keyframe the leg started with: not needed any more
         consumer.retransmit((key - back) & 0xFFFF)
     assert producer.requests == asked and consumer.repair_keyframes == 0
-    for ahead in range(100, 130):  # after it, but gone from the history: one keyframe, not thirty
-        consumer.retransmit((key + ahead) & 0xFFFF)
+    # pushed out of the history, after the keyframe: one keyframe, not thirty
+    consumer, sender, producer, key = flowing_consumer(HISTORY["video"] + 50)
+    asked = producer.requests
+    for n in range(1, 31):
+        consumer.retransmit((key + n) & 0xFFFF)
     assert producer.requests == asked + 1 and consumer.repair_keyframes == 1
     # a new keyframe moves the mark: what was lost before it no longer counts
-    consumer.on_packet(producer, pkt(6, 3000 * 6, b"\x10\x00", marker=True), True, 1.3)
-    newest = parse(sender.transport.sent[-1]).sequence_number
-    assert consumer._keyframe_seq == newest
+    consumer.on_packet(producer, pkt(HISTORY["video"] + 51, 3000 * 600, b"\x10\x00", marker=True), True, 30.0)
+    assert consumer._keyframe_seq == parse(sender.transport.sent[-1]).sequence_number
+
+
+def test_nacks_over_the_retransmission_budget_bring_a_keyframe() -> None:
+    consumer, sender, producer, key = flowing_consumer(100)
+    asked = producer.requests
+    for n in range(60):  # 60 different packets at once: the budget (30 at most) answers half
+        consumer.retransmit((key + 20 + n) & 0xFFFF)
+    assert len([d for d in sender.transport.sent if parse(d).payload_type == 101]) == 30  # RTX
+    assert producer.requests == asked + 1 and consumer.repair_keyframes == 1
 
 
 def test_audio_consumer_flows_at_once() -> None:
