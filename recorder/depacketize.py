@@ -30,6 +30,8 @@ VIDEO_SPAN = 0.5
 AUDIO_HOLD = 16
 AUDIO_SPAN = 0.1
 START = b"\x00\x00\x00\x01"
+# a packet this many sequence numbers behind the expected one starts the stream again
+RESTART = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ class Depacketizer:
 
         `red`: an audio packet whose payload is RED (its primary block is the frame).
         """
-        if packet.ssrc != self._ssrc:  # a new stream: start again
+        if packet.ssrc != self._ssrc or self._far_behind(packet.sequence_number):  # a new stream: start again
             self._ssrc = packet.ssrc
             self._next = packet.sequence_number
             self._held.clear()
@@ -145,6 +147,10 @@ class Depacketizer:
             self._skip_gap()
             self._drain(out)
         return out
+
+    def _far_behind(self, seq: int) -> bool:
+        # older by more than any late packet can be: the sender's sequence jumped back
+        return self._next is not None and RESTART < (self._next - seq) & 0xFFFF <= 0x8000
 
     def _spans_too_long(self, newest: int) -> bool:
         oldest = min(self._held.values(), key=lambda p: (p.sequence_number - self._next) & 0xFFFF)  # type: ignore[operator]

@@ -170,3 +170,11 @@ def test_h264_payload_formats() -> None:
         h264_payload(b"\x78\x00\x09\x67")  # a STAP-A NAL longer than the packet
     with pytest.raises(ValueError):
         h264_payload(b"\x79\x00")  # STAP-B: not in packetization-mode 1
+
+
+def test_a_sequence_that_jumps_back_under_the_same_ssrc_starts_again_at_a_keyframe() -> None:
+    frames = vp8_frames("red", 5)
+    d = Depacketizer("vp8", 90000)
+    before = feed(d, packetize("vp8", frames, seq0=30000))
+    after = feed(d, packetize("vp8", frames, seq0=10))  # e.g. a publisher that restarted its packetizer
+    assert len(before) == len(after) == len(frames)

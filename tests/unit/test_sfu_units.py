@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from sfu import Consumer, Producer, Room, SfuOptions
 from sfu.frames import is_keyframe
