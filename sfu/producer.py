@@ -6,9 +6,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
-
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from pyee.asyncio import AsyncIOEventEmitter
