@@ -2,8 +2,11 @@
 
 Cameras side by side (practitioner left, patient right), a shared screen in the
 main place with the cameras small, both voices mixed.  Each track is placed on the
-recording's timeline by its start (arrival of its first frame) plus its own RTP
-time; a camera turned off, or silent for `STALE` seconds, shows a placeholder.
+recording's timeline by its start plus its own RTP time; the start is the
+capture time of its first frame by the sender's clock (RTCP sender reports), so
+one side's voice and picture line up as captured (lip sync), or its arrival
+when the sender reported nothing.  A camera turned off, or silent for `STALE`
+seconds, shows a placeholder.
 Memory stays small: tracks are decoded as the output advances.  With a key file,
 sealed tracks are read through `sealing` and the MP4 is sealed once written (the
 plain MP4 exists only while it is being composed: the MP4 muxer must seek).

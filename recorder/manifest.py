@@ -17,15 +17,19 @@ STATES: tuple[str, ...] = ("recording", "stopped", "composed", "failed")
 
 @dataclass
 class Track:
-    """One producer's frames in one Matroska file (a reload gives a new track)."""
+    """One producer's frames in one Matroska (WebM or .mkv) file (a reload gives a new track)."""
 
     file: str
     role: str  # "practitioner" / "patient"
     source: str  # "mic", "camera", "screen"
     kind: str  # "audio" / "video"
-    codec: str  # "vp8", "opus"
-    # seconds from the recording's start to this track's first frame (arrival time)
+    codec: str  # "vp8", "h264", "opus"
+    # seconds from the recording's start to this track's first frame: its capture time
+    # from the sender's RTCP sender reports (clock "sender"), else its arrival ("arrival")
     start: float
+    clock: str = "arrival"
+    # seconds from the recording's start to the arrival of this track's first frame
+    arrived: float | None = None
 
 
 @dataclass

@@ -1,4 +1,12 @@
-"""Recorder: a subscriber of a room like any participant, writing every track's encoded frames."""
+"""Recorder: a subscriber of a room like any participant, writing every track's encoded frames.
+
+It subscribes to each producer as a `PacketSubscriber`, like a consumer, and
+assembles the frames itself (recorder/depacketize.py): the forwarding path
+assembles nothing.  Frames are placed by the publisher's capture clock, from
+its RTCP sender reports (`Producer.sender_report`): each sender's NTP clock is
+mapped once onto the recording's timeline (at the first frame it can time), so
+its audio and video line up as captured whatever delayed either on the way.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +15,27 @@ import datetime
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sealing import Keyring
 from sfu import Participant, Producer, Room
-from sfu.frames import EncodedFrame
+from sfu.frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE
+from sfu.packet import Packet
 
+from .depacketize import Depacketizer
 from .manifest import Event, Manifest
 from .writer import CODECS, DiskWriter, TrackKey
 
 logger = logging.getLogger(__name__)
+VIDEO_CLOCK, AUDIO_CLOCK = 90000, 48000
 
 
 class Recorder:
     """Takes every producer of a room (and of the rooms that replace it) while it runs.
 
-    The media path pays one queue put per frame; muxing happens in the
-    `DiskWriter` thread.  `stop()` detaches at once; `wait_closed()` waits
+    The media path pays a reorder-buffer insert per packet and one queue put
+    per frame; muxing happens in the `DiskWriter` thread.  `stop()` detaches at once; `wait_closed()` waits
     until the files and the manifest are complete.
     """
 
@@ -38,9 +50,11 @@ class Recorder:
         self.manifest = Manifest(id=id, consultation_id=consultation_id, started_at=started)
         self._writer = DiskWriter(directory, self.manifest, max_queue_frames, keyring)
         self._room: Room | None = None
-        self._sinks: dict[str, tuple[Producer, functools.partial[None]]] = {}
+        self._subs: dict[str, _Subscription] = {}  # by producer id
+        self._producers: dict[str, Producer] = {}
         self._tracks: dict[str, dict[str, bool]] = {}
-        self._keyless: set[str] = set()  # video producers whose first keyframe we wait for
+        # each sender's wallclock (NTP seconds) to the recording's timeline: seconds to add
+        self._offsets: dict[tuple[str, int], float] = {}
 
     def __repr__(self) -> str:
         return f"Recorder({self.id})"
@@ -71,9 +85,10 @@ class Recorder:
         if self._room is not None:
             self._room.remove_observer(self._on_participant)
             self._room = None
-        for producer, sink in self._sinks.values():
-            producer.remove_frame_sink(sink)
-        self._sinks.clear()
+        for producer in self._producers.values():
+            producer.remove_consumer(self)
+        self._producers.clear()
+        self._subs.clear()
 
     def note_tracks(self, role: str, tracks: dict[str, bool]) -> None:
         """What a side sends (mic muted, camera off, screen shared), for the compositor."""
@@ -98,40 +113,63 @@ class Recorder:
 
     def _on_participant(self, participant: Participant) -> None:
         for source, producer in participant.producers.items():
-            if producer.id in self._sinks or producer.closed or producer.kind not in CODECS:
+            if producer.id in self._subs or producer.closed or producer.kind not in CODECS:
                 continue
-            codec = _codec(producer)
-            if codec != CODECS[producer.kind]:
-                # the WebM writer knows VP8 and Opus only (the default codecs)
+            codec = producer.codec
+            if codec not in CODECS[producer.kind]:
                 logger.warning("%r does not record %s: codec %s", self, producer.id, codec or "unknown")
                 continue
-            key = TrackKey(producer.id, participant.role, source, producer.kind)
-            sink = functools.partial(self._on_frame, key, producer)
-            producer.add_frame_sink(sink)
+            key = TrackKey(producer.id, participant.role, source, producer.kind, codec)
+            clock_rate = VIDEO_CLOCK if producer.kind == "video" else AUDIO_CLOCK
+            # one sender's tracks share its wallclock: one offset per transport (bundle)
+            sender = (participant.role, id(producer.receiver.transport))
+            self._subs[producer.id] = _Subscription(key, Depacketizer(codec, clock_rate), sender)
+            self._producers[producer.id] = producer
+            producer.add_consumer(self)
             producer.once("close", functools.partial(self._forget, producer.id))
-            self._sinks[producer.id] = (producer, sink)
             if producer.kind == "video":
-                self._keyless.add(producer.id)
                 producer.request_keyframe()  # a video file starts on a keyframe
 
     def _forget(self, producer_id: str) -> None:
-        self._sinks.pop(producer_id, None)
-        self._keyless.discard(producer_id)
+        self._subs.pop(producer_id, None)
+        self._producers.pop(producer_id, None)
 
-    def _on_frame(self, key: TrackKey, producer: Producer, frame: EncodedFrame) -> None:
-        # on the media path: one clock read and one queue put
-        if key.producer_id in self._keyless:
-            if not frame.keyframe:
-                producer.request_keyframe()  # at most once per interval
-                return
-            self._keyless.discard(key.producer_id)
+    # ------------------------------------------------------------ PacketSubscriber
+
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
+        """A packet of a recorded producer: frames are assembled here, then queued for the disk thread."""
+        sub = self._subs.get(producer.id)
+        if sub is None:
+            return
+        red = producer.kind == "audio" and producer.codec_name(packet.payload_type) == "red"
+        frames = sub.depacketizer.add(packet, red)
+        if sub.depacketizer.need_keyframe:
+            sub.depacketizer.need_keyframe = False
+            producer.request_keyframe()  # throttled by the producer
+        if not frames:
+            return
         arrival = time.monotonic() - self._t0
-        if not self._writer.frame(key, frame.data, frame.pts, frame.time_base, frame.keyframe, arrival):
-            if key.kind == "video":
-                producer.request_keyframe()
+        report = producer.sender_report
+        for frame in frames:
+            capture = None
+            if report is not None and report.ssrc == packet.ssrc:
+                wallclock = report.wallclock(frame.timestamp)
+                offset = self._offsets.get(sub.sender)
+                if offset is None:
+                    offset = self._offsets[sub.sender] = arrival - wallclock
+                capture = wallclock + offset
+            time_base = VIDEO_TIME_BASE if sub.key.kind == "video" else AUDIO_TIME_BASE
+            if not self._writer.frame(sub.key, frame.data, frame.timestamp, time_base, frame.keyframe, arrival,
+                                      capture):
+                if sub.key.kind == "video":
+                    producer.request_keyframe()
+
+    def unbind(self, producer: Producer) -> None:
+        self._forget(producer.id)
 
 
-def _codec(producer: Producer) -> str:
-    """The negotiated codec of a producer's receiver ("vp8", "opus", "h264"...)."""
-    # RED (sfu/red.py) only wraps Opus: the producer gives frame sinks the Opus inside
-    return producer.codec
+@dataclass(slots=True)
+class _Subscription:
+    key: TrackKey
+    depacketizer: Depacketizer
+    sender: tuple[str, int]

@@ -1,4 +1,11 @@
-"""The recorder's disk thread: encoded frames into one Matroska (WebM) file per track, no decoding.
+"""The recorder's disk thread: encoded frames into one Matroska file per track, no decoding.
+
+VP8 and Opus go into WebM (.webm), H.264 into Matroska (.mkv, Annex-B access
+units); the manifest names each track's codec.  A track's frames are placed by
+their RTP timestamps; its start on the recording's timeline is the arrival of
+its first frame until the recorder gives a capture time (from the publisher's
+RTCP sender reports), which then replaces it: audio and video of one sender
+line up by when they were captured, not when they arrived (lip sync).
 
 The event loop only puts frames on a bounded queue; this thread muxes them with
 PyAV.  Every packet is flushed to the file as it is written (live Matroska,
@@ -26,7 +33,9 @@ from .manifest import Event, Manifest, Track, write_manifest
 
 logger = logging.getLogger(__name__)
 
-CODECS = {"audio": "opus", "video": "vp8"}
+# the codec of each kind the writer knows (the first: the default)
+CODECS = {"audio": ("opus",), "video": ("vp8", "h264")}
+FORMATS = {"opus": ("webm", "webm"), "vp8": ("webm", "webm"), "h264": ("matroska", "mkv")}
 # a jump of the RTP clock larger than this (seconds) is re-anchored on the arrival time
 MAX_JUMP = 10.0
 # seconds the disk thread lets frames gather between two rounds (one wake-up per
@@ -43,6 +52,11 @@ class TrackKey:
     role: str
     source: str
     kind: str
+    codec: str = ""  # "" : the kind's default (CODECS)
+
+    @property
+    def media(self) -> str:
+        return self.codec or CODECS[self.kind][0]
 
 
 class _TrackFile:
@@ -57,16 +71,17 @@ class _TrackFile:
         if keyring is not None:
             target = self.sealed = SealedWriter(path.open("wb"), keyring)
         try:
-            self.container: Any = av.open(target, "w", format="webm",
+            self.container: Any = av.open(target, "w", format=FORMATS[key.media][0],
                                           options={"live": "1", "flush_packets": "1"})
         except BaseException:
             if self.sealed is not None:
                 self.sealed.close()
             raise
         if key.kind == "video":
-            width, height = vp8_size(data)
-            self.stream: Any = self.container.add_stream("vp8")
-            self.stream.width, self.stream.height = width, height
+            width, height = vp8_size(data) if key.media == "vp8" else h264_size(data)
+            video: Any = self.container.add_stream(key.media)
+            video.width, video.height = width, height
+            self.stream: Any = video
         else:
             self.stream = self.container.add_stream("opus", rate=48000)
         self.stream.time_base = time_base
@@ -76,6 +91,8 @@ class _TrackFile:
         self.last_pts = -1
         self.start = 0.0
         self.frames = 0
+        self.track: Track | None = None  # its entry in the manifest
+        self.synced = False  # its start comes from a capture time
 
     def pts(self, rtp: int, arrival: float) -> int:
         """The frame's time from the track's first frame, in clock ticks, always increasing."""
@@ -95,7 +112,7 @@ class _TrackFile:
             self.unwrapped = pts
         return max(pts, self.last_pts + 1)
 
-    def write(self, data: bytes, rtp: int, keyframe: bool, arrival: float) -> None:
+    def write(self, data: bytes, rtp: int, keyframe: bool, arrival: float) -> int:
         pts = self.pts(rtp, arrival)
         packet = av.Packet(data)
         packet.stream = self.stream
@@ -105,6 +122,7 @@ class _TrackFile:
         self.container.mux(packet)
         self.last_pts = pts
         self.frames += 1
+        return pts
 
     def close(self) -> None:
         try:
@@ -119,6 +137,14 @@ def vp8_size(data: bytes) -> tuple[int, int]:
     if len(data) < 10 or data[3:6] != b"\x9d\x01\x2a":
         raise ValueError("not a VP8 key frame")
     return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+
+
+def h264_size(data: bytes) -> tuple[int, int]:
+    """Width and height of an H.264 access unit with an IDR picture (decoded once, at a file's start)."""
+    decoder: Any = av.CodecContext.create("h264", "r")
+    for frame in [*decoder.decode(av.Packet(data)), *decoder.decode(None)]:
+        return int(frame.width), int(frame.height)
+    raise ValueError("not an H.264 key frame")
 
 
 class DiskWriter:
@@ -142,8 +168,13 @@ class DiskWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def frame(self, key: TrackKey, data: bytes, rtp: int, time_base: Fraction, keyframe: bool, arrival: float) -> bool:
-        """Queue a frame; False when dropped (the disk is behind)."""
+    def frame(self, key: TrackKey, data: bytes, rtp: int, time_base: Fraction, keyframe: bool, arrival: float,
+              capture: float | None = None) -> bool:
+        """Queue a frame; False when dropped (the disk is behind).
+
+        `arrival`, `capture`: seconds on the recording's timeline; `capture` (when the
+        sender said, by its sender reports) places the track once it is known.
+        """
         if key in self._gaps:
             if not keyframe:
                 self.dropped += 1
@@ -154,7 +185,7 @@ class DiskWriter:
             if key.kind == "video":
                 self._gaps.add(key)
             return False
-        self._queue.put(("frame", key, data, rtp, time_base, keyframe, arrival))
+        self._queue.put(("frame", key, data, rtp, time_base, keyframe, arrival, capture))
         return True
 
     def event(self, event: Event) -> None:
@@ -195,7 +226,8 @@ class DiskWriter:
                     break
             time.sleep(BATCH)
 
-    def _write(self, key: TrackKey, data: bytes, rtp: int, time_base: Fraction, keyframe: bool, arrival: float) -> None:
+    def _write(self, key: TrackKey, data: bytes, rtp: int, time_base: Fraction, keyframe: bool, arrival: float,
+               capture: float | None) -> None:
         track = self._files.get(key)
         if track is None:
             if key in self._files:
@@ -206,17 +238,24 @@ class DiskWriter:
             if track is None:
                 return
         try:
-            track.write(data, rtp, keyframe, arrival)
+            pts = track.write(data, rtp, keyframe, arrival)
             self.frames_written += 1
         except (av.FFmpegError, OSError, ValueError) as exc:
             logger.error("Recording(%s) track %s stopped: %s", self.manifest.id, key.source, exc)
             self._close(key)
             self._files[key] = None
+            return
+        if capture is not None and not track.synced and track.track is not None:
+            # the first capture time of this track: its place on the timeline, from now on
+            track.synced = True
+            track.track.start = round(capture - float(pts * track.time_base), 4)
+            track.track.clock = "sender"
+            self._save()
 
     def _open(self, key: TrackKey, data: bytes, time_base: Fraction, arrival: float) -> _TrackFile | None:
         n = self._counts.get((key.role, key.source), 0) + 1
         self._counts[(key.role, key.source)] = n
-        name = f"{key.role}-{key.source}-{n:02d}.webm"
+        name = f"{key.role}-{key.source}-{n:02d}.{FORMATS[key.media][1]}"
         try:
             track = _TrackFile(self.directory / name, key, data, time_base, self.keyring)
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -224,8 +263,9 @@ class DiskWriter:
             self._files[key] = None
             return None
         self._files[key] = track
-        self.manifest.tracks.append(Track(file=name, role=key.role, source=key.source, kind=key.kind,
-                                          codec=CODECS[key.kind], start=round(arrival, 4)))
+        track.track = Track(file=name, role=key.role, source=key.source, kind=key.kind, codec=key.media,
+                            start=round(arrival, 4), arrived=round(arrival, 4))
+        self.manifest.tracks.append(track.track)
         self._save()
         return track
 

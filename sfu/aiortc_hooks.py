@@ -17,7 +17,6 @@ from typing import Any
 
 import aioice.ice
 import pylibsrtp
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
@@ -202,6 +201,22 @@ def on_receive(receiver: RTCRtpReceiver, callback: Callable[[RTCRtpReceiveParame
     receiver.receive = receive_and_tell  # type: ignore[method-assign]
 
 
+def watch_sender_reports(receiver: RTCRtpReceiver, on_report: Callable[[int, int, int], None]) -> None:
+    """Call `on_report(ssrc, ntp_timestamp, rtp_timestamp)` for every sender report the publisher sends.
+
+    aiortc's router gives the receiver the SRs of its stream's SSRC (learnt by `route_rtp`);
+    the receiver keeps only LSR for its receiver reports.
+    """
+    handle = receiver._handle_rtcp_packet
+
+    async def handle_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            on_report(packet.ssrc, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC our RTCP about this receiver's stream is sent from."""
     ssrc: int | None = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
@@ -354,125 +369,3 @@ def replace_candidate_gathering(gather: Callable[..., Coroutine[Any, Any, list[A
 def add_ice_protocol(connection: aioice.ice.Connection, protocol: Any) -> None:
     """Make a socket bound by us one of the connection's local candidates' sockets."""
     connection._protocols.append(protocol)
-
-
-# ---------------------------------------------------------------- frame assembly (frame sinks, the recorder)
-
-class MarkerJitterBuffer(JitterBuffer):
-    """Releases a video frame as soon as it is complete (its marker packet is in).
-
-    aiortc's buffer only closes a frame when the next one starts: one frame of
-    delay, up to a second for a low-rate screen share.  It also waits forever
-    for a lost packet; here a frame still incomplete once the stream is
-    `give_up` ticks further is dropped, a keyframe is asked for (PLI) and the
-    frames that depend on the lost one are skipped until it comes.
-    Packets carry their depayloaded bytes in `_data`, as aiortc's receiver sets it.
-    """
-
-    def __init__(self, capacity: int, keyframe: Callable[[bytes], bool],
-                 emit: Callable[[JitterFrame], None], give_up: int = 18000) -> None:
-        super().__init__(capacity=capacity, is_video=True)
-        self._is_keyframe = keyframe
-        self._emit = emit
-        self._give_up = give_up  # 200 ms of media time at 90 kHz
-        self._waiting_for_keyframe = False
-        self.frames_dropped = 0
-
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        """Emit every frame completed by this packet, in order; never returns one.
-
-        A repaired gap may complete several frames at once: they all go to `emit`.
-        """
-        pli, frame = super().add(packet)
-        frames = [frame] if frame is not None else []
-        frames += self._drain()
-        if not frames and self._origin_is_stale(packet.timestamp):
-            self._drop_origin_frame()
-            self._waiting_for_keyframe = True
-            pli = True
-            frames = self._drain()
-        for frame in frames:
-            if self._waiting_for_keyframe:
-                if not self._is_keyframe(frame.data):
-                    self.frames_dropped += 1
-                    continue
-                self._waiting_for_keyframe = False
-            self._emit(frame)
-        return pli, None
-
-    def _drain(self) -> list[JitterFrame]:
-        frames = []
-        while self._origin is not None and (frame := self._complete_frame_at_origin()) is not None:
-            frames.append(frame)
-        return frames
-
-    def _packet_at(self, n: int) -> RtpPacket | None:
-        return self._packets[(self._origin + n) % self._capacity]  # type: ignore[operator]
-
-    def _complete_frame_at_origin(self) -> JitterFrame | None:
-        packets: list[RtpPacket] = []
-        timestamp = None
-        for n in range(self._capacity):
-            p = self._packet_at(n)
-            if p is None or (timestamp is not None and p.timestamp != timestamp):
-                return None
-            timestamp = p.timestamp
-            packets.append(p)
-            if p.marker:
-                self.remove(n + 1)
-                return JitterFrame(b"".join(x._data for x in packets), p.timestamp)  # type: ignore[attr-defined]
-        return None
-
-    def _oldest_timestamp(self) -> int | None:
-        for n in range(self._capacity):
-            p = self._packet_at(n)
-            if p is not None:
-                return p.timestamp
-        return None
-
-    def _origin_is_stale(self, newest: int) -> bool:
-        oldest = self._oldest_timestamp()
-        if oldest is None:
-            return False
-        ahead = (newest - oldest) & 0xFFFFFFFF
-        return self._give_up < ahead < 0x80000000
-
-    def _drop_origin_frame(self) -> None:
-        # remove packets up to the start of the next frame after the oldest one
-        oldest = None
-        for n in range(self._capacity):
-            p = self._packet_at(n)
-            if p is None:
-                continue
-            if oldest is None:
-                oldest = p.timestamp
-            elif p.timestamp != oldest:
-                self.remove(n)
-                self.frames_dropped += 1
-                return
-        self.remove(self._capacity)
-
-
-class AudioPassBuffer(JitterBuffer):
-    """Releases each audio packet at once (aiortc's audio buffer prefetches 80 ms)."""
-
-    def __init__(self) -> None:
-        super().__init__(capacity=16)
-        self._last_timestamp: int | None = None
-        self.frames_dropped = 0
-
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        last = self._last_timestamp
-        # drop a late duplicate or reordered packet (32-bit wrap-aware)
-        if last is not None and ((packet.timestamp - last) & 0xFFFFFFFF) >= 0x80000000:
-            return False, None
-        if last is not None and packet.timestamp == last:
-            return False, None
-        self._last_timestamp = packet.timestamp
-        return False, JitterFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
-
-
-def with_depayloaded(packet: RtpPacket, data: bytes) -> RtpPacket:
-    """`packet` carrying its depayloaded bytes where the jitter buffers above read them."""
-    packet._data = data  # type: ignore[attr-defined]
-    return packet

@@ -1,4 +1,4 @@
-"""Encoded frames as the SFU moves them: bytes, a timestamp, a time base."""
+"""Encoded frames: the RTP clocks' time bases, and whether a frame decodes on its own (the recorder)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,6 @@ from fractions import Fraction
 
 VIDEO_TIME_BASE = Fraction(1, 90000)
 AUDIO_TIME_BASE = Fraction(1, 48000)
-
-
-class EncodedFrame:
-    """One encoded frame (a whole VP8/H.264 picture or one Opus packet).
-
-    aiortc's VP8 and Opus packetizers only read `bytes(frame)`, `pts` and
-    `time_base`, so this light object replaces an `av.Packet` on the hot path.
-    """
-
-    __slots__ = ("data", "pts", "time_base", "keyframe")
-
-    def __init__(self, data: bytes, pts: int, time_base: Fraction, keyframe: bool) -> None:
-        self.data = data
-        self.pts = pts
-        self.time_base = time_base
-        self.keyframe = keyframe
-
-    def __bytes__(self) -> bytes:
-        return self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:

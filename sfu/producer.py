@@ -6,23 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
-from aiortc.codecs import depayload
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import aiortc_hooks as hooks
-from . import red
 from .codecs import is_keyframe_start
-from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, is_keyframe
+from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE
 from .ingress import RtpStream
 from .packet import Packet
 from .repair import KeyframeRequests
 
-FrameSink = Callable[[EncodedFrame], None]
 # packets kept for consumers opening their gate (~1 s of 1 Mbit/s video)
 RECENT = 128
 # seconds between two REMBs telling the publisher its ceiling
@@ -41,11 +37,28 @@ class PacketSubscriber(Protocol):
         """The producer is closing: stop expecting its packets."""
 
 
+@dataclass(frozen=True, slots=True)
+class SenderReport:
+    """The publisher's latest RTCP sender report: its wallclock (NTP seconds) when its RTP clock read `rtp`."""
+
+    ssrc: int
+    ntp: float
+    rtp: int
+    clock_rate: int
+
+    def wallclock(self, timestamp: int) -> float:
+        """The publisher's wallclock (NTP seconds) at RTP `timestamp` (a capture time, for lip sync)."""
+        diff = (timestamp - self.rtp) & 0xFFFFFFFF
+        if diff >= 0x80000000:
+            diff -= 0x100000000
+        return self.ntp + diff / self.clock_rate
+
+
 class Producer(AsyncIOEventEmitter):
     """Receives one section's packets (an `RtpStream`) and hands each to its consumers.
 
-    Whole frames are assembled only for frame sinks (`add_frame_sink`, e.g. a
-    recorder).  Emits "close" once.
+    No frames are assembled here: a subscriber that wants them (the recorder)
+    does it from the packets, timed by `sender_report`.  Emits "close" once.
     """
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
@@ -66,9 +79,8 @@ class Producer(AsyncIOEventEmitter):
         # the latest packets, by sequence number: a consumer opening its gate at a keyframe
         # sends those that overtook the keyframe's first packet, or the subscriber gets a hole
         self._recent: list[Packet | None] = [None] * RECENT
-        self._frame_sinks: list[FrameSink] = []
-        self._frames: JitterBuffer | None = None
-        self._timestamps = TimestampMapper()
+        # the latest sender report of the publisher (None before the first)
+        self.sender_report: SenderReport | None = None
         self.keyframe_requests = 0
         self.nacks_sent = 0
         self.bytes = 0
@@ -84,6 +96,7 @@ class Producer(AsyncIOEventEmitter):
         self._remb_timer: asyncio.TimerHandle | None = None
         self.stream = RtpStream(kind, receiver, self._on_packet, self._on_nack, rtt=rtt, on_outage=self.request_keyframe)
         hooks.on_receive(receiver, self._start)
+        hooks.watch_sender_reports(receiver, self._on_sender_report)
 
     def __repr__(self) -> str:
         return f"Producer({self.id}, {self.source})"
@@ -95,7 +108,7 @@ class Producer(AsyncIOEventEmitter):
     @property
     def codec(self) -> str:
         """The media codec's name in lower case ("vp8", "opus"...); "" before negotiation."""
-        # RED (sfu/red.py) only wraps Opus: frame sinks get the Opus inside
+        # RED (sfu/red.py) only wraps Opus: the media codec is the Opus inside
         return next((c.name.lower() for c in self.stream.codecs.values() if c.name.lower() != "red"), "")
 
     def _start(self, parameters: object) -> None:
@@ -150,8 +163,6 @@ class Producer(AsyncIOEventEmitter):
         now = time.time()
         for consumer in self._consumers:
             consumer.on_packet(self, packet, key, now)
-        if self._frames is not None:
-            self._assemble(packet)
 
     def received_after(self, packet: Packet) -> Iterator[Packet]:
         """The packets that follow `packet` and already came (they overtook it), in order."""
@@ -163,55 +174,12 @@ class Producer(AsyncIOEventEmitter):
                 return
             yield after
 
-    # ------------------------------------------------------------ whole frames, for frame sinks
+    # ------------------------------------------------------------ the publisher's clock
 
-    def add_frame_sink(self, sink: FrameSink) -> None:
-        """Also deliver whole encoded frames to `sink` (assembled only while one is attached)."""
-        if not self._frame_sinks:
-            if self.kind == "video":
-                self._frames = hooks.MarkerJitterBuffer(capacity=512, keyframe=self._is_keyframe, emit=self._emit)
-            else:
-                self._frames = hooks.AudioPassBuffer()
-            self.request_keyframe()
-        self._frame_sinks.append(sink)
-
-    def remove_frame_sink(self, sink: FrameSink) -> None:
-        if sink in self._frame_sinks:
-            self._frame_sinks.remove(sink)
-        if not self._frame_sinks:
-            self._frames = None
-
-    def _is_keyframe(self, data: bytes) -> bool:
-        return is_keyframe(self.codec, data)
-
-    def _assemble(self, packet: Packet) -> None:
-        codec = self.stream.codecs.get(packet.payload_type)
-        if codec is None or self._frames is None:
-            return
-        payload = packet.payload
-        if codec.name.lower() == "red":  # frame sinks decode Opus: the primary block is the packet's own audio
-            block = red.primary(payload)
-            if block is None:
-                return
-            payload = block[1]
-        try:
-            data = depayload(codec, payload) if payload else b""
-        except ValueError:
-            return
-        rtp = RtpPacket(payload_type=packet.payload_type, marker=packet.marker, sequence_number=packet.sequence_number,
-                        timestamp=packet.timestamp, ssrc=packet.ssrc, payload=packet.payload)
-        pli, frame = self._frames.add(hooks.with_depayloaded(rtp, data))
-        if frame is not None:
-            self._emit(frame)
-        if pli:
-            self.request_keyframe()
-
-    def _emit(self, jframe: JitterFrame) -> None:
-        codec = self.codec
-        timestamp = self._timestamps.map(jframe.timestamp)
-        frame = EncodedFrame(jframe.data, timestamp, self._time_base, is_keyframe(codec, jframe.data))
-        for sink in list(self._frame_sinks):
-            sink(frame)
+    def _on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        # RTCP SR (RFC 3550 6.4.1): the publisher's wallclock (NTP) when its RTP clock read `rtp`
+        self.sender_report = SenderReport(ssrc, (ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32, rtp,
+                                          self._time_base.denominator)
 
     # ------------------------------------------------------------ feedback to the publisher
 
@@ -279,7 +247,5 @@ class Producer(AsyncIOEventEmitter):
         for consumer in list(self._consumers):
             consumer.unbind(self)
         self._consumers.clear()
-        self._frame_sinks.clear()
-        self._frames = None
         logger.debug("%r closed after %d frames", self, self.frames)
         self.emit("close")

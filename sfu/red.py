@@ -3,8 +3,8 @@
 Chromium offers `red/48000/2` (after Opus) and sends it when the answer puts it
 first.  The SFU never encodes nor decodes audio: it negotiates RED with each
 browser that offers it and forwards the packets, each leg with its own payload
-types; a leg without RED gets the primary Opus block alone, and frame sinks (the
-recorder) get plain Opus.
+types; a leg without RED gets the primary Opus block alone, and the recorder
+(a packet subscriber) writes the primary block (recorder/depacketize.py).
 """
 
 from __future__ import annotations

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 import av
 from helpers.loss import drop_sent
 from helpers.media_peers import Peer, connect, dominant_colour
 
-from sfu import Participant, Room, SfuOptions
-from sfu.frames import EncodedFrame
+from recorder.depacketize import Depacketizer, Frame
+from sfu import Participant, Producer, Room, SfuOptions
+from sfu.packet import Packet
+
+NTP_EPOCH = 2208988800  # 1900 to 1970, seconds
 
 
 def record_rtp(peer: Peer, index: int) -> list[tuple[int, int, int, int]]:
@@ -133,26 +137,54 @@ async def test_sender_reports_carry_the_forwarded_counts() -> None:
         await asyncio.gather(red.close(), blue.close())
 
 
-async def test_a_frame_sink_gets_whole_frames_starting_with_a_keyframe() -> None:
+class FrameCollector:
+    """A packet subscriber that assembles frames, as the recorder does (recorder/depacketize.py)."""
+
+    def __init__(self) -> None:
+        self.depacketizer = Depacketizer("vp8", 90000)
+        self.frames: list[Frame] = []
+        self.unbound = False
+
+    def on_packet(self, producer: Producer, packet: Packet, key: bool, now: float) -> None:
+        self.frames += self.depacketizer.add(packet)
+        if self.depacketizer.need_keyframe:
+            self.depacketizer.need_keyframe = False
+            producer.request_keyframe()
+
+    def unbind(self, producer: Producer) -> None:
+        self.unbound = True
+
+
+async def test_a_packet_subscriber_assembles_whole_frames_and_the_producer_exposes_sender_reports() -> None:
     room = Room("sink", SfuOptions())
     red, blue = Peer("red"), Peer("blue")
     try:
         a = await connect(room, "a", "practitioner", red)
         await connect(room, "b", "patient", blue)
         await blue.wait_video()
-        frames: list[EncodedFrame] = []
         camera = a.producers["camera"]
-        camera.add_frame_sink(frames.append)  # what a recorder does; it asks for a keyframe
-        await eventually(lambda: any(f.keyframe for f in frames) and len(frames) >= 5)
-        first_key = next(i for i, f in enumerate(frames) if f.keyframe)
+        collector = FrameCollector()
+        camera.add_consumer(collector)
+        camera.request_keyframe()  # the collector's first frame must be a keyframe
+        await eventually(lambda: len(collector.frames) >= 5)
+        assert collector.frames[0].keyframe
         decoder = av.CodecContext.create("vp8", "r")
-        pictures = [p for f in frames[first_key:] for p in decoder.decode(av.Packet(f.data))]
-        assert pictures and dominant_colour(pictures[-1]) == "red"
-        camera.remove_frame_sink(frames.append)
-        count = len(frames)
+        pictures = [p for f in collector.frames for p in decoder.decode(av.Packet(f.data))]
+        assert len(pictures) == len(collector.frames) and dominant_colour(pictures[-1]) == "red"
+        # the publisher's sender reports: its wallclock (NTP) against its RTP clock
+        report = await eventually(lambda: camera.sender_report)
+        assert report.clock_rate == 90000
+        sender = red.pc.getTransceivers()[1].sender
+        ntp_now = time.time() + NTP_EPOCH
+        frame = collector.frames[-1]
+        # aiortc's sender stamps its SRs with time.time(): a frame's capture time is within a second of now
+        assert abs(report.wallclock(frame.timestamp) - ntp_now) < 1.0
+        assert report.ssrc == sender._ssrc
+        camera.remove_consumer(collector)
+        count = len(collector.frames)
         await blue.wait_video(count=5)
         await asyncio.sleep(0.3)
-        assert len(frames) == count  # no sink: no assembly
+        assert len(collector.frames) == count
         assert dominant_colour(blue.video_frames[-1]) == "red"  # packets still flow
     finally:
         room.close()

@@ -111,6 +111,26 @@ def test_a_full_queue_drops_frames_and_a_video_track_then_waits_for_a_keyframe(t
     assert writer.frame(video, b"d", 12000, VIDEO_TB, False, 0.4)  # and flows again
 
 
+def test_a_track_is_placed_by_arrival_until_a_capture_time_comes_then_by_that(tmp_path: Path) -> None:
+    manifest = Manifest(id="r", consultation_id="c", started_at="x")
+    writer = DiskWriter(tmp_path, manifest)
+    writer.start()
+    audio = TrackKey("a", "patient", "mic", "audio")
+    packets = opus_tone(440, 10)
+    # no sender report yet: the first frames are timed by arrival (1.0 s)
+    for i, data in enumerate(packets[:5]):
+        assert writer.frame(audio, data, 5000 + 960 * i, AUDIO_TB, True, 1.0 + 0.02 * i)
+    # the report comes: frame 5 (0.1 s of RTP time after the first) was captured at 0.75 s
+    for i, data in enumerate(packets[5:], 5):
+        assert writer.frame(audio, data, 5000 + 960 * i, AUDIO_TB, True, 1.0 + 0.02 * i, 0.75 + 0.02 * (i - 5))
+    writer.stop(2.0)
+    assert writer.join(10)
+    track, = read_manifest(tmp_path).tracks
+    assert (track.arrived, track.start, track.clock) == (1.0, 0.65, "sender")  # the whole track moved
+    with av.open(str(tmp_path / track.file)) as c:
+        assert [p.pts for p in c.demux(audio=0) if p.pts is not None][:3] == [0, 20, 40]  # ms: RTP spacing kept
+
+
 # --- the compositor on files the writer made
 
 def pixel(frame: av.VideoFrame, x: float, y: float) -> str:
