@@ -211,8 +211,8 @@ class WorkerPool:
         worker.rooms[room.id] = room
         for participant in room.members.values():
             worker.participants[participant.id] = participant
-            worker.channel and worker.channel.send("add", room=room.id, participant=participant.id,
-                                                   role=participant.role)
+            if worker.channel is not None:
+                worker.channel.send("add", room=room.id, participant=participant.id, role=participant.role)
 
     async def _watch(self, worker: Worker) -> None:
         while not self.closed:
@@ -242,13 +242,14 @@ class WorkerPool:
             await asyncio.sleep(RESTART_INTERVAL if worker.restarts > 3 else 0)
 
     async def stats(self) -> list[dict[str, Any]]:
-        """Each worker's pid, rooms, participants, CPU seconds and UDP drops (a dead one: its index only)."""
+        """Each worker's pid, rooms placed, participants, CPU seconds and UDP drops (a dead one: zeros)."""
         async def one(worker: Worker) -> dict[str, Any]:
             try:
                 info = await worker.info()
             except (SfuError, AssertionError, asyncio.TimeoutError):
                 info = {"pid": worker.pid, "rooms": 0, "participants": 0, "cpu_seconds": 0.0, "udp_dropped": {}}
-            return {"worker": worker.index, "restarts": worker.restarts, **info}
+            # rooms: those placed on it (the worker itself makes a room when its first participant comes)
+            return {"worker": worker.index, "restarts": worker.restarts, **info, "rooms": len(worker.rooms)}
         return list(await asyncio.gather(*(one(w) for w in self.workers)))
 
     async def close(self) -> None:

@@ -160,6 +160,7 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=config.get("log_level", "WARNING"), stream=sys.stderr,
                         format=f"worker {os.getpid()} %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
+    loop: asyncio.AbstractEventLoop
     if config.get("event_loop") == "uvloop":
         import uvloop
         loop = uvloop.new_event_loop()
