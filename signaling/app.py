@@ -17,6 +17,7 @@ from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
+from sfu.remote import WorkerPool
 
 from . import nodes
 from .announce import announced_addresses
@@ -142,9 +143,18 @@ def make_app(config: Config) -> web.Application:
         recordings.store, recordings.forget = recording_documents(clinic)
         recordings.audit = recording_audit(clinic)
         recordings.start()
+        workers: WorkerPool | None = None
+        if config.sfu.worker_count > 1:  # rooms live in media worker processes, one UDP slice each
+            workers = WorkerPool(sfu_options(config), ice, config.sfu.worker_count,
+                                 event_loop=config.media.event_loop)
+            await workers.start()
+            # the recorder attaches to a Room in this process: not yet driven inside a worker
+            logger.warning("[sfu] workers = %d: recording is unavailable with media workers",
+                           config.sfu.worker_count)
         app[HUBS] = HubRegistry(CallServices(
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
-            recording=config.recording, board_images=images, recordings=recordings,
+            recording=config.recording, board_images=images,
+            recordings=recordings if workers is None else None, workers=workers,
         ))
         cluster = await nodes.join(config, app[HUBS])
         if cluster is not None:
@@ -170,6 +180,8 @@ def make_app(config: Config) -> web.Application:
         await checkpoints.stop()
         await retention.stop()
         app[HUBS].close()
+        if workers is not None:
+            await workers.close()
         await recordings.close()
         images.close()
         await clinic.close()

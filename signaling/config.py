@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import ipaddress
 import math
+import os
 import re
 import tomllib
 import typing
@@ -127,6 +128,16 @@ class MediaConfig:
     keyframe_request_interval: float = 0.5
     # the server's event loop: "uvloop" (libuv, about half the CPU per forwarded packet) or "asyncio"
     event_loop: str = "uvloop"
+
+
+@dataclass(frozen=True, slots=True)
+class SfuConfig:
+    # media worker processes: "auto" (one per core) or a number; 1 keeps the rooms in the server's process
+    workers: int | str = 1
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +358,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    sfu: SfuConfig = field(default_factory=SfuConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -469,6 +481,10 @@ def _coerce(hint: Any, value: Any, key: str, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: '{key}' must be a list, got {_kind(value)}")
         return [_coerce(item, v, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if hint == int | str:  # a number or a word ([sfu] workers = 2 or "auto")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where}: '{key}' must be an integer or a string, got {_kind(value)} {value!r}")
+        return value
     ok = {
         str: isinstance(value, str),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -555,6 +571,13 @@ def _validate(c: Config, where: str) -> None:
         fail("media.max_video_kbps", "must be >= 100")
     if c.media.max_audio_kbps < 6:
         fail("media.max_audio_kbps", "must be >= 6")
+    workers = c.sfu.workers
+    if isinstance(workers, str) and workers != "auto":
+        fail("sfu.workers", f'must be "auto" or a number of processes, got {workers!r}')
+    if isinstance(workers, int) and not 1 <= workers <= 64:
+        fail("sfu.workers", "must be between 1 and 64")
+    if c.sfu.worker_count > c.ice.port_max - c.ice.port_min + 1:
+        fail("sfu.workers", "needs at least one UDP port per worker in ice.port_min..ice.port_max")
     if c.media.event_loop not in ("uvloop", "asyncio"):
         fail("media.event_loop", 'must be "uvloop" or "asyncio"')
     if not 1 <= c.mail.smtp.port <= 65535:

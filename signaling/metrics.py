@@ -62,6 +62,21 @@ class _SnapshotCollector:
         for kind, count in snapshot.get("udp_dropped", {}).items():
             dropped.add_metric([kind], float(count))
         yield dropped
+        workers = snapshot.get("workers")
+        if workers is not None:  # [sfu] workers > 1: one line per media worker
+            rooms_by = GaugeMetricFamily("teleconsult_worker_rooms", "Rooms placed on each media worker.",
+                                         labels=["worker"])
+            cpu = CounterMetricFamily("teleconsult_worker_cpu_seconds", "CPU time of each media worker process.",
+                                      labels=["worker"])
+            restarts = CounterMetricFamily("teleconsult_worker_restarts", "Times each media worker was started "
+                                           "again after dying.", labels=["worker"])
+            for w in workers:
+                rooms_by.add_metric([str(w["worker"])], float(w["rooms"]))
+                cpu.add_metric([str(w["worker"])], float(w["cpu_seconds"]))
+                restarts.add_metric([str(w["worker"])], float(w["restarts"]))
+            yield rooms_by
+            yield cpu
+            yield restarts
 
 
 class Metrics:

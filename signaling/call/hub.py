@@ -12,6 +12,7 @@ from clinic import Clinic, Consultation, ConsultationState, NetTest, Readiness, 
 from clinic.board import Board, BoardLimits
 from clinic.boardimages import BoardImages
 from sfu import Participant, Room, SfuError, SfuOptions
+from sfu.remote import RemoteParticipant, RemoteRoom, WorkerPool
 
 from ..config import RecordingConfig, WhiteboardConfig
 from ..errors import ProtocolError
@@ -55,6 +56,8 @@ class CallServices:
     board_images: BoardImages | None = None
     #: writes and composes recordings; None: recording is unavailable
     recordings: RecordingService | None = None
+    #: media worker processes ([sfu] workers > 1); None: rooms live in this process
+    workers: WorkerPool | None = None
 
 
 class Hub:
@@ -76,20 +79,21 @@ class Hub:
         self.consent = consent or ConsentGate(consultation.id, services.clinic, None)
         self.state = lobby.LobbyState(consultation.state, consultation.practitioner_stage, consultation.patient_stage)
         self.connections: dict[Role, Connection] = {}
-        self.participants: dict[Role, Participant] = {}
-        self.room: Room | None = None
+        self.participants: dict[Role, Participant | RemoteParticipant] = {}
+        self.room: Room | RemoteRoom | None = None
         # what each side says it sends (mute, camera off, screen share)
         self.tracks: dict[Role, dict[str, bool]] = {role: dict(DEFAULT_TRACKS) for role in Role}
         # each side's devices and connection test, as stored (survives reloads and restarts)
         self.readiness: dict[Role, Readiness] = dict(readiness or {})
         clinic = self._clinic = services.clinic
         self._sfu_options = services.sfu
+        self._workers = services.workers
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._recordings = services.recordings
         self.recording = RecordingControl(
             self.id, services.recording, services.recordings, stage=lambda role: self.state.stage(role),
-            connected=lambda role: role in self.connections, room=lambda: self.room,
+            connected=lambda role: role in self.connections, room=self._local_room,
             tracks=lambda role: self.tracks[role],
         )
         # the consultation's chat (signaling/call/chat.py), sent to whoever is connected
@@ -202,8 +206,11 @@ class Hub:
             participant = self.participants.get(conn.role)
             if participant is None:
                 if self.room is None or self.room.closed:
-                    self.room = Room(self.id, self._sfu_options)
-                    self.recording.attach_room(self.room)
+                    if self._workers is not None:  # placed on the least-loaded media worker
+                        self.room = self._workers.room(self.id)
+                    else:
+                        self.room = Room(self.id, self._sfu_options)
+                        self.recording.attach_room(self.room)
                 participant = self.room.add_participant(f"{conn.role.value}-{uuid.uuid4().hex[:8]}", conn.role.value)
                 participant.on("media-state", lambda state, c=conn: self._send_soon(c, {"type": "media", "state": state}))
                 self.participants[conn.role] = participant
@@ -211,6 +218,10 @@ class Hub:
             return await participant.handle_offer(sdp)
         except SfuError as exc:  # a bad offer, or replaced/closed while negotiating
             raise ProtocolError("media-error", str(exc)) from None
+
+    def _local_room(self) -> Room | None:
+        """The room the recorder can attach to: only one living in this process."""
+        return self.room if isinstance(self.room, Room) else None
 
     def snapshot(self, role: Role) -> dict[str, Any]:
         peer = lobby.other(role)

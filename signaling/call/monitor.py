@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clinic import Role
+from sfu.remote import RemoteParticipant
 from sfu.stats import participant_stats
 from sfu.udp_guard import UdpGuard
 
@@ -53,7 +54,13 @@ class Monitor(BackgroundService):
         for hub in self._hubs.hubs():
             sides: dict[Role, dict[str, Any]] = {}
             for role, participant in list(hub.participants.items()):
-                stats = await participant_stats(participant)
+                if isinstance(participant, RemoteParticipant):  # asked of its media worker
+                    remote = await participant.stats()
+                    if remote is None:
+                        continue
+                    stats = remote
+                else:
+                    stats = await participant_stats(participant)
                 self._add_rates(stats, now)
                 seen.add(stats["id"])
                 sides[role] = stats
@@ -64,6 +71,13 @@ class Monitor(BackgroundService):
         self._quality.forget(seen)
         dropped = dict(self._udp_guard.dropped) if self._udp_guard is not None else {}
         self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped}
+        pool = self._hubs.services.workers
+        if pool is not None:  # each media worker's load and CPU; its UDP drops add to the total
+            workers = await pool.stats()
+            for worker in workers:
+                for kind, count in worker.pop("udp_dropped", {}).items():
+                    dropped[kind] = dropped.get(kind, 0) + count
+            self.snapshot["workers"] = workers
         for listener in self.listeners:
             listener(self.snapshot)
         return self.snapshot
