@@ -94,6 +94,21 @@ class Peer:
         t.setCodecPreferences(_caps(kind))
         answer_keyframe_requests(t.sender, self.tracks[kind])
 
+    def product_pc(self) -> RTCPeerConnection:
+        """A peer connection shaped as the product's page: mic and camera sent, the other
+        sections (the screen-share slot) received only; nobody shares a screen."""
+        from sfu.participant import SOURCES  # the offer's sections must follow the server's order
+
+        pc = self.new_pc()
+        for source, kind in SOURCES:
+            if source in ("mic", "camera"):
+                self.add_send(pc, kind)
+            else:
+                t = pc.addTransceiver(kind, direction="recvonly")
+                t.setCodecPreferences(_caps(kind))
+                self.silent.append(t)
+        return pc
+
     async def offer(self, pc: RTCPeerConnection) -> str:
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
@@ -168,8 +183,6 @@ def _in_call(m: dict[str, Any]) -> bool:
 
 async def connect_ours(a: Peer, b: Peer, link: dict[str, str], http: aiohttp.ClientSession,
                        sides: list[OursSide]) -> None:
-    from sfu.participant import SOURCES  # the offer's sections must follow the server's order
-
     doctor, patient = OursSide(http, link["practitioner_link"]), OursSide(http, link["patient_link"])
     sides += [doctor, patient]
     await doctor.open()
@@ -186,14 +199,7 @@ async def connect_ours(a: Peer, b: Peer, link: dict[str, str], http: aiohttp.Cli
     await asyncio.gather(doctor.expect(_in_call), patient.expect(_in_call))
 
     async def negotiate(peer: Peer, side: OursSide) -> None:
-        pc = peer.new_pc()
-        for source, kind in SOURCES:
-            if source in ("mic", "camera"):
-                peer.add_send(pc, kind)
-            else:  # e.g. the screen-share slot: receive only, nobody shares a screen
-                t = pc.addTransceiver(kind, direction="recvonly")
-                t.setCodecPreferences(_caps(kind))
-                peer.silent.append(t)
+        pc = peer.product_pc()
         await side.send(type="offer", sdp=await peer.offer(pc))
         answer = await side.expect(lambda m: m["type"] == "answer")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))

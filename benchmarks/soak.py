@@ -94,20 +94,11 @@ class Room:
         return repaired
 
     async def _offer(self, side: int) -> None:
-        from sfu.participant import SOURCES
-
         peer = lg.Peer(self.index, side, self.media)
         peer.other = self.peers[1 - side]
         self.peers[side] = peer
         conn = self.sides[side]
-        pc = peer.new_pc()
-        for source, kind in SOURCES:
-            if source in ("mic", "camera"):
-                peer.add_send(pc, kind)
-            else:
-                t = pc.addTransceiver(kind, direction="recvonly")
-                t.setCodecPreferences(lg._caps(kind))
-                peer.silent.append(t)
+        pc = peer.product_pc()
         await conn.send(type="offer", sdp=await peer.offer(pc))
         answer = await conn.expect(lambda m: m["type"] == "answer")
         await pc.setRemoteDescription(lg.RTCSessionDescription(sdp=answer["sdp"], type="answer"))

@@ -29,20 +29,12 @@ import loadgen as lg  # noqa: E402
 from aiortc import RTCSessionDescription  # noqa: E402
 
 from sfu import IcePolicy, SfuOptions  # noqa: E402
-from sfu.participant import SOURCES  # noqa: E402
 from sfu.remote import RemoteRoom, WorkerPool  # noqa: E402
 
 
 async def negotiate(room: RemoteRoom, peer: lg.Peer, role: str) -> None:
     participant = room.add_participant(peer.name, role)
-    pc = peer.new_pc()
-    for source, kind in SOURCES:
-        if source in ("mic", "camera"):
-            peer.add_send(pc, kind)
-        else:
-            t = pc.addTransceiver(kind, direction="recvonly")
-            t.setCodecPreferences(lg._caps(kind))
-            peer.silent.append(t)
+    pc = peer.product_pc()
     answer = await participant.handle_offer(await peer.offer(pc))
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
