@@ -311,11 +311,11 @@ class RtpEgress:
 
     def retransmit(self, seq: int) -> bool:
         """Send again a packet the subscriber lost; RTX when negotiated. False if not kept."""
-        i = seq % self._depth
-        size, at = self._sizes[i], i * self._slot
-        if not size or self._history is None or _SEQ.unpack_from(self._history, at + 2)[0] != seq:
+        if not self.kept(seq):
             return False
-        data = self._history[at:at + size]
+        i = seq % self._depth
+        at = i * self._slot
+        data = self._history[at:at + self._sizes[i]]  # type: ignore[index]
         out = bytearray(data)
         if self._ast_at:
             a = self._ast_at
