@@ -86,7 +86,8 @@ WATCH = """([selector, freezeMs]) => {
 STATS = """async (path) => {
   const pc = path.split('.').reduce((o, k) => o && o[k], window);
   const o = {at: performance.now(), frames: 0, jbDelay: 0, jbCount: 0, lost: 0, pli: 0, concealed: 0, samples: 0,
-             sentBytes: 0, videoSentBytes: 0, rtt: null, nacks: 0, frozenNow: 0};
+             sentBytes: 0, videoSentBytes: 0, rtt: null, nacks: 0, frozenNow: 0, available: null, target: null,
+             limitation: null};
   if (!pc) return o;
   (await pc.getStats()).forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) >= o.frames) {
@@ -99,7 +100,14 @@ STATS = """async (path) => {
     if (s.type === 'outbound-rtp') {
       const bytes = (s.bytesSent || 0) + (s.headerBytesSent || 0);
       o.sentBytes += bytes;
-      if (s.kind === 'video') o.videoSentBytes += bytes;
+      if (s.kind === 'video') {
+        o.videoSentBytes += bytes;
+        if (s.targetBitrate !== undefined) o.target = s.targetBitrate;
+        if (s.qualityLimitationReason !== undefined) o.limitation = s.qualityLimitationReason;
+      }
+    }
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined) {
+      o.available = s.availableOutgoingBitrate;
     }
     if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) o.rtt = s.currentRoundTripTime;
   });
@@ -269,6 +277,13 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
             watch = await side.page.evaluate("() => window.__watch")
             # figures of what `side` received, and of the sender it received from
             out[side.name] = _figures(b, a, watch, samples[other.name], scenario)
+            # what the other side's sender believed at the end: its estimate, its encoder's target, the limit
+            theirs = after[sides.index(other)]
+            if theirs["available"] is not None:
+                out[side.name]["sender_estimate_kbps"] = round(theirs["available"] / 1000, 1)
+            if theirs["target"] is not None:
+                out[side.name]["sender_target_kbps"] = round(theirs["target"] / 1000, 1)
+            out[side.name]["sender_limited_by"] = theirs["limitation"]
         return out
     finally:
         for step in reversed(cleanup):
@@ -322,11 +337,12 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
 
 
 FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
-          "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "back_after_outage_s", "settle_under_cap_s"]
+          "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_estimate_kbps", "sender_target_kbps",
+          "sender_limited_by", "back_after_outage_s", "settle_under_cap_s"]
 
 
 def _ratio(sfu: Any, direct: Any) -> str:
-    if sfu is None or direct is None:
+    if sfu is None or direct is None or isinstance(sfu, str) or isinstance(direct, str):
         return "—"
     if direct == 0:
         return "=" if sfu == 0 else "∞"

@@ -78,8 +78,8 @@ class Outlet:
         self.budget.carries(egress)
 
     def video_budget(self, estimate: int, now: float) -> int:
-        """What this leg leaves for video payload when its subscriber can receive `estimate` bit/s."""
-        return self.budget.video(estimate, self.bytes + IP_UDP * self.packets, now)
+        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s."""
+        return self.budget.video(estimate, now)
 
     def _refresh(self) -> bool:
         pair = self._pairs.get(1)
@@ -123,36 +123,39 @@ class Outlet:
 
 
 class LegBudget:
-    """What a subscriber leg leaves for video payload out of the subscriber's estimate.
+    """What a subscriber's video estimate leaves to its publisher's encoder.
 
-    A subscriber's REMB covers everything it receives, but a publisher's encoder
-    spends what it is asked on video payload alone (browsers keep audio outside
-    that budget): audio (RED doubles it), retransmissions, RTP/SRTP headers and
-    IP/UDP come on top.  Asking a publisher for the whole estimate overfills a
-    narrow link (issue 18: at 300 kbit/s ~12 % of the packets were dropped), so
-    what the leg carried besides video payload over the last half second is
-    taken off first.
+    Chromium's REMB is a video estimate: without transport-wide congestion
+    control its receive-side estimator is fed video packets only (audio is
+    skipped), RTP headers and retransmissions included, and its growth is bounded
+    by 1.5 times the video it receives.  A publisher's encoder spends what it is
+    asked on its own video stream, its own RTP headers and retransmissions
+    included.  What the subscriber's leg carries that the publisher knows nothing
+    of is the SFU's own retransmissions to that subscriber: those are taken off.
+    (Taking the leg's audio off as well, as this class did first, asked a publisher
+    for ~100 kbit/s less than a video estimate that never counted the audio; the
+    estimate, bounded by what arrived, could then only shrink: a publisher on a
+    lossy uplink settled at ~120 kbit/s, and at 30 kbit/s in one run.)
     """
 
     def __init__(self) -> None:
         self._video: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
-        self._sample: tuple[float, int, int] | None = None  # (time, wire bytes, video payload bytes)
-        self.overhead = 0.0  # bit/s the leg carried besides video payload, last measured
+        self._sample: tuple[float, int] | None = None  # (time, retransmitted bytes on the wire)
+        self.overhead = 0.0  # bit/s of the SFU's own video retransmissions on the leg, last measured
 
     def carries(self, egress: RtpEgress) -> None:
         if egress.kind == "video":
             self._video.add(egress)
 
-    def video(self, estimate: int, wire: int, now: float) -> int:
-        """The bitrate to ask for video when the subscriber can receive `estimate` and the leg
-        has sent `wire` bytes in all (datagrams and their IP/UDP headers) so far."""
-        payload = sum(e.octets for e in self._video)
+    def video(self, estimate: int, now: float) -> int:
+        """The bitrate to ask for video when the subscriber estimates `estimate` for its video."""
+        resent = sum(e.retransmitted_octets + IP_UDP * e.retransmitted for e in self._video)
         if self._sample is None:
-            self._sample = (now, wire, payload)
+            self._sample = (now, resent)
         elif now - self._sample[0] >= BUDGET_WINDOW:
-            at, wire0, payload0 = self._sample
-            self.overhead = max(0.0, 8 * ((wire - wire0) - (payload - payload0)) / (now - at))
-            self._sample = (now, wire, payload)
+            at, resent0 = self._sample
+            self.overhead = max(0.0, 8 * (resent - resent0) / (now - at))
+            self._sample = (now, resent)
         # never below a floor a browser can encode at, never above the estimate itself
         return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - self.overhead)))
 
@@ -214,6 +217,7 @@ class RtpEgress:
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
+        self.retransmitted_octets = 0  # whole datagrams, before SRTP
 
     def rebase(self, packet: Packet, now: float) -> None:
         """Map `packet` to the next sequence number and a timestamp after the last one sent."""
@@ -331,6 +335,7 @@ class RtpEgress:
             out[size:size] = _SEQ.pack(seq)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         self.retransmitted += 1
+        self.retransmitted_octets += len(out)
         self._send(bytes(out))
         return True
 
