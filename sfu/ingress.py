@@ -87,6 +87,7 @@ class RtpStream:
         self._nack = kind == "video"
         self._max_seq: int | None = None
         self.missing: set[int] = set()
+        self.unrepaired = 0  # packets that left the NACK window without arriving
         self._schedule = nack_schedule or NackSchedule()
         self._rtt = rtt
         self._on_outage = on_outage
@@ -194,6 +195,7 @@ class RtpStream:
         floor = (seq - NACK_WINDOW) & 0xFFFF
         for s in [s for s in missing if ((s - floor) & 0xFFFF) >= 0x8000]:
             missing.discard(s)
+            self.unrepaired += 1
         self._send_nacks()
 
     def _send_nacks(self) -> None:

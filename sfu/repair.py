@@ -26,15 +26,21 @@ class NackSchedule:
     A packet is asked for as soon as it is seen missing, then again each time
     a retransmission had the time to come back (about one round trip) and did
     not: asking sooner wastes the publisher's uplink on duplicates, never
-    asking again leaves a frame broken until the next keyframe.  After
-    `max_tries`, or once the packet is older than `max_age`, it is given up
-    (a keyframe repairs faster then).  So is a gap of more than `max_burst`
+    asking again leaves a frame broken until the next keyframe.  Each retry
+    also waits at least as long as all the asking before it (0, 20, 40, 80,
+    160 ms...): the round-trip time is measured from receiver reports, a few a
+    second, smoothed, and lags behind a network that just got slower (issue 18:
+    measured at 6-28 ms on a 155 ms path a few seconds after the delay came,
+    the five tries were all spent before the first retransmission could come
+    back, and one lost retransmission froze the picture until a keyframe).
+    After `max_tries`, or once the packet is older than `max_age`, it is given
+    up (a keyframe repairs faster then).  So is a gap of more than `max_burst`
     packets at once: that is an outage, not a loss, and asking for all of it
     would flood the publisher's uplink just as it comes back; `bursts` counts
     them so that the caller asks for a keyframe instead.
     """
 
-    def __init__(self, max_tries: int = 5, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01,
+    def __init__(self, max_tries: int = 10, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01,
                  max_burst: int = 50) -> None:
         self.max_tries = max_tries
         self.max_burst = max_burst
@@ -65,7 +71,8 @@ class NackSchedule:
             if asked is None:
                 self._asked[seq] = _Asked(now, now, 1)
                 out.append(seq)
-            elif asked.tries < self.max_tries and now - asked.first < self.max_age and now - asked.last >= wait:
+            elif asked.tries < self.max_tries and now - asked.first < self.max_age \
+                    and now - asked.last >= max(wait, asked.last - asked.first):
                 asked.last = now
                 asked.tries += 1
                 out.append(seq)
@@ -77,8 +84,8 @@ class NackSchedule:
     def next_time(self, rtt: float | None) -> float | None:
         """When the next packet will be due again (None: nothing left to ask)."""
         wait = self.wait(rtt)
-        times = [a.last + wait for a in self._asked.values()
-                 if a.tries < self.max_tries and a.last + wait - a.first < self.max_age]
+        times = [t for a in self._asked.values()
+                 if a.tries < self.max_tries and (t := a.last + max(wait, a.last - a.first)) - a.first < self.max_age]
         return min(times) if times else None
 
     def tries(self, seq: int) -> int:

@@ -26,6 +26,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "keyframes": producer.keyframes,
             "keyframe_requests_sent": producer.keyframe_requests,
             "nacks_sent": producer.nacks_sent,
+            "unrepaired": producer.stream.unrepaired,  # lost on the way in, NACKed, never came
             "packets": sum(s.packets_received for s in inbound),
             "packets_lost": sum(max(0, s.packets_lost) for s in inbound),
             "jitter": max((s.jitter for s in inbound), default=0),

@@ -26,7 +26,7 @@ from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
 from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, LegBudget, LegParameters, RtpEgress
-from sfu.ingress import RtpStream
+from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
 from sfu.repair import NackSchedule
@@ -557,6 +557,10 @@ async def test_stream_unwraps_rtx_and_nacks_gaps_until_repaired() -> None:
     assert len(got) == 4
     stream._again()  # the retry timer: only what is still missing is asked again
     assert RtcpPacket.parse(wire.sent[-1])[0].lost == [103]
+    assert stream.unrepaired == 0
+    # 103 never comes: once the NACK window has moved past it, it is counted unrepaired (/stats)
+    stream.receive(wire_bytes(104 + NACK_WINDOW + 1, 3000, b"\x10\x01"), rtx=False)
+    assert 103 not in stream.missing and stream.unrepaired == 1
     stream.close()
     await pc.close()
 

@@ -19,6 +19,25 @@ def test_a_missing_packet_is_asked_at_once_then_once_per_round_trip() -> None:
     assert s.tries(10) == 2 and s.tries(11) == 0
 
 
+def test_retries_back_off_so_that_an_underestimated_round_trip_cannot_spend_them_all_at_once() -> None:
+    # issue 18: a path that just went from 1 ms to 155 ms still reads a few ms from the smoothed
+    # receiver reports; the retries must still reach past the real round trip, twice over
+    s = NackSchedule()
+    times = []
+    for step in range(120):  # 1.2 s in 10 ms steps, the measured rtt stuck at 6 ms
+        now = step * 0.01
+        if s.due({7}, now=now, rtt=0.006):
+            times.append(round(now, 2))
+    assert times[:5] == [0.0, 0.02, 0.04, 0.08, 0.16]  # each wait at least all the asking before it
+    assert len([t for t in times if t >= 0.3]) >= 2  # asked again after a 155 ms retransmission was lost
+    assert max(times) < s.max_age
+    assert s.next_time(0.006) is None  # then given up
+    # a well-measured round trip is still honoured at once: the first retry waits one round trip
+    r = NackSchedule()
+    r.due({7}, now=0.0, rtt=0.15)
+    assert r.next_time(0.15) == r.wait(0.15)
+
+
 def test_new_gaps_are_asked_at_once_without_repeating_the_old_ones() -> None:
     s = NackSchedule()
     assert s.due({5}, now=0.0, rtt=0.1) == [5]
