@@ -22,7 +22,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParamete
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 from pylibsrtp._binding import ffi as _ffi  # type: ignore[import-not-found]
 from pylibsrtp._binding import lib as _lib
 
@@ -306,6 +314,21 @@ def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
                 return
             if sender._ssrc in ssrcs:
                 on_remb(bitrate)
+
+    sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def watch_receiver_reports(sender: RTCRtpSender, on_report: Callable[[int, int], None]) -> None:
+    """Call `on_report(extended highest sequence number, cumulative packets lost)` for every receiver
+    report block the subscriber sends about this sender (RFC 3550 6.4.1)."""
+    handle = sender._handle_rtcp_packet
+
+    async def handle_rtcp(packet: Any) -> None:
+        await handle(packet)
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    on_report(report.highest_sequence, report.packets_lost)
 
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 

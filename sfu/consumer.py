@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from . import red
-from .egress import Outlet, RtpEgress
+from .egress import LossCeiling, Outlet, RtpEgress
 from .packet import Packet
 from .repair import RetransmitGate, UnansweredNacks
 
@@ -49,6 +49,7 @@ class Consumer(MediaStreamTrack):
         self._outlet: Outlet | None = None
         self._retransmits = RetransmitGate()
         self._unanswered = UnansweredNacks()
+        self._loss = LossCeiling()
         self._keyframe_seq: int | None = None  # the leg's sequence number of the last keyframe sent
         # the subscriber leg's round-trip time (s), None until known; set by the participant
         self.rtt: Callable[[], float | None] = lambda: None
@@ -91,16 +92,42 @@ class Consumer(MediaStreamTrack):
             self._producer = None
 
     def on_estimate(self, bitrate: int) -> None:
-        """The subscriber's bandwidth estimate (REMB): what its whole leg can receive.
+        """The subscriber's bandwidth estimate (REMB), Chromium's delay-based estimate of its video.
 
-        Only video publishers are asked for a bitrate, and for what the leg leaves
-        to video once its audio, retransmissions and headers are counted.
+        Only video publishers are asked for a bitrate: the estimate less the SFU's own
+        retransmissions on the leg, and never more than the leg's loss lets through.
         """
         self.estimate = bitrate
-        if self._producer is None or self.kind != "video":
+        if self.kind == "video":
+            self._ask()
+
+    def on_receiver_report(self, highest: int, lost: int) -> None:
+        """A receiver report block of the subscriber about this leg: a loss-based ceiling for video."""
+        if self.kind != "video" or self._egress is None:
             return
-        budget = bitrate if self._outlet is None else self._outlet.video_budget(bitrate, time.monotonic())
-        self._producer.on_subscriber_estimate(self, budget)
+        before = self._loss.ceiling
+        egress = self._egress
+        self._loss.report(highest, lost, egress.sent_between, egress.octets, time.monotonic(), self._budget())
+        if self._loss.ceiling != before:
+            self._ask()
+
+    @property
+    def loss_ceiling(self) -> int | None:
+        """The most the leg's loss lets the publisher be asked for (bit/s); None: loss does not limit it."""
+        return self._loss.ceiling
+
+    def _budget(self) -> int | None:
+        if self.estimate is None:
+            return None
+        return self.estimate if self._outlet is None else self._outlet.video_budget(self.estimate, time.monotonic())
+
+    def _ask(self) -> None:
+        # the publisher is asked for the lower of the delay-based estimate (REMB) and the loss-based ceiling
+        if self._producer is None:
+            return
+        asks = [b for b in (self._budget(), self._loss.ceiling) if b is not None]
+        if asks:
+            self._producer.on_subscriber_estimate(self, min(asks))
 
     def request_keyframe(self) -> None:
         """The subscriber lost a picture (PLI/FIR): ask the publisher."""

@@ -243,3 +243,4 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
     hooks.on_keyframe_request(sender, consumer.request_keyframe)
     hooks.on_nack(sender, consumer.retransmit)
     hooks.watch_remb(sender, consumer.on_estimate)
+    hooks.watch_receiver_reports(sender, consumer.on_receiver_report)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
+from helpers.loss import drop_sent
 from helpers.media_peers import Peer, connect, dominant_colour
 
 from sfu import Room, SfuOptions
@@ -137,6 +139,36 @@ async def test_the_video_publisher_is_asked_for_the_subscribers_video_estimate_a
         # an audio publisher is never asked for a bitrate (its REMB would overrule the video's)
         assert a.producers["mic"].sent_estimate is None and not audio_asks
         assert any(abs(b - asked) <= asked >> 17 for b in video_asks)  # REMB's 18-bit mantissa rounds it
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+
+
+async def test_heavy_loss_on_the_subscribers_leg_caps_what_the_publisher_is_asked() -> None:
+    # issue 18: a full drop-tail queue loses packets without growing the delay a REMB reacts to; the
+    # subscriber's receiver reports show it, and the SFU runs the loss-based half of congestion control
+    room = Room("r5", SfuOptions(max_video_bitrate=2_000_000))
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        a = await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        assert dominant_colour(await blue.wait_video()) == "red"
+        consumer, camera = b.consumers["camera"], a.producers["camera"]
+        await eventually(lambda: camera.estimate() is not None)
+        assert consumer.loss_ceiling is None  # a clean leg: loss does not limit it
+        # 40 % of what the SFU sends the subscriber is lost, its retransmissions too
+        assert b.pc is not None
+        connection = b.pc.getTransceivers()[0].receiver.transport.transport._connection
+        dropped = {"in": 0, "out": 0}
+        for protocol in connection._protocols:
+            drop_sent(protocol, 0.4, random.Random(3), dropped)
+        ceiling = await eventually(lambda: consumer.loss_ceiling)
+        assert dropped["out"] > 10
+        # the publisher is asked for no more than the ceiling, below the 2 Mbit/s the room allows
+        estimate = camera.estimate()
+        assert estimate is not None and estimate <= ceiling < 2_000_000
+        assert camera.sent_estimate is not None and camera.sent_estimate <= ceiling
     finally:
         room.close()
         await room.wait_closed()

@@ -25,7 +25,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
-from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, LegBudget, LegParameters, RtpEgress
+from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, LegBudget, LegParameters, LossCeiling, RtpEgress
 from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -282,6 +282,56 @@ def test_a_legs_video_budget_takes_off_the_sfus_own_retransmissions_and_not_the_
     assert 40_000 - MIN_VIDEO_BITRATE < 8 * (len(wire[-1]) + IP_UDP) / 0.6  # what 3.0 to 3.6 measures
     assert budget.video(40_000, 3.6) == MIN_VIDEO_BITRATE
     assert budget.video(20_000, 3.7) == 20_000
+
+
+def every(a: int, b: int) -> int:
+    return b - a  # the SFU sent every sequence number of the span
+
+
+def test_the_loss_ceiling_falls_with_congestion_loss_holds_with_moderate_loss_and_lifts_when_clear() -> None:
+    # issue 18: behind a full drop-tail queue REMB stops falling; the subscriber's receiver reports show the loss
+    c = LossCeiling()
+    assert c.report(1000, 0, every, 0, 0.0, 500_000) is None  # the first report only starts the window
+    # one second: 100 packets (40 kB of video: 320 kbit/s), the subscriber lost 20 of them
+    assert c.report(1100, 20, every, 40_000, 1.0, 500_000) == int(320_000 * (1 - 0.2 / 2))
+    assert round(c.loss, 6) == 0.2
+    assert c.report(1150, 30, every, 60_000, 1.5, 500_000) == 288_000  # within the window: unchanged
+    # 5 % loss (random loss a NACK cache repairs): held, not cut further
+    assert c.report(1200, 25, every, 80_000, 2.0, 500_000) == 288_000 and round(c.loss, 6) == 0.05
+    # clear: it grows 8 % a window, and stops binding once above the delay-based estimate
+    assert c.report(1300, 25, every, 110_000, 3.0, 500_000) == int(288_000 * 1.08) + 1000
+    for i in range(10):
+        c.report(1400 + 100 * i, 25, every, 140_000 + 30_000 * i, 4.0 + i, 500_000)
+    assert c.ceiling is None
+    # never below what a browser can encode at
+    low = LossCeiling()
+    low.report(0, 0, every, 0, 0.0, None)
+    assert low.report(100, 90, every, 1_000, 1.0, None) == MIN_VIDEO_BITRATE
+
+
+def test_the_loss_ceiling_does_not_charge_the_subscriber_for_what_the_publishers_uplink_lost() -> None:
+    # sequence numbers the SFU never sent (lost before it, not yet or never repaired) are "lost" in the
+    # subscriber's report; they are not the subscriber leg's loss
+    c = LossCeiling()
+    c.report(1000, 0, every, 0, 0.0, 500_000)
+    assert c.report(1100, 20, lambda a, b: 80, 32_000, 1.0, 500_000) is None and c.loss == 0.0
+    # of the 80 it sent, 12 did not arrive: 15 % is the leg's
+    assert c.report(1200, 52, lambda a, b: 80, 64_000, 2.0, 500_000) is not None and round(c.loss, 6) == 0.15
+
+
+def test_egress_tells_which_sequence_numbers_of_a_span_it_sent() -> None:
+    sender, parameters = leg("video")
+    egress = RtpEgress("video", parameters, sender.transport.sent.append)  # type: ignore[arg-type]
+    first = pkt(100, 0, b"\x10\x00", marker=True)
+    egress.rebase(first, 0.0)
+    for seq in (100, 101, 103, 104):  # 102 never came to the SFU
+        egress.send(pkt(seq, 0), 0.0)
+    s0 = parse(sender.transport.sent[0]).sequence_number
+    assert egress.sent_between(s0 - 1, s0 + 4) == 4
+    assert egress.sent_between(s0 + 1, s0 + 3) == 1  # 102 (s0 + 2) missing, 103 sent
+    extended = s0 + 0x10000  # the subscriber's extended numbers: the cycle count above 16 bits
+    assert egress.sent_between(extended - 1, extended + 4) == 4
+    assert egress.sent_between(s0, s0 + HISTORY["video"] + 1) == -1  # longer than the history
 
 
 def test_egress_retransmits_plainly_without_rtx() -> None:
