@@ -66,10 +66,10 @@ class Part:
 class RemoteRecorder:
     """One consultation's recording, recorded in the worker holding its room."""
 
-    def __init__(self, id: str, consultation_id: str, folder: Callable[[str], Path], *,
+    def __init__(self, id: str, consultation_id: str, folder: Callable[[str], Path], pool: WorkerPool, *,
                  part_ended: PartEnded | None = None, part_started: PartStarted | None = None) -> None:
         self.first_id = id
-        self.consultation_id = consultation_id
+        self.consultation_id = consultation_id  # also its room's id
         self._folder = folder
         self._part_ended = part_ended
         self._part_started = part_started
@@ -78,7 +78,8 @@ class RemoteRecorder:
         self.parts: list[Part] = []
         self._current: Part | None = None
         self._room: RemoteRoom | None = None
-        self._pool: WorkerPool | None = None
+        self._pool = pool
+        pool.on("recording-closed", self._on_closed)
         self._tracks: dict[str, dict[str, bool]] = {}
         self.dropped = 0
 
@@ -100,8 +101,11 @@ class RemoteRecorder:
         return self.parts[-1].folder if self.parts and not self.parts[-1].handed else None
 
     def start(self) -> None:
-        """Nothing is written until the recorder has a room (`attach`): the worker writes."""
+        """Begin writing (in the worker of the room attached right after, or, if the consultation has no
+        room yet, in the one its room will be placed on): as in process, the folder and manifest exist
+        from the start even if no media ever comes."""
         self.started = True
+        asyncio.get_running_loop().call_soon(self._follow)
 
     def attach(self, room: Any) -> None:
         """Record `room` (a `RemoteRoom`) from now on, in its worker."""
@@ -111,13 +115,8 @@ class RemoteRecorder:
             self._room.remove_listener("moved", self._moved)
         self._room = room
         room.on("moved", self._moved)
-        pool = room._pool
-        if pool is not self._pool:
-            if self._pool is not None:
-                self._pool.remove_listener("recording-closed", self._on_closed)
-            self._pool = pool
-            pool.on("recording-closed", self._on_closed)
-        self._follow()
+        if self.started:
+            self._follow()
 
     def note_tracks(self, role: str, tracks: dict[str, bool]) -> None:
         if self.stopped or self._tracks.get(role) == tracks:
@@ -134,8 +133,7 @@ class RemoteRecorder:
         self.stopped = True
         if self._room is not None:
             self._room.remove_listener("moved", self._moved)
-            if self._pool is not None:
-                self._pool.pin(self._room.id, None)
+        self._pool.pin(self.consultation_id, None)
         if self._current is not None:
             self._end(self._current)
             self._current = None
@@ -146,24 +144,33 @@ class RemoteRecorder:
             return None
         part = self.parts[-1]
         data = await asyncio.shield(part.closed)
-        if self._pool is not None and all(p.closed.done() for p in self.parts):
+        if all(p.closed.done() for p in self.parts):
             self._pool.remove_listener("recording-closed", self._on_closed)
         return None if data is None else Manifest.from_json(dict(data))
 
     # --- internals
 
     def _follow(self) -> None:
-        """Make the recording run in the worker holding the room: go on, or end the part and begin one."""
-        room = self._room
-        if self.stopped or room is None or room.closed or room.worker is None:
+        """Make the recording run in the worker holding the room (no room: where it will be placed):
+        go on, or end the part and begin one."""
+        if self.stopped or not self.started:
             return
-        worker = room.worker
+        part = self._current
+        room = self._room if self._room is not None and not self._room.closed else None
+        if room is not None:
+            if room.worker is None:
+                return
+            worker = room.worker
+        elif part is not None and not part.channel.closed:
+            return  # no room for now: the part goes on, its worker keeps the next room (pinned)
+        else:
+            worker = self._pool.choose(self.consultation_id)
         channel = worker.channel
         if channel is None or channel.closed:
-            return  # dead: "moved" comes once it is placed again
-        part = self._current
+            return  # dead: "moved" comes once the room is placed again
         if part is not None and part.channel is channel:
-            channel.send("record-attach", recording=part.id, room=room.id)
+            if room is not None:
+                channel.send("record-attach", recording=part.id, room=room.id)
             return
         if part is not None:  # its worker died, or the room is elsewhere
             self._end(part)
@@ -174,10 +181,9 @@ class RemoteRecorder:
         part = Part(part_id, self._folder(part_id), worker, channel, loop.create_future())
         self.parts.append(part)
         self._current = part
-        assert self._pool is not None
-        self._pool.pin(room.id, worker)
+        self._pool.pin(self.consultation_id, worker)
         channel.send("record", recording=part_id, consultation=self.consultation_id, folder=str(part.folder),
-                     room=room.id, tracks=self._tracks)
+                     room=self.consultation_id, tracks=self._tracks)
         channel.done.add_done_callback(functools.partial(self._channel_ended, part))
         logger.info("%r recording in media worker %d%s", self, worker.index, "" if first else " (a new part)")
         if not first and self._part_started is not None:

@@ -223,7 +223,7 @@ class WorkerPool(AsyncIOEventEmitter):
     def room(self, room_id: str) -> RemoteRoom:
         """A new room on the least-loaded live worker (or on the one it is pinned to)."""
         room = RemoteRoom(room_id, self)
-        self._place(room, self.homes.get(room_id))
+        self._place(room)
         return room
 
     def pin(self, room_id: str, worker: Worker | None) -> None:
@@ -233,9 +233,14 @@ class WorkerPool(AsyncIOEventEmitter):
         else:
             self.homes[room_id] = worker
 
-    def _place(self, room: RemoteRoom, home: Worker | None = None) -> None:
+    def choose(self, room_id: str) -> Worker:
+        """Where room `room_id` goes: the worker it is pinned to if that one lives, else the least loaded."""
         live = [w for w in self.workers if w.channel is not None and not w.channel.closed] or self.workers
-        worker = home if home in live else min(live, key=lambda w: w.load)
+        home = self.homes.get(room_id)
+        return home if home in live else min(live, key=lambda w: w.load)
+
+    def _place(self, room: RemoteRoom) -> None:
+        worker = self.choose(room.id)
         room.worker = worker
         worker.rooms[room.id] = room
         for participant in room.members.values():
@@ -403,4 +408,6 @@ class RemoteParticipant(AsyncIOEventEmitter):
 
 def default_count(setting: int | str) -> int:
     """`[sfu] workers`: "auto" is one per core."""
-    return (os.cpu_count() or 1) if setting == "auto" else int(setting)
+    if setting != "auto":
+        return int(setting)
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

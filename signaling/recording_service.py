@@ -97,7 +97,7 @@ class RecordingService:
         recorder: Recorder | RemoteRecorder
         if self.workers is not None:
             recorder = RemoteRecorder(
-                recording_id, consultation_id, lambda part_id: self.folder(consultation_id, part_id),
+                recording_id, consultation_id, lambda part_id: self.folder(consultation_id, part_id), self.workers,
                 part_ended=lambda part: self.spawn(self._part_ended(consultation_id, part)),
                 part_started=lambda part_id: self.spawn(
                     self.note("recording.start", consultation_id, part_id, None)))
