@@ -140,10 +140,7 @@ class RemoteRecorder:
 
     async def wait_closed(self) -> Manifest | None:
         """Wait until the last part's files are complete (or its worker died); its manifest, if it said."""
-        if not self.parts:
-            return None
-        part = self.parts[-1]
-        data = await asyncio.shield(part.closed)
+        data = await asyncio.shield(self.parts[-1].closed) if self.parts else None
         if all(p.closed.done() for p in self.parts):
             self._pool.remove_listener("recording-closed", self._on_closed)
         return None if data is None else Manifest.from_json(dict(data))
