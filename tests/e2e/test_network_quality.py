@@ -34,7 +34,8 @@ VIDEO_STATS = """async () => {
   return out;
 }"""
 
-# these tests look at the SFU objects of a call (peer connection, producers): rooms in this process
+# these tests look at the SFU objects of a call (peer connection, producers) or put a relay in its
+# answers (helpers/netimpair.py patches the Participant class): rooms in this process
 IN_PROCESS = {"sfu.workers": 1}
 
 
@@ -132,7 +133,7 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
 
 async def test_after_a_five_second_outage_the_picture_comes_back_by_itself(
         tmp_path: Path, open_page: Any, patient_relay: RelayedOffers) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await _busy_call(server, open_page)
         patient_relay.outage(5.0)
         await asyncio.sleep(5.0)
