@@ -20,6 +20,7 @@ import av
 import numpy as np
 from helpers.media_peers import Peer, connect
 
+from recorder import Recorder
 from recorder.manifest import read_manifest
 from recorder.remote import RemoteRecorder
 from sealing import Keyring, generate_key, is_sealed, open_file
@@ -281,3 +282,36 @@ async def test_lip_sync_holds_when_the_recorder_runs_in_a_worker(tmp_path: Path,
     synced = av_offsets(service.composed["r"]["output"])
     print(f"\nlip sync in a worker, flash minus click (ms): {[round(x * 1000) for x in synced]}")
     assert all(abs(x) <= TOLERANCE for x in synced), synced
+
+
+async def test_a_side_that_reconnects_during_a_recording_is_recorded_again_in_process(tmp_path: Path) -> None:
+    """A new peer connection (a reload, a repaired failure) makes new producers whose codec is known only
+    once media flows: the recorder takes them at their first packet (here in one process, as with workers = 1)."""
+    room = Room("c-again", SfuOptions())
+    red, blue = tone_peer("red", 440), tone_peer("blue", 1000)
+    folder = tmp_path / "rec"
+    try:
+        await connect(room, "a", "practitioner", red)
+        patient = await connect(room, "b", "patient", blue)
+        await asyncio.gather(red.wait_video(), blue.wait_video())
+        recorder = Recorder("r", "c-again", folder)
+        recorder.start()
+        recorder.attach(room)
+        await asyncio.sleep(1.5)
+        await blue.close()
+        blue = tone_peer("blue", 1000)
+        await blue.accept(await patient.handle_offer(await blue.offer()))
+        await blue.wait_video()
+        await asyncio.sleep(2.0)
+        recorder.stop()
+        manifest = await recorder.wait_closed()
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+    cameras = sorted(t.start for t in manifest.tracks if (t.role, t.source) == ("patient", "camera"))
+    assert len(cameras) == 2 and cameras[1] > 1.0, manifest.tracks  # the first connection's, then the new one's
+    last = next(t for t in manifest.tracks if (t.role, t.source) == ("patient", "camera") and t.start == cameras[1])
+    with av.open(str(folder / last.file)) as c:
+        pictures = list(c.decode(video=0))
+    assert len(pictures) > 10 and colour(rgb_at(pictures[-1], 0.5, 0.5)) == "blue"
