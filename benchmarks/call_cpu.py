@@ -226,6 +226,8 @@ def write_config(tmp: Path, port: int, key_file: Path | None = None) -> Path:
         "port = 0\n"  # any free port: never collides with another server on the machine
         "[ice]\n"
         'host_addresses = ["127.0.0.1"]\n'
+        "[sfu]\n"
+        "workers = 1\n"  # the server's CPU is one process's (pinned to one core)
     )
     return cfg
 

@@ -97,7 +97,9 @@ def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "")
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
         f'[storage]\ndata_dir = "{tmp / "data"}"\n'
-        f'[ice]\nhost_addresses = ["127.0.0.1"]\nport_min = {ports[0]}\nport_max = {ports[1]}\n' + extra_config
+        f'[ice]\nhost_addresses = ["127.0.0.1"]\nport_min = {ports[0]}\nport_max = {ports[1]}\n'
+        # one process: the leak counters (tasks, peer connections) are this process's objects
+        '[sfu]\nworkers = 1\n' + extra_config
     )
     links = []
     for _ in range(rooms):

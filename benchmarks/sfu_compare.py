@@ -101,6 +101,7 @@ def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> 
         f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
         f'[ice]\nhost_addresses = ["{ICE_IP}"]\nport_min = 40000\nport_max = 40999\n'
         f'[media]\nevent_loop = "{event_loop}"\n'
+        '[sfu]\nworkers = 1\n'  # one process on one core, as every earlier figure (workers_cpu.py: workers)
     )
     links = []
     for _ in range(rooms):  # each call schedules a new consultation: one per room

@@ -51,7 +51,8 @@ class Recorder:
         self._writer = DiskWriter(directory, self.manifest, max_queue_frames, keyring)
         self._room: Room | None = None
         self._subs: dict[str, _Subscription] = {}  # by producer id
-        self._producers: dict[str, Producer] = {}
+        self._producers: dict[str, Producer] = {}  # consumed: recorded, or waiting for their codec
+        self._waiting: dict[str, tuple[str, str]] = {}  # producer id -> (role, source): codec not known yet
         self._tracks: dict[str, dict[str, bool]] = {}
         # each sender's wallclock (NTP seconds) to the recording's timeline: seconds to add
         self._offsets: dict[tuple[str, int], float] = {}
@@ -89,6 +90,7 @@ class Recorder:
             producer.remove_consumer(self)
         self._producers.clear()
         self._subs.clear()
+        self._waiting.clear()
 
     def note_tracks(self, role: str, tracks: dict[str, bool]) -> None:
         """What a side sends (mic muted, camera off, screen shared), for the compositor."""
@@ -113,26 +115,34 @@ class Recorder:
 
     def _on_participant(self, participant: Participant) -> None:
         for source, producer in participant.producers.items():
-            if producer.id in self._subs or producer.closed or producer.kind not in CODECS:
+            if producer.id in self._producers or producer.closed or producer.kind not in CODECS:
                 continue
-            codec = producer.codec
-            if codec not in CODECS[producer.kind]:
-                logger.warning("%r does not record %s: codec %s", self, producer.id, codec or "unknown")
-                continue
-            key = TrackKey(producer.id, participant.role, source, producer.kind, codec)
-            clock_rate = VIDEO_CLOCK if producer.kind == "video" else AUDIO_CLOCK
-            # one sender's tracks share its wallclock: one offset per transport (bundle)
-            sender = (participant.role, id(producer.receiver.transport))
-            self._subs[producer.id] = _Subscription(key, Depacketizer(codec, clock_rate), sender)
             self._producers[producer.id] = producer
             producer.add_consumer(self)
             producer.once("close", functools.partial(self._forget, producer.id))
-            if producer.kind == "video":
-                producer.request_keyframe()  # a video file starts on a keyframe
+            if producer.codec:
+                self._subscribe(producer, participant.role, source)
+            else:  # a new peer connection, not connected yet: its codec is known by its first packet
+                self._waiting[producer.id] = (participant.role, source)
+
+    def _subscribe(self, producer: Producer, role: str, source: str) -> _Subscription | None:
+        codec = producer.codec
+        if codec not in CODECS[producer.kind]:
+            logger.warning("%r does not record %s: codec %s", self, producer.id, codec or "unknown")
+            return None
+        key = TrackKey(producer.id, role, source, producer.kind, codec)
+        clock_rate = VIDEO_CLOCK if producer.kind == "video" else AUDIO_CLOCK
+        # one sender's tracks share its wallclock: one offset per transport (bundle)
+        sender = (role, id(producer.receiver.transport))
+        sub = self._subs[producer.id] = _Subscription(key, Depacketizer(codec, clock_rate), sender)
+        if producer.kind == "video":
+            producer.request_keyframe()  # a video file starts on a keyframe
+        return sub
 
     def _forget(self, producer_id: str) -> None:
         self._subs.pop(producer_id, None)
         self._producers.pop(producer_id, None)
+        self._waiting.pop(producer_id, None)
 
     # ------------------------------------------------------------ PacketSubscriber
 
@@ -140,7 +150,9 @@ class Recorder:
         """A packet of a recorded producer: frames are assembled here, then queued for the disk thread."""
         sub = self._subs.get(producer.id)
         if sub is None:
-            return
+            waiting = self._waiting.pop(producer.id, None)
+            if waiting is None or (sub := self._subscribe(producer, *waiting)) is None:
+                return
         red = producer.kind == "audio" and producer.codec_name(packet.payload_type) == "red"
         frames = sub.depacketizer.add(packet, red)
         if sub.depacketizer.need_keyframe:

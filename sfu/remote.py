@@ -10,8 +10,13 @@ A worker that exits (SIGKILL, crash) is noticed by its watcher (process
 exit and channel EOF), started again, and each of its rooms is placed again
 (least loaded) with the same participants; each participant then reports
 "failed", which the browser answers with a new offer (web/js/call.js), and
-that offer reaches the new worker.  Nothing else of the consultation lives
-in a worker.
+that offer reaches the new worker; the room then emits "moved" (a recorder
+attached to it starts again there: recorder/remote.py).  Nothing else of the
+consultation lives in a worker but its recorder, when it records.
+
+Events of the worker other than "media-state" are emitted by the pool as
+(event name, worker, message); `pin(room id, worker)` keeps a consultation's
+next room on the worker that holds its recorder.
 """
 
 from __future__ import annotations
@@ -118,9 +123,12 @@ class Channel:
 class Worker:
     """One worker process, its channel and the rooms placed on it."""
 
-    def __init__(self, index: int, config: dict[str, Any]) -> None:
+    def __init__(self, index: int, config: dict[str, Any], module: str = "sfu.worker",
+                 on_other: Any = None) -> None:
         self.index = index
         self._config = config
+        self._module = module
+        self._on_other = on_other
         self.process: asyncio.subprocess.Process | None = None
         self.channel: Channel | None = None
         self.rooms: dict[str, RemoteRoom] = {}
@@ -139,7 +147,7 @@ class Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "sfu.worker", str(theirs.fileno()), json.dumps(self._config),
+                sys.executable, "-m", self._module, str(theirs.fileno()), json.dumps(self._config),
                 pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL,
             )
         except BaseException:
@@ -158,6 +166,8 @@ class Worker:
             if participant is not None:
                 participant.media_state = message["state"]
                 participant.emit("media-state", message["state"])
+        elif self._on_other is not None:
+            self._on_other(self, message)
 
     async def ended(self) -> None:
         """Return when the process exited or its channel closed (then make sure the process is gone)."""
@@ -175,19 +185,28 @@ class Worker:
         return result
 
 
-class WorkerPool:
-    """`count` media workers, each with its slice of the UDP range; watched and restarted."""
+class WorkerPool(AsyncIOEventEmitter):
+    """`count` media workers, each with its slice of the UDP range; watched and restarted.
+
+    `module` is the worker program (`python -m module`): "sfu.worker", or
+    "recorder.worker" to record inside the workers; `extra` goes into each
+    worker's start configuration (e.g. the key file's path; never secrets: it
+    is on the command line).
+    """
 
     def __init__(self, options: SfuOptions, ice: IcePolicy, count: int, *, event_loop: str = "asyncio",
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", module: str = "sfu.worker",
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__()
         self._options = options
+        self.homes: dict[str, Worker] = {}
         self.workers = [
             Worker(i, {
                 "options": dataclasses.asdict(options),
                 "ice": {"addresses": list(ice.addresses), "port_min": lo, "port_max": hi,
                         "announced": {k: list(v) for k, v in ice.announced.items()}},
-                "event_loop": event_loop, "log_level": log_level, "index": i,
-            })
+                "event_loop": event_loop, "log_level": log_level, "index": i, **(extra or {}),
+            }, module, self._other_event)
             for i, (lo, hi) in enumerate(port_slices(ice.port_min, ice.port_max, count))
         ]
         self._watchers: list[asyncio.Task[None]] = []
@@ -198,15 +217,30 @@ class WorkerPool:
         await asyncio.gather(*(w.start() for w in self.workers))
         self._watchers = [asyncio.ensure_future(self._watch(w)) for w in self.workers]
 
+    def _other_event(self, worker: Worker, message: dict[str, Any]) -> None:
+        self.emit(str(message.get("event")), worker, message)
+
     def room(self, room_id: str) -> RemoteRoom:
-        """A new room on the least-loaded live worker."""
+        """A new room on the least-loaded live worker (or on the one it is pinned to)."""
         room = RemoteRoom(room_id, self)
         self._place(room)
         return room
 
-    def _place(self, room: RemoteRoom) -> None:
+    def pin(self, room_id: str, worker: Worker | None) -> None:
+        """Place the next room `room_id` on `worker` while it lives (None: least loaded again)."""
+        if worker is None:
+            self.homes.pop(room_id, None)
+        else:
+            self.homes[room_id] = worker
+
+    def choose(self, room_id: str) -> Worker:
+        """Where room `room_id` goes: the worker it is pinned to if that one lives, else the least loaded."""
         live = [w for w in self.workers if w.channel is not None and not w.channel.closed] or self.workers
-        worker = min(live, key=lambda w: w.load)
+        home = self.homes.get(room_id)
+        return home if home in live else min(live, key=lambda w: w.load)
+
+    def _place(self, room: RemoteRoom) -> None:
+        worker = self.choose(room.id)
         room.worker = worker
         worker.rooms[room.id] = room
         for participant in room.members.values():
@@ -238,6 +272,7 @@ class WorkerPool:
                     for participant in list(room.members.values()):
                         participant.media_state = "failed"
                         participant.emit("media-state", "failed")  # the browser re-offers
+                    room.emit("moved")  # a recorder attached to it starts again there
             self._replaced.set()
             await asyncio.sleep(RESTART_INTERVAL if worker.restarts > 3 else 0)
 
@@ -373,4 +408,6 @@ class RemoteParticipant(AsyncIOEventEmitter):
 
 def default_count(setting: int | str) -> int:
     """`[sfu] workers`: "auto" is one per core."""
-    return (os.cpu_count() or 1) if setting == "auto" else int(setting)
+    if setting != "auto":
+        return int(setting)
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

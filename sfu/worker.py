@@ -10,7 +10,10 @@ socket pair, one JSON object per line:
 
 Requests are read in order; "add", "close-participant" and "close-room" are
 applied before the next line is read (so an "offer" always finds its
-participant), the others run as tasks.  It has its own slice of the UDP port
+participant), the others run as tasks.  Other ops go to `MediaWorker.handle_other`:
+a subclass adds its own (recorder/worker.py, started as `python -m recorder.worker`,
+runs the consultation's recorder next to its room), and its events go back the
+same way (`send`).  It has its own slice of the UDP port
 range (its own IcePolicy) and exits when the channel closes.  No patient data
 crosses the channel: ids, roles, SDP and counters only.
 """
@@ -75,22 +78,35 @@ class MediaWorker:
                     for p in room.participants:
                         self.participants.pop(p.id, None)
             elif op in ("offer", "stats", "info"):
-                task = asyncio.ensure_future(self._answer(rid, op, message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.spawn(self._answer(rid, op, message))
                 return
             else:
-                raise ValueError(f"unknown op {op!r}")
+                self.handle_other(op, message)
         except Exception as exc:
             self._fail(rid, exc)
             return
         if rid is not None:
             self.send({"re": rid, "ok": None})
 
-    def _add(self, room_id: str, participant_id: str, role: str) -> None:
+    def handle_other(self, op: Any, message: dict[str, Any]) -> None:
+        """An op this class does not know (a subclass adds its own); applied before the next line is read."""
+        raise ValueError(f"unknown op {op!r}")
+
+    def spawn(self, coro: Any) -> None:
+        """Run `coro` as a task of this worker."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def room(self, room_id: str) -> Room:
+        """The live room `room_id`, made if needed."""
         room = self.rooms.get(room_id)
         if room is None or room.closed:
             room = self.rooms[room_id] = Room(room_id, self._options)
+        return room
+
+    def _add(self, room_id: str, participant_id: str, role: str) -> None:
+        room = self.room(room_id)
         participant = room.add_participant(participant_id, role)
         self.participants[participant_id] = participant
         participant.on("media-state", lambda state, pid=participant_id: self.send(
@@ -130,6 +146,9 @@ class MediaWorker:
         if rid is not None:
             self.send({"re": rid, "error": kind, "message": str(exc)})
 
+    def configure(self, config: dict[str, Any]) -> None:
+        """The worker's start configuration, for what a subclass needs of it (nothing here)."""
+
     async def close(self) -> None:
         for room in list(self.rooms.values()):
             room.close()
@@ -137,14 +156,15 @@ class MediaWorker:
         self.rooms.clear()
 
 
-async def serve(sock: socket.socket, config: dict[str, Any]) -> None:
+async def serve(sock: socket.socket, config: dict[str, Any], factory: type[MediaWorker] = MediaWorker) -> None:
     options = SfuOptions(**config["options"])
     ice = config["ice"]
     policy = IcePolicy(list(ice["addresses"]), ice["port_min"], ice["port_max"],
                        {k: list(v) for k, v in ice["announced"].items()})
     policy.install()
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
-    worker = MediaWorker(options, policy, writer)
+    worker = factory(options, policy, writer)
+    worker.configure(config)
     logger.info("media worker %s ready, UDP ports %d-%d", os.getpid(), policy.port_min, policy.port_max)
     try:
         while line := await reader.readline():
@@ -155,7 +175,7 @@ async def serve(sock: socket.socket, config: dict[str, Any]) -> None:
         writer.close()
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], factory: type[MediaWorker] = MediaWorker) -> None:
     fd, config = int(argv[1]), json.loads(argv[2])
     logging.basicConfig(level=config.get("log_level", "WARNING"), stream=sys.stderr,
                         format=f"worker {os.getpid()} %(levelname)s %(name)s: %(message)s")
@@ -167,7 +187,7 @@ def main(argv: list[str]) -> None:
     else:
         loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(serve(sock, config))
+        loop.run_until_complete(serve(sock, config, factory))
     finally:
         loop.close()
 

@@ -145,16 +145,17 @@ def make_app(config: Config) -> web.Application:
         recordings.start()
         workers: WorkerPool | None = None
         if config.sfu.worker_count > 1:  # rooms live in media worker processes, one UDP slice each
+            # recorder.worker: a consultation's recorder runs in the worker holding its room; it opens
+            # the same key file (its path only is passed) to seal the tracks as this process would
             workers = WorkerPool(sfu_options(config), ice, config.sfu.worker_count,
-                                 event_loop=config.media.event_loop)
+                                 event_loop=config.media.event_loop, module="recorder.worker",
+                                 extra={"key_file": None if keyring is None else str(keyring.path)})
             await workers.start()
-            # the recorder attaches to a Room in this process: not yet driven inside a worker
-            logger.warning("[sfu] workers = %d: recording is unavailable with media workers",
-                           config.sfu.worker_count)
+            recordings.workers = workers
         app[HUBS] = HubRegistry(CallServices(
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images,
-            recordings=recordings if workers is None else None, workers=workers,
+            recordings=recordings, workers=workers,
         ))
         cluster = await nodes.join(config, app[HUBS])
         if cluster is not None:
@@ -180,9 +181,9 @@ def make_app(config: Config) -> web.Application:
         await checkpoints.stop()
         await retention.stop()
         app[HUBS].close()
+        await recordings.close()  # before the workers: their recorders' files are completed first
         if workers is not None:
             await workers.close()
-        await recordings.close()
         images.close()
         await clinic.close()
 

@@ -130,14 +130,22 @@ class MediaConfig:
     event_loop: str = "uvloop"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, slots=True)
 class SfuConfig:
-    # media worker processes: "auto" (one per core) or a number; 1 keeps the rooms in the server's process
-    workers: int | str = 1
+    # media worker processes: "auto" (one per core this process may use) or a number; 1 keeps the
+    # rooms (and the recorder) in the server's process
+    workers: int | str = "auto"
 
     @property
     def worker_count(self) -> int:
-        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
+        return usable_cores() if self.workers == "auto" else int(self.workers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,10 @@
 """Recordings of the whole server: recorders' folders, composing in a worker process,
-recovery after a crash, retention.  (Per-consultation control: recording.py.)"""
+recovery after a crash, retention.  (Per-consultation control: call/recording_control.py.)
+
+With media workers (`workers` set: [sfu] workers > 1) a recorder runs in the worker
+holding the consultation's room (recorder/remote.py, recorder/worker.py); its files,
+manifest, composition, document and audit rows are the same.  A part a dead worker
+left is composed here like a recording a crash left behind."""
 
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from recorder import Recorder
+from recorder.remote import Part, RemoteRecorder
 from recorder.compositor import compose_recording, worker_init
 from recorder.errors import RecorderError
 from recorder.manifest import Manifest, read_manifest, write_manifest
 from sealing import Keyring
+from sfu.remote import WorkerPool
 
 from .config import RecordingConfig
 
@@ -49,7 +56,9 @@ class RecordingService:
         self.audit: AuditRecording | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._active: set[Recorder] = set()
+        self._active: set[Recorder | RemoteRecorder] = set()
+        # the media workers, when the rooms live there: recorders run next to them
+        self.workers: WorkerPool | None = None
         # set by signaling.diskwatch: the data directory is under its free-space floor
         self.disk_low = False
         # composed recordings: (consultation id, recording id) -> result, for tests and logs
@@ -84,11 +93,25 @@ class RecordingService:
     def folder(self, consultation_id: str, recording_id: str) -> Path:
         return self.root / consultation_id / recording_id
 
-    def new_recorder(self, consultation_id: str, recording_id: str) -> Recorder:
-        recorder = Recorder(recording_id, consultation_id, self.folder(consultation_id, recording_id),
-                            keyring=self.keyring)
+    def new_recorder(self, consultation_id: str, recording_id: str) -> Recorder | RemoteRecorder:
+        recorder: Recorder | RemoteRecorder
+        if self.workers is not None:
+            recorder = RemoteRecorder(
+                recording_id, consultation_id, lambda part_id: self.folder(consultation_id, part_id), self.workers,
+                part_ended=lambda part: self.spawn(self._part_ended(consultation_id, part)),
+                part_started=lambda part_id: self.spawn(
+                    self.note("recording.start", consultation_id, part_id, None)))
+        else:
+            recorder = Recorder(recording_id, consultation_id, self.folder(consultation_id, recording_id),
+                                keyring=self.keyring)
         self._active.add(recorder)
         return recorder
+
+    async def _part_ended(self, consultation_id: str, part: Part) -> None:
+        """A part of a recording ended before the recording (its worker died): audit, compose what it wrote."""
+        await self.note("recording.stop", consultation_id, part.id, None)
+        await asyncio.shield(part.closed)
+        await self.compose(part.folder)
 
     async def note(self, action: str, consultation_id: str, recording_id: str,
                    role: str | None = None, document_id: str | None = None) -> None:
@@ -100,16 +123,18 @@ class RecordingService:
         except Exception:
             logger.exception("Recording(%s) audit %s failed", recording_id, action)
 
-    def finish(self, recorder: Recorder) -> None:
+    def finish(self, recorder: Recorder | RemoteRecorder) -> None:
         """After `recorder.stop()`: wait for its files, then compose and store, in the background."""
         self.spawn(self._finish(recorder))
 
-    async def _finish(self, recorder: Recorder) -> None:
+    async def _finish(self, recorder: Recorder | RemoteRecorder) -> None:
         try:
             await recorder.wait_closed()
         finally:
             self._active.discard(recorder)
-        await self.compose(recorder.directory)
+        folder = recorder.final_folder if isinstance(recorder, RemoteRecorder) else recorder.directory
+        if folder is not None:
+            await self.compose(folder)
 
     async def compose(self, folder: Path) -> dict[str, Any] | None:
         """Compose one recording folder in the worker process, then store it."""

@@ -93,7 +93,7 @@ class Hub:
         self._recordings = services.recordings
         self.recording = RecordingControl(
             self.id, services.recording, services.recordings, stage=lambda role: self.state.stage(role),
-            connected=lambda role: role in self.connections, room=self._local_room,
+            connected=lambda role: role in self.connections, room=lambda: self.room,
             tracks=lambda role: self.tracks[role],
         )
         # the consultation's chat (signaling/call/chat.py), sent to whoever is connected
@@ -210,7 +210,7 @@ class Hub:
                         self.room = self._workers.room(self.id)
                     else:
                         self.room = Room(self.id, self._sfu_options)
-                        self.recording.attach_room(self.room)
+                    self.recording.attach_room(self.room)  # a running recording goes on in the new room
                 participant = self.room.add_participant(f"{conn.role.value}-{uuid.uuid4().hex[:8]}", conn.role.value)
                 participant.on("media-state", lambda state, c=conn: self._send_soon(c, {"type": "media", "state": state}))
                 self.participants[conn.role] = participant
@@ -218,10 +218,6 @@ class Hub:
             return await participant.handle_offer(sdp)
         except SfuError as exc:  # a bad offer, or replaced/closed while negotiating
             raise ProtocolError("media-error", str(exc)) from None
-
-    def _local_room(self) -> Room | None:
-        """The room the recorder can attach to: only one living in this process."""
-        return self.room if isinstance(self.room, Room) else None
 
     def snapshot(self, role: Role) -> dict[str, Any]:
         peer = lobby.other(role)

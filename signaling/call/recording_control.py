@@ -17,7 +17,9 @@ from typing import Any
 
 from clinic import Role, Stage
 from recorder import Recorder
+from recorder.remote import RemoteRecorder
 from sfu import Room
+from sfu.remote import RemoteRoom
 
 from ..config import RecordingConfig
 from ..errors import ProtocolError
@@ -57,7 +59,7 @@ class RecordingControl:
 
     def __init__(self, consultation_id: str, config: RecordingConfig, service: RecordingService | None, *,
                  stage: Callable[[Role], Stage], connected: Callable[[Role], bool],
-                 room: Callable[[], Room | None], tracks: Callable[[Role], dict[str, bool]]) -> None:
+                 room: Callable[[], Room | RemoteRoom | None], tracks: Callable[[Role], dict[str, bool]]) -> None:
         self.consultation_id = consultation_id
         self._config = config
         self._service = service
@@ -69,7 +71,8 @@ class RecordingControl:
         self.id: str | None = None
         self.by: Role | None = None
         self.since: str | None = None
-        self.recorder: Recorder | None = None
+        # in this process, or in the media worker holding the room ([sfu] workers > 1)
+        self.recorder: Recorder | RemoteRecorder | None = None
 
     def __repr__(self) -> str:
         return f"RecordingControl({self.consultation_id})"
@@ -134,9 +137,9 @@ class RecordingControl:
             self._begin(effects)
         return effects
 
-    def attach_room(self, room: Room) -> None:
+    def attach_room(self, room: Room | RemoteRoom) -> None:
         if self.recorder is not None:
-            self.recorder.attach(room)
+            self._attach(self.recorder, room)
 
     def note_tracks(self, role: Role, tracks: dict[str, bool]) -> None:
         if self.recorder is not None:
@@ -167,13 +170,20 @@ class RecordingControl:
         recorder.start()
         room = self._room()
         if room is not None and not room.closed:
-            recorder.attach(room)
+            self._attach(recorder, room)
         for side in Role:
             recorder.note_tracks(side.value, self._tracks(side))
         effects.began = True
         effects.announcements.append(("recording-started", {"role": self.by.value if self.by else ""}))
         effects.audits.append(("recording.start", self.id, self.by.value if self.by else None))
         logger.info("%r recording %s started", self, self.id)
+
+    @staticmethod
+    def _attach(recorder: Recorder | RemoteRecorder, room: Room | RemoteRoom) -> None:
+        if isinstance(recorder, Recorder) and isinstance(room, Room):
+            recorder.attach(room)
+        elif isinstance(recorder, RemoteRecorder) and isinstance(room, RemoteRoom):
+            recorder.attach(room)
 
     def _stop(self, why: str, role: Role | None, effects: RecordingEffects,
               announcement: str = "recording-stopped") -> None:

@@ -83,9 +83,7 @@ class Session:
             "ice_transport_policy": self._config.ice.transport_policy,
             "max_video_kbps": self._config.media.max_video_kbps,
             "max_audio_kbps": self._config.media.max_audio_kbps,
-            # not offered when the rooms live in media workers ([sfu] workers > 1: no recorder there yet)
-            "recording": {"allowed": self.role.value in self._config.recording.allowed_roles
-                          and self._config.sfu.worker_count == 1,
+            "recording": {"allowed": self.role.value in self._config.recording.allowed_roles,
                           "consent": self._config.recording.require_consent},
             # the notices the patient consents to, and how to reach the practice otherwise
             "notices": notice_json(),

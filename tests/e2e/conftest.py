@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiortc import rtcrtpreceiver
+from aiortc.codecs import h264, opus, vpx
 from helpers.chromium import CHROMIUM, FLAGS, launch_page
 from helpers.turn import Coturn, running_coturn
 from helpers.y4m import write_y4m
@@ -53,3 +57,33 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
     """coturn on loopback with a fresh shared secret (tests/helpers/turn.py)."""
     with running_coturn(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def codec_spy(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts every decoder made and every frame encoded or packed in this process."""
+    counts: Counter[str] = Counter()
+
+    def count(cls: type, method: str, key: str) -> None:
+        original = getattr(cls, method)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts[key] += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, wrapper)
+
+    for cls in (vpx.Vp8Decoder, h264.H264Decoder, opus.OpusDecoder):
+        count(cls, "__init__", "decoder")
+    for cls in (vpx.Vp8Encoder, h264.H264Encoder, opus.OpusEncoder):
+        count(cls, "encode", "encode")
+    count(vpx.Vp8Encoder, "pack", "pack-video")
+    count(opus.OpusEncoder, "pack", "pack-audio")
+    original_get_decoder = rtcrtpreceiver.get_decoder
+
+    def get_decoder(codec: Any) -> Any:
+        counts["get_decoder"] += 1
+        return original_get_decoder(codec)
+
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", get_decoder)
+    return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,10 @@ SPY_REPLACE = """() => {
 }"""
 
 
-async def test_changing_sources_in_the_call_keeps_the_pictures_and_sound_coming(tmp_path: Path, open_page: Any) -> None:
-    async with running_server(tmp_path / "data") as server:
+async def test_changing_sources_in_the_call_keeps_the_pictures_and_sound_coming(tmp_path: Path, open_page: Any,
+                                                                               codec_spy: Counter[str]) -> None:
+    # one process (workers = 1): the peer connection is looked at, and the codec spy sees the media path
+    async with running_server(tmp_path / "data", **{"sfu.workers": 1}) as server:
         doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         pc_before = hub.participants[Role.PATIENT].pc
@@ -157,6 +160,15 @@ async def test_changing_sources_in_the_call_keeps_the_pictures_and_sound_coming(
 
         await patient.keyboard.press("Escape")
         await expect(dialog).to_be_hidden()
+        # the server forwarded RTP packets: it made no decoder, encoded and packed nothing
+        for participant in hub.participants.values():
+            for source in ("mic", "camera"):
+                egress = participant.consumers[source].egress
+                assert egress is not None and egress.packets > 0, (participant, source)
+        assert codec_spy["pack-video"] == 0 and codec_spy["pack-audio"] == 0, codec_spy
+        assert codec_spy["decoder"] == 0, codec_spy
+        assert codec_spy["get_decoder"] == 0, codec_spy
+        assert codec_spy["encode"] == 0, codec_spy
 
 
 PIP_WINDOW = "() => Boolean(window.documentPictureInPicture && documentPictureInPicture.window)"

@@ -34,6 +34,10 @@ VIDEO_STATS = """async () => {
   return out;
 }"""
 
+# these tests look at the SFU objects of a call (peer connection, producers) or put a relay in its
+# answers (helpers/netimpair.py patches the Participant class): rooms in this process
+IN_PROCESS = {"sfu.workers": 1}
+
 
 # the codec the page receives audio in, and how much of it had to be concealed
 AUDIO_IN = """async () => {
@@ -92,7 +96,7 @@ async def _longest_gap(page: Page) -> float:
 
 async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
         tmp_path: Path, open_page: Any, patient_relay: RelayedOffers) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await _busy_call(server, open_page)
         bad = Impairment(loss=0.05, delay=0.075)
         patient_relay.set(up=bad, down=bad)
@@ -129,7 +133,7 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
 
 async def test_after_a_five_second_outage_the_picture_comes_back_by_itself(
         tmp_path: Path, open_page: Any, patient_relay: RelayedOffers) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await _busy_call(server, open_page)
         patient_relay.outage(5.0)
         await asyncio.sleep(5.0)
@@ -157,7 +161,7 @@ async def test_a_300_kbits_downlink_keeps_the_other_sender_below_the_cap(
         tmp_path: Path, open_page: Any, patient_relay: RelayedOffers) -> None:
     # the patient is on a 300 kbit/s link from the start (as on a weak 4G cell)
     patient_relay.set(down=Impairment(rate=300_000))
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await _busy_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         camera = hub.participants[Role.PRACTITIONER].producers["camera"]

@@ -19,6 +19,9 @@ from playwright.async_api import Page, expect
 
 from clinic import Role
 
+# these tests look at the SFU objects of a call (peer connection, producers): rooms in this process
+IN_PROCESS = {"sfu.workers": 1}
+
 
 async def test_a_network_drop_shows_a_banner_and_the_call_comes_back(tmp_path: Path, open_page: Any) -> None:
     async with running_server(tmp_path / "data") as server:
@@ -41,7 +44,7 @@ async def test_a_network_drop_shows_a_banner_and_the_call_comes_back(tmp_path: P
 
 
 async def test_a_media_failure_seen_by_the_server_is_repaired_by_a_new_offer(tmp_path: Path, open_page: Any) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         participant = hub.participants[Role.PATIENT]
@@ -79,7 +82,7 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
 
     from helpers.loss import inject_loss
 
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         rng = random.Random(11)
@@ -109,7 +112,7 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
 
 
 async def test_a_device_change_replaces_the_track_without_renegotiating(tmp_path: Path, open_page: Any) -> None:
-    async with running_server(tmp_path / "data") as server:
+    async with running_server(tmp_path / "data", **IN_PROCESS) as server:
         doctor, patient = await in_call(server, open_page)
         (hub,) = server.hubs._hubs.values()
         pc_before = hub.participants[Role.PATIENT].pc

@@ -1,7 +1,9 @@
-"""[sfu] workers = 2 in real Chromium: the call's media worker is killed, the pictures come back by themselves."""
+"""[sfu] workers = 2 in real Chromium: the call's media worker is killed while recording, the pictures come
+back by themselves, the recording goes on (a new part) and the notice never left the pages."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -14,14 +16,16 @@ from helpers.server import running_server
 from playwright.async_api import expect
 
 from clinic import Role
+from recorder.manifest import read_manifest
 from sfu.remote import RemoteRoom
-from signaling.keys import MONITOR
+from signaling.keys import MONITOR, RECORDINGS
 from signaling.metrics import Metrics
 
 
 async def test_killing_the_calls_worker_brings_both_pictures_back_and_keeps_the_chat(
         tmp_path: Path, open_page: Any) -> None:
-    async with running_server(tmp_path / "data", **{"sfu.workers": 2}) as server:
+    settings = {"sfu.workers": 2, "recording.width": 640, "recording.height": 240, "recording.require_consent": False}
+    async with running_server(tmp_path / "data", **settings) as server:
         doctor, patient = await in_call(server, open_page)
         await wait_for(lambda: shows(doctor, "blue"))
         await wait_for(lambda: shows(patient, "red"))
@@ -29,8 +33,13 @@ async def test_killing_the_calls_worker_brings_both_pictures_back_and_keeps_the_
         room = hub.room
         assert isinstance(room, RemoteRoom) and room.worker is not None and room.worker.pid is not None
         assert room.worker.pid != os.getpid()
-        # no recorder runs in a worker yet: recording is not offered (docs/operations.md)
-        assert not hub.recording.allowed(Role.PRACTITIONER)
+        # recording runs in the call's worker: offered and started as with one process
+        assert hub.recording.allowed(Role.PRACTITIONER)
+        await doctor.get_by_test_id("record-toggle").click()
+        await expect(patient.get_by_test_id("recording-indicator")).to_have_attribute("data-state", "recording")
+        await wait_for(lambda: _async(hub.recording.state == "recording"))
+        recording_id = hub.recording.id
+        await asyncio.sleep(2.0)  # the part the kill will cut has pictures and sound
         # a chat line before the kill
         await patient.get_by_test_id("chat-toggle").click()
         await patient.get_by_test_id("chat-input").fill("avant la panne")
@@ -69,6 +78,21 @@ async def test_killing_the_calls_worker_brings_both_pictures_back_and_keeps_the_
         # the chat, in the signaling process, is untouched
         assert await text.all_text_contents() == chat_before
         assert hub.room is room and not room.closed
+        # the recording went on: same recording for the pages, the notice still on both sides
+        assert hub.recording.state == "recording" and hub.recording.id == recording_id
+        for page in (doctor, patient):
+            await expect(page.get_by_test_id("recording-indicator")).to_have_attribute("data-state", "recording")
+        await doctor.get_by_test_id("record-toggle").click()
+        await wait_for(lambda: _async(hub.recording.state == "off"))
+        # two parts, each composed into a document: what the dead worker wrote, and what the new one wrote
+        service = server.app[RECORDINGS]
+        await wait_for(lambda: _async(len(service.composed) == 2), timeout=90.0)
+        folders = sorted((server.config.data_path / "recordings").glob("*/*"))
+        manifests = [read_manifest(f) for f in folders]
+        assert len(manifests) == 2 and recording_id in {m.id for m in manifests}
+        assert all(m.state == "composed" and m.document_id for m in manifests), manifests
+        assert all({(t.role, t.source) for t in m.tracks} >= {("practitioner", "camera"), ("patient", "camera")}
+                   for m in manifests), manifests
 
 
 async def _async(value: bool) -> bool:

@@ -55,7 +55,8 @@ class Call:
 
 @pytest.fixture
 async def call(tmp_path: Path) -> AsyncIterator[Call]:
-    async with running_server(tmp_path / "data", **{"stats.interval": 0.5}) as server:
+    # one process (workers = 1): the tests reach into the call's peer connections and sockets
+    async with running_server(tmp_path / "data", **{"stats.interval": 0.5, "sfu.workers": 1}) as server:
         demo, doctor, patient = await both(server)
         red, blue = Peer("red"), Peer("blue")
         try:

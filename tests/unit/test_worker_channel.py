@@ -15,8 +15,10 @@ from signaling.errors import ConfigError
 
 
 def test_workers_default_auto_and_numbers() -> None:
-    assert load_config(None).sfu.worker_count == 1
-    assert load_config(None, **{"sfu.workers": "auto"}).sfu.worker_count == (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0))
+    assert load_config(None).sfu.workers == "auto" and load_config(None).sfu.worker_count == cores
+    assert load_config(None, **{"sfu.workers": "auto"}).sfu.worker_count == cores
+    assert load_config(None, **{"sfu.workers": 1}).sfu.worker_count == 1
     assert load_config(None, **{"sfu.workers": 3}).sfu.worker_count == 3
 
 
