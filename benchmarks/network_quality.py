@@ -210,7 +210,9 @@ async def serve(seed: int) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
-        async with running_server(Path(tmp) / "data") as server:
+        # one process: the relay is patched into this process's answers ([sfu] workers = "auto" would put
+        # the patient's media in a worker, where it would not be)
+        async with running_server(Path(tmp) / "data", **{"sfu.workers": 1}) as server:
             demo = await server.demo()
             print(json.dumps({"doctor": demo["practitioner_link"], "patient": demo["patient_link"]}), flush=True)
             while line := await reader.readline():
