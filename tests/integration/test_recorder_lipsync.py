@@ -146,14 +146,21 @@ def av_offsets(output: str) -> list[float]:
     return [f - min(clicks, key=lambda c: abs(c - f)) for f in flashes]
 
 
-async def test_click_and_flash_line_up_in_the_composite_by_sender_reports(tmp_path: Path,
-                                                                          known_rtp_origin: None) -> None:
-    t0 = time.time() + 0.3
+def lip_sync_publisher(t0: float) -> Peer:
+    """A publisher whose audio clicks and video flashes coincide from `t0` on, its sender reports read
+    from that capture clock."""
     peer = Peer("red")
     peer.pc.getTransceivers()[0].sender.replaceTrack(ClickTrack(t0))
     peer.pc.getTransceivers()[1].sender.replaceTrack(FlashTrack(t0))
     capture_clock_reports(peer.pc.getTransceivers()[0].sender, t0, RATE)
     capture_clock_reports(peer.pc.getTransceivers()[1].sender, t0, 90000)
+    return peer
+
+
+async def test_click_and_flash_line_up_in_the_composite_by_sender_reports(tmp_path: Path,
+                                                                          known_rtp_origin: None) -> None:
+    t0 = time.time() + 0.3
+    peer = lip_sync_publisher(t0)
     room = Room("lip", SfuOptions())
     folder = tmp_path / "rec"
     try:

@@ -33,15 +33,12 @@ from test_recorder import colour, rgb_at, strength, tone_peer
 from test_recorder_lipsync import (
     HEIGHT as LIP_HEIGHT,
     OUT_FPS,
-    RATE,
     SECONDS,
     TOLERANCE,
     WIDTH as LIP_WIDTH,
-    ClickTrack,
-    FlashTrack,
     av_offsets,
-    capture_clock_reports,
     known_rtp_origin,  # noqa: F401 (a fixture)
+    lip_sync_publisher,
 )
 
 WIDTH, HEIGHT, FPS = 320, 120, 15
@@ -248,11 +245,7 @@ async def test_lip_sync_holds_when_the_recorder_runs_in_a_worker(tmp_path: Path,
     """tests/integration/test_recorder_lipsync.py's publisher (click and flash together, video sent 200 ms
     late, sender reports from the capture clock), recorded in a worker: the composite's offset is <= 40 ms."""
     t0 = time.time() + 0.3
-    peer = Peer("red")
-    peer.pc.getTransceivers()[0].sender.replaceTrack(ClickTrack(t0))
-    peer.pc.getTransceivers()[1].sender.replaceTrack(FlashTrack(t0))
-    capture_clock_reports(peer.pc.getTransceivers()[0].sender, t0, RATE)
-    capture_clock_reports(peer.pc.getTransceivers()[1].sender, t0, 90000)
+    peer = lip_sync_publisher(t0)
     service = RecordingService(RecordingConfig(width=LIP_WIDTH, height=LIP_HEIGHT, fps=OUT_FPS),
                                tmp_path / "recordings")
     pool = WorkerPool(SfuOptions(), IcePolicy(["127.0.0.1"], 41400, 41499), 2, module="recorder.worker")
