@@ -79,6 +79,18 @@ def composite(output: str, keyring: Keyring | None) -> dict[str, Any]:
     return info
 
 
+async def record_a_while(service: RecordingService, recorder: Recorder | RemoteRecorder, room: Room | RemoteRoom,
+                         seconds: float = 3.0) -> None:
+    """Record both sides of `room` for `seconds`, then stop and hand the files to the service."""
+    recorder.start()
+    recorder.attach(room)  # type: ignore[arg-type]
+    for role in ("practitioner", "patient"):
+        recorder.note_tracks(role, TRACKS)
+    await asyncio.sleep(seconds)
+    recorder.stop()
+    service.finish(recorder)
+
+
 async def join(room: RemoteRoom, pid: str, role: str, peer: Peer) -> RemoteParticipant:
     participant = room.add_participant(pid, role)
     await peer.accept(await participant.handle_offer(await peer.offer()))
@@ -110,13 +122,7 @@ async def test_a_recording_in_a_worker_composes_like_one_in_process(tmp_path: Pa
         await connect(local, "b", "patient", peers[1])
         await asyncio.gather(peers[0].wait_video(), peers[1].wait_video())
         here = service.new_recorder("c-local", "here")
-        here.start()
-        here.attach(local)
-        for role in ("practitioner", "patient"):
-            here.note_tracks(role, TRACKS)
-        await asyncio.sleep(3.0)
-        here.stop()
-        service.finish(here)
+        await record_a_while(service, here, local)
 
         # in a worker
         service.workers = pool
@@ -126,13 +132,7 @@ async def test_a_recording_in_a_worker_composes_like_one_in_process(tmp_path: Pa
         await asyncio.gather(peers[2].wait_video(), peers[3].wait_video())
         there = service.new_recorder("c-remote", "there")
         assert isinstance(there, RemoteRecorder)
-        there.start()
-        there.attach(room)
-        for role in ("practitioner", "patient"):
-            there.note_tracks(role, TRACKS)
-        await asyncio.sleep(3.0)
-        there.stop()
-        service.finish(there)
+        await record_a_while(service, there, room)
         await composed(service, "here", "there")
         assert [p.id for p in there.parts] == ["there"] and not there.parts[0].lost and there.dropped == 0
         assert room.worker is not None and room.worker.pid != os.getpid()
