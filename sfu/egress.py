@@ -185,11 +185,11 @@ class LossCeiling:
     The loss is the leg's own: of the sequence numbers the report covers, those
     the SFU sent (its history says which) and the subscriber did not receive
     (retransmissions count as received).  The report's own loss figure also
-    counts what the SFU never sent because the publisher's uplink lost it:
-    charged to the subscriber, a patient's lossy uplink brought the doctor's
-    ceiling down to the floor.  Counting what was sent by the clock instead
-    (packets sent between two reports) was off by what was in flight, ±15 %
-    a window at 100 packets a second.
+    counts what the SFU never sent because the publisher's uplink lost it,
+    which is not the subscriber's leg's doing.  Counting what was sent by the
+    clock instead (packets sent between two reports) was off by what was in
+    flight, up to ±15 % a window at the low packet rates of a starved leg: it
+    put the ceiling at the floor on a leg with 2 % bursty loss.
     """
 
     def __init__(self) -> None:

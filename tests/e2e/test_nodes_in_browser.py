@@ -107,7 +107,11 @@ async def test_a_call_across_two_nodes_from_meeting_to_the_patients_mail(
             assert doctor.url.startswith(b.base_url)
             await doctor.get_by_test_id("doc-import").set_input_files(
                 [{"name": "compte-rendu.pdf", "mimeType": "application/pdf", "buffer": pdf("Compte rendu")}])
-            await expect(doctor.get_by_test_id("doc-list").get_by_test_id("doc-item")).to_have_count(1)
+            # listed once uploaded, beside the file the patient shared in the chat (a document of the
+            # consultation too); counting the items alone raced the upload: 1 passed before it was there
+            items = doctor.get_by_test_id("doc-list").get_by_test_id("doc-item")
+            await expect(items.filter(has_text="compte-rendu.pdf")).to_have_count(1)
+            await expect(items).to_have_count(2)
             await doctor.get_by_test_id("close-act").click()
             await expect(doctor.get_by_test_id("act-closed")).to_be_visible()
             await expect(doctor.get_by_test_id("close-result")).to_have_attribute("data-mail-queued", "true")
