@@ -99,7 +99,7 @@ class Consumer(MediaStreamTrack):
         """
         self.estimate = bitrate
         if self.kind == "video":
-            self._ask()
+            self._ask(self._budget())
 
     def on_receiver_report(self, highest: int, lost: int) -> None:
         """A receiver report block of the subscriber about this leg: a loss-based ceiling for video."""
@@ -107,9 +107,10 @@ class Consumer(MediaStreamTrack):
             return
         before = self._loss.ceiling
         egress = self._egress
-        self._loss.report(highest, lost, egress.sent_between, egress.octets, time.monotonic(), self._budget())
+        budget = self._budget()
+        self._loss.report(highest, lost, egress.sent_between, egress.octets, time.monotonic(), budget)
         if self._loss.ceiling != before:
-            self._ask()
+            self._ask(budget)
 
     @property
     def loss_ceiling(self) -> int | None:
@@ -121,11 +122,11 @@ class Consumer(MediaStreamTrack):
             return None
         return self.estimate if self._outlet is None else self._outlet.video_budget(self.estimate, time.monotonic())
 
-    def _ask(self) -> None:
+    def _ask(self, budget: int | None) -> None:
         # the publisher is asked for the lower of the delay-based estimate (REMB) and the loss-based ceiling
         if self._producer is None:
             return
-        asks = [b for b in (self._budget(), self._loss.ceiling) if b is not None]
+        asks = [b for b in (budget, self._loss.ceiling) if b is not None]
         if asks:
             self._producer.on_subscriber_estimate(self, min(asks))
 
