@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import dataclasses
 import mmap
 import random
 import struct
@@ -23,11 +24,12 @@ from typing import Any
 
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from . import aiortc_hooks as hooks
+from .bwe import SendLog, SendSideEstimator
 from .packet import Packet
 
 # seconds between 1900 (NTP) and 1970 (Unix)
@@ -52,6 +54,9 @@ IP_UDP = 28
 MIN_VIDEO_BITRATE = 30_000
 # seconds over which a leg's traffic is measured for its video budget
 BUDGET_WINDOW = 0.5
+# bytes SRTP adds to every RTP packet (the authentication tag)
+SRTP_TAG = 10
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 class Outlet:
@@ -72,14 +77,42 @@ class Outlet:
         self.packets = 0
         self.bytes = 0
         self.budget = LegBudget()
+        # transport-wide congestion control (sfu/bwe.py): the extension's id and the leg's estimator
+        self.transport_cc: int | None = None
+        self.bwe: SendSideEstimator | None = None
+        self.rtt: Callable[[], float | None] = lambda: None
+        self._on_estimate: list[Callable[[int], None]] = []
+
+    def use_transport_cc(self, extension_id: int) -> None:
+        """Number what the leg sends with the transport-wide extension `extension_id` and estimate the
+        subscriber's downlink from its feedback (instead of its REMB)."""
+        self.transport_cc = extension_id
+        self.bwe = SendSideEstimator()
+
+    @property
+    def send_log(self) -> SendLog | None:
+        return self.bwe.log if self.bwe is not None else None
+
+    def on_estimate(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(bitrate)` with every new estimate of the leg from transport-wide feedback."""
+        self._on_estimate.append(callback)
+
+    def transport_feedback(self, packets: list[tuple[int, float | None]], now: float) -> None:
+        """The subscriber's transport-wide feedback: (sequence number, arrival or None if lost) per packet."""
+        if self.bwe is None:
+            return
+        estimate = self.bwe.feedback(packets, now, self.rtt())
+        for callback in self._on_estimate:
+            callback(estimate)
 
     def carries(self, egress: RtpEgress) -> None:
-        """Count `egress` among the leg's video (for `video_budget`)."""
+        """Count `egress` among the leg's streams (for `video_budget`)."""
         self.budget.carries(egress)
 
     def video_budget(self, estimate: int, now: float) -> int:
-        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s."""
-        return self.budget.video(estimate, now)
+        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s (REMB: its
+        video; transport-wide feedback: everything the leg carries)."""
+        return self.budget.video(estimate, now, whole_leg=self.bwe is not None)
 
     def _refresh(self) -> bool:
         pair = self._pairs.get(1)
@@ -140,24 +173,30 @@ class LegBudget:
 
     def __init__(self) -> None:
         self._video: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
-        self._sample: tuple[float, int] | None = None  # (time, retransmitted bytes on the wire)
+        self._audio: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
+        # (time, retransmitted bytes on the wire, audio bytes on the wire)
+        self._sample: tuple[float, int, int] | None = None
         self.overhead = 0.0  # bit/s of the SFU's own video retransmissions on the leg, last measured
+        self.audio = 0.0  # bit/s of audio on the leg, last measured
 
     def carries(self, egress: RtpEgress) -> None:
-        if egress.kind == "video":
-            self._video.add(egress)
+        (self._video if egress.kind == "video" else self._audio).add(egress)
 
-    def video(self, estimate: int, now: float) -> int:
-        """The bitrate to ask for video when the subscriber estimates `estimate` for its video."""
-        resent = sum(e.retransmitted_octets + IP_UDP * e.retransmitted for e in self._video)
+    def video(self, estimate: int, now: float, whole_leg: bool = False) -> int:
+        """The bitrate to ask for video when the subscriber estimates `estimate` for its video (or, with
+        `whole_leg`, for everything the leg carries: transport-wide feedback counts every packet)."""
+        resent = sum(e.retransmitted_octets + (IP_UDP + SRTP_TAG) * e.retransmitted for e in self._video)
+        audio = sum(e.wire_octets for e in self._audio)
         if self._sample is None:
-            self._sample = (now, resent)
+            self._sample = (now, resent, audio)
         elif now - self._sample[0] >= BUDGET_WINDOW:
-            at, resent0 = self._sample
+            at, resent0, audio0 = self._sample
             self.overhead = max(0.0, 8 * (resent - resent0) / (now - at))
-            self._sample = (now, resent)
+            self.audio = max(0.0, 8 * (audio - audio0) / (now - at))
+            self._sample = (now, resent, audio)
+        taken = self.overhead + (self.audio if whole_leg else 0.0)
         # never below a floor a browser can encode at, never above the estimate itself
-        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - self.overhead)))
+        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - taken)))
 
 
 # the subscriber-reported loss above which its leg is taken as congested, and below which the loss-based
@@ -228,7 +267,8 @@ class LossCeiling:
 class LegParameters:
     """What the subscriber leg negotiated, read when its sender starts."""
 
-    def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
+    def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters,
+                 transport_cc: int | None = None) -> None:
         codec = parameters.codecs[0]
         self.codec = codec.name.lower()
         assert codec.payloadType is not None  # set by the negotiation
@@ -242,6 +282,11 @@ class LegParameters:
         self.payload_types = {c.name.lower(): c.payloadType for c in parameters.codecs if c.payloadType is not None}
         self.ssrc, self.rtx_ssrc = hooks.sender_ssrcs(sender)
         self.mid = parameters.muxId
+        # the transport-wide sequence number's extension id, when negotiated (aiortc does not know it)
+        self.transport_cc = transport_cc
+        if transport_cc is not None:
+            parameters = dataclasses.replace(parameters, headerExtensions=[
+                *parameters.headerExtensions, RTCRtpHeaderExtensionParameters(id=transport_cc, uri=TRANSPORT_CC_URI)])
         self.extensions = HeaderExtensionsMap()
         self.extensions.configure(parameters)
 
@@ -253,7 +298,7 @@ class RtpEgress:
     producer, the gate reopening), so the subscriber sees one stream.
     """
 
-    def __init__(self, kind: str, leg: LegParameters, send: Send) -> None:
+    def __init__(self, kind: str, leg: LegParameters, send: Send, log: SendLog | None = None) -> None:
         self.kind = kind
         self.codec = leg.codec
         self._leg = leg
@@ -262,7 +307,9 @@ class RtpEgress:
         self._clock = _CLOCK[kind]
         self._min_step = _FRAME_TICKS[kind]
         # the fixed header: V=2, X=1, marker/PT, seq, ts, our SSRC, then extensions
-        self._header, self._ast_at, self._level_at = _header_template(leg, kind)
+        self._header, self._ast_at, self._level_at, self._tseq_at = _header_template(leg, kind)
+        # numbers every packet for transport-wide feedback (the leg's send log), when negotiated
+        self._log = log if self._tseq_at else None
         self._seq_off = 0
         self._ts_off = 0
         self._first_in = 0  # the first input sequence number since the last rebase
@@ -283,6 +330,11 @@ class RtpEgress:
         self.octets = 0
         self.retransmitted = 0
         self.retransmitted_octets = 0  # whole datagrams, before SRTP
+
+    @property
+    def wire_octets(self) -> int:
+        """What the packets sent so far took on the wire (headers, SRTP tag, IP/UDP included)."""
+        return self.octets + self.packets * (len(self._header) + SRTP_TAG + IP_UDP)
 
     def rebase(self, packet: Packet, now: float) -> None:
         """Map `packet` to the next sequence number and a timestamp after the last one sent."""
@@ -337,6 +389,9 @@ class RtpEgress:
         if packet.padding_size:
             header[0] |= 0x20
             payload = payload + bytes(packet.padding_size - 1) + bytes([packet.padding_size])
+        log = self._log
+        if log is not None:
+            _SEQ.pack_into(header, self._tseq_at, log.next(now, len(header) + len(payload) + SRTP_TAG + IP_UDP))
         data = b"".join((header, payload))
         self._keep(seq, data)
         last = self._last_seq
@@ -408,6 +463,8 @@ class RtpEgress:
             out[8:12] = _SSRC.pack(leg.rtx_ssrc)
             out[size:size] = _SEQ.pack(seq)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        if self._log is not None:
+            _SEQ.pack_into(out, self._tseq_at, self._log.next(time.time(), len(out) + SRTP_TAG + IP_UDP))
         self.retransmitted += 1
         self.retransmitted_octets += len(out)
         self._send(bytes(out))
@@ -418,25 +475,30 @@ def _ntp(unix: float) -> int:
     return int((unix + NTP_OFFSET) * (1 << 32))
 
 
-def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int]:
-    """The header bytes for `leg` and where abs-send-time and audio-level sit (0: absent).
+def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int, int]:
+    """The header bytes for `leg` and where abs-send-time, audio-level and the transport-wide sequence
+    number sit (0: absent).
 
-    aiortc serializes the extensions twice with different values; the bytes
-    that differ are the ones to fill per packet.
+    aiortc serializes the extensions with different values; the bytes that
+    differ are the ones to fill per packet.
     """
 
-    def serialize(ast: int, level: tuple[bool, int]) -> bytes:
+    def serialize(ast: int = 0, level: tuple[bool, int] = (False, 0), tseq: int = 0) -> bytes:
         p = RtpPacket(payload_type=0, sequence_number=0, timestamp=0, ssrc=leg.ssrc)
         p.extensions.mid = leg.mid
         p.extensions.abs_send_time = ast
         if kind == "audio":
             p.extensions.audio_level = level
+        if leg.transport_cc is not None:
+            p.extensions.transport_sequence_number = tseq
         return p.serialize(leg.extensions)
 
-    a, b = serialize(0, (False, 0)), serialize(0xFFFFFF, (True, 127))
-    diff = [i for i in range(len(a)) if a[i] != b[i]]
-    ast_at = next((i for i in diff if i + 2 in diff and i + 1 in diff), 0)
-    level_at = next((i for i in diff if not ast_at or not ast_at <= i < ast_at + 3), 0)
-    if len(a) == 12:  # nothing negotiated: no extension block
-        return a, 0, 0
-    return a, ast_at, level_at
+    base = serialize()
+    if len(base) == 12:  # nothing negotiated: no extension block
+        return base, 0, 0, 0
+
+    def where(other: bytes) -> int:
+        return next((i for i in range(len(base)) if base[i] != other[i]), 0)
+
+    return (base, where(serialize(ast=0xFFFFFF)), where(serialize(level=(True, 127))) if kind == "audio" else 0,
+            where(serialize(tseq=0xFFFF)) if leg.transport_cc is not None else 0)

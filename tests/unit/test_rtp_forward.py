@@ -25,7 +25,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
-from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, LegBudget, LegParameters, LossCeiling, RtpEgress
+from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress
 from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -270,8 +270,8 @@ def test_a_legs_video_budget_takes_off_the_sfus_own_retransmissions_and_not_the_
     resent = len(wire)
     for i in range(3):  # three RTX of 1000-B packets within the next second
         assert video.retransmit((parse(wire[0]).sequence_number + i) & 0xFFFF)
-    rtx = sum(len(d) + IP_UDP for d in wire[resent:])
-    assert rtx > 3 * (1000 + 12 + 2 + IP_UDP)  # RTX header, original sequence number and IP/UDP counted
+    rtx = sum(len(d) + SRTP_TAG + IP_UDP for d in wire[resent:])
+    assert rtx > 3 * (1000 + 12 + 2 + SRTP_TAG + IP_UDP)  # RTX header, original sequence number, tag, IP/UDP
     asked = budget.video(400_000, 2.0)
     assert budget.overhead == 8 * rtx
     assert asked == 400_000 - 8 * rtx
@@ -279,7 +279,7 @@ def test_a_legs_video_budget_takes_off_the_sfus_own_retransmissions_and_not_the_
     assert budget.video(400_000, 3.0) == 400_000  # no retransmission since: nothing off
     # a narrow leg: the publisher is still asked for what a browser can encode at, never more than the estimate
     assert video.retransmit(parse(wire[0]).sequence_number)
-    assert 40_000 - MIN_VIDEO_BITRATE < 8 * (len(wire[-1]) + IP_UDP) / 0.6  # what 3.0 to 3.6 measures
+    assert 40_000 - MIN_VIDEO_BITRATE < 8 * (len(wire[-1]) + SRTP_TAG + IP_UDP) / 0.6  # what 3.0 to 3.6 measures
     assert budget.video(40_000, 3.6) == MIN_VIDEO_BITRATE
     assert budget.video(20_000, 3.7) == 20_000
 
