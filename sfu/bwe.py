@@ -306,7 +306,7 @@ class LinkCapacity:
         self._var = 0.4
 
     def _deviation(self) -> float:
-        return (self._var * (self.kbps or 0.0)) ** 0.5
+        return float((self._var * (self.kbps or 0.0)) ** 0.5)
 
     def upper(self) -> float:
         return float("inf") if self.kbps is None else 1000 * (self.kbps + 3 * self._deviation())

@@ -46,6 +46,7 @@ class Consumer(MediaStreamTrack):
         self.keyframe_requests = 0
         self.nacks_received = 0
         self.estimate: int | None = None
+        self.remb: int | None = None  # the subscriber's last REMB, whether it is the estimate or not
         self._outlet: Outlet | None = None
         self._retransmits = RetransmitGate()
         self._unanswered = UnansweredNacks()
@@ -71,6 +72,8 @@ class Consumer(MediaStreamTrack):
         self._outlet = outlet
         if outlet is not None:
             outlet.carries(egress)
+            if outlet.bwe is not None and self.kind == "video":
+                outlet.on_estimate(self.on_estimate)
         self._open = False
         if self._producer is not None:  # what came before the leg was up is lost: start afresh
             self._producer.request_keyframe()
@@ -91,11 +94,20 @@ class Consumer(MediaStreamTrack):
             producer.remove_consumer(self)
             self._producer = None
 
-    def on_estimate(self, bitrate: int) -> None:
-        """The subscriber's bandwidth estimate (REMB), Chromium's delay-based estimate of its video.
+    def on_remb(self, bitrate: int) -> None:
+        """The subscriber's REMB, Chromium's receive-side estimate of its video: the leg's estimate unless
+        the SFU estimates the leg itself from transport-wide feedback."""
+        self.remb = bitrate
+        if self._outlet is None or self._outlet.bwe is None:
+            self.on_estimate(bitrate)
 
-        Only video publishers are asked for a bitrate: the estimate less the SFU's own
-        retransmissions on the leg, and never more than the leg's loss lets through.
+    def on_estimate(self, bitrate: int) -> None:
+        """The leg's delay-based estimate: the subscriber's REMB (its video), or the SFU's own from
+        transport-wide feedback (everything the leg carries).
+
+        Only video publishers are asked for a bitrate: the estimate less what else the leg carries
+        that the publisher does not send (the SFU's own retransmissions; the audio, when the estimate
+        is the whole leg's), and never more than the leg's loss lets through.
         """
         self.estimate = bitrate
         if self.kind == "video":
@@ -111,6 +123,11 @@ class Consumer(MediaStreamTrack):
         self._loss.report(highest, lost, egress.sent_between, egress.octets, time.monotonic(), budget)
         if self._loss.ceiling != before:
             self._ask(budget)
+
+    @property
+    def estimated_by(self) -> str:
+        """Where the leg's estimate comes from: "transport-cc" (the SFU's, sfu/bwe.py) or "remb"."""
+        return "transport-cc" if self._outlet is not None and self._outlet.bwe is not None else "remb"
 
     @property
     def loss_ceiling(self) -> int | None:

@@ -280,6 +280,8 @@ class Ingress:
         self._by_ssrc: dict[int, tuple[RtpStream, bool]] = {}
         self._by_receiver: dict[RTCRtpReceiver, RtpStream] = {}
         self._pending: set[asyncio.Task[Any]] = set()
+        # sees every plain RTCP compound packet first (transport-wide feedback about what the SFU sends)
+        self.on_rtcp: Callable[[bytes], None] | None = None
         for protocol in hooks.ice_protocols(dtls):
             if isinstance(protocol, GuardedProtocol):  # the UDP guard admits first, then we take SRTP
                 protocol.media = self.handle
@@ -307,7 +309,10 @@ class Ingress:
             self._unprotect = hooks.rtp_unprotector(rx)
         try:
             if len(data) > 1 and 191 < data[1] < 224:  # RTCP (RFC 5761)
-                hooks.handle_rtcp(self._dtls, rx.unprotect_rtcp(data), self._pending)
+                plain = rx.unprotect_rtcp(data)
+                if self.on_rtcp is not None:
+                    self.on_rtcp(plain)
+                hooks.handle_rtcp(self._dtls, plain, self._pending)
                 return True
             plain = self._unprotect(data)
         except (pylibsrtp.Error, ValueError):  # ValueError: longer than pylibsrtp's buffer

@@ -233,7 +233,8 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
     # (PLI/FIR, NACK, REMB) goes to the consumer
     def start(parameters: RTCRtpSendParameters) -> None:
         outlet = outlets.get(sender.transport) or outlets.setdefault(sender.transport, Outlet(sender.transport))
-        consumer.start(RtpEgress(consumer.kind, LegParameters(sender, parameters), outlet.send_rtp), outlet)
+        leg = LegParameters(sender, parameters, outlet.transport_cc)
+        consumer.start(RtpEgress(consumer.kind, leg, outlet.send_rtp, outlet.send_log), outlet)
 
     def counts() -> tuple[int, int, int, int]:
         return consumer.egress.counts() if consumer.egress is not None else (0, 0, 0, 0)
@@ -242,5 +243,5 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
     hooks.report_counts(sender, counts)
     hooks.on_keyframe_request(sender, consumer.request_keyframe)
     hooks.on_nack(sender, consumer.retransmit)
-    hooks.watch_remb(sender, consumer.on_estimate)
+    hooks.watch_remb(sender, consumer.on_remb)
     hooks.watch_receiver_reports(sender, consumer.on_receiver_report)

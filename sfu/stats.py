@@ -49,6 +49,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "packets_lost": max(0, remote.packetsLost) if remote else 0,
             "fraction_lost": (remote.fractionLost / 256) if remote and remote.fractionLost is not None else 0.0,
             "estimate": consumer.estimate,
+            "estimated_by": consumer.estimated_by,
+            "remb": consumer.remb,
             "loss_ceiling": consumer.loss_ceiling,
         }
     return {

@@ -25,7 +25,8 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 from sfu import Consumer, red
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
-from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress
+from sfu.bwe import SendLog
+from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress, _header_template
 from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -84,7 +85,8 @@ class Sender:
         self._rtx_ssrc = 0x22222222
 
 
-def leg(kind: str, rtx: bool = True, level: bool = False, red: bool = False) -> tuple[Sender, LegParameters]:
+def leg(kind: str, rtx: bool = True, level: bool = False, red: bool = False,
+        transport_cc: int | None = None) -> tuple[Sender, LegParameters]:
     sender = Sender()
     codecs = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=100)]
     if kind == "audio":
@@ -103,7 +105,7 @@ def leg(kind: str, rtx: bool = True, level: bool = False, red: bool = False) -> 
         extensions.append(RTCRtpHeaderExtensionParameters(id=LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
     parameters = RTCRtpSendParameters(codecs=codecs, headerExtensions=extensions, muxId="1",
                                       rtcp=RTCRtcpParameters(cname="x"))
-    return sender, LegParameters(sender, parameters)  # type: ignore[arg-type]
+    return sender, LegParameters(sender, parameters, transport_cc)  # type: ignore[arg-type]
 
 
 def extensions_map(kind: str = "video", level: bool = False) -> HeaderExtensionsMap:
@@ -282,6 +284,42 @@ def test_a_legs_video_budget_takes_off_the_sfus_own_retransmissions_and_not_the_
     assert 40_000 - MIN_VIDEO_BITRATE < 8 * (len(wire[-1]) + SRTP_TAG + IP_UDP) / 0.6  # what 3.0 to 3.6 measures
     assert budget.video(40_000, 3.6) == MIN_VIDEO_BITRATE
     assert budget.video(20_000, 3.7) == 20_000
+
+
+def test_with_transport_cc_every_packet_and_retransmission_is_numbered_and_logged() -> None:
+    # issue 18: the subscriber's browser reports when each transport-wide number arrived (sfu/bwe.py)
+    wire: list[bytes] = []
+    log = SendLog()
+    _, video_leg = leg("video", rtx=True, transport_cc=5)
+    _, audio_leg = leg("audio", level=True, transport_cc=5)
+    video, audio = RtpEgress("video", video_leg, wire.append, log), RtpEgress("audio", audio_leg, wire.append, log)
+    video.rebase(pkt(1, 0, marker=True), 0.0)
+    audio.rebase(pkt(1, 0), 0.0)
+    for i in range(3):
+        video.send(pkt(1 + i, 3000 * i, b"\x10\x00" + bytes(500), marker=True), 10.0 + i / 30)
+        audio.send(pkt(1 + i, 960 * i, bytes(80)), 10.0 + i / 50)
+    assert video.retransmit(parse(wire[0]).sequence_number)
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpSendParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=5, uri="http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+        RTCRtpHeaderExtensionParameters(id=AST, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")]))
+    packets = [RtpPacket.parse(data, extensions) for data in wire]
+    assert [p.extensions.transport_sequence_number for p in packets] == list(range(7))  # one count for the leg
+    assert packets[-1].payload_type == 101  # the RTX is numbered like the rest
+    assert all(p.extensions.abs_send_time is not None for p in packets)  # the other extensions are still written
+    for n, data in enumerate(wire):
+        sent = log.get(n)
+        assert sent is not None and sent[1] == len(data) + SRTP_TAG + IP_UDP  # what the wire carries
+    assert log.get(0)[0] == 10.0 and log.get(3)[0] == 10.0 + 1 / 50  # type: ignore[index]  # video, audio, ...
+    # without the extension, nothing is numbered or logged
+    plain: list[bytes] = []
+    _, bare = leg("video")
+    assert _header_template(bare, "video")[3] == 0
+    unused = SendLog()
+    egress = RtpEgress("video", bare, plain.append, unused)
+    egress.rebase(pkt(1, 0), 0.0)
+    egress.send(pkt(1, 0, b"\x10\x00", marker=True), 1.0)
+    assert len(plain) == 1 and unused.get(0) is None
 
 
 def every(a: int, b: int) -> int:
