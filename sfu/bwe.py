@@ -56,7 +56,7 @@ class SendLog:
     """Send time and size of the last `LOG_SIZE` transport-wide sequence numbers (no object per packet)."""
 
     def __init__(self) -> None:
-        self._seq = array.array("l", [-1]) * LOG_SIZE
+        self._seq = array.array("i", [-1]) * LOG_SIZE
         self._time = array.array("d", [0.0]) * LOG_SIZE
         self._size = array.array("H", [0]) * LOG_SIZE
         self._next = 0
