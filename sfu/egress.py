@@ -29,6 +29,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from . import aiortc_hooks as hooks
+from . import twcc
 from .bwe import SendLog, SendSideEstimator
 from .packet import Packet
 
@@ -56,7 +57,6 @@ MIN_VIDEO_BITRATE = 30_000
 BUDGET_WINDOW = 0.5
 # bytes SRTP adds to every RTP packet (the authentication tag)
 SRTP_TAG = 10
-TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 class Outlet:
@@ -82,6 +82,7 @@ class Outlet:
         self.bwe: SendSideEstimator | None = None
         self.rtt: Callable[[], float | None] = lambda: None
         self._on_estimate: list[Callable[[int], None]] = []
+        self.malformed_feedback = 0
 
     def use_transport_cc(self, extension_id: int) -> None:
         """Number what the leg sends with the transport-wide extension `extension_id` and estimate the
@@ -96,6 +97,18 @@ class Outlet:
     def on_estimate(self, callback: Callable[[int], None]) -> None:
         """Call `callback(bitrate)` with every new estimate of the leg from transport-wide feedback."""
         self._on_estimate.append(callback)
+
+    def rtcp_received(self, plain: bytes) -> None:
+        """A plain RTCP compound from the subscriber: its transport-wide feedback feeds the estimator."""
+        if self.bwe is None:
+            return
+        for packet in twcc.feedback_packets(plain):
+            try:
+                feedback = twcc.parse_feedback(packet)
+            except ValueError:
+                self.malformed_feedback += 1
+                continue
+            self.transport_feedback(feedback.packets, time.time())
 
     def transport_feedback(self, packets: list[tuple[int, float | None]], now: float) -> None:
         """The subscriber's transport-wide feedback: (sequence number, arrival or None if lost) per packet."""
@@ -286,7 +299,7 @@ class LegParameters:
         self.transport_cc = transport_cc
         if transport_cc is not None:
             parameters = dataclasses.replace(parameters, headerExtensions=[
-                *parameters.headerExtensions, RTCRtpHeaderExtensionParameters(id=transport_cc, uri=TRANSPORT_CC_URI)])
+                *parameters.headerExtensions, RTCRtpHeaderExtensionParameters(id=transport_cc, uri=twcc.URI)])
         self.extensions = HeaderExtensionsMap()
         self.extensions.configure(parameters)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ from .egress import Outlet
 from .ice import GuardedProtocol
 from .packet import Packet
 from .repair import NackSchedule
+from .twcc import FeedbackRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ _U32 = struct.Struct("!I")
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 # how far back a lost packet is still asked for (aiortc's RTP_HISTORY_SIZE)
 NACK_WINDOW = 128
+# seconds between two transport-wide feedbacks to a publisher (libwebrtc's receivers: 100 ms by default)
+FEEDBACK_INTERVAL = 0.1
 
 
 class _SeqTs:
@@ -79,6 +83,9 @@ class RtpStream:
         self._rtx_apt: dict[int, int] = {}
         self.rtx_ssrcs: dict[int, int] = {}
         self._level_id = 0
+        # transport-wide congestion control: the extension's id and the transport's arrivals
+        self._tcc_id = 0
+        self._arrivals: FeedbackRecorder | None = None
         self._rtcp_ssrc: int | None = None
         self.media_ssrc: int | None = None
         self._stats: dict[int, Any] = {}
@@ -112,6 +119,18 @@ class RtpStream:
         self._rtcp_ssrc = hooks.rtcp_ssrc(self.receiver)
         self.started = True
 
+    def record_arrivals(self, extension_id: int, arrivals: FeedbackRecorder) -> None:
+        """Record the transport-wide sequence number (extension `extension_id`) of every packet in `arrivals`."""
+        self._tcc_id = extension_id
+        self._arrivals = arrivals
+
+    @property
+    def rtcp_ssrcs(self) -> tuple[int, int] | None:
+        """(our RTCP SSRC, the publisher's media SSRC) once media came, for feedback about it."""
+        if self._rtcp_ssrc is None or self.media_ssrc is None:
+            return None
+        return self._rtcp_ssrc, self.media_ssrc
+
     def codec_name(self, payload_type: int) -> str:
         return self._codec_names.get(payload_type, "")
 
@@ -124,12 +143,16 @@ class RtpStream:
         end = len(data)
         at = 12 + 4 * (b0 & 0x0F)
         level = None
-        if b0 & 0x10:  # header extensions: skipped, audio-level read
+        if b0 & 0x10:  # header extensions: skipped, audio-level and transport-wide number read
             if at + 4 > end:
                 return
             start = at + 4
             at = start + 4 * _U16.unpack_from(data, at + 2)[0]
-            if self._level_id:
+            if self._tcc_id:
+                level, tseq = _extensions(data, start, min(at, end), self._level_id, self._tcc_id)
+                if tseq >= 0:  # before any other check: padding-only probes are what probing measures
+                    self._arrivals.record(tseq, time.monotonic())  # type: ignore[union-attr]
+            elif self._level_id:
                 level = _audio_level(data, start, min(at, end), self._level_id)
         padding = 0
         if b0 & 0x20:
@@ -270,6 +293,28 @@ def _audio_level(data: bytes, i: int, end: int, wanted: int) -> tuple[bool, int]
     return None
 
 
+def _extensions(data: bytes, i: int, end: int, level_id: int, tcc_id: int) -> tuple[tuple[bool, int] | None, int]:
+    # one pass over RFC 8285 one-byte elements: (audio level or None, transport-wide number or -1)
+    level, tseq = None, -1
+    if _U16.unpack_from(data, i - 4)[0] != 0xBEDE:
+        return level, tseq
+    while i < end:
+        b = data[i]
+        if b == 0:  # padding
+            i += 1
+            continue
+        ident, size = b >> 4, (b & 0x0F) + 1
+        if ident == 15:
+            break
+        if ident == tcc_id and size == 2 and i + 2 < end:
+            tseq = (data[i + 1] << 8) | data[i + 2]
+        elif ident == level_id and i + 1 < end:
+            v = data[i + 1]
+            level = (bool(v & 0x80), v & 0x7F)
+        i += 1 + size
+    return level, tseq
+
+
 class Ingress:
     """One DTLS transport's incoming datagrams: SRTP by us, anything else by aioice/aiortc."""
 
@@ -282,6 +327,12 @@ class Ingress:
         self._pending: set[asyncio.Task[Any]] = set()
         # sees every plain RTCP compound packet first (transport-wide feedback about what the SFU sends)
         self.on_rtcp: Callable[[bytes], None] | None = None
+        # transport-wide feedback to the publisher: what arrived, sent by `outlet` every FEEDBACK_INTERVAL
+        self.arrivals: FeedbackRecorder | None = None
+        self._tcc_id = 0
+        self.outlet: Outlet | None = None
+        self._feedback_timer: asyncio.TimerHandle | None = None
+        self.closed = False
         for protocol in hooks.ice_protocols(dtls):
             if isinstance(protocol, GuardedProtocol):  # the UDP guard admits first, then we take SRTP
                 protocol.media = self.handle
@@ -290,6 +341,37 @@ class Ingress:
 
     def add(self, stream: RtpStream) -> None:
         self._by_receiver[stream.receiver] = stream
+        if self.arrivals is not None:
+            stream.record_arrivals(self._tcc_id, self.arrivals)
+
+    def send_transport_feedback(self, extension_id: int, outlet: Outlet) -> None:
+        """The publisher numbers its packets with extension `extension_id`: tell it when each arrived,
+        through `outlet`, every FEEDBACK_INTERVAL while packets come."""
+        self._tcc_id = extension_id
+        self.arrivals = FeedbackRecorder()
+        self.outlet = outlet
+        for stream in self._by_receiver.values():
+            stream.record_arrivals(extension_id, self.arrivals)
+        self._feedback_timer = asyncio.get_running_loop().call_later(FEEDBACK_INTERVAL, self._feedback)
+
+    def _feedback(self) -> None:
+        self._feedback_timer = None
+        if self.closed:
+            return
+        arrivals, outlet = self.arrivals, self.outlet
+        if arrivals is not None and outlet is not None and arrivals.pending:
+            ssrcs = next((s for stream in self._by_receiver.values() if (s := stream.rtcp_ssrcs)), None)
+            if ssrcs is not None:
+                for packet in arrivals.build(*ssrcs):
+                    outlet.send_rtcp(packet)
+        self._feedback_timer = asyncio.get_running_loop().call_later(FEEDBACK_INTERVAL, self._feedback)
+
+    def close(self) -> None:
+        """Stop the feedback timer; safe to call twice."""
+        self.closed = True
+        if self._feedback_timer is not None:
+            self._feedback_timer.cancel()
+            self._feedback_timer = None
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], aioice: hooks.Datagram) -> None:
         """A datagram of a socket without a UDP guard: ours if SRTP, else aioice's."""

@@ -21,3 +21,7 @@ class SfuOptions:
     opus_red: bool = True
     # highest bitrate asked of a publisher's video (bit/s, sent as REMB); 0: no cap
     max_video_bitrate: int = 1_500_000
+    # "transport-cc": transport-wide feedback both ways with browsers that offer it (the SFU tells each
+    # publisher when its packets arrived, and estimates each subscriber's downlink from what that browser
+    # says, sfu/bwe.py); "remb": the subscribers' REMB is each leg's estimate
+    congestion_control: str = "transport-cc"

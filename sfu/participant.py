@@ -13,7 +13,7 @@ from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import aiortc_hooks as hooks
-from . import red
+from . import red, twcc
 from .consumer import Consumer
 from .egress import LegParameters, Outlet, RtpEgress
 from .errors import ClosedError, MediaError
@@ -54,6 +54,7 @@ class Participant(AsyncIOEventEmitter):
         self._options = options
         self._pc: RTCPeerConnection | None = None
         self._outlets: dict[Any, Outlet] = {}  # DTLS transport -> its sending side
+        self._ingresses: list[Ingress] = []  # and its receiving side
         self._timeout: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -63,6 +64,22 @@ class Participant(AsyncIOEventEmitter):
     @property
     def pc(self) -> RTCPeerConnection | None:
         return self._pc
+
+    def transport_cc(self) -> dict[str, Any] | None:
+        """Transport-wide congestion control on this browser's connection (None: not negotiated)."""
+        outlet = next((o for o in self._outlets.values() if o.bwe is not None), None)
+        if outlet is None or outlet.bwe is None:
+            return None
+        bwe = outlet.bwe
+        return {
+            "feedback_sent": sum(i.arrivals.feedbacks for i in self._ingresses if i.arrivals is not None),
+            "feedback_received": bwe.feedbacks,
+            "feedback_malformed": outlet.malformed_feedback,
+            "downlink_estimate": bwe.estimate,
+            "downlink_state": bwe.state,
+            "packets_reported": bwe.received,
+            "packets_lost": bwe.lost,
+        }
 
     def rtt(self) -> float | None:
         """The round-trip time to this browser (s), as our senders measured it; None until known."""
@@ -119,21 +136,33 @@ class Participant(AsyncIOEventEmitter):
         if self.closed or self._pc is not pc:  # closed or replaced while we awaited: already dropped
             raise ClosedError(f"{self!r} was closed during negotiation")
         # from the DTLS handshake on, SRTP is ours: read in the socket callback, written to the socket
+        assert pc.localDescription is not None
+        answer = pc.localDescription.sdp
+        # transport-wide congestion control, when asked and offered: aiortc knows nothing of it, the
+        # answer says it and our own fast path numbers, records and reports (sfu/twcc.py, sfu/bwe.py)
+        extension = None
+        if self._options.congestion_control == "transport-cc":
+            answer, extension = twcc.add_transport_cc(answer, sdp)
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
-            self._outlets[dtls] = Outlet(dtls)
+            outlet = self._outlets[dtls] = Outlet(dtls)
+            outlet.rtt = self.rtt
             ingress = Ingress(dtls)
+            self._ingresses.append(ingress)
+            if extension is not None:
+                outlet.use_transport_cc(extension)
+                ingress.send_transport_feedback(extension, outlet)
+                ingress.on_rtcp = outlet.rtcp_received
             for t in pc.getTransceivers():
                 if t.receiver.transport is dtls:
                     producer = next(p for p in self.producers.values() if p.receiver is t.receiver)
-                    producer.stream.outlet = self._outlets[dtls]
+                    producer.stream.outlet = outlet
                     ingress.add(producer.stream)
         self._timeout = asyncio.get_running_loop().call_later(
             self._options.connect_timeout, self._on_connect_timeout, pc
         )
         # the room wires the new connection to everyone else's media
         self.emit("media", self)
-        assert pc.localDescription is not None
-        return pc.localDescription.sdp
+        return answer
 
     def _codecs(self, kind: str) -> list[RTCRtpCodecCapability]:
         wanted = [c.lower() for c in (self._options.audio_codecs if kind == "audio" else self._options.video_codecs)]
@@ -181,6 +210,9 @@ class Participant(AsyncIOEventEmitter):
             consumer.stop()
         self.producers, self.consumers, self.senders = {}, {}, {}
         self._outlets = {}
+        for ingress in self._ingresses:
+            ingress.close()
+        self._ingresses = []
         pc, self._pc = self._pc, None
         if pc is not None:
             task = asyncio.ensure_future(pc.close())

@@ -58,6 +58,7 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
         "role": participant.role,
         "media_state": participant.media_state,
         "rtt_ms": round(1000 * rtt, 1) if (rtt := participant.rtt()) is not None else None,
+        "transport_cc": participant.transport_cc(),
         "up": up,
         "down": down,
     }

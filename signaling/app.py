@@ -58,6 +58,7 @@ def sfu_options(config: Config) -> SfuOptions:
         connect_timeout=config.ice.connect_timeout,
         keyframe_request_interval=config.media.keyframe_request_interval,
         max_video_bitrate=config.media.max_video_kbps * 1000,
+        congestion_control=config.media.congestion_control,
     )
 
 

@@ -128,6 +128,9 @@ class MediaConfig:
     keyframe_request_interval: float = 0.5
     # the server's event loop: "uvloop" (libuv, about half the CPU per forwarded packet) or "asyncio"
     event_loop: str = "uvloop"
+    # how the server learns what each browser's link carries: "transport-cc" (transport-wide feedback
+    # both ways; the server estimates each subscriber's downlink itself, sfu/bwe.py) or "remb"
+    congestion_control: str = "transport-cc"
 
 
 def usable_cores() -> int:
@@ -588,6 +591,8 @@ def _validate(c: Config, where: str) -> None:
         fail("sfu.workers", "needs at least one UDP port per worker in ice.port_min..ice.port_max")
     if c.media.event_loop not in ("uvloop", "asyncio"):
         fail("media.event_loop", 'must be "uvloop" or "asyncio"')
+    if c.media.congestion_control not in ("transport-cc", "remb"):
+        fail("media.congestion_control", 'must be "transport-cc" or "remb"')
     if not 1 <= c.mail.smtp.port <= 65535:
         fail("mail.smtp.port", "must be between 1 and 65535")
     if c.mail.smtp.security not in ("starttls", "tls", "none"):
