@@ -48,6 +48,8 @@ MIN_BITRATE = 30_000
 # packets whose send time and size are kept until their feedback comes (a second of 4 Mbit/s)
 LOG_SIZE = 4096
 ACK_WINDOW = 0.5  # s of acknowledged packets the throughput is measured over
+# below this share of the estimate acknowledged, the leg is application-limited: not a measure of the link
+APP_LIMITED = 0.5
 
 NORMAL, OVERUSING, UNDERUSING = "normal", "overusing", "underusing"
 
@@ -280,16 +282,25 @@ class RateControl:
             self._last_change = now
         elif self._state == "decrease" and throughput is not None:
             interval = min(max(rtt, 0.010), 0.200)
-            if self._last_decrease is None or now - self._last_decrease >= interval \
-                    or throughput < 0.5 * self.bitrate:
-                target = BETA * throughput
-                if target > self.bitrate and capacity.kbps is not None:
-                    target = BETA * capacity.kbps * 1000
+            if self._last_decrease is None or now - self._last_decrease >= interval:
+                if throughput >= APP_LIMITED * self.bitrate:
+                    # the leg was carrying about what it may: the link is full at the throughput
+                    target = BETA * throughput
+                    if target > self.bitrate and capacity.kbps is not None:
+                        target = BETA * capacity.kbps * 1000
+                    if throughput < capacity.lower():
+                        capacity.reset()
+                    capacity.overuse(throughput)
+                else:
+                    # the publisher sent far less than the leg may carry (its encoder ramps up, the
+                    # picture is still): the throughput says nothing of the link.  libwebrtc cuts to
+                    # it all the same and its probes win the rate back within a second; the SFU does
+                    # not probe, so it cuts by BETA a round trip while the overuse lasts instead (a
+                    # delay step on a call just started took a 1 Mbit/s estimate to 108 kbit/s, and it
+                    # took 10 s to climb back to 250 kbit/s)
+                    target = BETA * self.bitrate
                 if target < self.bitrate:
                     self.bitrate = int(target)
-                if throughput < capacity.lower():
-                    capacity.reset()
-                capacity.overuse(throughput)
                 self._last_decrease = self._last_change = now
                 self._state = "hold"
         else:

@@ -22,6 +22,7 @@ class Link:
     delay: float = 0.04  # s one way
     jitter: float = 0.0  # s, uniform, order kept
     loss: float = 0.0
+    step: tuple[float, float] = (0.0, 0.0)  # (from when, s of one-way delay added): a route change
 
 
 def simulate(link: Link, seconds: float, encoder_max: int = 2_500_000, seed: int = 1) -> list[int]:
@@ -48,7 +49,8 @@ def simulate(link: Link, seconds: float, encoder_max: int = 2_500_000, seed: int
                     in_flight.append((seq, None, sent + link.delay))
                     continue
                 link_free = leaves = max(sent, link_free) + size * 8 / link.rate
-            arrival = max(last_arrival, leaves + link.delay + rng.uniform(0, link.jitter))
+            extra = link.step[1] if link.step[1] and sent >= link.step[0] else 0.0
+            arrival = max(last_arrival, leaves + link.delay + extra + rng.uniform(0, link.jitter))
             last_arrival = arrival
             in_flight.append((seq, arrival, arrival))
         t += 1 / 30
@@ -128,6 +130,17 @@ def test_the_send_log_wraps_and_forgets_what_it_cannot_hold() -> None:
     assert seqs[65_535] == 65_535 and seqs[65_536] == 0  # 16-bit transport-wide numbers
     assert log.get(seqs[-1]) == (69_999 / 1000, 100 + 69_999 % 50)
     assert log.get(seqs[-5000]) is None  # older than the log: unknown, not someone else's time
+
+
+def test_a_delay_step_while_the_publisher_sends_little_does_not_collapse_the_estimate() -> None:
+    # the leg carries 100 kbit/s of a 1 Mbit/s estimate (an encoder ramping up) when the route gets 75 ms
+    # longer: overuse, but the throughput says nothing of the link; libwebrtc would cut to 85 kbit/s and
+    # probe back, the SFU does not probe (it went to 108 kbit/s in a browser test, 250 kbit/s 10 s later)
+    estimates = simulate(Link(step=(3.0, 0.075)), 12, encoder_max=100_000)
+    assert min(estimates) > 0.4 * START_BITRATE
+    # while a leg that was full is cut to what it carried
+    full = simulate(Link(rate=500_000, step=(3.0, 0.075)), 12)
+    assert min(full) < 500_000
 
 
 def test_the_estimate_never_falls_under_the_floor() -> None:
