@@ -27,6 +27,7 @@ Run as root in a loopback-only namespace:
 from __future__ import annotations
 
 import argparse
+import functools
 import asyncio
 import json
 import os
@@ -156,11 +157,12 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
             relay.outage, lambda up, down: relay.set(up, down))
 
 
-async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
+async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
+                   congestion_control: str = "transport-cc") -> Call:
     """The product: a real server in its own process (`--serve`, the patient's leg through the
     relay there), both sides enter the call through the UI."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", "--seed", str(seed), cwd=ROOT,
+        sys.executable, __file__, "--serve", "--seed", str(seed), "--congestion-control", congestion_control, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     cleanup.append(lambda: _stop(proc))
     assert proc.stdin is not None and proc.stdout is not None
@@ -198,7 +200,7 @@ def _impairment(d: dict[str, Any]) -> Impairment:
     return Impairment(**{**d, "burst": burst, "outages": tuple(tuple(o) for o in d["outages"])})
 
 
-async def serve(seed: int) -> None:
+async def serve(seed: int, congestion_control: str) -> None:
     """The server side of the SFU call, in its own process so that it has a core of its own:
     prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin."""
     from helpers.server import running_server  # type: ignore[import-not-found]
@@ -212,7 +214,8 @@ async def serve(seed: int) -> None:
     with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
         # one process: the relay is patched into this process's answers ([sfu] workers = "auto" would put
         # the patient's media in a worker, where it would not be)
-        async with running_server(Path(tmp) / "data", **{"sfu.workers": 1}) as server:
+        async with running_server(Path(tmp) / "data", **{"sfu.workers": 1,
+                                                         "media.congestion_control": congestion_control}) as server:
             demo = await server.demo()
             print(json.dumps({"doctor": demo["practitioner_link"], "patient": demo["patient_link"]}), flush=True)
             while line := await reader.readline():
@@ -246,7 +249,8 @@ async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float) -> No
 async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: Any, tmp: Path) -> dict[str, Any]:
     cleanup: list[Callable[[], Any]] = []
     try:
-        make = direct_call if mode == "direct" else sfu_call
+        make = direct_call if mode == "direct" else functools.partial(sfu_call,
+                                                                      congestion_control=args.congestion_control)
         doctor, patient, outage, impair = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
@@ -391,11 +395,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", nargs="*", choices=[s.name for s in SCENARIOS])
     ap.add_argument("--modes", nargs="*", default=["direct", "sfu"], choices=["direct", "sfu"])
     ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--congestion-control", default="transport-cc", choices=["transport-cc", "remb"],
+                    help="the server's [media] congestion_control (sfu mode)")
     ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server's own process
     args = ap.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.seed))
+        asyncio.run(serve(args.seed, args.congestion_control))
         return 0
     args.duration = args.duration or (15.0 if args.quick else 45.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 8.0)
@@ -404,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     started = time.time()
     results = asyncio.run(run(args))
-    print(f"# network_quality: {args.duration:.0f} s windows, {args.warmup:.0f} s warm-up, seed {args.seed}; "
+    print(f"# network_quality: {args.duration:.0f} s windows, {args.warmup:.0f} s warm-up, seed {args.seed}, "
+          f"SFU congestion control {args.congestion_control}; "
           f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{time.time() - started:.0f} s in all")
     print(table(results))

@@ -140,11 +140,14 @@ class Channel:
             self._link_free_at = max(now, self._link_free_at) + size * 8 / imp.rate
             sent = self._link_free_at
         arrival = sent + imp.delay + (self._rng.uniform(0, imp.jitter) if imp.jitter else 0.0)
-        if arrival < self._last_arrival:
-            if imp.reorder:
+        if arrival <= self._last_arrival:
+            if imp.reorder and arrival < self._last_arrival:
                 c.reordered += 1
-            else:
-                arrival = self._last_arrival
+            elif not imp.reorder:
+                # strictly after the one before: asyncio fires timers due at the same time in no set
+                # order, so two datagrams given the same arrival could swap (they did: the patient's
+                # browser NACKed half the packets of a jittered leg that lost none)
+                arrival = self._last_arrival + 1e-6
         self._last_arrival = max(self._last_arrival, arrival)
         c.delivered += 1
         return arrival

@@ -47,7 +47,9 @@ def test_bursty_loss_has_the_mean_and_comes_in_bursts() -> None:
 def test_delay_and_jitter_without_reordering_keep_the_order() -> None:
     _, arrivals = _run(Impairment(delay=0.075, jitter=0.04), n=5000)
     times = [a for a in arrivals if a is not None]
-    assert times == sorted(times)
+    # strictly increasing: asyncio fires timers due at the same time in no set order, so equal arrival
+    # times let datagrams swap (a jittered leg that lost nothing had half its packets NACKed)
+    assert all(b > a for a, b in zip(times, times[1:]))
     delays = [a - i * 0.001 for i, a in enumerate(arrivals) if a is not None]
     assert min(delays) >= 0.075 and max(delays) < 0.075 + 0.04 + 0.01
 
