@@ -204,6 +204,10 @@ async def test_jitter_on_the_patients_downlink_does_not_hold_the_doctors_camera_
               f" {consumer.estimate} by {consumer.estimated_by} (REMB {consumer.remb}); relay {patient_relay.counters()['down']}")
         assert patient_relay.counters()["down"].delivered > 500  # the jittered link carried the call
         assert stats["down"]["camera"]["estimated_by"] == "transport-cc"
+        # both halves ran: the SFU told the patient's browser what arrived, and read what the browser got
+        tcc = stats["transport_cc"]
+        assert tcc["feedback_sent"] > 50 and tcc["feedback_received"] > 50 and tcc["feedback_malformed"] == 0, tcc
+        assert tcc["packets_lost"] > 0  # the relay's bursty loss, seen in the browser's feedback
         assert consumer.estimate is not None and consumer.estimate > 800_000
         assert camera.sent_estimate is not None and camera.sent_estimate > 500_000
         assert kbps > 400  # the doctor's busy camera is not held at a trickle

@@ -22,7 +22,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 
-from sfu import Consumer, red
+from sfu import Consumer, red, twcc
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
 from sfu.bwe import SendLog
@@ -582,6 +582,7 @@ def test_producer_hands_back_the_packets_received_after_one() -> None:
 # ---------------------------------------------------------------- ingress: bytes in, packets out
 
 PUB_LEVEL = 4  # the publisher's audio-level extension id
+PUB_TCC = 6  # and its transport-wide sequence number's
 
 
 async def started_stream(kind: str, rtx_ssrcs: dict[int, int] | None = None) -> tuple[RtpStream, list[Packet], Wire, Any]:
@@ -604,15 +605,50 @@ async def started_stream(kind: str, rtx_ssrcs: dict[int, int] | None = None) -> 
 
 
 def wire_bytes(seq: int, ts: int, payload: bytes, ssrc: int = 5, pt: int = 96, marker: bool = False,
-               level: tuple[bool, int] | None = None, padding: int = 0) -> bytes:
+               level: tuple[bool, int] | None = None, padding: int = 0, tseq: int | None = None) -> bytes:
     p = RtpPacket(payload_type=pt, sequence_number=seq, timestamp=ts, ssrc=ssrc, marker=int(marker), payload=payload)
     p.padding_size = padding
     m = HeaderExtensionsMap()
+    extensions = []
     if level is not None:
-        m.configure(RTCRtpReceiveParameters(headerExtensions=[
-            RTCRtpHeaderExtensionParameters(id=PUB_LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")]))
+        extensions.append(RTCRtpHeaderExtensionParameters(id=PUB_LEVEL, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
         p.extensions.audio_level = level
+    if tseq is not None:
+        extensions.append(RTCRtpHeaderExtensionParameters(id=PUB_TCC, uri=twcc.URI))
+        p.extensions.transport_sequence_number = tseq
+    m.configure(RTCRtpReceiveParameters(headerExtensions=extensions))
     return p.serialize(m)
+
+
+async def test_with_transport_cc_every_arrival_is_recorded_probes_and_repairs_included() -> None:
+    # issue 18: the publisher's browser runs its congestion control on what the SFU says arrived
+    stream, got, _, pc = await started_stream("video", rtx_ssrcs={6: 5})
+    arrivals = twcc.FeedbackRecorder()
+    stream.record_arrivals(PUB_TCC, arrivals)
+    stream.receive(wire_bytes(100, 3000, b"\x10\x01", tseq=7), rtx=False)
+    stream.receive(wire_bytes(102, 3000, b"\x10\x01", tseq=9), rtx=False)  # 101 and its number 8 lost
+    stream.receive(wire_bytes(7, 3000, b"\x00\x65" + b"\x10\x02", ssrc=6, pt=97, tseq=10), rtx=True)  # 101 repaired
+    stream.receive(wire_bytes(8, 0, b"", ssrc=6, pt=97, padding=200, tseq=11), rtx=True)  # a padding-only probe
+    stream.receive(wire_bytes(103, 3000, b"\x10\x01", pt=100, tseq=12), rtx=False)  # a type not negotiated
+    assert [p.sequence_number for p in got] == [100, 102, 101]  # the probe and the stranger go no further
+    (feedback,) = arrivals.build(1, 5)
+    reported = twcc.parse_feedback(feedback).packets
+    assert [(seq, at is not None) for seq, at in reported] == [(7, True), (8, False), (9, True), (10, True),
+                                                               (11, True), (12, True)]
+    stream.close()
+    await pc.close()
+
+
+async def test_audio_level_and_transport_wide_number_are_read_in_one_pass() -> None:
+    stream, got, _, pc = await started_stream("audio")
+    arrivals = twcc.FeedbackRecorder()
+    stream.record_arrivals(PUB_TCC, arrivals)
+    stream.receive(wire_bytes(7, 960, b"\xfc\x01", pt=111, level=(True, 33), tseq=40), rtx=False)
+    stream.receive(wire_bytes(8, 1920, b"\xfc\x02", pt=111, tseq=41), rtx=False)
+    assert [p.audio_level for p in got] == [(True, 33), None]
+    assert [seq for seq, at in twcc.parse_feedback(arrivals.build(1, 5)[0]).packets if at is not None] == [40, 41]
+    stream.close()
+    await pc.close()
 
 
 async def test_stream_reads_header_fields_payload_padding_and_audio_level_from_bytes() -> None:
