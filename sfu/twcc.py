@@ -2,7 +2,7 @@
 
 A browser that negotiated transport-cc numbers every packet it sends on a
 transport with one sequence (a header extension) and expects its peer to say
-when each arrived: an RTCP transport feedback (RTPFB, FMT 15) every ~100 ms.
+when each arrived: an RTCP transport feedback (RTPFB, FMT 15) every 50-250 ms.
 It runs its congestion control on those reports, with probing, as in a direct
 call.  The SFU is that peer for each publisher (`FeedbackRecorder`: what the
 SFU received, sent back) and the sender for each subscriber (`parse_feedback`:
