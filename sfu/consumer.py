@@ -96,9 +96,10 @@ class Consumer(MediaStreamTrack):
 
     def on_remb(self, bitrate: int) -> None:
         """The subscriber's REMB, Chromium's receive-side estimate of its video: the leg's estimate unless
-        the SFU estimates the leg itself from transport-wide feedback."""
+        the SFU estimates the leg itself from transport-wide feedback (a browser that negotiated it but
+        sends REMB and no feedback is still followed)."""
         self.remb = bitrate
-        if self._outlet is None or self._outlet.bwe is None:
+        if self.estimated_by == "remb":
             self.on_estimate(bitrate)
 
     def on_estimate(self, bitrate: int) -> None:
@@ -127,7 +128,8 @@ class Consumer(MediaStreamTrack):
     @property
     def estimated_by(self) -> str:
         """Where the leg's estimate comes from: "transport-cc" (the SFU's, sfu/bwe.py) or "remb"."""
-        return "transport-cc" if self._outlet is not None and self._outlet.bwe is not None else "remb"
+        outlet = self._outlet
+        return "transport-cc" if outlet is not None and outlet.bwe is not None and outlet.bwe.feedbacks else "remb"
 
     @property
     def loss_ceiling(self) -> int | None:

@@ -437,6 +437,34 @@ def started_consumer(kind: str = "video", red: bool = False) -> tuple[Consumer, 
     return consumer, sender
 
 
+async def test_a_leg_with_transport_cc_follows_the_sfus_estimate_and_remb_only_until_feedback_comes() -> None:
+    from sfu.egress import Outlet
+
+    pc = RTCPeerConnection()
+    outlet = Outlet(pc.addTransceiver("video").sender.transport)
+    outlet.use_transport_cc(5)
+    assert outlet.send_log is not None
+    consumer = Consumer("video", "camera")
+    asked: list[int] = []
+    producer: Any = FakeProducer()
+    producer.on_subscriber_estimate = lambda c, bitrate: asked.append(bitrate)
+    consumer.bind(producer)
+    sender, parameters = leg("video", transport_cc=5)
+    consumer.start(RtpEgress("video", parameters, sender.transport.sent.append, outlet.send_log), outlet)
+    # negotiated, but no feedback yet: the browser's REMB is still the leg's estimate
+    consumer.on_remb(700_000)
+    assert consumer.estimated_by == "remb" and consumer.estimate == 700_000 and asked[-1] == 700_000
+    # feedback about what was sent: from now on the SFU's estimate, and REMB is only shown
+    for i in range(10):
+        outlet.send_log.next(10.0 + i * 0.01, 1200)
+    outlet.transport_feedback([(i, 20.0 + i * 0.01) for i in range(10)], 10.2)
+    assert consumer.estimated_by == "transport-cc" and consumer.estimate == outlet.bwe.estimate  # type: ignore[union-attr]
+    consumer.on_remb(90_000)
+    assert consumer.remb == 90_000 and consumer.estimate == outlet.bwe.estimate  # type: ignore[union-attr]
+    assert asked[-1] != 90_000
+    await pc.close()
+
+
 def test_consumer_asks_for_a_keyframe_when_its_leg_comes_up() -> None:
     consumer = Consumer("video", "camera")
     producer: Any = FakeProducer()
