@@ -233,6 +233,12 @@ class LossCeiling:
     half for each subscriber leg, as libwebrtc does: over `LOSS_WINDOW`, above 10 %
     loss the ceiling falls to what the leg was sending times (1 - loss/2); below
     2 % it grows 8 % a window until it no longer binds; in between it holds.
+    Unlike libwebrtc, a cut needs two windows over 10 % in a row: at a steady 5 %
+    of random loss one window in a few dozen goes over 10 % by chance, and since
+    nothing lifts the ceiling between 2 and 10 % each such window ratcheted it
+    down for good (issue 18: the doctor's camera towards a patient with 5 % loss
+    settled at 550 kbit/s, direct 2.2 Mbit/s).  Congestion drops persist; the
+    delay-based estimate acts well before the second window anyway.
 
     The loss is the leg's own: of the sequence numbers the report covers, those
     the SFU sent (its history says which) and the subscriber did not receive
@@ -248,6 +254,7 @@ class LossCeiling:
         self.ceiling: int | None = None  # bit/s; None: loss does not limit the leg
         self._sample: tuple[float, int, int, int] | None = None  # (time, highest, lost, octets)
         self.loss = 0.0  # the last window's fraction lost on the leg
+        self._congested = False  # whether the window before was over CONGESTED_LOSS
 
     def report(self, highest: int, lost: int, sent: Callable[[int, int], int], octets: int, now: float,
                estimate: int | None) -> int | None:
@@ -266,7 +273,8 @@ class LossCeiling:
             return self.ceiling
         received = (highest - highest0) - (lost - lost0)
         self.loss = min(1.0, max(0.0, (covered - received) / covered))
-        if self.loss > CONGESTED_LOSS:
+        congested, self._congested = self._congested, self.loss > CONGESTED_LOSS
+        if self.loss > CONGESTED_LOSS and congested:
             rate = 8 * (octets - octets0) / (now - at)
             base = rate if self.ceiling is None else min(self.ceiling, rate)
             self.ceiling = max(MIN_VIDEO_BITRATE, int(base * (1 - self.loss / 2)))

@@ -330,21 +330,38 @@ def test_the_loss_ceiling_falls_with_congestion_loss_holds_with_moderate_loss_an
     # issue 18: behind a full drop-tail queue REMB stops falling; the subscriber's receiver reports show the loss
     c = LossCeiling()
     assert c.report(1000, 0, every, 0, 0.0, 500_000) is None  # the first report only starts the window
-    # one second: 100 packets (40 kB of video: 320 kbit/s), the subscriber lost 20 of them
-    assert c.report(1100, 20, every, 40_000, 1.0, 500_000) == int(320_000 * (1 - 0.2 / 2))
-    assert round(c.loss, 6) == 0.2
-    assert c.report(1150, 30, every, 60_000, 1.5, 500_000) == 288_000  # within the window: unchanged
+    # one second: 100 packets (40 kB of video: 320 kbit/s), the subscriber lost 20 of them: one window
+    # could be chance, nothing is cut yet
+    assert c.report(1100, 20, every, 40_000, 1.0, 500_000) is None and round(c.loss, 6) == 0.2
+    # a second one in a row: congestion
+    assert c.report(1200, 40, every, 80_000, 2.0, 500_000) == int(320_000 * (1 - 0.2 / 2))
+    assert c.report(1250, 50, every, 100_000, 2.5, 500_000) == 288_000  # within the window: unchanged
     # 5 % loss (random loss a NACK cache repairs): held, not cut further
-    assert c.report(1200, 25, every, 80_000, 2.0, 500_000) == 288_000 and round(c.loss, 6) == 0.05
+    assert c.report(1300, 45, every, 120_000, 3.0, 500_000) == 288_000 and round(c.loss, 6) == 0.05
     # clear: it grows 8 % a window, and stops binding once above the delay-based estimate
-    assert c.report(1300, 25, every, 110_000, 3.0, 500_000) == int(288_000 * 1.08) + 1000
+    assert c.report(1400, 45, every, 150_000, 4.0, 500_000) == int(288_000 * 1.08) + 1000
     for i in range(10):
-        c.report(1400 + 100 * i, 25, every, 140_000 + 30_000 * i, 4.0 + i, 500_000)
+        c.report(1500 + 100 * i, 45, every, 180_000 + 30_000 * i, 5.0 + i, 500_000)
     assert c.ceiling is None
     # never below what a browser can encode at
     low = LossCeiling()
     low.report(0, 0, every, 0, 0.0, None)
-    assert low.report(100, 90, every, 1_000, 1.0, None) == MIN_VIDEO_BITRATE
+    low.report(100, 90, every, 1_000, 1.0, None)
+    assert low.report(200, 180, every, 2_000, 2.0, None) == MIN_VIDEO_BITRATE
+
+
+def test_at_a_steady_moderate_loss_a_window_over_the_limit_by_chance_does_not_ratchet_the_ceiling() -> None:
+    # issue 18: 5 % random loss, one window in a few dozen over 10 % by chance; with a cut at each such
+    # window and nothing lifting the ceiling between 2 and 10 %, the doctor's camera towards a patient with
+    # 5 % loss was held at 550 kbit/s
+    c = LossCeiling()
+    c.report(0, 0, every, 0, 0.0, 1_500_000)
+    lost, octets = 0, 0
+    for second in range(1, 61):
+        lost += 12 if second % 7 == 0 else 5  # 12 % every seventh window, 5 % otherwise
+        octets += 150_000  # 1.2 Mbit/s of video
+        c.report(100 * second, lost, every, octets, float(second), 1_500_000)
+    assert c.ceiling is None
 
 
 def test_the_loss_ceiling_does_not_charge_the_subscriber_for_what_the_publishers_uplink_lost() -> None:
@@ -353,8 +370,10 @@ def test_the_loss_ceiling_does_not_charge_the_subscriber_for_what_the_publishers
     c = LossCeiling()
     c.report(1000, 0, every, 0, 0.0, 500_000)
     assert c.report(1100, 20, lambda a, b: 80, 32_000, 1.0, 500_000) is None and c.loss == 0.0
-    # of the 80 it sent, 12 did not arrive: 15 % is the leg's
-    assert c.report(1200, 52, lambda a, b: 80, 64_000, 2.0, 500_000) is not None and round(c.loss, 6) == 0.15
+    # of the 80 it sent, 12 did not arrive: 15 % is the leg's, twice in a row
+    c.report(1200, 52, lambda a, b: 80, 64_000, 2.0, 500_000)
+    assert round(c.loss, 6) == 0.15
+    assert c.report(1300, 84, lambda a, b: 80, 96_000, 3.0, 500_000) is not None and round(c.loss, 6) == 0.15
 
 
 def test_egress_tells_which_sequence_numbers_of_a_span_it_sent() -> None:
