@@ -123,9 +123,8 @@ class Outlet:
         self.budget.carries(egress)
 
     def video_budget(self, estimate: int, now: float) -> int:
-        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s (REMB: its
-        video; transport-wide feedback: everything the leg carries)."""
-        return self.budget.video(estimate, now, whole_leg=self.bwe is not None)
+        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s."""
+        return self.budget.video(estimate, now)
 
     def _refresh(self) -> bool:
         pair = self._pairs.get(1)
@@ -182,34 +181,34 @@ class LegBudget:
     for ~100 kbit/s less than a video estimate that never counted the audio; the
     estimate, bounded by what arrived, could then only shrink: a publisher on a
     lossy uplink settled at ~120 kbit/s, and at 30 kbit/s in one run.)
+
+    With transport-wide feedback the leg's estimate (sfu/bwe.py) counts every
+    packet, the publisher's audio too; the publisher's own send-side estimate,
+    which the figure asked caps, counts its audio as well (Chromium takes a REMB
+    as the ceiling of everything it sends, audio, headers and packet overhead
+    included).  So the same holds: only the SFU's own retransmissions come off.
     """
 
     def __init__(self) -> None:
         self._video: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
-        self._audio: weakref.WeakSet[RtpEgress] = weakref.WeakSet()
-        # (time, retransmitted bytes on the wire, audio bytes on the wire)
-        self._sample: tuple[float, int, int] | None = None
+        self._sample: tuple[float, int] | None = None  # (time, retransmitted bytes on the wire)
         self.overhead = 0.0  # bit/s of the SFU's own video retransmissions on the leg, last measured
-        self.audio = 0.0  # bit/s of audio on the leg, last measured
 
     def carries(self, egress: RtpEgress) -> None:
-        (self._video if egress.kind == "video" else self._audio).add(egress)
+        if egress.kind == "video":
+            self._video.add(egress)
 
-    def video(self, estimate: int, now: float, whole_leg: bool = False) -> int:
-        """The bitrate to ask for video when the subscriber estimates `estimate` for its video (or, with
-        `whole_leg`, for everything the leg carries: transport-wide feedback counts every packet)."""
+    def video(self, estimate: int, now: float) -> int:
+        """The bitrate to ask a video publisher for when the subscriber's leg is estimated at `estimate`."""
         resent = sum(e.retransmitted_octets + (IP_UDP + SRTP_TAG) * e.retransmitted for e in self._video)
-        audio = sum(e.wire_octets for e in self._audio)
         if self._sample is None:
-            self._sample = (now, resent, audio)
+            self._sample = (now, resent)
         elif now - self._sample[0] >= BUDGET_WINDOW:
-            at, resent0, audio0 = self._sample
+            at, resent0 = self._sample
             self.overhead = max(0.0, 8 * (resent - resent0) / (now - at))
-            self.audio = max(0.0, 8 * (audio - audio0) / (now - at))
-            self._sample = (now, resent, audio)
-        taken = self.overhead + (self.audio if whole_leg else 0.0)
+            self._sample = (now, resent)
         # never below a floor a browser can encode at, never above the estimate itself
-        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - taken)))
+        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - self.overhead)))
 
 
 # the subscriber-reported loss above which its leg is taken as congested, and below which the loss-based
@@ -351,11 +350,6 @@ class RtpEgress:
         self.octets = 0
         self.retransmitted = 0
         self.retransmitted_octets = 0  # whole datagrams, before SRTP
-
-    @property
-    def wire_octets(self) -> int:
-        """What the packets sent so far took on the wire (headers, SRTP tag, IP/UDP included)."""
-        return self.octets + self.packets * (len(self._header) + SRTP_TAG + IP_UDP)
 
     def rebase(self, packet: Packet, now: float) -> None:
         """Map `packet` to the next sequence number and a timestamp after the last one sent."""

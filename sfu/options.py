@@ -19,9 +19,30 @@ class SfuOptions:
     opus_dtx: bool = True
     # Opus in RED (RFC 2198, each packet repeats the previous one) with browsers that offer it
     opus_red: bool = True
-    # highest bitrate asked of a publisher's video (bit/s, sent as REMB); 0: no cap
+    # highest bitrate of a publisher's video (bit/s); 0: no cap.  The browser app caps its encoder at it
+    # ([media] max_video_kbps); the SFU's REMB caps the publisher's whole send rate (`remb_cap`)
     max_video_bitrate: int = 1_500_000
     # "transport-cc": transport-wide feedback both ways with browsers that offer it (the SFU tells each
     # publisher when its packets arrived, and estimates each subscriber's downlink from what that browser
     # says, sfu/bwe.py); "remb": the subscribers' REMB is each leg's estimate
     congestion_control: str = "transport-cc"
+
+
+# what a publisher's audio may take beside its video ([media] max_audio_kbps' default)
+AUDIO_ALLOWANCE = 64_000
+# RTP, SRTP and IP/UDP headers on a camera's packets: ~60 bytes of ~1100
+PACKET_OVERHEAD = 0.1
+
+
+def remb_cap(max_video_bitrate: int) -> int:
+    """The REMB ceiling for a publisher whose video is capped at `max_video_bitrate` (0: none).
+
+    Chromium takes a REMB as the ceiling of everything it sends: its audio, and
+    with transport-wide congestion control the packets' headers too.  A REMB of
+    the video cap itself held the encoder ~100-260 kbit/s under that cap on a
+    clean network (1408 and 1240 kbit/s of 1500, REMB and transport-cc).  The
+    video cap itself is the encoder's maxBitrate, which the browser app sets.
+    """
+    if not max_video_bitrate:
+        return 0
+    return int((max_video_bitrate + AUDIO_ALLOWANCE) * (1 + PACKET_OVERHEAD))

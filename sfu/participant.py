@@ -18,7 +18,7 @@ from .consumer import Consumer
 from .egress import LegParameters, Outlet, RtpEgress
 from .errors import ClosedError, MediaError
 from .ingress import Ingress
-from .options import SfuOptions
+from .options import SfuOptions, remb_cap
 from .producer import Producer
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Participant(AsyncIOEventEmitter):
             self.producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
-                max_bitrate=self._options.max_video_bitrate if kind == "video" else 0,
+                max_bitrate=remb_cap(self._options.max_video_bitrate) if kind == "video" else 0,
                 rtt=self.rtt,
             )
             self.consumers[source] = consumer

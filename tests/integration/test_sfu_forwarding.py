@@ -10,6 +10,7 @@ from helpers.loss import drop_sent
 from helpers.media_peers import Peer, connect, dominant_colour
 
 from sfu import Room, SfuOptions
+from sfu.options import remb_cap
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 
 from sfu import aiortc_hooks as hooks
@@ -93,9 +94,10 @@ async def test_publisher_is_told_the_lowest_of_cap_and_subscriber_estimates() ->
     try:
         a = await connect(room, "a", "practitioner", red)
         camera = a.producers["camera"]
-        # alone in the room, the publisher is held to the configured cap, again and again
+        # alone in the room, the publisher is held to the configured cap (its whole send rate: the video's
+        # cap, audio and headers), again and again
         await eventually(lambda: len(heard) >= 2)
-        assert set(heard) == {6_000}
+        assert set(heard) == {remb_cap(6_000)} == {77_000}
         await connect(room, "b", "patient", blue)
         assert dominant_colour(await blue.wait_video()) == "red"
         # the subscriber's lower estimate reaches the publisher: the lowest wins
@@ -104,9 +106,9 @@ async def test_publisher_is_told_the_lowest_of_cap_and_subscriber_estimates() ->
         # the subscriber leaves: back to the cap
         blue_participant = room.participants[1]
         blue_participant.close()
-        assert camera.estimate() == 6_000  # its 3 000 no longer counts
+        assert camera.estimate() == 77_000  # its 3 000 no longer counts
         count = len(heard)
-        await eventually(lambda: len(heard) > count and heard[-1] == 6_000)
+        await eventually(lambda: len(heard) > count and heard[-1] == 77_000)
     finally:
         room.close()
         await room.wait_closed()
