@@ -55,6 +55,8 @@ IP_UDP = 28
 MIN_VIDEO_BITRATE = 30_000
 # seconds over which a leg's traffic is measured for its video budget
 BUDGET_WINDOW = 0.5
+# the most of a leg's estimate the SFU's own retransmissions may take off what its publisher is asked
+MAX_RESENT_SHARE = 0.25
 # bytes SRTP adds to every RTP packet (the authentication tag)
 SRTP_TAG = 10
 
@@ -187,6 +189,13 @@ class LegBudget:
     which the figure asked caps, counts its audio as well (Chromium takes a REMB
     as the ceiling of everything it sends, audio, headers and packet overhead
     included).  So the same holds: only the SFU's own retransmissions come off.
+
+    At most `MAX_RESENT_SHARE` of the estimate: right after a leg narrows, its
+    subscriber NACKs what the full queue dropped and the SFU resends a burst (32
+    packets in half a second when a leg fell to 300 kbit/s: 560 kbit/s of
+    "overhead"); taking all of it off asked the publisher for the 30 kbit/s floor
+    for a second and a half, and its encoder, starved, dropped frames: freezes.
+    Steady retransmissions (a few % of the leg) still come off whole.
     """
 
     def __init__(self) -> None:
@@ -208,7 +217,8 @@ class LegBudget:
             self.overhead = max(0.0, 8 * (resent - resent0) / (now - at))
             self._sample = (now, resent)
         # never below a floor a browser can encode at, never above the estimate itself
-        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - self.overhead)))
+        taken = min(self.overhead, MAX_RESENT_SHARE * estimate)
+        return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - taken)))
 
 
 # the subscriber-reported loss above which its leg is taken as congested, and below which the loss-based

@@ -26,7 +26,7 @@ from sfu import Consumer, red, twcc
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
 from sfu.bwe import SendLog
-from sfu.egress import HISTORY, IP_UDP, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress, _header_template
+from sfu.egress import HISTORY, IP_UDP, MAX_RESENT_SHARE, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress, _header_template
 from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -284,6 +284,12 @@ def test_a_legs_video_budget_takes_off_the_sfus_own_retransmissions_and_not_the_
     assert 40_000 - MIN_VIDEO_BITRATE < 8 * (len(wire[-1]) + SRTP_TAG + IP_UDP) / 0.6  # what 3.0 to 3.6 measures
     assert budget.video(40_000, 3.6) == MIN_VIDEO_BITRATE
     assert budget.video(20_000, 3.7) == 20_000
+    # a burst of retransmissions (a leg that just narrowed, its subscriber NACKing what the queue dropped)
+    # takes at most a quarter of the estimate off: the publisher is not starved to the floor for it
+    for i in range(30):
+        assert video.retransmit((parse(wire[0]).sequence_number + i % 25) & 0xFFFF)
+    assert budget.video(290_000, 4.2) == 290_000 - int(MAX_RESENT_SHARE * 290_000)
+    assert budget.overhead > 290_000  # what was resent, all of it measured
 
 
 def test_with_transport_cc_every_packet_and_retransmission_is_numbered_and_logged() -> None:
