@@ -13,6 +13,7 @@ import contextlib
 import os
 import pathlib
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, Literal, Protocol
 
@@ -166,13 +167,27 @@ def connect(path: pathlib.Path) -> SqliteDatabase:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         # WAL lets readers proceed while one writer commits
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _journal_wal(conn)
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"could not enable WAL journal (got {mode!r})")
     except BaseException:
         conn.close()
         raise
     return SqliteDatabase(conn)
+
+
+def _journal_wal(conn: sqlite3.Connection) -> object:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite may answer "database is locked" at once,
+    # without its busy handler, when another connection switches it at the same moment (two nodes starting
+    # together on an empty file: a CI run failed so).  Retried for up to the busy timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def transaction(db: Database) -> contextlib.AbstractContextManager[Database]:
