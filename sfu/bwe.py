@@ -242,8 +242,7 @@ class Throughput:
             self._bytes -= acked.popleft()[1]
         if len(acked) < 2:
             return None
-        span = max(newest - acked[0][0], 0.1)
-        return int(8 * self._bytes / max(span, min(ACK_WINDOW, span)))
+        return int(8 * self._bytes / max(newest - acked[0][0], 0.1))
 
 
 class RateControl:
@@ -259,8 +258,7 @@ class RateControl:
 
     def update(self, detector: str, throughput: int | None, now: float, rtt: float) -> int:
         if detector == OVERUSING:
-            if self._state != "decrease":
-                self._state = "decrease"
+            self._state = "decrease"
         elif detector == UNDERUSING:
             self._state = "hold"
         elif self._state == "hold":

@@ -149,12 +149,11 @@ class RtpStream:
                 return
             start = at + 4
             at = start + 4 * _U16.unpack_from(data, at + 2)[0]
-            if self._tcc_id:
+            if self._level_id or self._tcc_id:
                 level, tseq = _extensions(data, start, min(at, end), self._level_id, self._tcc_id)
-                if tseq >= 0:  # before any other check: padding-only probes are what probing measures
-                    self._arrivals.record(tseq, time.monotonic())  # type: ignore[union-attr]
-            elif self._level_id:
-                level = _audio_level(data, start, min(at, end), self._level_id)
+                if tseq >= 0 and self._arrivals is not None:
+                    # before any other check: padding-only probes are what the publisher's probing measures
+                    self._arrivals.record(tseq, time.monotonic())
         padding = 0
         if b0 & 0x20:
             padding = data[-1]
@@ -275,27 +274,9 @@ class RtpStream:
             self._timer = None
 
 
-def _audio_level(data: bytes, i: int, end: int, wanted: int) -> tuple[bool, int] | None:
-    # RFC 8285 one-byte elements (0xBEDE profile); two-byte ones carry no audio level here
-    if _U16.unpack_from(data, i - 4)[0] != 0xBEDE:
-        return None
-    while i < end:
-        b = data[i]
-        if b == 0:  # padding
-            i += 1
-            continue
-        ident, size = b >> 4, (b & 0x0F) + 1
-        if ident == wanted and i + 1 < end:
-            v = data[i + 1]
-            return bool(v & 0x80), v & 0x7F
-        if ident == 15:
-            return None
-        i += 1 + size
-    return None
-
-
 def _extensions(data: bytes, i: int, end: int, level_id: int, tcc_id: int) -> tuple[tuple[bool, int] | None, int]:
-    # one pass over RFC 8285 one-byte elements: (audio level or None, transport-wide number or -1)
+    # one pass over RFC 8285 one-byte elements (0xBEDE profile; two-byte ones carry neither here):
+    # (audio level or None, transport-wide number or -1); an id of 0 is not asked for
     level, tseq = None, -1
     if _U16.unpack_from(data, i - 4)[0] != 0xBEDE:
         return level, tseq
@@ -307,9 +288,9 @@ def _extensions(data: bytes, i: int, end: int, level_id: int, tcc_id: int) -> tu
         ident, size = b >> 4, (b & 0x0F) + 1
         if ident == 15:
             break
-        if ident == tcc_id and size == 2 and i + 2 < end:
+        if ident == tcc_id and tcc_id and size == 2 and i + 2 < end:
             tseq = (data[i + 1] << 8) | data[i + 2]
-        elif ident == level_id and i + 1 < end:
+        elif ident == level_id and level_id and i + 1 < end:
             v = data[i + 1]
             level = (bool(v & 0x80), v & 0x7F)
         i += 1 + size
