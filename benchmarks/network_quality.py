@@ -87,8 +87,8 @@ WATCH = """([selector, freezeMs]) => {
 STATS = """async (path) => {
   const pc = path.split('.').reduce((o, k) => o && o[k], window);
   const o = {at: performance.now(), frames: 0, jbDelay: 0, jbCount: 0, lost: 0, pli: 0, concealed: 0, samples: 0,
-             sentBytes: 0, videoSentBytes: 0, rtt: null, nacks: 0, frozenNow: 0, available: null, target: null,
-             limitation: null};
+             sentBytes: 0, videoSentBytes: 0, headerBytes: 0, resentBytes: 0, rtt: null, nacks: 0, frozenNow: 0,
+             available: null, target: null, limitation: null};
   if (!pc) return o;
   (await pc.getStats()).forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) >= o.frames) {
@@ -101,6 +101,8 @@ STATS = """async (path) => {
     if (s.type === 'outbound-rtp') {
       const bytes = (s.bytesSent || 0) + (s.headerBytesSent || 0);
       o.sentBytes += bytes;
+      o.headerBytes += s.headerBytesSent || 0;  // RTP headers and padding (probes)
+      o.resentBytes += s.retransmittedBytesSent || 0;
       if (s.kind === 'video') {
         o.videoSentBytes += bytes;
         if (s.targetBitrate !== undefined) o.target = s.targetBitrate;
@@ -158,11 +160,12 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
 
 
 async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
-                   congestion_control: str = "transport-cc") -> Call:
+                   congestion_control: str = "transport-cc", diag: bool = False) -> Call:
     """The product: a real server in its own process (`--serve`, the patient's leg through the
     relay there), both sides enter the call through the UI."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", "--seed", str(seed), "--congestion-control", congestion_control, cwd=ROOT,
+        sys.executable, __file__, "--serve", "--seed", str(seed), "--congestion-control", congestion_control,
+        *(["--diag"] if diag else []), cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     cleanup.append(lambda: _stop(proc))
     assert proc.stdin is not None and proc.stdout is not None
@@ -200,14 +203,23 @@ def _impairment(d: dict[str, Any]) -> Impairment:
     return Impairment(**{**d, "burst": burst, "outages": tuple(tuple(o) for o in d["outages"])})
 
 
-async def serve(seed: int, congestion_control: str) -> None:
+async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
     """The server side of the SFU call, in its own process so that it has a core of its own:
-    prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin."""
+    prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin.  With `diag`,
+    prints to stderr every half second what the SFU does on the patient's downlink."""
     from helpers.server import running_server  # type: ignore[import-not-found]
     from sfu import Participant
 
     relays = RelayedOffers(seed=seed)
-    relays.install(Participant, "handle_offer", lambda p: p.role == "patient")
+    seen: dict[str, Any] = {}  # role -> its newest participant
+
+    def patient(p: Any) -> bool:
+        seen[p.role] = p
+        return bool(p.role == "patient")
+
+    relays.install(Participant, "handle_offer", patient)
+    if diag:
+        asyncio.get_running_loop().create_task(_diagnose(relays, seen))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -225,6 +237,26 @@ async def serve(seed: int, congestion_control: str) -> None:
                 elif cmd["do"] == "outage":
                     relays.outage(float(cmd["seconds"]))
     relays.close()
+
+
+async def _diagnose(relays: RelayedOffers, seen: dict[str, Any]) -> None:
+    """Every 0.5 s: the patient's downlink as the SFU sees it (estimate and state, what the doctor's camera is
+    asked) and as the relay carries it (packets delivered and dropped by the full queue)."""
+    started, before = time.monotonic(), None
+    while True:
+        await asyncio.sleep(0.5)
+        doctor, patient = seen.get("practitioner"), seen.get("patient")
+        if doctor is None or patient is None or not relays.relays:
+            continue
+        down = relays.counters()["down"]
+        now = (down.delivered, down.overflow)
+        tc = patient.transport_cc() or {}
+        camera = doctor.producers.get("camera")
+        if before is not None:
+            print(f"DIAG t={time.monotonic() - started:6.1f} est={tc.get('downlink_estimate')} "
+                  f"state={tc.get('downlink_state')} asked={camera.sent_estimate if camera else None} "
+                  f"delivered={now[0] - before[0]} overflow={now[1] - before[1]}", file=sys.stderr, flush=True)
+        before = now
 
 
 async def _page(pw: Any, tmp: Path, colour: str, cleanup: list[Callable[[], Any]]) -> Any:
@@ -250,7 +282,8 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
     cleanup: list[Callable[[], Any]] = []
     try:
         make = direct_call if mode == "direct" else functools.partial(sfu_call,
-                                                                      congestion_control=args.congestion_control)
+                                                                      congestion_control=args.congestion_control,
+                                                                      diag=args.diag)
         doctor, patient, outage, impair = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
@@ -264,7 +297,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         before = [await s.stats() for s in sides]
         impair(scenario.up, scenario.down)
         # each side's sending, sampled: the rate it settled on, and when it went under a cap
-        samples: dict[str, list[tuple[float, float]]] = {"doctor": [], "patient": []}
+        samples: dict[str, list[tuple[float, float, float, float]]] = {"doctor": [], "patient": []}
         started = time.monotonic()
         outage_done = not scenario.outage
         while (elapsed := time.monotonic() - started) < args.duration:
@@ -275,7 +308,8 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
                 outage(scenario.outage)
                 outage_done = True
             for side in sides:
-                samples[side.name].append((elapsed, (await side.stats())["sentBytes"]))
+                st = await side.stats()
+                samples[side.name].append((elapsed, st["sentBytes"], st["headerBytes"], st["resentBytes"]))
             await asyncio.sleep(0.5)
         after = [await s.stats() for s in sides]
         out: dict[str, Any] = {}
@@ -301,7 +335,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
                 print(f"  cleanup: {exc!r}", file=sys.stderr)
 
 
-def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: list[tuple[float, float]],
+def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: list[tuple[float, float, float, float]],
              scenario: Scenario) -> dict[str, Any]:
     """What the receiving side saw over the window (b: before, a: after)."""
     seconds = (a["at"] - b["at"]) / 1000
@@ -324,9 +358,13 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         fig["back_after_outage_s"] = round((back - watch["after"]) / 1000, 2) if back is not None else None
     last = [x for x in sent if x[0] >= sent[-1][0] * 2 / 3]
     if len(last) > 1 and last[-1][0] > last[0][0]:
-        fig["sender_kbps"] = round(8 * (last[-1][1] - last[0][1]) / (last[-1][0] - last[0][0]) / 1000, 1)
+        span = last[-1][0] - last[0][0]
+        fig["sender_kbps"] = round(8 * (last[-1][1] - last[0][1]) / span / 1000, 1)
+        # of which RTP headers and padding (a browser's bandwidth probes are padding), and retransmissions
+        fig["sender_header_kbps"] = round(8 * (last[-1][2] - last[0][2]) / span / 1000, 1)
+        fig["sender_resent_kbps"] = round(8 * (last[-1][3] - last[0][3]) / span / 1000, 1)
     if scenario.cap:
-        fig["settle_under_cap_s"] = _settle_time(sent, scenario.cap)
+        fig["settle_under_cap_s"] = _settle_time([(t, b) for t, b, *_ in sent], scenario.cap)
     return fig
 
 
@@ -343,7 +381,8 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
 
 
 FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
-          "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_estimate_kbps", "sender_target_kbps",
+          "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_header_kbps",
+          "sender_resent_kbps", "sender_estimate_kbps", "sender_target_kbps",
           "sender_limited_by", "back_after_outage_s", "settle_under_cap_s"]
 
 
@@ -398,10 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--congestion-control", default="transport-cc", choices=["transport-cc", "remb"],
                     help="the server's [media] congestion_control (sfu mode)")
     ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--diag", action="store_true",
+                    help="the server prints its view of the patient's downlink every 0.5 s to stderr (sfu mode)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server's own process
     args = ap.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.seed, args.congestion_control))
+        asyncio.run(serve(args.seed, args.congestion_control, args.diag))
         return 0
     args.duration = args.duration or (15.0 if args.quick else 45.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 8.0)
