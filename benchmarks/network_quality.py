@@ -70,12 +70,14 @@ SCENARIOS = [
     Scenario("outage5", Impairment(), Impairment(), outage=5.0),
 ]
 
-# rVFC on the remote video: gaps over FREEZE_MS, and the first frame after a mark
+# rVFC on the remote video: gaps over FREEZE_MS (and when each began, ms into the window), and the first
+# frame after a mark
 WATCH = """([selector, freezeMs]) => {
   const v = document.querySelector(selector);
-  const w = window.__watch = {gaps: [], last: null, frames: 0, after: null, firstAfter: null};
+  const w = window.__watch = {gaps: [], starts: [], t0: performance.now(), last: null, frames: 0, after: null,
+                              firstAfter: null};
   const tick = (now) => {
-    if (w.last !== null && now - w.last > freezeMs) w.gaps.push(now - w.last);
+    if (w.last !== null && now - w.last > freezeMs) { w.gaps.push(now - w.last); w.starts.push(w.last - w.t0); }
     w.last = now; w.frames++;
     if (w.after !== null && w.firstAfter === null && now >= w.after) w.firstAfter = now;
     v.requestVideoFrameCallback(tick);
@@ -352,6 +354,8 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         "lost_after_repair": a["lost"] - b["lost"],
         "keyframes_requested": a["pli"] - b["pli"],
         "nacks": a["nacks"] - b["nacks"],
+        # when each freeze began, s into the window (JSON only: where in a scenario the freezes fall)
+        "freeze_starts_s": [round(t / 1000, 1) for t in watch["starts"]],
     }
     if scenario.outage:
         back = watch.get("firstAfter")

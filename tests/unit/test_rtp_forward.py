@@ -26,7 +26,7 @@ from sfu import Consumer, red, twcc
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
 from sfu.bwe import SendLog
-from sfu.egress import HISTORY, IP_UDP, MAX_RESENT_SHARE, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress, _header_template
+from sfu.egress import ASK_HEADROOM, HISTORY, IP_UDP, MAX_RESENT_SHARE, MIN_VIDEO_BITRATE, SLOT, SRTP_TAG, LegBudget, LegParameters, LossCeiling, RtpEgress, _header_template
 from sfu.ingress import NACK_WINDOW, RtpStream
 from sfu.packet import Packet
 from sfu.producer import RECENT, Producer
@@ -484,6 +484,8 @@ async def test_a_leg_with_transport_cc_follows_the_sfus_estimate_and_remb_only_u
         outlet.send_log.next(10.0 + i * 0.01, 1200)
     outlet.transport_feedback([(i, 20.0 + i * 0.01) for i in range(10)], 10.2)
     assert consumer.estimated_by == "transport-cc" and consumer.estimate == outlet.bwe.estimate  # type: ignore[union-attr]
+    # the publisher is asked for a share of the SFU's own estimate (headroom for its bursts), all of a REMB
+    assert asked[-1] == int(ASK_HEADROOM * consumer.estimate) < consumer.estimate
     consumer.on_remb(90_000)
     assert consumer.remb == 90_000 and consumer.estimate == outlet.bwe.estimate  # type: ignore[union-attr]
     assert asked[-1] != 90_000
