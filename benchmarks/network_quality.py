@@ -368,7 +368,13 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         fig["sender_header_kbps"] = round(8 * (last[-1][2] - last[0][2]) / span / 1000, 1)
         fig["sender_resent_kbps"] = round(8 * (last[-1][3] - last[0][3]) / span / 1000, 1)
     if scenario.cap:
-        fig["settle_under_cap_s"] = _settle_time([(t, b) for t, b, *_ in sent], scenario.cap)
+        settled = fig["settle_under_cap_s"] = _settle_time([(t, b) for t, b, *_ in sent], scenario.cap)
+        # freezes that began once the sender was under the cap for good, per minute of what was left of the
+        # window (the step itself, 1.5 Mbit/s meeting the cap, freezes direct calls too)
+        if settled is not None and seconds > settled + 10:
+            later = [t for t in watch["starts"] if t / 1000 >= settled]
+            later += [1] if a["frozenNow"] else []  # frozen at the end of the window
+            fig["freezes_per_min_settled"] = round(len(later) * 60 / (seconds - settled), 2)
     return fig
 
 
@@ -387,7 +393,7 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
 FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
           "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_header_kbps",
           "sender_resent_kbps", "sender_estimate_kbps", "sender_target_kbps",
-          "sender_limited_by", "back_after_outage_s", "settle_under_cap_s"]
+          "sender_limited_by", "back_after_outage_s", "settle_under_cap_s", "freezes_per_min_settled"]
 
 
 def _ratio(sfu: Any, direct: Any) -> str:
