@@ -1,0 +1,119 @@
+"""Where the server's time per forwarded packet goes: our SFU under the raw load generator, profiled.
+
+Runs the same load twice against a fresh server pinned to core 0 (the load
+generator on core 1, pre-encoded VP8 + Opus, `loadgen.py --engine raw`):
+first plain, then under cProfile. Prints the server's CPU per forwarded packet
+in both runs (their ratio is the profiler's own cost: read the profile's
+figures with it), then the functions with the most own time, each as calls
+and µs of own time per forwarded packet, and its share of all the server's
+own time outside the event loop's wait. For issue 14: what a fast path has
+left to cut. All traffic stays on 127.0.0.1; every process is stopped by PID.
+
+    .venv/bin/python benchmarks/profile_forwarding.py --rooms 8 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from procs import stop, wait_http  # noqa: E402
+from served import free_port  # noqa: E402
+
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+TELECONSULT = str(ROOT / ".venv" / "bin" / "teleconsult")
+SERVER_CORE, GEN_CORE = 0, 1
+# the functions that hold the loop's idle wait (uvloop's run_forever is C: cProfile charges its wait there)
+IDLE = ("run_app", "run_forever", "run_until_complete", "select", "_run_once")
+
+
+def _config(tmp: Path) -> tuple[Path, int]:
+    port = free_port()
+    cfg = tmp / "config.toml"
+    cfg.write_text(
+        f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
+        f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
+        '[ice]\nhost_addresses = ["127.0.0.1"]\nport_min = 40000\nport_max = 40999\n'
+        '[media]\nevent_loop = "uvloop"\n[sfu]\nworkers = 1\n'
+    )
+    return cfg, port
+
+
+def run(tmp: Path, rooms: int, duration: float, warmup: float, profile: Path | None) -> dict[str, Any]:
+    """One load run against a fresh server; under cProfile (written to `profile`) if given."""
+    tmp.mkdir(parents=True)
+    cfg, port = _config(tmp)
+    links = [json.loads(subprocess.run([TELECONSULT, "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
+                                       capture_output=True, text=True, check=True, timeout=60).stdout)
+             for _ in range(rooms)]
+    (tmp / "links.json").write_text(json.dumps(links))
+    server = [PY, "-m", "cProfile", "-o", str(profile), TELECONSULT] if profile else [TELECONSULT]
+    log = tmp / "server.log"
+    with log.open("ab") as f:
+        proc = subprocess.Popen(["taskset", "-c", str(SERVER_CORE), *server, "serve", "--config", str(cfg)],
+                                stdout=f, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log=log)
+        out = subprocess.run([PY, str(HERE / "loadgen.py"), "--mode", "ours", "--rooms", str(rooms),
+                              "--links", str(tmp / "links.json"), "--server-pid", str(proc.pid), "--ip", "127.0.0.1",
+                              "--duration", str(duration), "--warmup", str(warmup), "--core", str(GEN_CORE)],
+                             capture_output=True, text=True, timeout=duration + warmup + 120)
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(out.stdout)
+    finally:
+        stop(proc)  # SIGTERM: the server returns from its loop and cProfile writes its file
+    return result
+
+
+def top(profile: Path, packets: int, count: int) -> list[tuple[str, float, float, float]]:
+    """(function, calls per packet, own µs per packet, share of own time) of the `count` costliest."""
+    stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    rows = [(f"{Path(file).name}:{line}({name})" if file != "~" else name, calls, own)
+            for (file, line, name), (_, calls, own, _, _) in stats.items() if name not in IDLE]
+    total = sum(own for _, _, own in rows) or 1.0
+    rows.sort(key=lambda r: -r[2])
+    return [(name, calls / packets, 1e6 * own / packets, own / total) for name, calls, own in rows[:count]]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rooms", type=int, default=8)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--warmup", type=float, default=4.0)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--keep", type=Path, help="also copy the profile here (for pstats or snakeviz)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="profile-forwarding-") as d:
+        tmp = Path(d)
+        plain = run(tmp / "plain", args.rooms, args.duration, args.warmup, None)
+        profile = tmp / "server.prof"
+        profiled = run(tmp / "profiled", args.rooms, args.duration, args.warmup, profile)
+        if not profile.exists():
+            raise SystemExit("the profiled server wrote no profile (did it exit on SIGTERM?)")
+        if args.keep:
+            args.keep.write_bytes(profile.read_bytes())
+        # the profile covers the whole life of the server: its packets are what it forwarded in all of it
+        # (the window's rate times the time media flowed), close enough for per-packet shares
+        packets = max(1, int(profiled["fwd_pkt_s"] * (args.duration + args.warmup)))
+        print(f"# profile_forwarding: {args.rooms} rooms, {args.duration:.0f} s windows, raw load generator")
+        print(f"server CPU per forwarded packet: plain {plain['us_per_pkt']} µs, under cProfile "
+              f"{profiled['us_per_pkt']} µs (ratio {profiled['us_per_pkt'] / plain['us_per_pkt']:.2f}: the "
+              "profiler's own cost); loss plain / profiled "
+              f"{plain['loss_pct']} / {profiled['loss_pct']} %")
+        print(f"\n| function | calls per packet | own µs per packet (profiled) | share |\n|---|---|---|---|")
+        for name, calls, us, share in top(profile, packets, args.top):
+            print(f"| {name} | {calls:.2f} | {us:.2f} | {100 * share:.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
