@@ -92,10 +92,16 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=4.0)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--keep", type=Path, help="also copy the profile here (for pstats or snakeviz)")
+    p.add_argument("--plain", action="store_true", help="the plain run only: CPU and memory, no profile")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-forwarding-") as d:
         tmp = Path(d)
         plain = run(tmp / "plain", args.rooms, args.duration, args.warmup, None)
+        print(f"plain: {plain['us_per_pkt']} µs of server CPU per forwarded packet, {plain['fwd_pkt_s']} packets/s, "
+              f"{plain['server_cpu_pct']} % of a core, RSS {plain['rss_idle_mb']} MB idle, {plain['rss_end_mb']} MB "
+              f"at the end: {plain['rss_per_participant_mb']} MB per participant; loss {plain['loss_pct']} %")
+        if args.plain:
+            return
         profile = tmp / "server.prof"
         profiled = run(tmp / "profiled", args.rooms, args.duration, args.warmup, profile)
         if not profile.exists():

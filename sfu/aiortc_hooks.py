@@ -225,6 +225,16 @@ def watch_sender_reports(receiver: RTCRtpReceiver, on_report: Callable[[int, int
     receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
 
+def drop_receive_estimator(receiver: RTCRtpReceiver) -> None:
+    """Free aiortc's receive-side bandwidth estimator (its REMB) of a receiver the fast path feeds.
+
+    aiortc runs it on the packets of its own receive path, which the fast path
+    bypasses: it would never run, and each video receiver's holds a rate counter
+    of 1000 one-millisecond buckets (~100 KB).  aiortc checks it for None.
+    """
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+
+
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC our RTCP about this receiver's stream is sent from."""
     ssrc: int | None = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]

@@ -76,6 +76,7 @@ class RtpStream:
                  nack_schedule: NackSchedule | None = None) -> None:
         self.kind = kind
         self.receiver = receiver
+        hooks.drop_receive_estimator(receiver)  # packets come here, never to aiortc's receive path
         self._on_packet = on_packet
         self._on_nack = on_nack
         self.outlet: Outlet | None = None

@@ -675,6 +675,20 @@ def wire_bytes(seq: int, ts: int, payload: bytes, ssrc: int = 5, pt: int = 96, m
     return p.serialize(m)
 
 
+async def test_a_publishers_video_section_frees_aiortcs_receive_estimator_and_still_forwards() -> None:
+    # issue 14: packets never reach aiortc's receive path, so its REMB estimator (~100 KB a video receiver,
+    # a 1000-bucket rate counter) would never run; the ingress drops it
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("video").receiver
+    assert receiver._RTCRtpReceiver__remote_bitrate_estimator is not None  # type: ignore[attr-defined]
+    await pc.close()
+    stream, got, _, pc = await started_stream("video")
+    assert stream.receiver._RTCRtpReceiver__remote_bitrate_estimator is None  # type: ignore[attr-defined]
+    stream.receive(wire_bytes(1, 0, b"\x10\x00" + bytes(100), marker=True), False)
+    assert [p.sequence_number for p in got] == [1]
+    await pc.close()
+
+
 async def test_with_transport_cc_every_arrival_is_recorded_probes_and_repairs_included() -> None:
     # issue 18: the publisher's browser runs its congestion control on what the SFU says arrived
     stream, got, _, pc = await started_stream("video", rtx_ssrcs={6: 5})

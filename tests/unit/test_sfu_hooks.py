@@ -15,6 +15,7 @@ import aioice.ice
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 
 SFU = Path(__file__).resolve().parents[2] / "sfu"
@@ -95,6 +96,9 @@ async def test_receiver_names() -> None:
     assert "for ssrc, stream in self.__remote_streams.items()" in inspect.getsource(RTCRtpReceiver._run_rtcp)
     stats_add = inspect.getsource(StreamStatistics.add)
     assert "packet.sequence_number" in stats_add and "packet.timestamp" in stats_add
+    # drop_receive_estimator: a video receiver's REMB estimator, which aiortc skips when None
+    assert isinstance(receiver._RTCRtpReceiver__remote_bitrate_estimator, RemoteBitrateEstimator)
+    assert "if self.__remote_bitrate_estimator is not None" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     await pc.close()
 
 
