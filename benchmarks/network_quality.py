@@ -220,8 +220,8 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
         return bool(p.role == "patient")
 
     relays.install(Participant, "handle_offer", patient)
-    if diag:
-        asyncio.get_running_loop().create_task(_diagnose(relays, seen))
+    # held here for the life of the server: the loop keeps only a weak reference to a task
+    diagnosis = asyncio.get_running_loop().create_task(_diagnose(relays, seen)) if diag else None
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -238,6 +238,8 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
                     relays.set(_impairment(cmd["up"]), _impairment(cmd["down"]))
                 elif cmd["do"] == "outage":
                     relays.outage(float(cmd["seconds"]))
+    if diagnosis is not None:
+        diagnosis.cancel()
     relays.close()
 
 
