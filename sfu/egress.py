@@ -59,7 +59,8 @@ BUDGET_WINDOW = 0.5
 MAX_RESENT_SHARE = 0.25
 # bytes SRTP adds to every RTP packet (the authentication tag)
 SRTP_TAG = 10
-# the share of the SFU's own estimate of a leg (transport-wide feedback) its publisher is asked for: see LegBudget
+# the share of the SFU's own estimate of a leg (transport-wide feedback) its publisher is asked for: see
+# Outlet.video_budget
 ASK_HEADROOM = 0.85
 
 
@@ -127,9 +128,23 @@ class Outlet:
         self.budget.carries(egress)
 
     def video_budget(self, estimate: int, now: float) -> int:
-        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s."""
-        own = self.bwe is not None and self.bwe.feedbacks > 0  # else the subscriber's REMB
-        return self.budget.video(estimate, now, ASK_HEADROOM if own else 1.0)
+        """What a video publisher may send when this leg's subscriber estimates `estimate` bit/s.
+
+        When the estimate is the SFU's own (transport-wide feedback), the publisher
+        is asked for ASK_HEADROOM of it; a subscriber's REMB is taken whole.  A direct
+        call's sender runs its encoder under its own estimate and its pacer right
+        behind it; through the SFU the publisher learns the subscriber's leg a
+        feedback, a REMB and an encoder reaction later, and its keyframes and its
+        pacer's bursts (2.5 times its rate) land on the narrow leg at once.  Asked for
+        the whole estimate, a publisher behind a 300 kbit/s leg sent 250-280 kbit/s
+        and went over the cap again and again (settled under it after 1.5-44 s in five
+        runs, 87 packets a run lost for good); asked for 85 %, it settled within
+        1.6-3.1 s in five runs out of five, with 61 lost (issue 18; libwebrtc's own
+        AIMD backs off to the same 85 % of what the link carried).
+        """
+        if self.bwe is not None and self.bwe.feedbacks > 0:  # else the subscriber's REMB
+            estimate = int(estimate * ASK_HEADROOM)
+        return self.budget.video(estimate, now)
 
     def _refresh(self) -> bool:
         pair = self._pairs.get(1)
@@ -199,18 +214,6 @@ class LegBudget:
     "overhead"); taking all of it off asked the publisher for the 30 kbit/s floor
     for a second and a half, and its encoder, starved, dropped frames: freezes.
     Steady retransmissions (a few % of the leg) still come off whole.
-
-    When the estimate is the SFU's own (transport-wide feedback), the publisher
-    is asked for ASK_HEADROOM of it.  A direct call's sender runs its encoder
-    under its own estimate and its pacer right behind it; through the SFU the
-    publisher learns the subscriber's leg a feedback, a REMB and an encoder
-    reaction later, and its keyframes and its pacer's bursts (2.5 times its
-    rate) land on the narrow leg at once.  Asked for the whole estimate, a
-    publisher behind a 300 kbit/s leg sent 250-280 kbit/s and went over the cap
-    again and again (settled under it after 1.5-44 s in five runs, 87 packets
-    a run lost for good); asked for 85 %, it settled within 1.6-3.1 s in five
-    runs out of five, with 61 lost (issue 18; libwebrtc's own AIMD backs off to
-    the same 85 % of what the link carried).
     """
 
     def __init__(self) -> None:
@@ -222,9 +225,8 @@ class LegBudget:
         if egress.kind == "video":
             self._video.add(egress)
 
-    def video(self, estimate: int, now: float, headroom: float = 1.0) -> int:
-        """The bitrate to ask a video publisher for when the subscriber's leg is estimated at `estimate`
-        (`headroom`: the share of it asked, ASK_HEADROOM when the estimate is the SFU's own)."""
+    def video(self, estimate: int, now: float) -> int:
+        """The bitrate to ask a video publisher for when the subscriber's leg is estimated at `estimate`."""
         resent = sum(e.retransmitted_octets + (IP_UDP + SRTP_TAG) * e.retransmitted for e in self._video)
         if self._sample is None:
             self._sample = (now, resent)
@@ -232,7 +234,6 @@ class LegBudget:
             at, resent0 = self._sample
             self.overhead = max(0.0, 8 * (resent - resent0) / (now - at))
             self._sample = (now, resent)
-        estimate = int(estimate * headroom)
         # never below a floor a browser can encode at, never above the estimate itself
         taken = min(self.overhead, MAX_RESENT_SHARE * estimate)
         return min(estimate, max(MIN_VIDEO_BITRATE, int(estimate - taken)))
