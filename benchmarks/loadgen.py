@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -383,6 +384,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             m.reset_window()
         kf0 = keyframe_requests(peers, raw_links)
         # packets and CPU are read together, without awaiting in between: the same window
+        if args.profile_window and pid:
+            os.kill(pid, signal.SIGUSR1)  # profiled_serve.py: the profiler runs from here
         cpu0 = bm.proc_cpu_s(pid) if pid else 0.0
         others0 = {other: bm.proc_cpu_s(other) for other in args.other_pid}
         c0, g0, t0 = bm.cores_jiffies(), os.times(), time.monotonic()
@@ -394,6 +397,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu1 = bm.proc_cpu_s(pid) if pid else 0.0
         others1 = {other: bm.proc_cpu_s(other) for other in args.other_pid}
         server_threads1 = bm.thread_cpu_s(pid) if pid else {}
+        if args.profile_window and pid:
+            os.kill(pid, signal.SIGUSR2)  # ... to here, and writes its file
         if not raw:
             s1 = await inbound(pcs)
         secs = t1 - t0
@@ -479,6 +484,8 @@ def main() -> None:
     p.add_argument("--engine", choices=["raw", "aiortc"], default="raw",
                    help="raw: media from pre-packetised RTP on raw SRTP sockets (cheap); aiortc: aiortc's RTP stack")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the generator's event loop")
+    p.add_argument("--profile-window", action="store_true",
+                   help="send the server SIGUSR1 and SIGUSR2 around the window (benchmarks/profiled_serve.py)")
     p.add_argument("--timeout", type=float, default=0, help="overall guard (default: setup + warmup + duration + 90 s)")
     args = p.parse_args()
     if args.core >= 0 and (os.cpu_count() or 1) > args.core:

@@ -2,12 +2,14 @@
 
 Runs the same load twice against a fresh server pinned to core 0 (the load
 generator on core 1, pre-encoded VP8 + Opus, `loadgen.py --engine raw`):
-first plain, then under cProfile. Prints the server's CPU per forwarded packet
-in both runs (their ratio is the profiler's own cost: read the profile's
-figures with it), then the functions with the most own time, each as calls
-and µs of own time per forwarded packet, and its share of all the server's
-own time outside the event loop's wait. For issue 14: what a fast path has
-left to cut. All traffic stays on 127.0.0.1; every process is stopped by PID.
+first plain, then under cProfile, which runs only during the load generator's
+measurement window (profiled_serve.py; no start-up, set-up or shutdown in the
+profile). Prints the server's CPU per forwarded packet in both runs (their
+ratio is the profiler's own cost: read the profile's figures with it), then
+the functions with the most own time, each as calls and µs of own time per
+forwarded packet of the window, and its share of all the server's own time
+outside the event loop's wait. For issue 14: what a fast path has left to
+cut. All traffic stays on 127.0.0.1; every process is stopped by PID.
 
     .venv/bin/python benchmarks/profile_forwarding.py --rooms 8 --duration 20
 """
@@ -56,7 +58,7 @@ def run(tmp: Path, rooms: int, duration: float, warmup: float, profile: Path | N
                                        capture_output=True, text=True, check=True, timeout=60).stdout)
              for _ in range(rooms)]
     (tmp / "links.json").write_text(json.dumps(links))
-    server = [PY, "-m", "cProfile", "-o", str(profile), TELECONSULT] if profile else [TELECONSULT]
+    server = [PY, str(HERE / "profiled_serve.py"), str(profile)] if profile else [TELECONSULT]
     log = tmp / "server.log"
     with log.open("ab") as f:
         proc = subprocess.Popen(["taskset", "-c", str(SERVER_CORE), *server, "serve", "--config", str(cfg)],
@@ -65,13 +67,14 @@ def run(tmp: Path, rooms: int, duration: float, warmup: float, profile: Path | N
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, log=log)
         out = subprocess.run([PY, str(HERE / "loadgen.py"), "--mode", "ours", "--rooms", str(rooms),
                               "--links", str(tmp / "links.json"), "--server-pid", str(proc.pid), "--ip", "127.0.0.1",
-                              "--duration", str(duration), "--warmup", str(warmup), "--core", str(GEN_CORE)],
+                              "--duration", str(duration), "--warmup", str(warmup), "--core", str(GEN_CORE),
+                              *(["--profile-window"] if profile else [])],
                              capture_output=True, text=True, timeout=duration + warmup + 120)
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(out.stdout)
     finally:
-        stop(proc)  # SIGTERM: the server returns from its loop and cProfile writes its file
+        stop(proc)
     return result
 
 
@@ -105,12 +108,10 @@ def main() -> None:
         profile = tmp / "server.prof"
         profiled = run(tmp / "profiled", args.rooms, args.duration, args.warmup, profile)
         if not profile.exists():
-            raise SystemExit("the profiled server wrote no profile (did it exit on SIGTERM?)")
+            raise SystemExit("the profiled server wrote no profile (did it get SIGUSR2?)")
         if args.keep:
             args.keep.write_bytes(profile.read_bytes())
-        # the profile covers the whole life of the server: its packets are what it forwarded in all of it
-        # (the window's rate times the time media flowed), close enough for per-packet shares
-        packets = max(1, int(profiled["fwd_pkt_s"] * (args.duration + args.warmup)))
+        packets = max(1, int(profiled["fwd_pkts"]))  # the profile covers the window and nothing else
         print(f"# profile_forwarding: {args.rooms} rooms, {args.duration:.0f} s windows, raw load generator")
         print(f"server CPU per forwarded packet: plain {plain['us_per_pkt']} µs, under cProfile "
               f"{profiled['us_per_pkt']} µs (ratio {profiled['us_per_pkt'] / plain['us_per_pkt']:.2f}: the "
