@@ -152,6 +152,23 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def paired_ratios(runs: list[dict[str, Any]]) -> list[str]:
+    """Ours/Janus CPU per packet run by run: the n-th run of each at a room count ran back to back
+    (sfu_compare interleaves), so each ratio saw one background; their spread is the box's noise."""
+    by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in runs:
+        if "error" not in r and r.get("us_per_pkt"):
+            by.setdefault((r["mode"], r["rooms"]), []).append(r)
+    out = []
+    for n in sorted({n for _, n in by}):
+        pairs = list(zip(by.get(("ours", n), []), by.get(("janus", n), [])))
+        if len(pairs) > 1:
+            ratios = [o["us_per_pkt"] / j["us_per_pkt"] for o, j in pairs]
+            out.append(f"  {n} room(s): ours/Janus run by run = {', '.join(f'{x:.2f}x' for x in ratios)} "
+                       f"(spread {min(ratios):.2f}x-{max(ratios):.2f}x)")
+    return ["", "Run-by-run ratios (each pair back to back, same background):", *out] if out else []
+
+
 def background_pct(r: dict[str, Any]) -> float | None:
     """% of the two cores used by others during the window (busy minus server minus generator)."""
     c = r.get("core_busy_pct")
@@ -197,6 +214,8 @@ def print_report(results: list[dict[str, Any]], meta: dict[str, Any], max_gen_cp
     for line in table(results):
         print(line)
     for line in verdicts(results):
+        print(line)
+    for line in paired_ratios(runs or []):
         print(line)
     print()
     print("Server CPU by thread (% of a core, by thread name):")
