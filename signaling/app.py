@@ -59,6 +59,7 @@ def sfu_options(config: Config) -> SfuOptions:
         keyframe_request_interval=config.media.keyframe_request_interval,
         max_video_bitrate=config.media.max_video_kbps * 1000,
         congestion_control=config.media.congestion_control,
+        opus_red=config.media.opus_red,
     )
 
 

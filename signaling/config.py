@@ -131,6 +131,8 @@ class MediaConfig:
     # how the server learns what each browser's link carries: "transport-cc" (transport-wide feedback
     # both ways; the server estimates each subscriber's downlink itself, sfu/bwe.py) or "remb"
     congestion_control: str = "transport-cc"
+    # Opus in RED (each audio packet repeats the previous one) with browsers that offer it
+    opus_red: bool = True
 
 
 def usable_cores() -> int:

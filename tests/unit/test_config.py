@@ -222,7 +222,8 @@ WRONG_TYPES = [
     ('[[ice.servers]]\nurls = ["turn:x"]\nsecret = 42\n', "ice.servers[0].secret"),
     ('[ice]\nturn_credential_ttl = "1d"\n', "ice.turn_credential_ttl"),
     ("[ice]\nturn_credential_ttl = inf\n", "ice.turn_credential_ttl"),
-    ("[ice]\ntransport_policy = true\n", "ice.transport_policy"),]
+    ("[ice]\ntransport_policy = true\n", "ice.transport_policy"),
+    ('[media]\nopus_red = "no"\n', "media.opus_red"),]
 
 
 @pytest.mark.parametrize(("text", "key"), WRONG_TYPES, ids=[key for _, key in WRONG_TYPES])
@@ -377,3 +378,20 @@ def test_cli_check_config_rejects_bad_file(
     assert result.stderr.startswith(f"teleconsult: configuration error: {path}: ")
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("text", "red_first"), [("", True), ("[media]\nopus_red = false\n", False)])
+def test_media_opus_red_decides_whether_the_answer_puts_red_first(tmp_path: Path, text: str, red_first: bool) -> None:
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from signaling.app import sfu_options
+    from sfu.participant import _ask_opus_repair
+
+    options = sfu_options(load_config(write(tmp_path, text)))
+    assert options.opus_red is red_first
+    offered = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111),
+               RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=63)]
+    answered = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)]
+    _ask_opus_repair(answered, offered, options)
+    assert [c.mimeType for c in answered] == (["audio/red", "audio/opus"] if red_first else ["audio/opus"])
+    assert answered[-1].parameters["useinbandfec"] == 1  # Opus's own FEC either way
