@@ -108,8 +108,8 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
             print(role, "up nacks", cam.nacks_sent, "packets", cam.packets, "keyframes", cam.keyframes,
                   "kf requests", cam.keyframe_requests, "down nacks", p.consumers["camera"].nacks_received)
         for name, page in (("doctor", doctor), ("patient", patient)):
-            # what each browser's own camera sent, and what held it back: a failure below that comes with
-            # few packets at the SFU and no NACK from it (seen twice in CI, 2026-12-05) is the sender's
+            # what each browser's own camera sent, and what held it back: says whether a failure below that
+            # comes with few packets at the SFU and few NACKs from it (twice in CI, 2026-12-05) is the sender's
             print(name, "sent (frames, encoded, limited by, limitation durations, target):",
                   await page.evaluate(SENT_VIDEO))
         for name, page in (("doctor", doctor), ("patient", patient)):
