@@ -107,6 +107,9 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
             cam = p.producers["camera"]
             print(role, "up nacks", cam.nacks_sent, "packets", cam.packets, "keyframes", cam.keyframes,
                   "kf requests", cam.keyframe_requests, "down nacks", p.consumers["camera"].nacks_received)
+            down = p.consumers["camera"]
+            print(role, "asked of its camera", cam.sent_estimate, "its downlink: estimate", down.estimate,
+                  down.estimated_by, "remb", down.remb, "loss ceiling", down.loss_ceiling)
         for name, page in (("doctor", doctor), ("patient", patient)):
             # what each browser's own camera sent, and what held it back: says whether a failure below that
             # comes with few packets at the SFU and few NACKs from it (twice in CI, 2026-12-05) is the sender's
