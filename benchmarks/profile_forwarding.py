@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from procs import stop, wait_http  # noqa: E402
-from served import free_port  # noqa: E402
+from served import demo_links, write_config  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 TELECONSULT = str(ROOT / ".venv" / "bin" / "teleconsult")
@@ -38,26 +38,11 @@ SERVER_CORE, GEN_CORE = 0, 1
 IDLE = ("run_app", "run_forever", "run_until_complete", "select", "_run_once")
 
 
-def _config(tmp: Path) -> tuple[Path, int]:
-    port = free_port()
-    cfg = tmp / "config.toml"
-    cfg.write_text(
-        f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
-        f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
-        '[ice]\nhost_addresses = ["127.0.0.1"]\nport_min = 40000\nport_max = 40999\n'
-        '[media]\nevent_loop = "uvloop"\n[sfu]\nworkers = 1\n'
-    )
-    return cfg, port
-
-
 def run(tmp: Path, rooms: int, duration: float, warmup: float, profile: Path | None) -> dict[str, Any]:
     """One load run against a fresh server; under cProfile (written to `profile`) if given."""
     tmp.mkdir(parents=True)
-    cfg, port = _config(tmp)
-    links = [json.loads(subprocess.run([TELECONSULT, "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
-                                       capture_output=True, text=True, check=True, timeout=60).stdout)
-             for _ in range(rooms)]
-    (tmp / "links.json").write_text(json.dumps(links))
+    cfg, port = write_config(tmp, (40000, 40999), '[operator]\nport = 0\n[media]\nevent_loop = "uvloop"\n')
+    (tmp / "links.json").write_text(json.dumps(demo_links(cfg, rooms)))
     server = [PY, str(HERE / "profiled_serve.py"), str(profile)] if profile else [TELECONSULT]
     log = tmp / "server.log"
     with log.open("ab") as f:

@@ -91,21 +91,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "") -> Served:
+def write_config(tmp: Path, ports: tuple[int, int], extra: str = "", ice_ip: str = "127.0.0.1") -> tuple[Path, int]:
+    """A benchmark server's config.toml in `tmp` (HTTP on a free port of 127.0.0.1, one process, media on
+    `ice_ip`), and that port."""
     port = free_port()
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
         f'[storage]\ndata_dir = "{tmp / "data"}"\n'
-        f'[ice]\nhost_addresses = ["127.0.0.1"]\nport_min = {ports[0]}\nport_max = {ports[1]}\n'
-        # one process: the leak counters (tasks, peer connections) are this process's objects
-        '[sfu]\nworkers = 1\n' + extra_config
+        f'[ice]\nhost_addresses = ["{ice_ip}"]\nport_min = {ports[0]}\nport_max = {ports[1]}\n'
+        '[sfu]\nworkers = 1\n' + extra
     )
-    links = []
-    for _ in range(rooms):
-        res = subprocess.run([TELECONSULT, "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
-                             capture_output=True, text=True, check=True, timeout=60)
-        links.append(json.loads(res.stdout))
+    return cfg, port
+
+
+def demo_links(cfg: Path, rooms: int) -> list[dict[str, Any]]:
+    """One new consultation per room (`teleconsult demo --json`): its practitioner and patient links."""
+    return [json.loads(subprocess.run([TELECONSULT, "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
+                                      capture_output=True, text=True, check=True, timeout=60).stdout)
+            for _ in range(rooms)]
+
+
+def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "") -> Served:
+    # one process (workers = 1): the leak counters (tasks, peer connections) are this process's objects
+    cfg, port = write_config(tmp, ports, extra_config)
+    links = demo_links(cfg, rooms)
     log, tasks_file = tmp / "server.log", tmp / "tasks"
     tasks_file.write_text("{}")
     with log.open("ab") as f:

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ sys.path.insert(0, str(HERE))
 import janus_harness as jh  # noqa: E402
 from procs import stop, wait_http  # noqa: E402
 from report import print_report  # noqa: E402
+from served import demo_links, free_port, write_config  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 TELECONSULT = str(ROOT / ".venv" / "bin" / "teleconsult")
@@ -87,28 +87,11 @@ def outer(args: argparse.Namespace, argv: list[str]) -> int:
 
 # ---------------------------------------------------------------- inner: servers
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> tuple[subprocess.Popen[bytes], list[str]]:
-    port = free_port()
-    cfg = tmp / "config.toml"
-    cfg.write_text(
-        f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
-        f'[storage]\ndata_dir = "{tmp / "data"}"\n[operator]\nport = 0\n'
-        f'[ice]\nhost_addresses = ["{ICE_IP}"]\nport_min = 40000\nport_max = 40999\n'
-        f'[media]\nevent_loop = "{event_loop}"\n'
-        '[sfu]\nworkers = 1\n'  # one process on one core, as every earlier figure (workers_cpu.py: workers)
-    )
-    links = []
-    for _ in range(rooms):  # each call schedules a new consultation: one per room
-        out = subprocess.run([TELECONSULT, "--log-level", "WARNING", "demo", "--json", "--config", str(cfg)],
-                             capture_output=True, text=True, check=True, timeout=60)
-        links.append(json.loads(out.stdout))
-    (tmp / "links.json").write_text(json.dumps(links))
+    # one process on one core (workers = 1), as every earlier figure (workers_cpu.py: workers)
+    cfg, port = write_config(tmp, (40000, 40999), f'[operator]\nport = 0\n[media]\nevent_loop = "{event_loop}"\n',
+                             ice_ip=ICE_IP)
+    (tmp / "links.json").write_text(json.dumps(demo_links(cfg, rooms)))
     with log.open("ab") as f:
         proc = subprocess.Popen([*NICE, "taskset", "-c", str(SERVER_CORE), TELECONSULT, "serve", "--config", str(cfg)],
                                 stdout=f, stderr=subprocess.STDOUT)
