@@ -41,7 +41,7 @@ IDLE = ("run_app", "run_forever", "run_until_complete", "select", "_run_once")
 def run(tmp: Path, rooms: int, duration: float, warmup: float, profile: Path | None) -> dict[str, Any]:
     """One load run against a fresh server; under cProfile (written to `profile`) if given."""
     tmp.mkdir(parents=True)
-    cfg, port = write_config(tmp, (40000, 40999), '[operator]\nport = 0\n[media]\nevent_loop = "uvloop"\n')
+    cfg, port = write_config(tmp, (40000, 40999), '[media]\nevent_loop = "uvloop"\n')
     (tmp / "links.json").write_text(json.dumps(demo_links(cfg, rooms)))
     server = [PY, str(HERE / "profiled_serve.py"), str(profile)] if profile else [TELECONSULT]
     log = tmp / "server.log"

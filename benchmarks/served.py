@@ -36,6 +36,7 @@ class Served:
     links: list[dict[str, str]]
     log: Path
     tasks_file: Path
+    operator_url: str  # the operator's listener: /stats, /metrics
 
     def sample(self) -> dict[str, float]:
         """RSS, open descriptors, asyncio tasks, UDP sockets and live peer connections of the server."""
@@ -91,16 +92,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, ports: tuple[int, int], extra: str = "", ice_ip: str = "127.0.0.1") -> tuple[Path, int]:
+def write_config(tmp: Path, ports: tuple[int, int], extra: str = "", ice_ip: str = "127.0.0.1",
+                 operator_port: int = 0) -> tuple[Path, int]:
     """A benchmark server's config.toml in `tmp` (HTTP on a free port of 127.0.0.1, one process, media on
-    `ice_ip`), and that port."""
+    `ice_ip`, the operator's listener on `operator_port`, 0: none), and the HTTP port."""
     port = free_port()
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
         f'[storage]\ndata_dir = "{tmp / "data"}"\n'
         f'[ice]\nhost_addresses = ["{ice_ip}"]\nport_min = {ports[0]}\nport_max = {ports[1]}\n'
-        '[sfu]\nworkers = 1\n' + extra
+        f'[operator]\nport = {operator_port}\n[sfu]\nworkers = 1\n' + extra
     )
     return cfg, port
 
@@ -114,7 +116,8 @@ def demo_links(cfg: Path, rooms: int) -> list[dict[str, Any]]:
 
 def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "") -> Served:
     # one process (workers = 1): the leak counters (tasks, peer connections) are this process's objects
-    cfg, port = write_config(tmp, ports, extra_config)
+    operator = free_port()  # /stats and /metrics are on the operator's listener
+    cfg, port = write_config(tmp, ports, extra_config, operator_port=operator)
     links = demo_links(cfg, rooms)
     log, tasks_file = tmp / "server.log", tmp / "tasks"
     tasks_file.write_text("{}")
@@ -126,7 +129,7 @@ def start(tmp: Path, rooms: int, ports: tuple[int, int], extra_config: str = "")
     except Exception:
         stop(proc)
         raise
-    return Served(proc, f"http://127.0.0.1:{port}", links, log, tasks_file)
+    return Served(proc, f"http://127.0.0.1:{port}", links, log, tasks_file, f"http://127.0.0.1:{operator}")
 
 
 def serve(config_path: Path, tasks_file: Path) -> None:

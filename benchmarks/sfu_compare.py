@@ -89,7 +89,7 @@ def outer(args: argparse.Namespace, argv: list[str]) -> int:
 
 def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> tuple[subprocess.Popen[bytes], list[str]]:
     # one process on one core (workers = 1), as every earlier figure (workers_cpu.py: workers)
-    cfg, port = write_config(tmp, (40000, 40999), f'[operator]\nport = 0\n[media]\nevent_loop = "{event_loop}"\n',
+    cfg, port = write_config(tmp, (40000, 40999), f'[media]\nevent_loop = "{event_loop}"\n',
                              ice_ip=ICE_IP)
     (tmp / "links.json").write_text(json.dumps(demo_links(cfg, rooms)))
     with log.open("ab") as f:

@@ -43,7 +43,7 @@ PEER_PORTS = (46100, 46199)
 
 
 async def stats(http: aiohttp.ClientSession, server: served.Served) -> dict[str, Any]:
-    async with http.get(server.base_url + "/stats") as resp:
+    async with http.get(server.operator_url + "/stats") as resp:
         data: dict[str, Any] = await resp.json()
         return data
 
