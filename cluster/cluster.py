@@ -62,6 +62,9 @@ class Cluster:
         self._presence: dict[str, str] = {}
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        # a heartbeat's renewal re-creates a claim that vanished: one released while the
+        # renewal was in flight would come back, so a release waits for the heartbeat
+        self._renewing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._leaving = False
         self._draining = False
@@ -104,6 +107,10 @@ class Cluster:
 
     async def beat(self) -> None:
         """Renew this node's entry, its claims and its presence records (the heartbeat does this)."""
+        async with self._renewing:
+            await self._beat()
+
+    async def _beat(self) -> None:
         gone: list[str] = []
         if self._live is not None:
             live = {c: json.dumps({**status, "node": self.node_id}) for c, status in self._live().items()}
@@ -198,9 +205,10 @@ class Cluster:
 
     async def release(self, consultation_id: str) -> None:
         """Give up a consultation we own (the call ended, or we are draining); no-op otherwise."""
-        self._owned.discard(consultation_id)
-        await self.withdraw(consultation_id)
-        await self._release(keys=[self._key("owner", consultation_id)], args=[self.node_id])
+        async with self._renewing:
+            self._owned.discard(consultation_id)
+            await self.withdraw(consultation_id)
+            await self._release(keys=[self._key("owner", consultation_id)], args=[self.node_id])
 
     # presence: what the day lists of other nodes show
 

@@ -245,3 +245,17 @@ async def test_a_draining_node_leaves_the_registry_claims_nothing_new_and_hands_
     # once released (its last socket closed), the next node takes it at once
     await a.release("kept")
     assert await b.claim("kept") == "b"
+
+
+async def test_a_release_during_a_heartbeat_is_not_undone_by_it(join: Callable[..., Awaitable[Cluster]]) -> None:
+    """The heartbeat's renewal re-creates a vanished claim (Redis restarted): not one released meanwhile."""
+    a = await join("a")
+    b = await join("b")
+    for round_ in range(20):
+        consultation = f"c{round_}"
+        assert await a.claim(consultation) == "a"
+        # the heartbeat snapshots a's claims, then waits on Redis while the release runs
+        await asyncio.gather(a.beat(), a.release(consultation))
+        assert not a.owns(consultation)
+        assert await b.owner(consultation) is None, f"round {round_}: the heartbeat took the claim back"
+        assert await b.claim(consultation) == "b"
