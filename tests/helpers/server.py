@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -18,10 +20,43 @@ from signaling.config import Config, load_config
 from signaling.keys import CLINIC, HUBS, OPERATOR_URL, PROBE_DROP_RATE
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports the kernel never picks by itself: a port it chose (bind to port 0) lies in its
+# ephemeral range, where the next outgoing connection or any socket bound to port 0 may
+# take it between our check and the server's bind (CI failed with EADDRINUSE on one).
+_PORTS: Final = range(20000, min(_ephemeral_low(), 32768))
+_handed: set[int] = set()
+_next = random.Random(os.getpid()).randrange(len(_PORTS))
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:  # as servers bind (a closed listener's TIME_WAIT is no obstacle)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free for both TCP and UDP, outside the kernel's ephemeral range, new in this run."""
+    global _next
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next % len(_PORTS)]
+        _next += 1
+        if port not in _handed and _bindable(port):
+            _handed.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {_PORTS.start}..{_PORTS.stop - 1}")
 
 
 @dataclass

@@ -44,18 +44,6 @@ class Coturn:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def _udp_and_tcp_free_port() -> int:
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
 def _stun_binding_answered(port: int) -> bool:
     """True when a STUN Binding request to 127.0.0.1:port gets a success response."""
     txid = secrets.token_bytes(12)
@@ -75,7 +63,7 @@ def running_coturn(tmp_path: Path, config_file: Path | None = None) -> Iterator[
     """coturn on 127.0.0.1: with only command-line options, or `config_file` (e.g. the shipped one) overridden by them."""
     if not Path(TURNSERVER).exists() and not shutil.which(TURNSERVER):
         pytest.fail(f"coturn not found at {TURNSERVER}: run scripts/test, which installs it")
-    port = _udp_and_tcp_free_port()
+    port = free_port()  # free for UDP and TCP
     min_port = 50000 + secrets.randbelow(500) * 20  # relay ports, away from the SFU's
     server = Coturn(port, secrets.token_urlsafe(24), min_port, min_port + 19, tmp_path / "turnserver.log")
     args = [

@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from helpers.server import free_port
 
 
 async def test_access_log_names_routes_not_tokens(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "config.toml"
     config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
                       f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[operator]\nport = 0\n')
