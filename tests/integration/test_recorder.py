@@ -120,7 +120,10 @@ async def test_recorder_writes_each_track_encoded_and_the_compositor_puts_them_s
         sound = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
     # both voices mixed: each side's tone is there
     assert strength(sound, 440) > 20 and strength(sound, 1000) > 20, (strength(sound, 440), strength(sound, 1000))
-    assert strength(sound, 700) < 5
+    # and nothing in between (a resampling or mixing error would put a tone elsewhere): the
+    # tones stand thousands of times over the spectrum's mean, single bins of the codec's
+    # noise up to ~6, so "absent" is under a hundredth of the weaker tone
+    assert strength(sound, 700) < min(strength(sound, 440), strength(sound, 1000)) / 100
 
 
 async def test_a_camera_turned_off_shows_a_placeholder_not_a_frozen_picture(tmp_path: Path) -> None:
