@@ -29,6 +29,7 @@ import aioice.ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
 from . import aiortc_hooks as hooks
+from .arrival import stamps, wall_clock
 from .udp_guard import RTCP, RTP, STUN, UdpGuard
 
 logger = logging.getLogger(__name__)
@@ -111,10 +112,16 @@ class GuardedProtocol(aioice.ice.StunProtocol):
         super().__init__(receiver)
         self._guard = guard
         self.media: Callable[[bytes], bool] | None = None
+        # the kernel's arrival time of the datagram being handled (sfu/arrival.py)
+        self.arrival: Callable[[], float] = wall_clock
         self._pairs = hooks.connection_pairs(receiver)
         # the selected pair and its remote address once a datagram was seen to come from it:
         # the common case (every media packet) then costs one identity and one tuple check
         self._leg: tuple[Any, tuple[Any, ...]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.arrival = stamps(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)

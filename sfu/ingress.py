@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +37,7 @@ from aiortc.rtp import (
 )
 
 from . import aiortc_hooks as hooks
+from .arrival import wall_clock
 from .egress import Outlet
 from .ice import GuardedProtocol
 from .packet import Packet
@@ -88,6 +88,7 @@ class RtpStream:
         # transport-wide congestion control: the extension's id and the transport's arrivals
         self._tcc_id = 0
         self._arrivals: FeedbackRecorder | None = None
+        self._clock: Callable[[], float] = wall_clock
         self._rtcp_ssrc: int | None = None
         self.media_ssrc: int | None = None
         self._stats: dict[int, Any] = {}
@@ -121,10 +122,13 @@ class RtpStream:
         self._rtcp_ssrc = hooks.rtcp_ssrc(self.receiver)
         self.started = True
 
-    def record_arrivals(self, extension_id: int, arrivals: FeedbackRecorder) -> None:
-        """Record the transport-wide sequence number (extension `extension_id`) of every packet in `arrivals`."""
+    def record_arrivals(self, extension_id: int, arrivals: FeedbackRecorder,
+                        clock: Callable[[], float] = wall_clock) -> None:
+        """Record the transport-wide sequence number (extension `extension_id`) of every packet in `arrivals`,
+        with its arrival time from `clock` (asked while the packet is handled)."""
         self._tcc_id = extension_id
         self._arrivals = arrivals
+        self._clock = clock
 
     @property
     def rtcp_ssrcs(self) -> tuple[int, int] | None:
@@ -154,7 +158,7 @@ class RtpStream:
                 level, tseq = _extensions(data, start, min(at, end), self._level_id, self._tcc_id)
                 if tseq >= 0 and self._arrivals is not None:
                     # before any other check: padding-only probes are what the publisher's probing measures
-                    self._arrivals.record(tseq, time.monotonic())
+                    self._arrivals.record(tseq, self._clock())
         padding = 0
         if b0 & 0x20:
             padding = data[-1]
@@ -316,16 +320,31 @@ class Ingress:
         self.outlet: Outlet | None = None
         self._feedback_timer: asyncio.TimerHandle | None = None
         self.closed = False
+        # the arrival time of the datagram being handled, from the socket it came through
+        self._arrival: Callable[[], float] = wall_clock
         for protocol in hooks.ice_protocols(dtls):
             if isinstance(protocol, GuardedProtocol):  # the UDP guard admits first, then we take SRTP
-                protocol.media = self.handle
+                protocol.media = self._media_of(protocol)
             else:
                 hooks.intercept_datagrams(protocol, self.datagram_received)
+
+    def _media_of(self, protocol: GuardedProtocol) -> Callable[[bytes], bool]:
+        handle = self.handle
+
+        def media(data: bytes) -> bool:
+            self._arrival = protocol.arrival
+            return handle(data)
+
+        return media
+
+    def arrival_time(self) -> float:
+        """When the datagram being handled reached this host (s, wall clock: sfu/arrival.py)."""
+        return self._arrival()
 
     def add(self, stream: RtpStream) -> None:
         self._by_receiver[stream.receiver] = stream
         if self.arrivals is not None:
-            stream.record_arrivals(self._tcc_id, self.arrivals)
+            stream.record_arrivals(self._tcc_id, self.arrivals, self.arrival_time)
 
     def send_transport_feedback(self, extension_id: int, outlet: Outlet) -> None:
         """The publisher numbers its packets with extension `extension_id`: tell it when each arrived,
@@ -334,7 +353,7 @@ class Ingress:
         self.arrivals = FeedbackRecorder()
         self.outlet = outlet
         for stream in self._by_receiver.values():
-            stream.record_arrivals(extension_id, self.arrivals)
+            stream.record_arrivals(extension_id, self.arrivals, self.arrival_time)
         self._feedback_timer = asyncio.get_running_loop().call_later(FEEDBACK_INTERVAL, self._feedback)
 
     def _feedback(self) -> None:
@@ -358,6 +377,7 @@ class Ingress:
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], aioice: hooks.Datagram) -> None:
         """A datagram of a socket without a UDP guard: ours if SRTP, else aioice's."""
+        self._arrival = wall_clock
         if not self.handle(data):
             aioice(data, addr)
 
