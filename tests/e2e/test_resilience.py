@@ -86,6 +86,15 @@ SENT_VIDEO = """async () => {
   });
   return out;
 }"""
+# the sending side's own estimate (the selected pair's availableOutgoingBitrate) and the camera's target
+SEND_RATES = """async () => {
+  let available = null, target = null;
+  (await window.__teleconsult.call.pc.getStats()).forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) available = s.availableOutgoingBitrate;
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesSent) target = s.targetBitrate;
+  });
+  return [available, target];
+}"""
 
 
 async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Path, open_page: Any) -> None:
@@ -102,7 +111,22 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
         before = {"doctor": await doctor.evaluate(VIDEO_IN), "patient": await patient.evaluate(VIDEO_IN)}
         for page in (doctor, patient):
             await page.evaluate(WATCH_FREEZES)
+        timeline: list[str] = []  # printed: what each side estimated, every half second
+
+        async def sample() -> None:
+            start = asyncio.get_running_loop().time()
+            while True:
+                rates = [await page.evaluate(SEND_RATES) for page in (doctor, patient)]
+                sfu = [(p.producers["camera"].sent_estimate, p.consumers["camera"].estimate)
+                       for p in hub.participants.values()]
+                timeline.append(f"{asyncio.get_running_loop().time() - start:4.1f}s browsers (available, target) "
+                                f"{rates} sfu (asked, downlink) {sfu}")
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample())
         await asyncio.sleep(8)
+        sampler.cancel()
+        print("\n".join(timeline))
         for role, p in hub.participants.items():
             cam = p.producers["camera"]
             print(role, "up nacks", cam.nacks_sent, "packets", cam.packets, "keyframes", cam.keyframes,

@@ -7,6 +7,7 @@ tests/integration/test_rtp_forwarding.py runs the same code over real peers.
 
 from __future__ import annotations
 
+import random
 import struct
 import tracemalloc
 from typing import Any
@@ -368,6 +369,41 @@ def test_at_a_steady_moderate_loss_a_window_over_the_limit_by_chance_does_not_ra
         octets += 150_000  # 1.2 Mbit/s of video
         c.report(100 * second, lost, every, octets, float(second), 1_500_000)
     assert c.ceiling is None
+
+
+def test_a_still_pictures_few_packets_with_random_loss_do_not_pin_the_publisher_to_the_floor() -> None:
+    # 2026-12-05: a static camera (15 packets, 35 kbit/s a second) towards a leg with 5 % random loss: two
+    # seconds in a row with 2 of 15 lost ("13 %") cut the ceiling to the floor from the 35 kbit/s sent, the
+    # publisher was asked 30 kbit/s and its browser's estimate stayed there while the loss went on
+    rng = random.Random(5)
+    c = LossCeiling()
+    c.report(0, 0, every, 0, 0.0, 850_000)
+    lost, octets, lowest = 0, 0, 850_000
+    for second in range(1, 301):
+        lost += sum(rng.random() < 0.05 for _ in range(15))
+        octets += 4_400
+        c.report(15 * second, lost, every, octets, float(second), 850_000)
+        lowest = min(lowest, c.ceiling or 850_000)
+    assert lowest >= 600_000, lowest
+    # the same two seconds, 2 of 15 lost in each: too few packets to call it congestion
+    c = LossCeiling()
+    c.report(0, 0, every, 0, 0.0, 850_000)
+    c.report(15, 2, every, 4_400, 1.0, 850_000)
+    assert c.report(30, 4, every, 8_800, 2.0, 850_000) is None and c.loss == 0.0
+
+
+def test_congestion_on_a_leg_carrying_little_cuts_from_what_is_asked_not_from_the_trickle() -> None:
+    c = LossCeiling()
+    c.report(0, 0, every, 0, 0.0, 800_000)
+    # 30 packets a second at 40 kbit/s, a fifth lost: judged once 50 packets are covered (two seconds)
+    assert c.report(30, 6, every, 5_000, 1.0, 800_000) is None
+    assert c.report(60, 12, every, 10_000, 2.0, 800_000) is None and round(c.loss, 6) == 0.2
+    assert c.report(120, 24, every, 20_000, 4.0, 800_000) == int(800_000 * (1 - 0.2 / 2))
+    # and a window still short of 50 packets after five seconds is dropped, not judged
+    c = LossCeiling()
+    c.report(0, 0, every, 0, 0.0, 800_000)
+    assert c.report(40, 20, every, 5_000, 6.0, 800_000) is None and c.loss == 0.0
+    assert c.report(100, 50, every, 10_000, 8.0, 800_000) is None and round(c.loss, 6) == 0.5  # one window
 
 
 def test_the_loss_ceiling_does_not_charge_the_subscriber_for_what_the_publishers_uplink_lost() -> None:
@@ -808,3 +844,19 @@ def test_red_is_stripped_for_a_leg_without_it_and_opus_stays_opus_on_a_red_leg()
     red_leg.on_packet(producer, pkt(3, 2880, OPUS_A, pt=111), True, 1.04)
     plain = parse(red_sender.transport.sent[0], "audio")
     assert (plain.payload_type, plain.payload) == (109, OPUS_A)
+
+
+async def test_arrivals_are_stamped_by_the_clock_the_ingress_gives_not_when_python_reads_them() -> None:
+    # the ingress passes the socket's kernel stamp (sfu/arrival.py): three packets read in one burst
+    # after a stall keep the spacing they arrived with
+    stream, _, _, pc = await started_stream("video")
+    arrivals = twcc.FeedbackRecorder()
+    stream.record_arrivals(PUB_TCC, arrivals, iter([10.0, 10.03, 10.5]).__next__)
+    for n in range(3):
+        stream.receive(wire_bytes(100 + n, 3000 * n, b"\x10\x01", marker=True, tseq=20 + n), rtx=False)
+    times = [at for _, at in twcc.parse_feedback(arrivals.build(1, 5)[0]).packets]
+    assert all(t is not None for t in times)
+    gaps = [round(b - a, 4) for a, b in zip(times, times[1:])]  # type: ignore[operator]
+    assert gaps == [0.03, 0.47]
+    stream.close()
+    await pc.close()
