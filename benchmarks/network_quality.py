@@ -17,7 +17,11 @@ time, audio concealed-samples ratio, RTT, video jitter-buffer delay, packets
 lost after repair (NACK/RTX), keyframes requested (PLI+FIR), and the bitrate
 the other side's sender settled on (last third of the window); plus, for the
 outage, how long the picture took to come back after the network did, and for
-the cap, when the sender went under it for good.  Then the SFU/direct ratio.
+the cap, when the sender went under it for good: the doctor's browser's own
+send rate (`settle_under_cap_s`) and the rate put on the capped link itself
+(`link_settle_under_cap_s`, `link_kbps`: the relay's count).  Direct the two are
+one sender; through the SFU the link's sender is the SFU, which may send the
+patient less than the doctor's browser sends it.  Then the SFU/direct ratio.
 
 Run as root in a loopback-only namespace:
 
@@ -136,7 +140,9 @@ class Side:
         return dict(await self.page.evaluate(STATS, self.pc_path))
 
 
-Call = tuple[Side, Side, Callable[[float], None], Callable[[Impairment, Impairment], None]]
+# (doctor, patient, start an outage, set the impairments, the bytes put on the patient's downlink so far)
+Call = tuple[Side, Side, Callable[[float], None], Callable[[Impairment, Impairment], None],
+             Callable[[], Awaitable[int]]]
 
 
 async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
@@ -157,8 +163,11 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
     answer, relay = await relay_offer(offer, lambda sdp: doctor.evaluate("(sdp) => answerOffer(sdp)", sdp), seed=seed)
     cleanup.append(relay.close)
     await patient.evaluate("(sdp) => acceptAnswer(sdp)", answer)
+    async def offered() -> int:
+        return relay.down.counters.offered_bytes if relay.down is not None else 0
+
     return (Side("doctor", doctor, "pc", "#remote"), Side("patient", patient, "pc", "#remote"),
-            relay.outage, lambda up, down: relay.set(up, down))
+            relay.outage, lambda up, down: relay.set(up, down), offered)
 
 
 async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
@@ -172,7 +181,7 @@ async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: l
     cleanup.append(lambda: _stop(proc))
     assert proc.stdin is not None and proc.stdout is not None
     links = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
-    stdin = proc.stdin
+    stdin, stdout = proc.stdin, proc.stdout
 
     def command(**what: Any) -> None:
         stdin.write((json.dumps(what) + "\n").encode())
@@ -185,9 +194,14 @@ async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: l
     await doctor.get_by_test_id("join").click()
     await patient.get_by_test_id("ready").click()
     video = '[data-testid="remote-video"]'
+
+    async def offered() -> int:
+        command(do="offered")
+        return int(json.loads(await asyncio.wait_for(stdout.readline(), 10))["offered"])
+
     return (Side("doctor", doctor, "__teleconsult.call.pc", video), Side("patient", patient, "__teleconsult.call.pc", video),
             lambda seconds: command(do="outage", seconds=seconds),
-            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)))
+            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)), offered)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -238,6 +252,9 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
                     relays.set(_impairment(cmd["up"]), _impairment(cmd["down"]))
                 elif cmd["do"] == "outage":
                     relays.outage(float(cmd["seconds"]))
+                elif cmd["do"] == "offered":
+                    down = relays.counters()["down"].offered_bytes if relays.relays else 0
+                    print(json.dumps({"offered": down}), flush=True)
     if diagnosis is not None:
         diagnosis.cancel()
     relays.close()
@@ -288,7 +305,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         make = direct_call if mode == "direct" else functools.partial(sfu_call,
                                                                       congestion_control=args.congestion_control,
                                                                       diag=args.diag)
-        doctor, patient, outage, impair = await make(pw, tmp, scenario, args.seed, cleanup)
+        doctor, patient, outage, impair, offered = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
         async def both_decode() -> bool:
@@ -302,6 +319,8 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         impair(scenario.up, scenario.down)
         # each side's sending, sampled: the rate it settled on, and when it went under a cap
         samples: dict[str, list[tuple[float, float, float, float]]] = {"doctor": [], "patient": []}
+        # and what was put on the patient's downlink: by the doctor's browser direct, by the SFU through it
+        link: list[tuple[float, float]] = []
         started = time.monotonic()
         outage_done = not scenario.outage
         while (elapsed := time.monotonic() - started) < args.duration:
@@ -314,6 +333,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
             for side in sides:
                 st = await side.stats()
                 samples[side.name].append((elapsed, st["sentBytes"], st["headerBytes"], st["resentBytes"]))
+            link.append((elapsed, await offered()))
             await asyncio.sleep(0.5)
         after = [await s.stats() for s in sides]
         out: dict[str, Any] = {}
@@ -328,6 +348,13 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
             if theirs["target"] is not None:
                 out[side.name]["sender_target_kbps"] = round(theirs["target"] / 1000, 1)
             out[side.name]["sender_limited_by"] = theirs["limitation"]
+        if scenario.cap:
+            # the capped link's own sender: the doctor's browser direct, the SFU through it (whose sending
+            # the patient's leg decides, not the doctor's browser's total)
+            last = [x for x in link if x[0] >= link[-1][0] * 2 / 3]
+            if len(last) > 1 and last[-1][0] > last[0][0]:
+                out["patient"]["link_kbps"] = round(8 * (last[-1][1] - last[0][1]) / (last[-1][0] - last[0][0]) / 1000, 1)
+            out["patient"]["link_settle_under_cap_s"] = _settle_time(link, scenario.cap)
         return out
     finally:
         for step in reversed(cleanup):
@@ -395,7 +422,8 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
 FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
           "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_header_kbps",
           "sender_resent_kbps", "sender_estimate_kbps", "sender_target_kbps",
-          "sender_limited_by", "back_after_outage_s", "settle_under_cap_s", "freezes_per_min_settled"]
+          "sender_limited_by", "back_after_outage_s", "settle_under_cap_s", "freezes_per_min_settled",
+          "link_kbps", "link_settle_under_cap_s"]
 
 
 def _ratio(sfu: Any, direct: Any) -> str:

@@ -86,6 +86,7 @@ class Impairment:
 @dataclass
 class ChannelCounters:
     offered: int = 0
+    offered_bytes: int = 0  # what the link's sender put on it (a cap's sender: is it under the cap?)
     delivered: int = 0
     lost: int = 0  # random or bursty loss
     overflow: int = 0  # the capped link's queue was full
@@ -119,6 +120,7 @@ class Channel:
         """The time the datagram arrives, or None if dropped."""
         imp, c = self.impairment, self.counters
         c.offered += 1
+        c.offered_bytes += size
         if self._in_outage(now):
             c.outage += 1
             return None
