@@ -41,8 +41,8 @@ def wall_clock() -> float:
 def stamps(sock: Any) -> Callable[[], float]:
     """Have the kernel stamp `sock`'s datagrams; return what gives the last one's arrival (s, wall clock).
 
-    `sock` is a socket or anything with fileno() (uvloop's pseudo-socket).  Where stamps are not available the function gives the
-    current time, as before.
+    `sock` is a socket or anything with fileno() (uvloop's pseudo-socket).
+    Where stamps are not available the function gives the current time.
     """
     try:
         fd = int(sock.fileno())
