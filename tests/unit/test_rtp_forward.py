@@ -817,6 +817,25 @@ async def test_ingress_drops_what_srtp_refuses_and_leaves_the_rest_to_aioice() -
     await pc.close()
 
 
+async def test_ingress_times_each_datagram_by_the_socket_it_came_through() -> None:
+    # the media ports' kernel stamps (sfu/arrival.py): two sockets of one transport, each its own clock
+    from types import SimpleNamespace
+
+    from sfu.arrival import wall_clock
+    from sfu.ingress import Ingress
+
+    pc = RTCPeerConnection()
+    ingress = Ingress(pc.addTransceiver("video").receiver.transport)
+    first = ingress._media_of(SimpleNamespace(arrival=lambda: 41.0))  # type: ignore[arg-type]
+    second = ingress._media_of(SimpleNamespace(arrival=lambda: 42.5))  # type: ignore[arg-type]
+    stun = b"\x00\x01" + bytes(18)
+    assert first(stun) is False and ingress.arrival_time() == 41.0  # not SRTP: left to aioice, still timed
+    assert second(stun) is False and ingress.arrival_time() == 42.5
+    ingress.datagram_received(stun, ("127.0.0.1", 9), lambda d, a: None)  # a socket without a guard
+    assert ingress._arrival is wall_clock
+    await pc.close()
+
+
 # Opus in RED (sfu/red.py): one redundant block (PT 111, ts offset 960, 3 bytes), then the primary
 OPUS_A, OPUS_B = b"\xfc\x01\x02", b"\xfc\x03\x04\x05"
 RED_PAYLOAD = bytes([0x80 | 111, (960 >> 6) & 0xFF, ((960 & 0x3F) << 2) | 0, 3, 111]) + OPUS_A + OPUS_B
