@@ -163,6 +163,7 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
     answer, relay = await relay_offer(offer, lambda sdp: doctor.evaluate("(sdp) => answerOffer(sdp)", sdp), seed=seed)
     cleanup.append(relay.close)
     await patient.evaluate("(sdp) => acceptAnswer(sdp)", answer)
+
     async def offered() -> int:
         return relay.down.counters.offered_bytes if relay.down is not None else 0
 
