@@ -31,7 +31,8 @@ def _ephemeral_low() -> int:
 # ephemeral range, where the next outgoing connection or any socket bound to port 0 may
 # take it between our check and the server's bind (CI failed with EADDRINUSE on one).
 # (A machine whose ephemeral range starts below 21000 gets 20000..32767 all the same.)
-_PORTS: Final = range(20000, min(_ephemeral_low(), 32768) if _ephemeral_low() > 21000 else 32768)
+_LOW: Final = _ephemeral_low()
+_PORTS: Final = range(20000, min(_LOW, 32768) if _LOW > 21000 else 32768)
 _handed: set[int] = set()
 _next = random.Random(os.getpid()).randrange(len(_PORTS))
 
