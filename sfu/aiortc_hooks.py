@@ -328,9 +328,11 @@ def watch_remb(sender: RTCRtpSender, on_remb: Callable[[int], None]) -> None:
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
 
-def watch_receiver_reports(sender: RTCRtpSender, on_report: Callable[[int, int], None]) -> None:
-    """Call `on_report(extended highest sequence number, cumulative packets lost)` for every receiver
-    report block the subscriber sends about this sender (RFC 3550 6.4.1)."""
+def watch_receiver_reports(sender: RTCRtpSender, on_report: Callable[[int, int], None],
+                           on_timing: Callable[[int, int], None] = lambda lsr, dlsr: None) -> None:
+    """Call `on_report(extended highest sequence number, cumulative packets lost)` and
+    `on_timing(LSR, DLSR)` for every receiver report block the subscriber sends about this
+    sender (RFC 3550 6.4.1)."""
     handle = sender._handle_rtcp_packet
 
     async def handle_rtcp(packet: Any) -> None:
@@ -338,18 +340,10 @@ def watch_receiver_reports(sender: RTCRtpSender, on_report: Callable[[int, int],
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == sender._ssrc:
+                    on_timing(report.lsr, report.dlsr)
                     on_report(report.highest_sequence, report.packets_lost)
 
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
-
-
-def sender_rtt(sender: RTCRtpSender) -> float | None:
-    """The round-trip time (s) aiortc's sender measured from the subscriber's receiver reports.
-
-    Its getStats() files the figure under the reporter's SSRC, not the sender's.
-    """
-    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
-    return float(rtt) if rtt is not None else None
 
 
 SenderCounts = Callable[[], tuple[int, int, int, int]]

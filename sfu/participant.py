@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from .errors import ClosedError, MediaError
 from .ingress import Ingress
 from .options import SfuOptions, remb_cap
 from .producer import Producer
+from .roundtrip import RoundTrip
 
 if TYPE_CHECKING:
     from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -55,6 +57,7 @@ class Participant(AsyncIOEventEmitter):
         self._pc: RTCPeerConnection | None = None
         self._outlets: dict[Any, Outlet] = {}  # DTLS transport -> its sending side
         self._ingresses: list[Ingress] = []  # and its receiving side
+        self.round_trip = RoundTrip()  # fed by every sender's reports: one leg, one round trip
         self._timeout: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -82,9 +85,8 @@ class Participant(AsyncIOEventEmitter):
         }
 
     def rtt(self) -> float | None:
-        """The round-trip time to this browser (s), as our senders measured it; None until known."""
-        rtts = [r for r in map(hooks.sender_rtt, self.senders.values()) if r is not None]
-        return min(rtts) if rtts else None
+        """The round-trip time to this browser (s), from its receiver reports; None until known."""
+        return self.round_trip.value
 
     async def handle_offer(self, sdp: str) -> str:
         """Answer a browser's offer with a new peer connection; returns the answer SDP."""
@@ -109,7 +111,7 @@ class Participant(AsyncIOEventEmitter):
             consumer = Consumer(kind, source)
             consumer.rtt = self.rtt
             transceiver.sender.replaceTrack(consumer)
-            _forward_packets(transceiver.sender, consumer, self._outlets)
+            _forward_packets(transceiver.sender, consumer, self._outlets, self.round_trip)
             self.senders[source] = transceiver.sender
             self.producers[source] = Producer(
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
@@ -258,7 +260,8 @@ def _ask_opus_repair(codecs: list[Any], offered: list[Any], options: SfuOptions)
         red.answer_first(codecs, offered)
 
 
-def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any, Outlet]) -> None:
+def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any, Outlet],
+                     round_trip: RoundTrip) -> None:
     # once the leg is negotiated and connected, the consumer sends rewritten packets
     # itself; the sender's RTP loop idles on the consumer (a track that never yields),
     # its RTCP loop reports the consumer's counts, and the subscriber's feedback
@@ -269,11 +272,18 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
         consumer.start(RtpEgress(consumer.kind, leg, outlet.send_rtp, outlet.send_log), outlet)
 
     def counts() -> tuple[int, int, int, int]:
-        return consumer.egress.counts() if consumer.egress is not None else (0, 0, 0, 0)
+        if consumer.egress is None:
+            return 0, 0, 0, 0
+        sr = consumer.egress.counts()
+        round_trip.sender_report(sr[0], time.monotonic())
+        return sr
+
+    def timing(lsr: int, dlsr: int) -> None:
+        round_trip.receiver_report(lsr, dlsr, time.monotonic())
 
     hooks.on_send(sender, start)
     hooks.report_counts(sender, counts)
     hooks.on_keyframe_request(sender, consumer.request_keyframe)
     hooks.on_nack(sender, consumer.retransmit)
     hooks.watch_remb(sender, consumer.on_remb)
-    hooks.watch_receiver_reports(sender, consumer.on_receiver_report)
+    hooks.watch_receiver_reports(sender, consumer.on_receiver_report, timing)

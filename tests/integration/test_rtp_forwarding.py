@@ -14,6 +14,7 @@ from helpers.media_peers import Peer, connect, dominant_colour
 from recorder.depacketize import Depacketizer, Frame
 from sfu import Participant, Producer, Room, SfuOptions
 from sfu.packet import Packet
+from sfu.stats import participant_stats
 
 NTP_EPOCH = 2208988800  # 1900 to 1970, seconds
 
@@ -186,6 +187,43 @@ async def test_a_packet_subscriber_assembles_whole_frames_and_the_producer_expos
         await asyncio.sleep(0.3)
         assert len(collector.frames) == count
         assert dominant_colour(blue.video_frames[-1]) == "red"  # packets still flow
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
+
+
+async def test_the_round_trip_follows_a_leg_that_just_got_slower() -> None:
+    # issue 18: aiortc smooths each sender's round trip with a weight of 0.85 on the past; on a leg
+    # whose delay went from 1 to 155 ms the SFU still used 115 ms a minute later, and its NACKs
+    # towards that publisher went out before the retransmissions could come back
+    from aiortc.rtp import RtcpRrPacket
+
+    room = Room("rtt", SfuOptions())
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        await blue.wait_video()
+        fast = await eventually(b.rtt)
+        assert fast < 0.05
+        delay = 0.0
+        for transceiver in blue.pc.getTransceivers():  # blue's receiver reports now take 200 ms more
+            receiver = transceiver.receiver
+            send = receiver._send_rtcp
+
+            async def slow(packet: Any, send: Any = send) -> None:
+                if isinstance(packet, RtcpRrPacket):
+                    await asyncio.sleep(delay)
+                await send(packet)
+
+            receiver._send_rtcp = slow  # type: ignore[method-assign]
+        delay = 0.2
+        # a receiver report goes out every 0.5-1.5 s: the first one sent after the change is believed
+        slower = await eventually(lambda: (r := b.rtt()) is not None and r > 0.18 and r, timeout=5.0)
+        assert slower < 0.25
+        stats = await participant_stats(b)
+        assert 180 < stats["rtt_ms"] < 250
     finally:
         room.close()
         await room.wait_closed()
