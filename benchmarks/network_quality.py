@@ -274,10 +274,14 @@ async def _diagnose(relays: RelayedOffers, seen: dict[str, Any]) -> None:
         now = (down.delivered, down.overflow)
         tc = patient.transport_cc() or {}
         camera = doctor.producers.get("camera")
+        uplink = patient.producers.get("camera")
         if before is not None:
+            repair = (f" patient-camera rtt={patient.rtt()} repaired_after={uplink.stream.repaired_after} "
+                      f"slowest={uplink.stream.slowest_repair:.3f} unrepaired={uplink.stream.unrepaired} "
+                      f"keyframe_requests={uplink.keyframe_requests}") if uplink else ""
             print(f"DIAG t={time.monotonic() - started:6.1f} est={tc.get('downlink_estimate')} "
                   f"state={tc.get('downlink_state')} asked={camera.sent_estimate if camera else None} "
-                  f"delivered={now[0] - before[0]} overflow={now[1] - before[1]}", file=sys.stderr, flush=True)
+                  f"delivered={now[0] - before[0]} overflow={now[1] - before[1]}{repair}", file=sys.stderr, flush=True)
         before = now
 
 

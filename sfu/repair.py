@@ -27,12 +27,15 @@ class NackSchedule:
     a retransmission had the time to come back (about one round trip) and did
     not: asking sooner wastes the publisher's uplink on duplicates, never
     asking again leaves a frame broken until the next keyframe.  Each retry
-    also waits at least as long as all the asking before it (0, 20, 40, 80,
-    160 ms...): the round-trip time is measured from receiver reports, a few a
-    second, smoothed, and lags behind a network that just got slower (issue 18:
-    measured at 6-28 ms on a 155 ms path a few seconds after the delay came,
-    the five tries were all spent before the first retransmission could come
-    back, and one lost retransmission froze the picture until a keyframe).
+    also waits at least half as long as all the asking before it (0, 20, 40,
+    60, 90, 135 ms... when the round trip reads 10 ms): the round-trip time is
+    measured from receiver reports, about one a second, and lags behind a
+    network that just got slower (issue 18: on a 155 ms path, with an estimate
+    still at 6-28 ms, the tries were all spent before the first retransmission
+    could come back, and one lost retransmission froze the picture until a
+    keyframe).  Waiting as long as all the asking before it (0, W, 2W, 4W) was
+    tried and cost a round trip on every third retry of a well-measured path:
+    the receiving browser froze when two retransmissions in a row were lost.
     After `max_tries`, or once the packet is older than `max_age`, it is given
     up (a keyframe repairs faster then).  So is a gap of more than `max_burst`
     packets at once: that is an outage, not a loss, and asking for all of it
@@ -72,7 +75,7 @@ class NackSchedule:
                 self._asked[seq] = _Asked(now, now, 1)
                 out.append(seq)
             elif asked.tries < self.max_tries and now - asked.first < self.max_age \
-                    and now - asked.last >= max(wait, asked.last - asked.first):
+                    and now - asked.last >= max(wait, (asked.last - asked.first) / 2):
                 asked.last = now
                 asked.tries += 1
                 out.append(seq)
@@ -85,12 +88,17 @@ class NackSchedule:
         """When the next packet will be due again (None: nothing left to ask)."""
         wait = self.wait(rtt)
         times = [t for a in self._asked.values()
-                 if a.tries < self.max_tries and (t := a.last + max(wait, a.last - a.first)) - a.first < self.max_age]
+                 if a.tries < self.max_tries and (t := a.last + max(wait, (a.last - a.first) / 2)) - a.first < self.max_age]
         return min(times) if times else None
 
     def tries(self, seq: int) -> int:
         asked = self._asked.get(seq)
         return asked.tries if asked else 0
+
+    def answered(self, seq: int, now: float) -> tuple[int, float] | None:
+        """`seq` came after being asked for: (NACKs sent for it, seconds since the first), forgotten here."""
+        asked = self._asked.pop(seq, None)
+        return (asked.tries, now - asked.first) if asked is not None else None
 
 
 class KeyframeRequests:

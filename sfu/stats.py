@@ -27,6 +27,9 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "keyframe_requests_sent": producer.keyframe_requests,
             "nacks_sent": producer.nacks_sent,
             "unrepaired": producer.stream.unrepaired,  # lost on the way in, NACKed, never came
+            # repaired packets by the NACKs each took (1, 2, 3, 4 or more), and the longest repair (s)
+            "repaired_after_nacks": list(producer.stream.repaired_after),
+            "slowest_repair_s": round(producer.stream.slowest_repair, 3),
             "packets": sum(s.packets_received for s in inbound),
             "packets_lost": sum(max(0, s.packets_lost) for s in inbound),
             "jitter": max((s.jitter for s in inbound), default=0),

@@ -28,7 +28,8 @@ def test_retries_back_off_so_that_an_underestimated_round_trip_cannot_spend_them
         now = step * 0.01
         if s.due({7}, now=now, rtt=0.006):
             times.append(round(now, 2))
-    assert times[:5] == [0.0, 0.02, 0.04, 0.08, 0.16]  # each wait at least all the asking before it
+    # each wait at least half the asking before it (0, 20, 40, 60, 90, 135 ms, seen on a 10 ms grid)
+    assert times[:6] == [0.0, 0.02, 0.04, 0.07, 0.11, 0.17]
     assert len([t for t in times if t >= 0.3]) >= 2  # asked again after a 155 ms retransmission was lost
     assert max(times) < s.max_age
     assert s.next_time(0.006) is None  # then given up
@@ -36,6 +37,22 @@ def test_retries_back_off_so_that_an_underestimated_round_trip_cannot_spend_them
     r = NackSchedule()
     r.due({7}, now=0.0, rtt=0.15)
     assert r.next_time(0.15) == r.wait(0.15)
+
+
+def test_on_a_well_measured_path_the_first_three_retries_come_one_round_trip_apart() -> None:
+    # issue 18: doubling the wait put the fourth NACK 4 waits after the first (0.78 s on a 150 ms path);
+    # when two retransmissions in a row were lost, the doctor's picture froze behind it
+    s = NackSchedule()
+    wait = s.wait(0.15)
+    times = []
+    for step in range(1000):  # 1 s in 1 ms steps
+        now = step * 0.001
+        if s.due({7}, now=now, rtt=0.15):
+            times.append(now)
+    assert len(times) >= 5
+    for n in range(4):
+        assert abs(times[n] - n * wait) < 0.002
+    assert times[4] - times[3] >= 1.5 * wait - 0.002  # then backing off
 
 
 def test_new_gaps_are_asked_at_once_without_repeating_the_old_ones() -> None:
