@@ -43,7 +43,7 @@ class NackSchedule:
     them so that the caller asks for a keyframe instead.
     """
 
-    def __init__(self, max_tries: int = 10, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.01,
+    def __init__(self, max_tries: int = 10, max_age: float = 1.0, min_wait: float = 0.02, margin: float = 0.02,
                  max_burst: int = 50) -> None:
         self.max_tries = max_tries
         self.max_burst = max_burst
@@ -54,8 +54,11 @@ class NackSchedule:
         self._asked: dict[int, _Asked] = {}
 
     def wait(self, rtt: float | None) -> float:
-        """Seconds between two NACKs of one packet: one round trip, a little more for the sender's turn."""
-        return max(self.min_wait, 1.2 * (DEFAULT_RTT if rtt is None else rtt) + self.margin)
+        """Seconds between two NACKs of one packet: one round trip and `margin` for the sender's turn.
+
+        libwebrtc's own receiver asks again after its largest recent round trip, checked every 20 ms;
+        asked sooner, its sender refuses to resend a packet it resent less than a round trip ago."""
+        return max(self.min_wait, (DEFAULT_RTT if rtt is None else rtt) + self.margin)
 
     def due(self, missing: Iterable[int], now: float, rtt: float | None) -> list[int]:
         """The packets of `missing` to NACK now; forgets those no longer missing."""
