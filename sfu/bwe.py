@@ -48,6 +48,19 @@ MIN_BITRATE = 30_000
 # packets whose send time and size are kept until their feedback comes (a second of 4 Mbit/s)
 LOG_SIZE = 4096
 ACK_WINDOW = 0.5  # s of acknowledged packets the throughput is measured over
+# A link that loses more than `COLLAPSE_LOSS` of what was sent, over at least `COLLAPSE_PACKETS` reported
+# in the last `ACK_WINDOW`, has less room than the estimate says, whatever the delay shows.  At a step
+# (1.5 Mbit/s meeting a 300 kbit/s cap behind a 200 ms queue) overuse shows while the last 0.5 s of
+# acknowledgements still hold the old rate, and once the queue is full its delay stops growing: the
+# first cut was the only one the delay gave (issue 18: the estimate went to 1.29 Mbit/s and stayed there
+# for seconds while the queue dropped half the packets).  So the estimate is cut to what got through in
+# the last `CUT_WINDOW` (libwebrtc's acknowledged-rate windows are 150 ms too), by at most a factor of
+# `COLLAPSE_STEP` a round trip (a burst of loss inside the short window must not take a fast leg to
+# nothing: the SFU does not probe, and an estimate grows back by 8 % a second).  Random loss is far below it.
+COLLAPSE_LOSS = 0.25
+COLLAPSE_STEP = 4
+CUT_WINDOW = 0.15
+COLLAPSE_PACKETS = 30
 # below this share of the estimate acknowledged, the leg is application-limited: not a measure of the link
 APP_LIMITED = 0.5
 
@@ -244,6 +257,20 @@ class Throughput:
             return None
         return int(8 * self._bytes / max(newest - acked[0][0], 0.1))
 
+    def recent(self, window: float = CUT_WINDOW) -> int | None:
+        """The same over the last `window` s of arrivals (None: fewer than two packets in it)."""
+        acked = self._acked
+        if not acked:
+            return None
+        newest, total, count, first = acked[-1][0], 0, 0, acked[-1][0]
+        for arrival, size in reversed(acked):
+            if arrival < newest - window:
+                break
+            total, count, first = total + size, count + 1, arrival
+        if count < 2:
+            return None
+        return int(8 * total / max(newest - first, window / 2))
+
 
 class RateControl:
     """libwebrtc's AIMD rate control: what the leg may carry, from the detector's state and the throughput."""
@@ -255,6 +282,13 @@ class RateControl:
         self._last_change: float | None = None
         self._last_decrease: float | None = None
         self._capacity = LinkCapacity()
+
+    def cut(self, bitrate: int, now: float) -> None:
+        """The link carries less than the estimate, by other evidence than delay: down to `bitrate`."""
+        if bitrate < self.bitrate:
+            self.bitrate = max(self._floor, bitrate)
+            self._last_decrease = self._last_change = now
+            self._state = "hold"
 
     def update(self, detector: str, throughput: int | None, now: float, rtt: float) -> int:
         if detector == OVERUSING:
@@ -349,6 +383,9 @@ class SendSideEstimator:
         self.feedbacks = 0
         self.received = 0
         self.lost = 0
+        self.collapses = 0  # cuts for a collapsed link (`COLLAPSE_LOSS`)
+        self._reported: deque[tuple[float, int, int]] = deque()  # (when, received, lost) per feedback
+        self._collapse_at = float("-inf")
 
     @property
     def state(self) -> str:
@@ -359,15 +396,17 @@ class SendSideEstimator:
         None if not received); returns the new estimate (bit/s)."""
         self.feedbacks += 1
         arrived: list[tuple[float, float, int]] = []
+        lost = 0
         for seq, arrival in packets:
             sent = self.log.get(seq)
             if sent is None:
                 continue  # not ours, or older than the log
             if arrival is None:
-                self.lost += 1
+                lost += 1
                 continue
             self.received += 1
             arrived.append((arrival, sent[0], sent[1]))
+        self.lost += lost
         arrived.sort()
         state = self._trend.state
         for arrival, send, size in arrived:
@@ -377,4 +416,24 @@ class SendSideEstimator:
                 state = self._trend.update(deltas[0], deltas[1], arrival)
         if arrived:
             self.estimate = self._control.update(state, self._throughput.rate(), now, rtt or 0.1)
+        self._collapse(now, len(arrived), lost, rtt or 0.1)
         return self.estimate
+
+    def _collapse(self, now: float, received: int, lost: int, rtt: float) -> None:
+        reported = self._reported
+        reported.append((now, received, lost))
+        while reported[0][0] < now - ACK_WINDOW:
+            reported.popleft()
+        if not lost or now - self._collapse_at < rtt + 0.1:  # a cut shows in the feedback a round trip later
+            return
+        got = sum(r for _, r, _ in reported)
+        missing = sum(m for _, _, m in reported)
+        if got + missing < COLLAPSE_PACKETS or missing <= COLLAPSE_LOSS * (got + missing):
+            return
+        through = self._throughput.recent()
+        if through is None or BETA * through >= self.estimate:
+            return
+        self._control.cut(int(max(BETA * through, self.estimate / COLLAPSE_STEP)), now)
+        self.estimate = self._control.bitrate
+        self._collapse_at = now
+        self.collapses += 1

@@ -273,7 +273,8 @@ class RtpStream:
         self._send_nacks()
 
     def _send_nack(self, lost: list[int]) -> None:
-        assert self._rtcp_ssrc is not None and self.media_ssrc is not None and self.outlet is not None
+        if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
+            return
         packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=self.media_ssrc)
         packet.lost = lost
         self.outlet.send_rtcp(bytes(packet))

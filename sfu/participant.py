@@ -82,6 +82,7 @@ class Participant(AsyncIOEventEmitter):
             "downlink_state": bwe.state,
             "packets_reported": bwe.received,
             "packets_lost": bwe.lost,
+            "collapses": bwe.collapses,  # cuts for a link losing over a quarter of what it was sent
         }
 
     def rtt(self) -> float | None:

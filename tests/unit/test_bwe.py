@@ -23,12 +23,14 @@ class Link:
     jitter: float = 0.0  # s, uniform, order kept
     loss: float = 0.0
     step: tuple[float, float] = (0.0, 0.0)  # (from when, s of one-way delay added): a route change
+    rate_from: float = 0.0  # s: the bottleneck starts then (before it: none)
 
 
-def simulate(link: Link, seconds: float, encoder_max: int = 2_500_000, seed: int = 1) -> list[int]:
+def simulate(link: Link, seconds: float, encoder_max: int = 2_500_000, seed: int = 1,
+             bwe: SendSideEstimator | None = None) -> list[int]:
     """The estimate at the end of every simulated second."""
     rng = random.Random(seed)
-    bwe = SendSideEstimator()
+    bwe = bwe or SendSideEstimator()
     t, link_free, last_arrival, next_feedback = 0.0, 0.0, 0.0, 0.1
     in_flight: list[tuple[int, float | None, float]] = []  # (seq, arrival or None, when the receiver knows)
     estimates = []
@@ -44,7 +46,7 @@ def simulate(link: Link, seconds: float, encoder_max: int = 2_500_000, seed: int
                 in_flight.append((seq, None, sent + link.delay))
                 continue
             leaves = sent
-            if link.rate:
+            if link.rate and sent >= link.rate_from:
                 if max(0.0, link_free - sent) * link.rate / 8 + size > link.queue:
                     in_flight.append((seq, None, sent + link.delay))
                     continue
@@ -82,6 +84,28 @@ def test_a_bottleneck_brings_the_estimate_under_it_and_keeps_it_there() -> None:
     settled = estimates[5:]
     assert max(settled) < 1.1 * 300_000 and min(settled) > 0.7 * 300_000  # near the cap, not starved
     assert sum(settled) / len(settled) < 300_000
+
+
+def test_a_cap_that_comes_mid_call_brings_the_estimate_under_it_within_a_second() -> None:
+    # issue 18, the 300 kbit/s cap on the patient's downlink: 1.5 Mbit/s meets a 200 ms queue. Overuse
+    # shows while the last 0.5 s of acknowledgements still hold the old rate, and once the queue is full
+    # its delay stops growing: the estimate was cut once, to ~0.85 x 1.5 Mbit/s, and stayed there
+    for seed in (1, 2):
+        bwe = SendSideEstimator()
+        estimates = simulate(Link(rate=300_000, queue=7500, rate_from=20.0, delay=0.01), 30,
+                             encoder_max=1_500_000, seed=seed, bwe=bwe)
+        assert estimates[19] > 1_500_000  # before the cap
+        assert estimates[20] < 300_000  # at the end of the cap's first second
+        assert max(estimates[22:]) < 1.1 * 300_000 and min(estimates[22:]) > 0.7 * 300_000
+        assert 1 <= bwe.collapses <= 5
+
+
+def test_random_loss_alone_is_no_collapse() -> None:
+    for loss in (0.05, 0.15):
+        bwe = SendSideEstimator()
+        estimates = simulate(Link(loss=loss), 30, encoder_max=1_500_000, bwe=bwe)
+        assert bwe.collapses == 0
+        assert estimates[-1] > 1_500_000
 
 
 def test_a_faster_bottleneck_is_found_too() -> None:
