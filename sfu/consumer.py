@@ -50,6 +50,8 @@ class Consumer(MediaStreamTrack):
         self._outlet: Outlet | None = None
         self._retransmits = RetransmitGate()
         self._unanswered = UnansweredNacks()
+        self._collapses = 0  # the leg's estimator's collapse count last seen
+        self.collapse_keyframes = 0  # keyframes asked for because the leg collapsed
         self._loss = LossCeiling()
         self._keyframe_seq: int | None = None  # the leg's sequence number of the last keyframe sent
         # the subscriber leg's round-trip time (s), None until known; set by the participant
@@ -113,6 +115,14 @@ class Consumer(MediaStreamTrack):
         self.estimate = bitrate
         if self.kind == "video":
             self._ask(self._budget())
+            outlet = self._outlet
+            if outlet is not None and outlet.bwe is not None and outlet.bwe.collapses != self._collapses:
+                # the leg lost over a quarter of half a second: more than its retransmissions can repair
+                # soon through a link that just narrowed; a keyframe at the new rate repairs it at once
+                self._collapses = outlet.bwe.collapses
+                if self._producer is not None and self._open:
+                    self.collapse_keyframes += 1
+                    self._producer.request_keyframe()
 
     def on_receiver_report(self, highest: int, lost: int) -> None:
         """A receiver report block of the subscriber about this leg: a loss-based ceiling for video."""

@@ -46,6 +46,9 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "frames": consumer.frames_sent,
             "frames_dropped": consumer.frames_dropped,
             "keyframe_requests_received": consumer.keyframe_requests,
+            # keyframes the SFU asked for this leg: NACKs it could not answer; the leg collapsing
+            "repair_keyframes": consumer.repair_keyframes,
+            "collapse_keyframes": consumer.collapse_keyframes,
             "nacks_received": consumer.nacks_received,
             "packets": egress.packets if egress else 0,
             "bytes": egress.octets if egress else 0,

@@ -529,6 +529,35 @@ async def test_a_leg_with_transport_cc_follows_the_sfus_estimate_and_remb_only_u
     await pc.close()
 
 
+async def test_a_leg_that_collapses_asks_its_publisher_for_a_keyframe() -> None:
+    # issue 18, the cap's step: the relay's queue dropped ~80 packets in half a second, more than the
+    # narrowed link could resend soon; a keyframe at the new rate repairs the picture at once
+    from sfu.egress import Outlet
+
+    pc = RTCPeerConnection()
+    outlet = Outlet(pc.addTransceiver("video").sender.transport)
+    outlet.use_transport_cc(5)
+    assert outlet.send_log is not None and outlet.bwe is not None
+    consumer = Consumer("video", "camera")
+    producer: Any = FakeProducer()
+    producer.on_subscriber_estimate = lambda c, bitrate: None
+    consumer.bind(producer)
+    sender, parameters = leg("video", transport_cc=5)
+    consumer.start(RtpEgress("video", parameters, sender.transport.sent.append, outlet.send_log), outlet)
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)  # the picture flows
+    asked = producer.requests
+    for i in range(60):  # 0.3 s at 1.6 Mbit/s; every other packet of the last 40 dropped by a full queue
+        outlet.send_log.next(10.0 + i * 0.005, 1000)
+    outlet.transport_feedback([(i, 20.0 + i * 0.005) for i in range(20)], 10.2)
+    assert producer.requests == asked and outlet.bwe.collapses == 0  # no loss yet
+    outlet.transport_feedback([(i, 20.0 + i * 0.01 if i % 2 else None) for i in range(20, 60)], 10.35)
+    assert outlet.bwe.collapses == 1
+    assert producer.requests == asked + 1 and consumer.collapse_keyframes == 1
+    outlet.transport_feedback([(i, None) for i in range(60, 60)], 10.36)  # nothing new: not asked again
+    assert producer.requests == asked + 1
+    await pc.close()
+
+
 def test_consumer_asks_for_a_keyframe_when_its_leg_comes_up() -> None:
     consumer = Consumer("video", "camera")
     producer: Any = FakeProducer()
