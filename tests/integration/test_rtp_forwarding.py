@@ -206,7 +206,7 @@ async def test_the_round_trip_follows_a_leg_that_just_got_slower() -> None:
         b = await connect(room, "b", "patient", blue)
         await blue.wait_video()
         fast = await eventually(b.rtt)
-        assert fast < 0.05
+        assert fast < 0.1  # loopback, a busy event loop's lag at most
         delay = 0.0
         for transceiver in blue.pc.getTransceivers():  # blue's receiver reports now take 200 ms more
             receiver = transceiver.receiver
@@ -221,9 +221,9 @@ async def test_the_round_trip_follows_a_leg_that_just_got_slower() -> None:
         delay = 0.2
         # a receiver report goes out every 0.5-1.5 s: the first one sent after the change is believed
         slower = await eventually(lambda: (r := b.rtt()) is not None and r > 0.18 and r, timeout=5.0)
-        assert slower < 0.25
+        assert slower < 0.5  # the 200 ms, and the event loops' lag on a busy machine
         stats = await participant_stats(b)
-        assert 180 < stats["rtt_ms"] < 250
+        assert 180 < stats["rtt_ms"] < 500
     finally:
         room.close()
         await room.wait_closed()
