@@ -432,6 +432,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "latency_streams": sum(1 for m in video if m.latencies_us),
             "no_trailer_frames": sum(m.no_trailer for m in meters),
             "gen_cpu_pct": round(100 * ((g1.user - g0.user) + (g1.system - g0.system)) / secs, 1),
+            "gen_system_pct": round(100 * (g1.system - g0.system) / secs, 1),  # the kernel's share (sendto, recvfrom)
             # whole-machine view: other processes on the same cores disturb latency
             "core_busy_pct": bm.cores_busy(c0, c1),
             # --other-pid: more server processes (e.g. a second node), over the same window

@@ -87,7 +87,9 @@ def main() -> None:
         plain = run(tmp / "plain", args.rooms, args.duration, args.warmup, None)
         print(f"plain: {plain['us_per_pkt']} µs of server CPU per forwarded packet, {plain['fwd_pkt_s']} packets/s, "
               f"{plain['server_cpu_pct']} % of a core, RSS {plain['rss_idle_mb']} MB idle, {plain['rss_end_mb']} MB "
-              f"at the end: {plain['rss_per_participant_mb']} MB per participant; loss {plain['loss_pct']} %")
+              f"at the end: {plain['rss_per_participant_mb']} MB per participant; loss {plain['loss_pct']} %; "
+              f"load generator {plain['gen_cpu_pct']} % of its core "
+              f"({plain['gen_system_pct']} % in the kernel)")
         if args.plain:
             return
         profile = tmp / "server.prof"
