@@ -60,7 +60,7 @@ from sfu import Consumer  # noqa: E402
 from sfu import aiortc_hooks as hooks  # noqa: E402
 from sfu.egress import LegParameters, RtpEgress  # noqa: E402
 from sfu.producer import Producer  # noqa: E402
-from sfu.udp_guard import UdpGuard  # noqa: E402
+from sfu.udp_guard import UdpGuard, well_formed_media  # noqa: E402
 
 VP8, RTX = 96, 97
 PAYLOAD = 1100
@@ -127,8 +127,8 @@ class _Path:
         def from_leg() -> bool:
             return True
 
-        def handle(data: bytes) -> None:
-            if guard.admit(data, from_leg) is not None:
+        def handle(data: bytes) -> None:  # as sfu/ice.py's GuardedProtocol: media from the leg's pair first
+            if well_formed_media(data, guard.max_size) or guard.admit(data, from_leg) is not None:
                 receive(unprotect(data), False)
         self.handle = handle
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -235,13 +236,56 @@ def drop_receive_estimator(receiver: RTCRtpReceiver) -> None:
     receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
 
 
+def stop_decoder_thread(receiver: RTCRtpReceiver) -> None:
+    """End the decoder thread aiortc starts for a receiver the fast path feeds.
+
+    `receive()` starts one thread per receiver (two per participant) that waits
+    for encoded frames on a queue; the fast path never gives it one, so at 32
+    rooms 128 threads sat idle, each with its stack and thread state.  `None`
+    ends the thread's loop (and ends aiortc's remote track, which nothing in
+    the SFU reads); with the attribute cleared, aiortc queues no frame and its
+    `__stop_decoder` does not join it.
+    """
+    thread = receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
+    if thread is not None:
+        receiver._RTCRtpReceiver__decoder_queue.put(None)  # type: ignore[attr-defined]
+        receiver._RTCRtpReceiver__decoder_thread = None  # type: ignore[attr-defined]
+
+
 def rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC our RTCP about this receiver's stream is sent from."""
     ssrc: int | None = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
     return ssrc
 
 
-def stream_statistics_for(receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) -> StreamStatistics:
+class ReceptionStatistics(StreamStatistics):
+    """aiortc's reception statistics of one SSRC, fed a packet's sequence number and timestamp.
+
+    `count(seq, ts)` does what `StreamStatistics.add(packet)` does (highest
+    sequence number and its cycles, packets received, interarrival jitter),
+    without a packet object and the call to `uint16_gt`: it runs once per
+    received packet (tests/unit/test_sfu_hooks.py feeds both the same packets).
+    """
+
+    def count(self, seq: int, ts: int) -> None:
+        self.packets_received += 1
+        top = self.max_seq
+        if self.base_seq is None:
+            self.base_seq = seq
+        if top is None or 0 < ((seq - top) & 0xFFFF) < 0x8000:  # newer than the highest (uint16_gt)
+            arrival = int(time.time() * self._clockrate)
+            if top is not None and seq < top:
+                self.cycles += 1 << 16
+            self.max_seq = seq
+            last_ts = self._last_timestamp
+            if ts != last_ts and self.packets_received > 1:
+                diff = abs((arrival - self._last_arrival) - (ts - last_ts))  # type: ignore[operator]
+                self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)
+            self._last_arrival = arrival
+            self._last_timestamp = ts
+
+
+def stream_statistics_for(receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) -> ReceptionStatistics:
     """The reception statistics aiortc's RTCP loop reports (RR) for `ssrc`, made if new.
 
     The fast path feeds them; aiortc's receiver keeps sending the receiver
@@ -249,8 +293,11 @@ def stream_statistics_for(receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) 
     """
     streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
     stats: StreamStatistics | None = streams.get(ssrc)
-    if stats is None:
-        stats = streams[ssrc] = StreamStatistics(clock_rate)
+    if not isinstance(stats, ReceptionStatistics):
+        lean = ReceptionStatistics(clock_rate)
+        if stats is not None:  # aiortc's own, from before the fast path: keep its counts
+            lean.__dict__.update(stats.__dict__)
+        stats = streams[ssrc] = lean
     return stats
 
 

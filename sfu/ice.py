@@ -30,7 +30,7 @@ from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
 from . import aiortc_hooks as hooks
 from .arrival import stamps, wall_clock
-from .udp_guard import RTCP, RTP, STUN, UdpGuard
+from .udp_guard import RTCP, RTP, STUN, UdpGuard, well_formed_media
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,17 @@ class GuardedProtocol(aioice.ice.StunProtocol):
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         assert isinstance(data, bytes)
+        leg, media = self._leg, self.media
+        if (leg is not None and media is not None and leg[1] == addr and well_formed_media(data, self._guard.max_size)
+                and leg[0] is self._pairs.get(self.local_candidate.component)):
+            # the common case, once per media packet: well-formed SRTP/SRTCP from the selected pair
+            # (what `admit` would let through), straight to the fast path
+            try:
+                if not media(data):
+                    self.receiver.data_received(data, self.local_candidate.component)
+            except Exception as exc:
+                self._guard.failed(data, exc)
+            return
         protocol = self._guard.admit(data, lambda: self._from_leg(addr))
         if protocol is None:
             return

@@ -60,16 +60,6 @@ NACK_REPEAT = 0.015
 FEEDBACK_INTERVAL = 0.05
 
 
-class _SeqTs:
-    """What aiortc's `StreamStatistics.add` reads of a packet; one reused per stream."""
-
-    __slots__ = ("sequence_number", "timestamp")
-
-    def __init__(self) -> None:
-        self.sequence_number = 0
-        self.timestamp = 0
-
-
 class RtpStream:
     """One media section of a publisher: its SSRCs' packets become `Packet`s for `on_packet`."""
 
@@ -94,8 +84,7 @@ class RtpStream:
         self._clock: Callable[[], float] = wall_clock
         self._rtcp_ssrc: int | None = None
         self.media_ssrc: int | None = None
-        self._stats: dict[int, Any] = {}
-        self._view = _SeqTs()
+        self._stats: dict[int, hooks.ReceptionStatistics] = {}
         # NACK generation (video): the highest sequence number and the gaps below it
         self._nack = kind == "video"
         self._max_seq: int | None = None
@@ -128,6 +117,7 @@ class RtpStream:
                 self._level_id = ext.id
         self.rtx_ssrcs = hooks.rtx_ssrcs(self.receiver)
         self._rtcp_ssrc = hooks.rtcp_ssrc(self.receiver)
+        hooks.stop_decoder_thread(self.receiver)  # it would wait for frames that never come
         self.started = True
 
     def record_arrivals(self, extension_id: int, arrivals: FeedbackRecorder,
@@ -186,10 +176,7 @@ class RtpStream:
             pt = apt
             stats = self._stats.get(ssrc)
             if stats is not None:  # a repaired packet is not lost (receiver reports)
-                view = self._view
-                view.sequence_number = seq
-                view.timestamp = ts
-                stats.add(view)
+                stats.count(seq, ts)
         else:
             if pt not in self.codecs:
                 return
@@ -200,10 +187,7 @@ class RtpStream:
                 self.media_ssrc = ssrc
                 self._max_seq = None
                 self.missing.clear()
-            view = self._view
-            view.sequence_number = seq
-            view.timestamp = ts
-            stats.add(view)  # type: ignore[arg-type]  # reads these two fields only
+            stats.count(seq, ts)
         if self._nack and ssrc == self.media_ssrc:
             self._track(seq)
         self._on_packet(Packet(ssrc, pt, seq, ts, b1 >> 7, data[at:end], padding, level))

@@ -66,6 +66,17 @@ def demux(data: bytes) -> str | None:
     return None
 
 
+def well_formed_media(data: bytes, max_size: int) -> bool:
+    """Whether `data` is an RTP or RTCP datagram `problem` finds nothing wrong with (the common case,
+    checked in one call; anything else goes through `problem`, which says what is wrong)."""
+    size = len(data)
+    if size < 8 or size > max_size or not 127 < data[0] < 192:
+        return False
+    if 191 < data[1] < 224:
+        return _rtcp_problem(data) is None
+    return _rtp_problem(data) is None
+
+
 def problem(data: bytes, max_size: int) -> tuple[str, str | None]:
     """(protocol, drop kind or None) for one datagram, from its bytes alone."""
     if not data:

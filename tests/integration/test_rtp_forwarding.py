@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from typing import Any
 
@@ -80,6 +81,34 @@ def drop_towards(participant: Participant, rate: float, rng: random.Random) -> d
     for protocol in connection._protocols:
         drop_sent(protocol, rate, rng, dropped)
     return dropped
+
+
+async def test_the_sfus_receivers_end_aiortcs_idle_decoder_threads_and_media_still_flows() -> None:
+    # issue 14: aiortc starts a decoder thread per receiver; the fast path never feeds it (128 idle
+    # threads at 32 rooms). The test peers' own receivers decode, so only the SFU's are looked at.
+    room = Room("threads", SfuOptions())
+    red, blue = Peer("red"), Peer("blue")
+    try:
+        a = await connect(room, "a", "practitioner", red)
+        b = await connect(room, "b", "patient", blue)
+        assert dominant_colour(await blue.wait_video()) == "red"
+        assert dominant_colour(await red.wait_video()) == "blue"
+        queues = [p.receiver._RTCRtpReceiver__decoder_queue for p in (*a.producers.values(), *b.producers.values())]
+        assert len(queues) >= 4  # camera and microphone of each
+
+        def sfu_decoders() -> list[threading.Thread]:
+            return [t for t in threading.enumerate() if t.name.endswith("-decoder")
+                    and any(q is arg for q in queues for arg in getattr(t, "_args", ()))]
+
+        await eventually(lambda: not sfu_decoders())
+        peers_decoders = [t for t in threading.enumerate() if t.name.endswith("-decoder")]
+        assert len(peers_decoders) >= 4  # the peers' own receivers still decode: the check can see threads
+        before = len(blue.video_pts)
+        await eventually(lambda: len(blue.video_pts) > before + 10)
+    finally:
+        room.close()
+        await room.wait_closed()
+        await asyncio.gather(red.close(), blue.close())
 
 
 async def test_the_subscribers_nacks_are_answered_with_rtx_from_the_history() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import queue
 from pathlib import Path
 
 import aioice
@@ -16,7 +17,7 @@ import aiortc
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rate import RemoteBitrateEstimator
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics, decoder_worker
 
 SFU = Path(__file__).resolve().parents[2] / "sfu"
 
@@ -99,6 +100,12 @@ async def test_receiver_names() -> None:
     # drop_receive_estimator: a video receiver's REMB estimator, which aiortc skips when None
     assert isinstance(receiver._RTCRtpReceiver__remote_bitrate_estimator, RemoteBitrateEstimator)
     assert "if self.__remote_bitrate_estimator is not None" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    # stop_decoder_thread: receive() starts a thread reading this queue until None; frames only go to it while set
+    assert receiver._RTCRtpReceiver__decoder_thread is None
+    assert isinstance(receiver._RTCRtpReceiver__decoder_queue, queue.Queue)
+    assert "if task is None" in inspect.getsource(decoder_worker)
+    assert "and self.__decoder_thread:" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "if self.__decoder_thread:" in inspect.getsource(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
     await pc.close()
 
 
@@ -150,3 +157,33 @@ def test_the_lean_srtp_calls_interoperate_with_pylibsrtp_and_fail_like_it() -> N
         unprotect(good[:-1] + bytes([good[-1] ^ 1]))  # a forged tag (one bit flipped: never the same tag)
     with pytest.raises(ValueError, match="too long"):
         protect(packets[0] + bytes(1400))
+
+
+def test_reception_statistics_count_like_aiortcs_add() -> None:
+    # the fast path's per-packet call must leave aiortc's receiver reports exactly as its own add() would
+    import random
+    from unittest import mock
+
+    from aiortc.rtp import RtpPacket
+
+    from sfu import aiortc_hooks as hooks
+
+    rng = random.Random(14)
+    seq, ts, packets = 65500, 4_294_960_000, []
+    for _ in range(3000):  # across a sequence-number wrap and a timestamp wrap
+        step = rng.choice([1, 1, 1, 1, 2, 5, -3, 0, 40000])  # in order, gaps, late, duplicates, a jump
+        seq = (seq + step) & 0xFFFF
+        ts = (ts + rng.choice([0, 3000, 3000, 6000])) & 0xFFFFFFFF
+        packets.append((seq, ts, rng.random()))
+    theirs, ours = StreamStatistics(90000), hooks.ReceptionStatistics(90000)
+    clock = [1000.0]
+    with mock.patch("time.time", lambda: clock[0]):
+        for seq, ts, wait in packets:
+            clock[0] += wait / 100
+            theirs.add(RtpPacket(sequence_number=seq, timestamp=ts))
+            ours.count(seq, ts)
+    assert theirs.max_seq is not None and theirs.cycles >= 1 << 16 and theirs.jitter > 0  # the walk did wrap
+    for name in ("base_seq", "max_seq", "cycles", "packets_received", "jitter", "packets_expected",
+                 "packets_lost", "fraction_lost"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours._jitter_q4 == theirs._jitter_q4  # the jitter before its rounding

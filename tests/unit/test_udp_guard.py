@@ -65,6 +65,33 @@ def test_each_datagram_is_admitted_or_dropped_for_a_reason(data: bytes, kind: st
     assert {k for k, v in guard.dropped.items() if v} == ({kind} if kind else set())
 
 
+def test_the_media_shortcut_admits_exactly_the_rtp_and_rtcp_the_guard_admits() -> None:
+    # sfu/ice.py skips `admit` for the selected pair's media when `well_formed_media` says yes:
+    # it must never let through what `admit` drops, nor send the guard media it would take
+    import random
+
+    rng = random.Random(17)
+    samples = [RTP, RTCP_RR, DTLS, binding(), RTP[:11], bytes([0x83]) + RTP[1:16], RTP + bytes(1500), b"", b"\x80"]
+    for _ in range(20000):
+        base = bytearray(rng.choice(samples[:4]))
+        for _ in range(rng.randrange(4)):  # flip, cut or grow
+            choice = rng.randrange(3)
+            if choice == 0 and base:
+                base[rng.randrange(len(base))] = rng.randrange(256)
+            elif choice == 1:
+                del base[rng.randrange(len(base) + 1):]
+            else:
+                base += bytes(rng.randrange(64))
+        samples.append(bytes(base))
+    taken = 0
+    for data in samples:
+        protocol = UdpGuard().admit(data, lambda: True)
+        expected = protocol in (udp_guard.RTP, udp_guard.RTCP)
+        assert udp_guard.well_formed_media(data, 1500) is expected, data[:16].hex()
+        taken += expected
+    assert 1000 < taken < len(samples) - 1000  # both answers were exercised
+
+
 def test_dtls_and_srtp_only_from_the_legs_pair_stun_from_anywhere() -> None:
     guard = UdpGuard()
     assert guard.admit(DTLS, lambda: False) is None
