@@ -10,8 +10,9 @@ wrapper) and `sendto`s; received SRTP is counted in the socket callback from
 its header, which SRTP leaves in clear (packets, loss from sequence numbers,
 frames, gaps); only a video frame's last packet is unprotected, for the
 one-way latency in the 12-byte `LTCY` trailer the sender appends to it.  The
-generator trusts the server under test: it authenticates only what it decrypts.  One scheduler task paces every stream, each
-with its own phase, so bursts stay small.  PLI/FIR make a sender jump to
+generator trusts the server under test: it authenticates only what it
+decrypts.  One scheduler task paces every stream, each with its own phase,
+waking at most once a millisecond, so bursts stay small.  PLI/FIR make a sender jump to
 its next keyframe (as a browser encodes one); NACKs are answered from a
 short history.  Like a browser, each peer connection sends a receiver report
 and a REMB for what it receives about once a second.
@@ -225,13 +226,13 @@ class RawLink:
         if not data or not 127 < data[0] < 192:
             aioice(data, addr)
             return
+        if len(data) < 12:  # shorter than an RTP header or an SRTCP packet
+            return
         if 191 < data[1] < 224:
             try:
                 self._rtcp(self.rx.unprotect_rtcp(data))  # type: ignore[union-attr]
             except pylibsrtp.Error:
                 pass
-            return
-        if len(data) < 12:
             return
         _b0, b1, seq, _ts, ssrc = _HDR.unpack_from(data)  # SRTP encrypts the payload, not the header
         pt = b1 & 0x7F
