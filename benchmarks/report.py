@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 NAMES = {"direct": "direct (no server)", "ours": "ours (teleconsult)", "ours-asyncio": "ours, asyncio loop",
+         "ours-alt": "ours, --alt-python",
          "relay": "aiortc MediaRelay", "janus": "Janus 1.1.2 videoroom"}
 
 # targets of issue 14
@@ -114,6 +115,11 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         oa = ok.get(("ours-asyncio", n))
         if o and oa and o.get("us_per_pkt") and oa.get("us_per_pkt"):
             parts.append(f"ours under uvloop / asyncio loop = {o['us_per_pkt']:.0f} / {oa['us_per_pkt']:.0f} us per packet")
+        alt = ok.get(("ours-alt", n))
+        if alt and alt.get("us_per_pkt"):
+            parts.append(f"ours on --alt-python = {alt['us_per_pkt']:.0f} us per packet")
+            if j and j.get("us_per_pkt"):
+                parts.append(f"= {alt['us_per_pkt'] / j['us_per_pkt']:.2f}x Janus")
         if o and rl and o.get("ms_per_stream_s") and rl.get("ms_per_stream_s"):
             ratio = rl["ms_per_stream_s"] / o["ms_per_stream_s"]
             parts.append(f"MediaRelay/ours CPU per stream = {ratio:.1f}x "
@@ -143,7 +149,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
                        f"{100 * top / j['server_cpu_pct']:.0f} rooms per core")
     out.append("")
     out.append("Server RSS slope across room counts (MB per participant, least squares of end RSS):")
-    for mode in ("ours", "ours-asyncio", "relay", "janus"):
+    for mode in ("ours", "ours-asyncio", "ours-alt", "relay", "janus"):
         pts = [(2 * r["rooms"], r["rss_end_mb"]) for r in results
                if r.get("mode") == mode and "error" not in r and "rss_end_mb" in r]
         s = slope(pts)

@@ -87,13 +87,14 @@ def outer(args: argparse.Namespace, argv: list[str]) -> int:
 
 # ---------------------------------------------------------------- inner: servers
 
-def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop") -> tuple[subprocess.Popen[bytes], list[str]]:
+def start_ours(tmp: Path, rooms: int, log: Path, event_loop: str = "uvloop",
+               teleconsult: str = TELECONSULT) -> tuple[subprocess.Popen[bytes], list[str]]:
     # one process on one core (workers = 1), as every earlier figure (workers_cpu.py: workers)
     cfg, port = write_config(tmp, (40000, 40999), f'[media]\nevent_loop = "{event_loop}"\n',
                              ice_ip=ICE_IP)
     (tmp / "links.json").write_text(json.dumps(demo_links(cfg, rooms)))
     with log.open("ab") as f:
-        proc = subprocess.Popen([*NICE, "taskset", "-c", str(SERVER_CORE), TELECONSULT, "serve", "--config", str(cfg)],
+        proc = subprocess.Popen([*NICE, "taskset", "-c", str(SERVER_CORE), teleconsult, "serve", "--config", str(cfg)],
                                 stdout=f, stderr=subprocess.STDOUT)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return proc, ["--links", str(tmp / "links.json")]
@@ -124,6 +125,8 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
         base = server.partition(":")[0]
         if base in ("ours", "ours-asyncio"):
             proc, extra = start_ours(run_dir, rooms, log, "asyncio" if base == "ours-asyncio" else "uvloop")
+        elif base == "ours-alt":  # the same code on another interpreter (its venv's `teleconsult` script)
+            proc, extra = start_ours(run_dir, rooms, log, teleconsult=str(Path(args.alt_python).parent / "teleconsult"))
         elif base == "relay":
             proc, extra = start_relay(log)
         elif base == "janus":
@@ -134,7 +137,7 @@ def run_point(args: argparse.Namespace, server: str, rooms: int, tmp: Path, janu
             extra += ["--server-pid", str(proc.pid)]
         # "janus:aiortc": the same server, loaded by the aiortc engine (to compare the generators)
         base, _, engine = server.partition(":")
-        mode = "ours" if base == "ours-asyncio" else base
+        mode = "ours" if base in ("ours-asyncio", "ours-alt") else base
         cmd = [*NICE, PY, str(HERE / "loadgen.py"), "--mode", mode, "--rooms", str(rooms), "--engine", engine or args.engine,
                "--duration", str(args.duration), "--warmup", str(args.warmup), "--ip", ICE_IP,
                "--core", str(GEN_CORE), "--media-cache", str(tmp / "media.pkl"), *extra]
@@ -260,7 +263,8 @@ def main() -> int:
     p.add_argument("--rooms", default="1,4,8", help="room counts, comma-separated")
     p.add_argument("--relay-rooms", default="", help="room counts for MediaRelay (default: --rooms)")
     p.add_argument("--servers", default="direct,ours,relay,janus",
-                   help="among direct, ours, ours-asyncio (our server on asyncio's loop), relay, janus; "
+                   help="among direct, ours, ours-asyncio (our server on asyncio's loop), ours-alt (on --alt-python), "
+                        "relay, janus; "
                         "NAME:aiortc loads that server with the aiortc engine whatever --engine says")
     p.add_argument("--engine", choices=["raw", "aiortc"], default="raw",
                    help="load generator: raw SRTP sockets (default; 32 rooms fit its core) or aiortc's RTP stack")
@@ -275,6 +279,9 @@ def main() -> int:
     p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="before each point, wait up to this many s for the box to be quiet (shared machines)")
     p.add_argument("--quiet-pct", type=float, default=25.0, help="'quiet': at most this %% of both cores busy")
+    p.add_argument("--alt-python", default="",
+                   help="server ours-alt: our server run by this interpreter's venv (its bin/teleconsult), e.g. one "
+                        "built with PGO and LTO, against ours on the project's .venv")
     p.add_argument("--netns", default=NETNS)
     p.add_argument("--out", default="", help="also write every figure as JSON")
     p.add_argument("--keep-logs", action="store_true")
@@ -284,6 +291,8 @@ def main() -> int:
         data = json.loads(Path(args.report).read_text())
         print_report(data["results"], data["meta"], args.max_gen_cpu, data.get("runs"))
         return 0
+    if "ours-alt" in args.servers.split(",") and not (Path(args.alt_python).parent / "teleconsult").exists():
+        p.error("server ours-alt needs --alt-python: a venv's python with teleconsult installed beside it")
     if os.environ.get("SFU_COMPARE_INNER"):
         return inner(args)
     if not args.timeout:
