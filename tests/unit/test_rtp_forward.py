@@ -346,10 +346,14 @@ def test_the_loss_ceiling_falls_with_congestion_loss_holds_with_moderate_loss_an
     assert c.report(1250, 50, every, 100_000, 2.5, 500_000) == 288_000  # within the window: unchanged
     # 5 % loss (random loss a NACK cache repairs): held, not cut further
     assert c.report(1300, 45, every, 120_000, 3.0, 500_000) == 288_000 and round(c.loss, 6) == 0.05
-    # clear: it grows 8 % a window, and stops binding once above the delay-based estimate
+    # clear: it grows 8 % a second, and stops binding once above the delay-based estimate
     assert c.report(1400, 45, every, 150_000, 4.0, 500_000) == int(288_000 * 1.08) + 1000
+    grown = c.ceiling
+    assert grown is not None
+    # a window of a starved leg's few packets spans longer: it grows as much as the seconds it spans
+    assert c.report(1450, 45, every, 160_000, 6.5, 500_000) == int(grown * 1.08 ** 2.5) + 1000
     for i in range(10):
-        c.report(1500 + 100 * i, 45, every, 180_000 + 30_000 * i, 5.0 + i, 500_000)
+        c.report(1500 + 100 * i, 45, every, 180_000 + 30_000 * i, 7.5 + i, 500_000)
     assert c.ceiling is None
     # never below what a browser can encode at
     low = LossCeiling()
