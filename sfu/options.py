@@ -28,7 +28,7 @@ class SfuOptions:
     congestion_control: str = "transport-cc"
 
 
-# what a publisher's audio may take beside its video ([media] max_audio_kbps' default)
+# what a publisher's audio may take beside its video: [media] max_audio_kbps' default (32) twice, Opus in RED
 AUDIO_ALLOWANCE = 64_000
 # RTP, SRTP and IP/UDP headers on a camera's packets: ~60 bytes of ~1100
 PACKET_OVERHEAD = 0.1

@@ -123,7 +123,7 @@ class MediaConfig:
     video_codecs: list[str] = field(default_factory=lambda: ["VP8"])
     # caps asked of browsers for what they send, in kbit/s
     max_video_kbps: int = 1500
-    max_audio_kbps: int = 64
+    max_audio_kbps: int = 32
     # minimum seconds between two keyframe requests sent to one publisher
     keyframe_request_interval: float = 0.5
     # the server's event loop: "uvloop" (libuv, about half the CPU per forwarded packet) or "asyncio"

@@ -132,7 +132,7 @@ export class Call extends EventTarget {
       if (pc.connectionState !== "connected") return;
       capBitrate(video.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
       capBitrate(screen.sender, (welcome?.max_video_kbps ?? 1500) * 1000);
-      capBitrate(audio.sender, (welcome?.max_audio_kbps ?? 64) * 1000);
+      capBitrate(audio.sender, (welcome?.max_audio_kbps ?? 32) * 1000);
     });
   }
 
