@@ -30,9 +30,9 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
+    RTCP_RTPFB,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
-    RtcpRtpfbPacket,
     pack_remb_fci,
 )
 
@@ -41,7 +41,7 @@ from .arrival import wall_clock
 from .egress import Outlet
 from .ice import GuardedProtocol
 from .packet import Packet
-from .repair import NackSchedule
+from .repair import NackSchedule, nack_items
 from .twcc import FeedbackRecorder
 
 logger = logging.getLogger(__name__)
@@ -259,9 +259,11 @@ class RtpStream:
     def _send_nack(self, lost: list[int]) -> None:
         if self._rtcp_ssrc is None or self.media_ssrc is None or self.outlet is None:
             return
-        packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=self.media_ssrc)
-        packet.lost = lost
-        self.outlet.send_rtcp(bytes(packet))
+        items = nack_items(lost)
+        # RTPFB (205), FMT 1: the length counts 32-bit words after the first, less one
+        header = struct.pack("!BBHLL", 0x80 | RTCP_RTPFB_NACK, RTCP_RTPFB, (8 + len(items)) // 4,
+                             self._rtcp_ssrc, self.media_ssrc)
+        self.outlet.send_rtcp(header + items)
 
     def _nack_again(self) -> None:
         # the copy: a publisher that got the first NACK has the packet in its pacer or just resent it,

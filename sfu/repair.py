@@ -223,3 +223,29 @@ class UnansweredNacks:
         self._asked_at, self._count = now, 0
         self.keyframes += 1
         return True
+
+
+def nack_items(lost: Iterable[int]) -> bytes:
+    """RFC 4585 generic NACK items (16-bit PID, 16-bit bitmask of the 16 packets after it) for `lost`:
+    in any order, repeated or not, across the 16-bit wrap (in serial order from the first one given).
+
+    aiortc's packer takes a list ascending by value: a list across the wrap, or a repeat
+    list made of two (the second older than the end of the first), gave it a negative shift
+    and the NACK was never sent (issue 18, 2026-12-06: `ValueError` in the loss scenario).
+    """
+    seqs = list(dict.fromkeys(s & 0xFFFF for s in lost))
+    if not seqs:
+        return b""
+    ref = seqs[0]
+    seqs.sort(key=lambda s: (s - ref + 0x8000) & 0xFFFF)
+    out = bytearray()
+    pid, mask = seqs[0], 0
+    for seq in seqs[1:]:
+        d = (seq - pid) & 0xFFFF
+        if d <= 16:
+            mask |= 1 << (d - 1)
+        else:
+            out += pid.to_bytes(2, "big") + mask.to_bytes(2, "big")
+            pid, mask = seq, 0
+    out += pid.to_bytes(2, "big") + mask.to_bytes(2, "big")
+    return bytes(out)

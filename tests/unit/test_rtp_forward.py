@@ -848,6 +848,24 @@ async def test_each_nack_goes_again_shortly_after_for_what_is_still_missing() ->
     await pc.close()
 
 
+async def test_nacks_across_the_wrap_and_their_copy_go_out() -> None:
+    # aiortc's NACK packer wanted its list ascending: across the 16-bit wrap, or for a copy made of two
+    # NACKs, it raised (a negative shift) and the NACK never left (network_quality.py, 2026-12-06)
+    from sfu.ingress import NACK_REPEAT
+
+    stream, got, wire, pc = await started_stream("video", rtx_ssrcs={6: 5})
+    stream._rtt = lambda: 0.15
+    for seq in (65533, 65534, 1, 2):  # 65535 and 0 lost, across the wrap
+        stream.receive(wire_bytes(seq, 3000, b"\x10\x01"), rtx=False)
+    for seq in (5,):  # 3 and 4 lost
+        stream.receive(wire_bytes(seq, 3000, b"\x10\x01"), rtx=False)
+    assert [[s & 0xFFFF for s in RtcpPacket.parse(d)[0].lost] for d in wire.sent] == [[65535, 0], [3, 4]]
+    await asyncio.sleep(NACK_REPEAT * 3)
+    assert sorted(s & 0xFFFF for s in RtcpPacket.parse(wire.sent[-1])[0].lost) == [0, 3, 4, 65535]  # the copy
+    stream.close()
+    await pc.close()
+
+
 async def test_ingress_drops_what_srtp_refuses_and_leaves_the_rest_to_aioice() -> None:
     import os
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate, UnansweredNacks
+import pytest
+
+from sfu.repair import KeyframeRequests, NackSchedule, RetransmitGate, UnansweredNacks, nack_items
 
 
 def test_a_missing_packet_is_asked_at_once_then_once_per_round_trip() -> None:
@@ -144,3 +146,28 @@ def test_unanswered_nacks_ask_for_one_keyframe_then_wait_for_it() -> None:
     assert not any(nacks.unanswered(13.2 + i * 0.01) for i in range(50))  # the keyframe has time to come
     assert [nacks.unanswered(15.2 + i * 0.01) for i in range(10)][-1] is True  # still broken: again
     assert nacks.keyframes == 2
+
+
+def _decoded(items: bytes) -> list[int]:
+    # a receiver's reading (libwebrtc's: 16-bit numbers), through aiortc's parser of the FCI
+    from aiortc.rtp import RtcpRtpfbPacket
+
+    return [s & 0xFFFF for s in RtcpRtpfbPacket.parse(b"\0" * 8 + items, 1).lost]
+
+
+@pytest.mark.parametrize("lost", [
+    [65533, 65535, 0, 3, 40],  # across the wrap, oldest first (NackSchedule.due's order)
+    [100, 101, 99, 120, 100],  # a repeat list made of two, and a duplicate
+    [7],
+    [0, 16, 17, 33, 34, 50],  # the 16th after an item is in its mask, the 17th starts a new one
+])
+def test_nack_items_say_each_lost_packet_once_in_any_order_and_across_the_wrap(lost: list[int]) -> None:
+    items = nack_items(lost)
+    assert sorted(_decoded(items)) == sorted(set(lost))
+    assert len(items) % 4 == 0
+
+
+def test_nack_items_take_as_few_items_as_the_masks_allow() -> None:
+    assert len(nack_items([65533, 65535, 0, 3])) == 4  # one PID (65533) and its mask, across the wrap
+    assert len(nack_items([0, 16, 17])) == 8  # 16 is in 0's mask, 17 is not
+    assert nack_items([]) == b""
