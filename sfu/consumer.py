@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# how far back (in a leg's sequence numbers) a keyframe's or a collapse's mark decides what is not resent
+STALE_SPAN = 0x4000
+
 
 class Consumer(MediaStreamTrack):
     """Forwards one producer's packets to one subscriber leg, rewritten by an `RtpEgress`.
@@ -53,7 +56,10 @@ class Consumer(MediaStreamTrack):
         self._collapses = 0  # the leg's estimator's collapse count last seen
         self.collapse_keyframes = 0  # keyframes asked for because the leg collapsed
         self._loss = LossCeiling()
-        self._keyframe_seq: int | None = None  # the leg's sequence number of the last keyframe sent
+        # the leg's first sequence number a picture still needs: the last keyframe sent, or the packet after
+        # the last one sent when the leg collapsed (its keyframe is on its way); nothing before it is resent
+        self._needed_from: int | None = None
+        self.stale_nacks = 0  # NACKs for packets before `_needed_from`, not answered
         # the subscriber leg's round-trip time (s), None until known; set by the participant
         self.rtt: Callable[[], float | None] = lambda: None
 
@@ -123,6 +129,13 @@ class Consumer(MediaStreamTrack):
                 if self._producer is not None and self._open:
                     self.collapse_keyframes += 1
                     self._producer.request_keyframe()
+                    # what was sent until now was mostly lost with the step, and what of it arrived cannot be
+                    # decoded without the rest: resending it would only take the narrowed link from the
+                    # keyframe (issue 18: 120-150 NACKs per 100 ms after a 300 kbit/s step, a quarter of the
+                    # leg taken off what the publisher is asked, and late frames shown from before the step)
+                    last = self._egress.last_sequence_number if self._egress is not None else None
+                    if last is not None:
+                        self._need_from((last + 1) & 0xFFFF)
 
     def on_receiver_report(self, highest: int, lost: int) -> None:
         """A receiver report block of the subscriber about this leg: a loss-based ceiling for video."""
@@ -174,10 +187,14 @@ class Consumer(MediaStreamTrack):
         """The subscriber lost a packet (NACK): send it again from our history, once per round trip;
         a keyframe when too many cannot be answered (gone from the history, or over the retransmission
         budget).  A packet the SFU never got is left to the publisher's leg, which repairs it: answering
-        it spends nothing and asks for nothing."""
+        it spends nothing and asks for nothing.  Nor is a packet from before the last keyframe sent (a VP8
+        keyframe resets every reference), or before a collapse of the leg (its keyframe is coming)."""
         self.nacks_received += 1
         egress = self._egress
         if egress is None:
+            return
+        if self._stale(sequence_number, egress):
+            self.stale_nacks += 1
             return
         now = time.monotonic()
         if egress.kept(sequence_number):
@@ -190,9 +207,6 @@ class Consumer(MediaStreamTrack):
                 return  # resent less than a round trip ago: still on its way
         elif not egress.gone(sequence_number):
             return  # never came: lost before the SFU, and NACKed there already
-        key = self._keyframe_seq
-        if key is not None and (sequence_number - key) & 0xFFFF >= 0x8000:
-            return  # from before the last keyframe sent: the picture no longer needs it
         if self._unanswered.unanswered(now) and self._producer is not None:
             self._producer.request_keyframe()
 
@@ -214,11 +228,23 @@ class Consumer(MediaStreamTrack):
             for sent in (packet, *producer.received_after(packet)):
                 self._send(egress, sent, now, producer)
             if self.kind == "video":
-                self._keyframe_seq = egress.first_sequence_number
+                self._need_from(egress.first_sequence_number)
             return
         self._send(egress, packet, now, producer)
-        if key and self.kind == "video":
-            self._keyframe_seq = egress.last_sequence_number
+        if key and self.kind == "video" and egress.last_sequence_number is not None:
+            self._need_from(egress.last_sequence_number)
+
+    def _need_from(self, sequence_number: int) -> None:
+        # the marks come in the order the leg sent them: a collapse's, then its keyframe's
+        self._needed_from = sequence_number
+
+    def _stale(self, sequence_number: int, egress: RtpEgress) -> bool:
+        # sent before the mark; a mark over STALE_SPAN packets old says nothing (16-bit numbers wrap, and
+        # what came before it left the history long ago)
+        needed, last = self._needed_from, egress.last_sequence_number
+        if needed is None or last is None or (last + 1 - needed) & 0xFFFF > STALE_SPAN:
+            return False
+        return 0 < (needed - sequence_number) & 0xFFFF <= STALE_SPAN
 
     def _send(self, egress: RtpEgress, packet: Packet, now: float, producer: Producer) -> None:
         payload_type = None

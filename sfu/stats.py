@@ -50,6 +50,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "repair_keyframes": consumer.repair_keyframes,
             "collapse_keyframes": consumer.collapse_keyframes,
             "nacks_received": consumer.nacks_received,
+            # of which for packets from before the last keyframe, or before a collapse: not resent
+            "stale_nacks": consumer.stale_nacks,
             "packets": egress.packets if egress else 0,
             "bytes": egress.octets if egress else 0,
             "packets_lost": max(0, remote.packetsLost) if remote else 0,

@@ -643,7 +643,77 @@ def test_nacks_the_cache_cannot_answer_bring_a_keyframe_instead_of_a_standstill(
     assert producer.requests == asked + 1 and consumer.repair_keyframes == 1
     # a new keyframe moves the mark: what was lost before it no longer counts
     consumer.on_packet(producer, pkt(HISTORY["video"] + 51, 3000 * 600, b"\x10\x00", marker=True), True, 30.0)
-    assert consumer._keyframe_seq == parse(sender.transport.sent[-1]).sequence_number
+    assert consumer._needed_from == parse(sender.transport.sent[-1]).sequence_number
+
+
+def _resent(sender: Sender) -> list[int]:
+    # the original sequence numbers the RTX packets carry (RFC 4588: the first two payload bytes)
+    return [int.from_bytes(parse(d).payload[:2], "big") for d in sender.transport.sent if parse(d).payload_type == 101]
+
+
+def test_packets_from_before_the_last_keyframe_are_not_resent() -> None:
+    # a VP8 keyframe resets every reference: what came before it cannot help the picture any more
+    consumer, sender, producer, key = flowing_consumer(20)
+    consumer.on_packet(producer, pkt(21, 3000 * 21, b"\x10\x00", marker=True), True, 2.0)  # a new keyframe
+    new_key = parse(sender.transport.sent[-1]).sequence_number
+    consumer.retransmit((new_key - 3) & 0xFFFF)  # in the history, but before it
+    consumer.retransmit(new_key)
+    assert _resent(sender) == [new_key] and consumer.stale_nacks == 1
+
+
+async def test_after_a_collapse_only_what_was_sent_since_is_resent() -> None:
+    # issue 18, the cap's step: 120-150 NACKs per 100 ms for what the full queue dropped, resent ahead of
+    # the keyframe asked for at the collapse, and a quarter of the leg taken off what the publisher was asked
+    from sfu.egress import Outlet
+
+    pc = RTCPeerConnection()
+    outlet = Outlet(pc.addTransceiver("video").sender.transport)
+    outlet.use_transport_cc(5)
+    assert outlet.send_log is not None and outlet.bwe is not None
+    consumer = Consumer("video", "camera")
+    producer: Any = FakeProducer()
+    producer.on_subscriber_estimate = lambda c, bitrate: None
+    consumer.bind(producer)
+    sender, parameters = leg("video", transport_cc=5)
+    consumer.start(RtpEgress("video", parameters, sender.transport.sent.append, outlet.send_log), outlet)
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
+    for i in range(2, 40):
+        consumer.on_packet(producer, pkt(i, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
+    before = parse(sender.transport.sent[-1]).sequence_number  # the last packet sent before the collapse
+    sent = outlet.send_log._next  # transport-wide numbers used so far
+    for i in range(60):
+        outlet.send_log.next(10.0 + i * 0.005, 1000)
+    outlet.transport_feedback([(sent + i, 20.0 + i * 0.005) for i in range(20)], 10.2)
+    outlet.transport_feedback([(sent + i, 20.0 + i * 0.01 if i % 2 else None) for i in range(20, 60)], 10.35)
+    assert consumer.collapse_keyframes == 1
+    consumer.on_packet(producer, pkt(40, 3000 * 40, b"\x10\x01", marker=True), False, 2.4)  # after it
+    after = parse(sender.transport.sent[-1]).sequence_number
+    asked = producer.requests
+    for back in range(10):  # lost in the step: not resent, and no keyframe asked for them
+        consumer.retransmit((before - back) & 0xFFFF)
+    consumer.retransmit(after)
+    assert _resent(sender) == [after] and consumer.stale_nacks == 10 and producer.requests == asked
+    # the keyframe comes: its mark takes over
+    consumer.on_packet(producer, pkt(41, 3000 * 41, b"\x10\x00", marker=True), True, 2.5)
+    key = parse(sender.transport.sent[-1]).sequence_number
+    consumer.retransmit(after)  # before the keyframe now
+    consumer.retransmit(key)
+    assert _resent(sender) == [after, key] and consumer.stale_nacks == 11
+    await pc.close()
+
+
+def test_a_keyframe_long_ago_does_not_hold_back_the_nacks_of_today() -> None:
+    # 16-bit sequence numbers wrap: a mark over STALE_SPAN packets old no longer decides anything (at 130
+    # packets a second a camera wraps in 8 minutes, and browsers send keyframes only when asked)
+    from sfu.consumer import STALE_SPAN
+
+    consumer, sender, producer, key = flowing_consumer(2)
+    for i in range(3, 0x10000 - 60):
+        consumer.on_packet(producer, pkt(i & 0xFFFF, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
+    last = parse(sender.transport.sent[-1]).sequence_number
+    assert 0 < (key - last) & 0xFFFF < STALE_SPAN  # the keyframe's number now reads as just ahead
+    consumer.retransmit(last)
+    assert _resent(sender) == [last] and consumer.stale_nacks == 0
 
 
 def test_nacks_over_the_retransmission_budget_bring_a_keyframe() -> None:
