@@ -533,9 +533,8 @@ async def test_a_leg_with_transport_cc_follows_the_sfus_estimate_and_remb_only_u
     await pc.close()
 
 
-async def test_a_leg_that_collapses_asks_its_publisher_for_a_keyframe() -> None:
-    # issue 18, the cap's step: the relay's queue dropped ~80 packets in half a second, more than the
-    # narrowed link could resend soon; a keyframe at the new rate repairs the picture at once
+def estimated_leg() -> tuple[RTCPeerConnection, Any, Consumer, Any, Sender]:
+    """A video consumer on a leg the SFU estimates from transport-wide feedback (number 5), its producer fake."""
     from sfu.egress import Outlet
 
     pc = RTCPeerConnection()
@@ -548,6 +547,13 @@ async def test_a_leg_that_collapses_asks_its_publisher_for_a_keyframe() -> None:
     consumer.bind(producer)
     sender, parameters = leg("video", transport_cc=5)
     consumer.start(RtpEgress("video", parameters, sender.transport.sent.append, outlet.send_log), outlet)
+    return pc, outlet, consumer, producer, sender
+
+
+async def test_a_leg_that_collapses_asks_its_publisher_for_a_keyframe() -> None:
+    # issue 18, the cap's step: the relay's queue dropped ~80 packets in half a second, more than the
+    # narrowed link could resend soon; a keyframe at the new rate repairs the picture at once
+    pc, outlet, consumer, producer, sender = estimated_leg()
     consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)  # the picture flows
     asked = producer.requests
     for i in range(60):  # 0.3 s at 1.6 Mbit/s; every other packet of the last 40 dropped by a full queue
@@ -664,18 +670,7 @@ def test_packets_from_before_the_last_keyframe_are_not_resent() -> None:
 async def test_after_a_collapse_only_what_was_sent_since_is_resent() -> None:
     # issue 18, the cap's step: 120-150 NACKs per 100 ms for what the full queue dropped, resent ahead of
     # the keyframe asked for at the collapse, and a quarter of the leg taken off what the publisher was asked
-    from sfu.egress import Outlet
-
-    pc = RTCPeerConnection()
-    outlet = Outlet(pc.addTransceiver("video").sender.transport)
-    outlet.use_transport_cc(5)
-    assert outlet.send_log is not None and outlet.bwe is not None
-    consumer = Consumer("video", "camera")
-    producer: Any = FakeProducer()
-    producer.on_subscriber_estimate = lambda c, bitrate: None
-    consumer.bind(producer)
-    sender, parameters = leg("video", transport_cc=5)
-    consumer.start(RtpEgress("video", parameters, sender.transport.sent.append, outlet.send_log), outlet)
+    pc, outlet, consumer, producer, sender = estimated_leg()
     consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
     for i in range(2, 40):
         consumer.on_packet(producer, pkt(i, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
