@@ -135,7 +135,7 @@ class Consumer(MediaStreamTrack):
                     # leg taken off what the publisher is asked, and late frames shown from before the step)
                     last = self._egress.last_sequence_number if self._egress is not None else None
                     if last is not None:
-                        self._need_from((last + 1) & 0xFFFF)
+                        self._needed_from = (last + 1) & 0xFFFF
 
     def on_receiver_report(self, highest: int, lost: int) -> None:
         """A receiver report block of the subscriber about this leg: a loss-based ceiling for video."""
@@ -228,15 +228,11 @@ class Consumer(MediaStreamTrack):
             for sent in (packet, *producer.received_after(packet)):
                 self._send(egress, sent, now, producer)
             if self.kind == "video":
-                self._need_from(egress.first_sequence_number)
+                self._needed_from = egress.first_sequence_number
             return
         self._send(egress, packet, now, producer)
         if key and self.kind == "video" and egress.last_sequence_number is not None:
-            self._need_from(egress.last_sequence_number)
-
-    def _need_from(self, sequence_number: int) -> None:
-        # the marks come in the order the leg sent them: a collapse's, then its keyframe's
-        self._needed_from = sequence_number
+            self._needed_from = egress.last_sequence_number
 
     def _stale(self, sequence_number: int, egress: RtpEgress) -> bool:
         # sent before the mark; a mark over STALE_SPAN packets old says nothing (16-bit numbers wrap, and
