@@ -65,25 +65,34 @@ COLLAPSE_PACKETS = 30
 APP_LIMITED = 0.5
 
 NORMAL, OVERUSING, UNDERUSING = "normal", "overusing", "underusing"
+# a send log entry of no stream (padding, or a caller that does not say)
+NO_STREAM = -1
 
 
 class SendLog:
-    """Send time and size of the last `LOG_SIZE` transport-wide sequence numbers (no object per packet)."""
+    """Send time and size of the last `LOG_SIZE` transport-wide sequence numbers (no object per packet),
+    and which stream's packet each one carried: a stream's index (`NO_STREAM`: none said) and the packet's
+    RTP sequence number, the original's for a retransmission."""
 
     def __init__(self) -> None:
         self._seq = array.array("i", [-1]) * LOG_SIZE
         self._time = array.array("d", [0.0]) * LOG_SIZE
         self._size = array.array("H", [0]) * LOG_SIZE
+        self._stream = array.array("h", [NO_STREAM]) * LOG_SIZE
+        self._rtp = array.array("H", [0]) * LOG_SIZE
         self._next = 0
 
-    def next(self, now: float, size: int) -> int:
-        """The transport-wide sequence number of a packet of `size` bytes sent at `now`."""
+    def next(self, now: float, size: int, stream: int = NO_STREAM, rtp: int = 0) -> int:
+        """The transport-wide sequence number of a packet of `size` bytes sent at `now`: RTP packet `rtp`
+        of stream `stream`."""
         seq = self._next
         self._next = (seq + 1) & 0xFFFF
         i = seq % LOG_SIZE
         self._seq[i] = seq
         self._time[i] = now
         self._size[i] = min(size, 0xFFFF)
+        self._stream[i] = stream
+        self._rtp[i] = rtp
         return seq
 
     def get(self, seq: int) -> tuple[float, int] | None:
@@ -92,6 +101,13 @@ class SendLog:
         if self._seq[i] != seq:
             return None
         return self._time[i], self._size[i]
+
+    def carried(self, seq: int) -> tuple[int, int, float] | None:
+        """(stream, RTP sequence number, send time) of `seq`, if still kept and of a stream."""
+        i = seq % LOG_SIZE
+        if self._seq[i] != seq or self._stream[i] == NO_STREAM:
+            return None
+        return self._stream[i], self._rtp[i], self._time[i]
 
 
 class _Group:

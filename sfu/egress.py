@@ -30,7 +30,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from . import aiortc_hooks as hooks
 from . import twcc
-from .bwe import APP_LIMITED, SendLog, SendSideEstimator
+from .bwe import APP_LIMITED, NO_STREAM, SendLog, SendSideEstimator
 from .packet import Packet
 
 # seconds between 1900 (NTP) and 1970 (Unix)
@@ -87,6 +87,7 @@ class Outlet:
         self.bwe: SendSideEstimator | None = None
         self.rtt: Callable[[], float | None] = lambda: None
         self._on_estimate: list[Callable[[int], None]] = []
+        self._on_lost: list[Callable[[int, float], None]] = []
         self.malformed_feedback = 0
 
     def use_transport_cc(self, extension_id: int) -> None:
@@ -102,6 +103,12 @@ class Outlet:
     def on_estimate(self, callback: Callable[[int], None]) -> None:
         """Call `callback(bitrate)` with every new estimate of the leg from transport-wide feedback."""
         self._on_estimate.append(callback)
+
+    def on_lost(self, egress: RtpEgress, callback: Callable[[int, float], None]) -> None:
+        """Call `callback(sequence number, seconds since sent)` for each packet of `egress` the subscriber's
+        transport-wide feedback reports lost (a retransmission: with the original's sequence number)."""
+        egress.stream = len(self._on_lost)
+        self._on_lost.append(callback)
 
     def rtcp_received(self, plain: bytes) -> None:
         """A plain RTCP compound from the subscriber: its transport-wide feedback feeds the estimator."""
@@ -122,6 +129,11 @@ class Outlet:
         estimate = self.bwe.feedback(packets, now, self.rtt())
         for callback in self._on_estimate:
             callback(estimate)
+        if self._on_lost:  # after the estimate: a collapse marks what is no longer worth resending
+            log, lost = self.bwe.log, self._on_lost
+            for seq, arrival in packets:
+                if arrival is None and (carried := log.carried(seq)) is not None and carried[0] < len(lost):
+                    lost[carried[0]](carried[1], now - carried[2])
 
     def carries(self, egress: RtpEgress) -> None:
         """Count `egress` among the leg's streams (for `video_budget`)."""
@@ -383,6 +395,7 @@ class RtpEgress:
         self._header, self._ast_at, self._level_at, self._tseq_at = _header_template(leg, kind)
         # numbers every packet for transport-wide feedback (the leg's send log), when negotiated
         self._log = log if self._tseq_at else None
+        self.stream = NO_STREAM  # this egress's index in the log, when the leg reports its losses to it
         self._seq_off = 0
         self._ts_off = 0
         self._first_in = 0  # the first input sequence number since the last rebase
@@ -459,7 +472,8 @@ class RtpEgress:
             payload = payload + bytes(packet.padding_size - 1) + bytes([packet.padding_size])
         log = self._log
         if log is not None:
-            _SEQ.pack_into(header, self._tseq_at, log.next(now, len(header) + len(payload) + SRTP_TAG + IP_UDP))
+            _SEQ.pack_into(header, self._tseq_at,
+                           log.next(now, len(header) + len(payload) + SRTP_TAG + IP_UDP, self.stream, seq))
         data = b"".join((header, payload))
         self._keep(seq, data)
         last = self._last_seq
@@ -532,7 +546,8 @@ class RtpEgress:
             out[size:size] = _SEQ.pack(seq)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         if self._log is not None:
-            _SEQ.pack_into(out, self._tseq_at, self._log.next(time.time(), len(out) + SRTP_TAG + IP_UDP))
+            _SEQ.pack_into(out, self._tseq_at,
+                           self._log.next(time.time(), len(out) + SRTP_TAG + IP_UDP, self.stream, seq))
         self.retransmitted += 1
         self.retransmitted_octets += len(out)
         self._send(bytes(out))

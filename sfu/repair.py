@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 # used until the leg has a measured round-trip time
 DEFAULT_RTT = 0.1
+# seconds within which two send times of one packet are the same copy (a send log's clock against the gate's)
+SAME_COPY = 0.002
 
 
 @dataclass
@@ -180,6 +182,20 @@ class RetransmitGate:
         wait = max(self._min_wait, DEFAULT_RTT if rtt is None else rtt)
         if last is not None and last[0] == seq and now - last[1] < wait:
             self.refused += 1
+            return False
+        if self._budget < 1:
+            self.over_budget += 1
+            return False
+        self._budget -= 1
+        self._sent[slot] = (seq, now)
+        return True
+
+    def lost(self, seq: int, sent: float, now: float) -> bool:
+        """Whether to resend `seq` now that the copy of it sent at `sent` is known lost (the subscriber's
+        transport-wide feedback says so): yes, unless a later copy is on its way, within the budget."""
+        slot = seq % len(self._sent)
+        last = self._sent[slot]
+        if last is not None and last[0] == seq and last[1] > sent + SAME_COPY:
             return False
         if self._budget < 1:
             self.over_budget += 1

@@ -52,6 +52,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             "nacks_received": consumer.nacks_received,
             # of which for packets from before the last keyframe, or before a collapse: not resent
             "stale_nacks": consumer.stale_nacks,
+            # packets resent because the subscriber's transport-wide feedback said lost, before any NACK
+            "feedback_repairs": consumer.feedback_repairs,
             "packets": egress.packets if egress else 0,
             "bytes": egress.octets if egress else 0,
             "packets_lost": max(0, remote.packetsLost) if remote else 0,

@@ -697,6 +697,49 @@ async def test_after_a_collapse_only_what_was_sent_since_is_resent() -> None:
     await pc.close()
 
 
+def _flowing_estimated_leg(packets: int) -> tuple[RTCPeerConnection, Any, Consumer, Any, Sender, int, list[int]]:
+    """`estimated_leg()` after a keyframe and `packets` - 1 packets: and the transport-wide number of the
+    first one, and the leg's sequence numbers in the order sent (the transport-wide ones follow it)."""
+    pc, outlet, consumer, producer, sender = estimated_leg()
+    first = outlet.send_log._next
+    consumer.on_packet(producer, pkt(1, 0, b"\x10\x00", marker=True), True, 1.0)
+    for i in range(2, packets + 1):
+        consumer.on_packet(producer, pkt(i, 3000 * i, b"\x10\x01", marker=True), False, 1.0 + i / 30)
+    return pc, outlet, consumer, producer, sender, first, [parse(d).sequence_number for d in sender.transport.sent]
+
+
+async def test_what_the_transport_wide_feedback_reports_lost_is_resent_before_any_nack() -> None:
+    # issue 18: at 5 % loss each way one repair round in ten fails (the NACK or its retransmission lost) and
+    # the subscriber asks again only a round trip later; its feedback tells the SFU sooner
+    pc, outlet, consumer, producer, sender, first, seqs = _flowing_estimated_leg(9)
+    outlet.transport_feedback([(first + k, 20.0 + k / 30 if k != 4 else None) for k in range(9)], 1.35)
+    assert _resent(sender) == [seqs[4]] and consumer.feedback_repairs == 1
+    rtx = first + 9  # the retransmission's transport-wide number
+    assert outlet.send_log.carried(rtx)[:2] == (outlet.send_log.carried(first)[0], seqs[4])
+    consumer.retransmit(seqs[4])  # the subscriber's NACK, right behind: that copy is on its way
+    outlet.transport_feedback([(first + 4, None)], 1.36)  # the original reported again: a later copy left
+    assert _resent(sender) == [seqs[4]] and consumer.feedback_repairs == 1
+    outlet.transport_feedback([(rtx, None)], 1.5)  # the retransmission lost too: at once, not a round trip on
+    assert _resent(sender) == [seqs[4], seqs[4]] and consumer.feedback_repairs == 2
+    await pc.close()
+
+
+async def test_the_feedback_resends_nothing_a_picture_no_longer_needs_nor_into_a_congested_leg() -> None:
+    pc, outlet, consumer, producer, sender, first, seqs = _flowing_estimated_leg(9)
+    consumer.on_packet(producer, pkt(10, 3000 * 10, b"\x10\x00", marker=True), True, 1.4)  # a new keyframe
+    outlet.transport_feedback([(first + k, 20.0 + k / 30 if k != 4 else None) for k in range(10)], 1.45)
+    assert _resent(sender) == [] and consumer.feedback_repairs == 0  # before the keyframe
+    consumer.on_packet(producer, pkt(11, 3000 * 11, b"\x10\x01", marker=True), False, 1.5)
+    # the leg loses over 10 %: a queue's drops, which resending at once would only feed (NACKs still answered)
+    consumer._loss.loss = 0.15
+    outlet.transport_feedback([(first + 10, None), (first + 11, 21.0)], 1.6)
+    assert _resent(sender) == [] and consumer.feedback_repairs == 0
+    consumer._loss.loss = 0.05
+    outlet.transport_feedback([(first + 10, None), (first + 11, 21.0)], 1.6)
+    assert _resent(sender) == [(seqs[-1] + 2) & 0xFFFF] and consumer.feedback_repairs == 1
+    await pc.close()
+
+
 def test_a_keyframe_long_ago_does_not_hold_back_the_nacks_of_today() -> None:
     # 16-bit sequence numbers wrap: a mark over STALE_SPAN packets old no longer decides anything (at 130
     # packets a second a camera wraps in 8 minutes, and browsers send keyframes only when asked)
