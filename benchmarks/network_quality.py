@@ -13,8 +13,9 @@ a real bitrate) call each other, for each scenario, twice:
 The impairment starts after the warm-up; over the window each browser's
 `getStats()` and `requestVideoFrameCallback` give, per receiving side:
 decoded fps, freezes (> 500 ms without a new frame) per minute, total freeze
-time, audio concealed-samples ratio, RTT, video jitter-buffer delay, packets
-lost after repair (NACK/RTX), keyframes requested (PLI+FIR), and the bitrate
+time, hitches (> 200 ms without one) per minute, audio concealed-samples ratio,
+RTT, video jitter-buffer delay, packets lost after repair (NACK/RTX), keyframes
+requested (PLI+FIR), and the bitrate
 the other side's sender settled on (last third of the window); plus, for the
 outage, how long the picture took to come back after the network did, and for
 the cap, when the sender went under it for good: the doctor's browser's own
@@ -53,6 +54,7 @@ from helpers.netimpair import GilbertElliott, Impairment, RelayedOffers, relay_o
 from helpers.y4m import write_y4m  # type: ignore[import-not-found]  # noqa: E402
 
 FREEZE_MS = 500
+STALL_MS = 200
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,15 @@ SCENARIOS = [
     Scenario("outage5", Impairment(), Impairment(), outage=5.0),
 ]
 
-# rVFC on the remote video: gaps over FREEZE_MS (and when each began, ms into the window), and the first
-# frame after a mark
-WATCH = """([selector, freezeMs]) => {
+# rVFC on the remote video: gaps over FREEZE_MS (and when each began, ms into the window), gaps over STALL_MS
+# (a hitch: six frames of a 30 fps camera; more of them than freezes, so they show a change in repair delays
+# that freezes, a few a run, cannot), and the first frame after a mark
+WATCH = """([selector, freezeMs, stallMs]) => {
   const v = document.querySelector(selector);
   const w = window.__watch = {gaps: [], starts: [], t0: performance.now(), last: null, frames: 0, after: null,
-                              firstAfter: null};
+                              firstAfter: null, stalls: []};
   const tick = (now) => {
+    if (w.last !== null && now - w.last > stallMs) w.stalls.push([w.last - w.t0, now - w.last]);
     if (w.last !== null && now - w.last > freezeMs) { w.gaps.push(now - w.last); w.starts.push(w.last - w.t0); }
     w.last = now; w.frames++;
     if (w.after !== null && w.firstAfter === null && now >= w.after) w.firstAfter = now;
@@ -279,6 +283,10 @@ async def _diagnose(relays: RelayedOffers, seen: dict[str, Any]) -> None:
             repair = (f" patient-camera rtt={patient.rtt()} repaired_after={uplink.stream.repaired_after} "
                       f"slowest={uplink.stream.slowest_repair:.3f} unrepaired={uplink.stream.unrepaired} "
                       f"keyframe_requests={uplink.keyframe_requests}") if uplink else ""
+            down_camera = patient.consumers.get("camera")
+            if down_camera is not None:  # the doctor's camera towards the patient: its repairs on the downlink
+                repair += (f" downlink nacks={down_camera.nacks_received} "
+                           f"feedback_repairs={down_camera.feedback_repairs} stale={down_camera.stale_nacks}")
             print(f"DIAG t={time.monotonic() - started:6.1f} est={tc.get('downlink_estimate')} "
                   f"state={tc.get('downlink_state')} asked={camera.sent_estimate if camera else None} "
                   f"delivered={now[0] - before[0]} overflow={now[1] - before[1]}{repair}", file=sys.stderr, flush=True)
@@ -319,7 +327,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         await _until(both_decode, 30)
         await asyncio.sleep(args.warmup)
         for side in sides:
-            await side.page.evaluate(WATCH, [side.video, FREEZE_MS])
+            await side.page.evaluate(WATCH, [side.video, FREEZE_MS, STALL_MS])
         before = [await s.stats() for s in sides]
         impair(scenario.up, scenario.down)
         # each side's sending, sampled: the rate it settled on, and when it went under a cap
@@ -382,6 +390,7 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         "decoded_fps": round((a["frames"] - b["frames"]) / seconds, 1),
         "freezes_per_min": round(len(gaps) * 60 / seconds, 2),
         "freeze_s": round(sum(gaps) / 1000, 2),
+        "stalls_per_min": round(len(watch["stalls"]) * 60 / seconds, 2),
         "concealed_pct": round(100 * (a["concealed"] - b["concealed"]) / samples_in, 2) if samples_in else None,
         "rtt_ms": round(1000 * a["rtt"], 1) if a["rtt"] is not None else None,
         "jitter_buffer_ms": round(1000 * (a["jbDelay"] - b["jbDelay"]) / jb, 1) if jb else None,
@@ -390,6 +399,8 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         "nacks": a["nacks"] - b["nacks"],
         # when each freeze began, s into the window (JSON only: where in a scenario the freezes fall)
         "freeze_starts_s": [round(t / 1000, 1) for t in watch["starts"]],
+        # and each hitch: when it began (s into the window) and how long it lasted (ms)
+        "stalls": [(round(t / 1000, 2), round(length)) for t, length in watch["stalls"]],
     }
     if scenario.outage:
         back = watch.get("firstAfter")
@@ -424,7 +435,7 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
     return round(settled, 1) if settled is not None else None
 
 
-FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
+FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "stalls_per_min", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
           "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_header_kbps",
           "sender_resent_kbps", "sender_estimate_kbps", "sender_target_kbps",
           "sender_limited_by", "back_after_outage_s", "settle_under_cap_s", "freezes_per_min_settled",
