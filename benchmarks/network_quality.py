@@ -282,7 +282,7 @@ async def _diagnose(relays: RelayedOffers, seen: dict[str, Any]) -> None:
         if before is not None:
             repair = (f" patient-camera rtt={patient.rtt()} repaired_after={uplink.stream.repaired_after} "
                       f"slowest={uplink.stream.slowest_repair:.3f} unrepaired={uplink.stream.unrepaired} "
-                      f"keyframe_requests={uplink.keyframe_requests}") if uplink else ""
+                      f"keyframe_requests={uplink.keyframe_requests} playout_floor={uplink.playout_floor:.3f}") if uplink else ""
             down_camera = patient.consumers.get("camera")
             if down_camera is not None:  # the doctor's camera towards the patient: its repairs on the downlink
                 repair += (f" downlink nacks={down_camera.nacks_received} "

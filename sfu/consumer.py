@@ -276,6 +276,8 @@ class Consumer(MediaStreamTrack):
             if adapted is None:
                 return
             packet, payload_type = adapted
+        else:
+            egress.playout_delay = producer.playout_delay
         egress.send(packet, now, payload_type)
         self._retransmits.original_sent()
         if packet.marker or self.kind == "audio":

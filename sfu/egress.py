@@ -29,7 +29,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from . import aiortc_hooks as hooks
-from . import twcc
+from . import playout, twcc
 from .bwe import APP_LIMITED, NO_STREAM, SendLog, SendSideEstimator
 from .packet import Packet
 
@@ -85,6 +85,8 @@ class Outlet:
         # transport-wide congestion control (sfu/bwe.py): the extension's id and the leg's estimator
         self.transport_cc: int | None = None
         self.bwe: SendSideEstimator | None = None
+        # the playout-delay extension's id, when the subscriber negotiated it (sfu/playout.py)
+        self.playout_delay: int | None = None
         self.rtt: Callable[[], float | None] = lambda: None
         self._on_estimate: list[Callable[[int], None]] = []
         self._on_lost: list[Callable[[int, float], None]] = []
@@ -353,7 +355,7 @@ class LegParameters:
     """What the subscriber leg negotiated, read when its sender starts."""
 
     def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters,
-                 transport_cc: int | None = None) -> None:
+                 transport_cc: int | None = None, playout_delay: int | None = None) -> None:
         codec = parameters.codecs[0]
         self.codec = codec.name.lower()
         assert codec.payloadType is not None  # set by the negotiation
@@ -369,6 +371,8 @@ class LegParameters:
         self.mid = parameters.muxId
         # the transport-wide sequence number's extension id, when negotiated (aiortc does not know it)
         self.transport_cc = transport_cc
+        # the playout-delay extension's id, when negotiated (video; sfu/playout.py)
+        self.playout_delay = playout_delay
         if transport_cc is not None:
             parameters = dataclasses.replace(parameters, headerExtensions=[
                 *parameters.headerExtensions, RTCRtpHeaderExtensionParameters(id=transport_cc, uri=twcc.URI)])
@@ -392,7 +396,9 @@ class RtpEgress:
         self._clock = _CLOCK[kind]
         self._min_step = _FRAME_TICKS[kind]
         # the fixed header: V=2, X=1, marker/PT, seq, ts, our SSRC, then extensions
-        self._header, self._ast_at, self._level_at, self._tseq_at = _header_template(leg, kind)
+        self._header, self._ast_at, self._level_at, self._tseq_at, self._playout_at = _header_template(leg, kind)
+        # the playout-delay extension's bytes, written into every packet when negotiated (sfu/playout.py)
+        self.playout_delay = playout.NONE
         # numbers every packet for transport-wide feedback (the leg's send log), when negotiated
         self._log = log if self._tseq_at else None
         self.stream = NO_STREAM  # this egress's index in the log, when the leg reports its losses to it
@@ -463,6 +469,9 @@ class RtpEgress:
             header[a] = (ast >> 16) & 0xFF
             header[a + 1] = (ast >> 8) & 0xFF
             header[a + 2] = ast & 0xFF
+        if self._playout_at:
+            p = self._playout_at
+            header[p:p + 3] = self.playout_delay
         if self._level_at:
             level = packet.audio_level
             header[self._level_at] = ((0x80 if level[0] else 0) | (level[1] & 0x7F)) if level else 0x7F
@@ -558,12 +567,13 @@ def _ntp(unix: float) -> int:
     return int((unix + NTP_OFFSET) * (1 << 32))
 
 
-def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int, int]:
-    """The header bytes for `leg` and where abs-send-time, audio-level and the transport-wide sequence
-    number sit (0: absent).
+def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int, int, int]:
+    """The header bytes for `leg` and where abs-send-time, audio-level, the transport-wide sequence
+    number and the playout delay sit (0: absent).
 
     aiortc serializes the extensions with different values; the bytes that
-    differ are the ones to fill per packet.
+    differ are the ones to fill per packet.  It knows nothing of playout delay:
+    that element is appended to the one-byte extension block here.
     """
 
     def serialize(ast: int = 0, level: tuple[bool, int] = (False, 0), tseq: int = 0) -> bytes:
@@ -577,11 +587,33 @@ def _header_template(leg: LegParameters, kind: str) -> tuple[bytes, int, int, in
         return p.serialize(leg.extensions)
 
     base = serialize()
-    if len(base) == 12:  # nothing negotiated: no extension block
-        return base, 0, 0, 0
 
     def where(other: bytes) -> int:
         return next((i for i in range(len(base)) if base[i] != other[i]), 0)
 
-    return (base, where(serialize(ast=0xFFFFFF)), where(serialize(level=(True, 127))) if kind == "audio" else 0,
-            where(serialize(tseq=0xFFFF)) if leg.transport_cc is not None else 0)
+    if len(base) == 12:  # nothing negotiated by aiortc: no extension block
+        ast_at = level_at = tseq_at = 0
+    else:
+        ast_at = where(serialize(ast=0xFFFFFF))
+        level_at = where(serialize(level=(True, 127))) if kind == "audio" else 0
+        tseq_at = where(serialize(tseq=0xFFFF)) if leg.transport_cc is not None else 0
+    playout_at = 0
+    if kind == "video" and leg.playout_delay is not None:  # after the others: it moves none of them
+        base, playout_at = _append_element(base, leg.playout_delay, playout.NONE)
+    return base, ast_at, level_at, tseq_at, playout_at
+
+
+def _append_element(header: bytes, ext_id: int, data: bytes) -> tuple[bytes, int]:
+    """`header` (RTP, no CSRC) with a one-byte-header extension element (RFC 8285) appended, and where its
+    data sits."""
+    elements = b""
+    if header[0] & 0x10:
+        words = int.from_bytes(header[14:16], "big")
+        block, at = header[16:16 + 4 * words], 0
+        while at < len(block) and block[at]:  # elements end at the padding
+            at += 2 + (block[at] & 0x0F)
+        elements = block[:at]
+    at = 16 + len(elements) + 1
+    elements += bytes([(ext_id << 4) | (len(data) - 1)]) + data
+    elements += bytes(-len(elements) % 4)
+    return bytes([header[0] | 0x10]) + header[1:12] + b"\xbe\xde" + (len(elements) // 4).to_bytes(2, "big") + elements, at

@@ -41,6 +41,7 @@ from .arrival import wall_clock
 from .egress import Outlet
 from .ice import GuardedProtocol
 from .packet import Packet
+from .playout import PlayoutFloor
 from .repair import NackSchedule, nack_items
 from .twcc import FeedbackRecorder
 
@@ -93,6 +94,8 @@ class RtpStream:
         # packets repaired after 1, 2, 3, 4+ NACKs, and the time from the first NACK (s) of the slowest
         self.repaired_after = [0, 0, 0, 0]
         self.slowest_repair = 0.0
+        # what the repairs take: the floor under the subscribers' jitter buffers (sfu/playout.py)
+        self.playout = PlayoutFloor()
         self._schedule = nack_schedule or NackSchedule()
         self._rtt = rtt
         self._on_outage = on_outage
@@ -220,11 +223,13 @@ class RtpStream:
         self._send_nacks()
 
     def _repaired(self, seq: int) -> None:
-        answered = self._schedule.answered(seq, asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        answered = self._schedule.answered(seq, now)
         if answered is not None:
             tries, took = answered
             self.repaired_after[min(tries, 4) - 1] += 1
             self.slowest_repair = max(self.slowest_repair, took)
+            self.playout.repaired(took, now)
 
     def _send_nacks(self) -> None:
         # aiortc NACKs a gap only once; here `NackSchedule` asks again about once a round

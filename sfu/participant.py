@@ -14,7 +14,7 @@ from aiortc.sdp import SessionDescription
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import aiortc_hooks as hooks
-from . import red, twcc
+from . import playout, red, twcc
 from .consumer import Consumer
 from .egress import LegParameters, Outlet, RtpEgress
 from .errors import ClosedError, MediaError
@@ -146,9 +146,12 @@ class Participant(AsyncIOEventEmitter):
         extension = None
         if self._options.congestion_control == "transport-cc":
             answer, extension = twcc.add_transport_cc(answer, sdp)
+        # a floor under the browser's video jitter buffer while the other side's uplink needs repairs
+        answer, playout_delay = playout.add_playout_delay(answer, sdp)
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
             outlet = self._outlets[dtls] = Outlet(dtls)
             outlet.rtt = self.rtt
+            outlet.playout_delay = playout_delay
             ingress = Ingress(dtls)
             self._ingresses.append(ingress)
             if extension is not None:
@@ -269,7 +272,7 @@ def _forward_packets(sender: RTCRtpSender, consumer: Consumer, outlets: dict[Any
     # (PLI/FIR, NACK, REMB) goes to the consumer
     def start(parameters: RTCRtpSendParameters) -> None:
         outlet = outlets.get(sender.transport) or outlets.setdefault(sender.transport, Outlet(sender.transport))
-        leg = LegParameters(sender, parameters, outlet.transport_cc)
+        leg = LegParameters(sender, parameters, outlet.transport_cc, outlet.playout_delay)
         consumer.start(RtpEgress(consumer.kind, leg, outlet.send_rtp, outlet.send_log), outlet)
 
     def counts() -> tuple[int, int, int, int]:

@@ -13,6 +13,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import aiortc_hooks as hooks
+from . import playout
 from .codecs import is_keyframe_start
 from .frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE
 from .ingress import RtpStream
@@ -23,6 +24,8 @@ from .repair import KeyframeRequests
 RECENT = 128
 # seconds between two REMBs telling the publisher its ceiling
 REMB_INTERVAL = 1.0
+# seconds between two reckonings of the playout floor a video publisher's subscribers are sent
+PLAYOUT_REFRESH = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,11 @@ class Producer(AsyncIOEventEmitter):
         self._subscriber_estimates: dict[int, int] = {}
         self._remb_timer: asyncio.TimerHandle | None = None
         self.stream = RtpStream(kind, receiver, self._on_packet, self._on_nack, rtt=rtt, on_outage=self.request_keyframe)
+        # the floor under the subscribers' video jitter buffers, as the playout-delay extension's bytes (sfu/playout.py),
+        # worked out again every PLAYOUT_REFRESH seconds
+        self.playout_delay = playout.NONE
+        self.playout_floor = 0.0
+        self._playout_due = 0.0
         hooks.on_receive(receiver, self._start)
         hooks.watch_sender_reports(receiver, self._on_sender_report)
 
@@ -161,6 +169,10 @@ class Producer(AsyncIOEventEmitter):
             key = True
             self.frames += 1
         now = time.time()
+        if now >= self._playout_due and self.kind == "video":
+            self._playout_due = now + PLAYOUT_REFRESH
+            self.playout_floor = self.stream.playout.floor(time.monotonic())
+            self.playout_delay = playout.encode(self.playout_floor)
         for consumer in self._consumers:
             consumer.on_packet(self, packet, key, now)
 

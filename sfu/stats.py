@@ -30,6 +30,8 @@ async def participant_stats(participant: Participant) -> dict[str, Any]:
             # repaired packets by the NACKs each took (1, 2, 3, 4 or more), and the longest repair (s)
             "repaired_after_nacks": list(producer.stream.repaired_after),
             "slowest_repair_s": round(producer.stream.slowest_repair, 3),
+            # the floor under the subscribers' video jitter buffers, from those repairs (sfu/playout.py)
+            "playout_floor_ms": round(1000 * producer.playout_floor),
             "packets": sum(s.packets_received for s in inbound),
             "packets_lost": sum(max(0, s.packets_lost) for s in inbound),
             "jitter": max((s.jitter for s in inbound), default=0),

@@ -247,7 +247,7 @@ def add_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
     The offer's id is kept (one id space with BUNDLE); if the offer gives
     different ids on different sections, or none, the answer is unchanged.
     """
-    offered = _sections(offer)[1]
+    offered = sdp_sections(offer)[1]
     ids = set()
     feedback: list[set[str]] = []
     for section in offered:
@@ -257,7 +257,7 @@ def add_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
     if len(ids) != 1:
         return answer, None
     (ext_id,) = ids
-    head, answered = _sections(answer)
+    head, answered = sdp_sections(answer)
     if len(answered) != len(offered):
         return answer, None
     out = list(head)
@@ -283,7 +283,8 @@ def add_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
     return eol.join(out) + eol, int(ext_id)
 
 
-def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
+def sdp_sections(sdp: str) -> tuple[list[str], list[list[str]]]:
+    """The session-level lines of `sdp`, and each media section's lines (its m= line first)."""
     head: list[str] = []
     sections: list[list[str]] = []
     for line in sdp.splitlines():

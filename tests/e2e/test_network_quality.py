@@ -23,11 +23,13 @@ from sfu.stats import participant_stats
 
 # inbound camera (section 1) and everything sent by one page, cumulative
 VIDEO_STATS = """async () => {
-  const out = {frames: 0, freezes: 0, freezeSeconds: 0, nacks: 0, bytesSent: 0, at: performance.now()};
+  const out = {frames: 0, freezes: 0, freezeSeconds: 0, nacks: 0, bytesSent: 0, at: performance.now(),
+               minimumDelay: 0, emitted: 0};
   (await window.__teleconsult.call.pc.getStats()).forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video' && s.mid === '1') {
       out.frames = s.framesDecoded || 0; out.freezes = s.freezeCount || 0;
       out.freezeSeconds = s.totalFreezesDuration || 0; out.nacks = s.nackCount || 0;
+      out.minimumDelay = s.jitterBufferMinimumDelay || 0; out.emitted = s.jitterBufferEmittedCount || 0;
     }
     if (s.type === 'outbound-rtp') out.bytesSent += s.bytesSent || 0;
   });
@@ -114,6 +116,17 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
         stats = await participant_stats(hub.participants[Role.PATIENT])
         assert stats["rtt_ms"] is not None and 140 < stats["rtt_ms"] < 600, stats["rtt_ms"]
         assert any(d["packets_lost"] > 0 for d in stats["down"].values()), stats["down"]
+        # the patient's downlink: some of what its transport-wide feedback reported lost was resent before
+        # its NACK came (a lost NACK, a lost retransmission)
+        assert stats["down"]["camera"]["feedback_repairs"] > 0, stats["down"]["camera"]
+        # the patient's uplink: its repairs take about its round trip, and the doctor's browser, whose own
+        # leg is short and clean, is told to wait that long for the patient's picture (sfu/playout.py)
+        floor = stats["up"]["camera"]["playout_floor_ms"]
+        assert 140 < floor <= 500, stats["up"]["camera"]
+        after = await doctor.evaluate(VIDEO_STATS)
+        held = (after["minimumDelay"] - before[0]["minimumDelay"]) / max(1, after["emitted"] - before[0]["emitted"])
+        print("doctor's jitter buffer minimum", round(1000 * held), "ms; floor", floor, "ms")
+        assert held > 0.1, held
         for page, start in zip((doctor, patient), before):
             after = await page.evaluate(VIDEO_STATS)
             longest = await _longest_gap(page)

@@ -24,7 +24,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtpPacket
 
-from sfu import Consumer, red, twcc
+from sfu import Consumer, playout, red, twcc
 from sfu import aiortc_hooks as hooks
 from sfu.codecs import is_keyframe_start
 from sfu.bwe import SendLog
@@ -474,6 +474,7 @@ class FakeProducer:
         self.consumers: list[Consumer] = []
         # what the test says the producer received, for received_after()
         self.received: list[Packet] = []
+        self.playout_delay = playout.NONE
 
     def codec_name(self, payload_type: int) -> str:
         return {111: "opus", 63: "red"}.get(payload_type, "vp8")
