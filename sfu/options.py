@@ -26,6 +26,9 @@ class SfuOptions:
     # publisher when its packets arrived, and estimates each subscriber's downlink from what that browser
     # says, sfu/bwe.py); "remb": the subscribers' REMB is each leg's estimate
     congestion_control: str = "transport-cc"
+    # the most a subscriber's browser is told to hold a picture while its publisher's uplink needs repairs
+    # (s; the playout-delay extension, sfu/playout.py); 0: the extension is not negotiated
+    max_playout_floor: float = 0.5
 
 
 # what a publisher's audio may take beside its video: [media] max_audio_kbps' default (32) twice, Opus in RED

@@ -118,7 +118,7 @@ class Participant(AsyncIOEventEmitter):
                 f"{self.id}:{source}:{uuid.uuid4().hex[:6]}", kind, source,
                 transceiver.receiver, self._options.keyframe_request_interval,
                 max_bitrate=remb_cap(self._options.max_video_bitrate) if kind == "video" else 0,
-                rtt=self.rtt,
+                rtt=self.rtt, max_playout_floor=self._options.max_playout_floor,
             )
             self.consumers[source] = consumer
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
@@ -147,7 +147,9 @@ class Participant(AsyncIOEventEmitter):
         if self._options.congestion_control == "transport-cc":
             answer, extension = twcc.add_transport_cc(answer, sdp)
         # a floor under the browser's video jitter buffer while the other side's uplink needs repairs
-        answer, playout_delay = playout.add_playout_delay(answer, sdp)
+        playout_delay = None
+        if self._options.max_playout_floor > 0:
+            answer, playout_delay = playout.add_playout_delay(answer, sdp)
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
             outlet = self._outlets[dtls] = Outlet(dtls)
             outlet.rtt = self.rtt

@@ -66,7 +66,7 @@ class Producer(AsyncIOEventEmitter):
 
     def __init__(self, id: str, kind: str, source: str, receiver: RTCRtpReceiver,
                  keyframe_request_interval: float, max_bitrate: int = 0,
-                 rtt: Callable[[], float | None] = lambda: None) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, max_playout_floor: float = playout.MAX_FLOOR) -> None:
         super().__init__()
         self.id = id
         self.kind = kind
@@ -103,6 +103,7 @@ class Producer(AsyncIOEventEmitter):
         self.playout_delay = playout.NONE
         self.playout_floor = 0.0
         self._playout_due = 0.0
+        self._max_playout_floor = max_playout_floor
         hooks.on_receive(receiver, self._start)
         hooks.watch_sender_reports(receiver, self._on_sender_report)
 
@@ -171,7 +172,7 @@ class Producer(AsyncIOEventEmitter):
         now = time.time()
         if now >= self._playout_due and self.kind == "video":
             self._playout_due = now + PLAYOUT_REFRESH
-            self.playout_floor = self.stream.playout.floor(time.monotonic())
+            self.playout_floor = min(self._max_playout_floor, self.stream.playout.floor(time.monotonic()))
             self.playout_delay = playout.encode(self.playout_floor)
         for consumer in self._consumers:
             consumer.on_packet(self, packet, key, now)

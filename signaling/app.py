@@ -60,6 +60,7 @@ def sfu_options(config: Config) -> SfuOptions:
         max_video_bitrate=config.media.max_video_kbps * 1000,
         congestion_control=config.media.congestion_control,
         opus_red=config.media.opus_red,
+        max_playout_floor=config.media.max_playout_floor_ms / 1000,
     )
 
 

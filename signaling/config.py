@@ -133,6 +133,9 @@ class MediaConfig:
     congestion_control: str = "transport-cc"
     # Opus in RED (each audio packet repeats the previous one) with browsers that offer it
     opus_red: bool = True
+    # the most a browser is told to hold the other side's picture while that side's uplink needs repairs
+    # (the playout-delay extension, sfu/playout.py), in ms; 0: never told
+    max_playout_floor_ms: int = 500
 
 
 def usable_cores() -> int:
@@ -593,6 +596,8 @@ def _validate(c: Config, where: str) -> None:
         fail("sfu.workers", "needs at least one UDP port per worker in ice.port_min..ice.port_max")
     if c.media.event_loop not in ("uvloop", "asyncio"):
         fail("media.event_loop", 'must be "uvloop" or "asyncio"')
+    if not 0 <= c.media.max_playout_floor_ms <= 2000:
+        fail("media.max_playout_floor_ms", "must be between 0 (off) and 2000")
     if c.media.congestion_control not in ("transport-cc", "remb"):
         fail("media.congestion_control", 'must be "transport-cc" or "remb"')
     if not 1 <= c.mail.smtp.port <= 65535:

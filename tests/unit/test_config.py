@@ -223,7 +223,8 @@ WRONG_TYPES = [
     ('[ice]\nturn_credential_ttl = "1d"\n', "ice.turn_credential_ttl"),
     ("[ice]\nturn_credential_ttl = inf\n", "ice.turn_credential_ttl"),
     ("[ice]\ntransport_policy = true\n", "ice.transport_policy"),
-    ('[media]\nopus_red = "no"\n', "media.opus_red"),]
+    ('[media]\nopus_red = "no"\n', "media.opus_red"),
+    ('[media]\nmax_playout_floor_ms = 0.5\n', "media.max_playout_floor_ms"),]
 
 
 @pytest.mark.parametrize(("text", "key"), WRONG_TYPES, ids=[key for _, key in WRONG_TYPES])
@@ -258,6 +259,8 @@ INVALID_VALUES = [
     ('[media]\nvideo_codecs = ["VP8", "AV1"]\n', "media.video_codecs"),
     ("[media]\nmax_video_kbps = 50\n", "media.max_video_kbps"),
     ("[media]\nmax_audio_kbps = 1\n", "media.max_audio_kbps"),
+    ("[media]\nmax_playout_floor_ms = 2500\n", "media.max_playout_floor_ms"),
+    ("[media]\nmax_playout_floor_ms = -1\n", "media.max_playout_floor_ms"),
     ("[media]\nevent_loop = \"trio\"\n", "media.event_loop"),
     ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
     ("[mail.smtp]\nport = 0\n", "mail.smtp.port"),
@@ -395,3 +398,11 @@ def test_media_opus_red_decides_whether_the_answer_puts_red_first(tmp_path: Path
     _ask_opus_repair(answered, offered, options)
     assert [c.mimeType for c in answered] == (["audio/red", "audio/opus"] if red_first else ["audio/opus"])
     assert answered[-1].parameters["useinbandfec"] == 1  # Opus's own FEC either way
+
+
+@pytest.mark.parametrize(("text", "floor"), [("", 0.5), ("[media]\nmax_playout_floor_ms = 0\n", 0.0),
+                                             ("[media]\nmax_playout_floor_ms = 250\n", 0.25)])
+def test_media_max_playout_floor_reaches_the_sfu_in_seconds(tmp_path: Path, text: str, floor: float) -> None:
+    from signaling.app import sfu_options
+
+    assert sfu_options(load_config(write(tmp_path, text))).max_playout_floor == floor
