@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from .twcc import sdp_sections
+from .twcc import answer_sections, sdp_sections
 
 URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 # repairs over the last WINDOW seconds decide the floor; fewer than MIN_REPAIRS: no floor (libwebrtc's receiver
@@ -99,9 +99,10 @@ def add_playout_delay(answer: str, offer: str) -> tuple[str, int | None]:
     if len(ids) != 1 or not 1 <= int(next(iter(ids))) <= 14:
         return answer, None
     (ext_id,) = ids
-    head, answered = sdp_sections(answer)
-    if len(answered) != len(offered):
+    paired = answer_sections(answer, offered)
+    if paired is None:
         return answer, None
+    head, answered = paired
     out = list(head)
     for section, asked in zip(answered, offered):
         if not section[0].startswith("m=video") or not any(

@@ -183,12 +183,7 @@ class RetransmitGate:
         if last is not None and last[0] == seq and now - last[1] < wait:
             self.refused += 1
             return False
-        if self._budget < 1:
-            self.over_budget += 1
-            return False
-        self._budget -= 1
-        self._sent[slot] = (seq, now)
-        return True
+        return self._spend(slot, seq, now)
 
     def lost(self, seq: int, sent: float, now: float) -> bool:
         """Whether to resend `seq` now that the copy of it sent at `sent` is known lost (the subscriber's
@@ -197,6 +192,10 @@ class RetransmitGate:
         last = self._sent[slot]
         if last is not None and last[0] == seq and last[1] > sent + SAME_COPY:
             return False
+        return self._spend(slot, seq, now)
+
+    def _spend(self, slot: int, seq: int, now: float) -> bool:
+        # one retransmission from the budget, remembered in its slot; none when the budget is spent
         if self._budget < 1:
             self.over_budget += 1
             return False

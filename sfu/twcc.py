@@ -257,9 +257,10 @@ def add_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
     if len(ids) != 1:
         return answer, None
     (ext_id,) = ids
-    head, answered = sdp_sections(answer)
-    if len(answered) != len(offered):
+    paired = answer_sections(answer, offered)
+    if paired is None:
         return answer, None
+    head, answered = paired
     out = list(head)
     for section, types in zip(answered, feedback):
         if not types:
@@ -281,6 +282,12 @@ def add_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
         out += lines
     eol = "\r\n" if "\r\n" in answer else "\n"
     return eol.join(out) + eol, int(ext_id)
+
+
+def answer_sections(answer: str, offered: list[list[str]]) -> tuple[list[str], list[list[str]]] | None:
+    """The answer's session lines and media sections, if it has as many sections as the offer (else None)."""
+    head, answered = sdp_sections(answer)
+    return (head, answered) if len(answered) == len(offered) else None
 
 
 def sdp_sections(sdp: str) -> tuple[list[str], list[list[str]]]:
