@@ -226,8 +226,10 @@ async def test_jitter_on_the_patients_downlink_does_not_hold_the_doctors_camera_
         tcc = stats["transport_cc"]
         assert tcc["feedback_sent"] > 50 and tcc["feedback_received"] > 50 and tcc["feedback_malformed"] == 0, tcc
         assert tcc["packets_lost"] > 0  # the relay's bursty loss, seen in the browser's feedback
-        assert consumer.estimate is not None and consumer.estimate > 800_000
-        assert camera.sent_estimate is not None and camera.sent_estimate > 500_000
+        # the broken estimator asked for 30 kbit/s here; a working one, 1.0-1.7 Mbit/s on a quiet box, and once
+        # 0.54 (estimate 0.67) with the whole suite on the two cores: the floor is well above the trickle
+        assert consumer.estimate is not None and consumer.estimate > 500_000
+        assert camera.sent_estimate is not None and camera.sent_estimate > 400_000
         assert kbps > 400  # the doctor's busy camera is not held at a trickle
         assert await frames_decoded(patient) >= received + 50  # and the patient sees it move
 
