@@ -138,7 +138,7 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
             # comes with few packets at the SFU and few NACKs from it (twice in CI, 2026-12-05) is the sender's
             print(name, "sent (frames, encoded, limited by, limitation durations, target):",
                   await page.evaluate(SENT_VIDEO))
-        for name, page in (("doctor", doctor), ("patient", patient)):
+        for name, page, role in (("doctor", doctor, Role.PRACTITIONER), ("patient", patient, Role.PATIENT)):
             after = await page.evaluate(VIDEO_IN)
             frames = after["frames"] - before[name]["frames"]
             freeze = after["freezeSeconds"] - before[name]["freezeSeconds"]
@@ -148,7 +148,12 @@ async def test_five_percent_loss_both_ways_keeps_the_video_flowing(tmp_path: Pat
             assert frames > 8 * 15 * 0.7  # the 15 fps camera kept coming
             # no picture stayed on screen for 500 ms (the browser's own frame clock)
             assert longest < 500, longest
-            assert after["nacks"] > before[name]["nacks"]  # loss towards it was repaired by NACK
+            # loss towards it was repaired: on the browser's NACK, or sooner, when its transport-wide feedback
+            # (which audio's numbers keep frequent) reported a packet lost before the next video packet showed
+            # the gap to its NACK module (sfu/consumer.py feedback_lost; at 15 packets a second, often)
+            repairs = hub.participants[role].consumers["camera"].feedback_repairs
+            print(name, "feedback repairs towards it", repairs)
+            assert after["nacks"] > before[name]["nacks"] or repairs > 0, (name, repairs)
         assert all(d["in"] > 5 and d["out"] > 5 for d in dropped), dropped
         await wait_for(lambda: shows(doctor, "blue"))
         await wait_for(lambda: shows(patient, "red"))
