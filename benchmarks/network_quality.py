@@ -303,6 +303,38 @@ async def _page(pw: Any, tmp: Path, colour: str, cleanup: list[Callable[[], Any]
     return await (await browser.new_context()).new_page()
 
 
+# the CPU each arm costs the box over its window, by process: Chromium rewrites its processes' command lines,
+# so a process is known by the switches it was started with
+CPU_CLASSES = (("gpu", "--type=gpu-process"), ("renderer", "--type=renderer"), ("audio/network", "--type=utility"),
+               ("server", "network_quality.py --serve"), ("browser", "chrom"))
+
+
+def cpu_ticks() -> dict[str, int]:
+    """utime + stime of every process on the box, summed by CPU_CLASSES (clock ticks)."""
+    ticks: dict[str, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = int(fields[11]) + int(fields[12])
+        name = next((n for n, mark in CPU_CLASSES if mark in cmdline), None)
+        if name is not None:
+            ticks[name] = ticks.get(name, 0) + used
+    return ticks
+
+
+def cpu_percent(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
+    """% of one core each class used between two cpu_ticks(); a process started meanwhile counts whole."""
+    hz = os.sysconf("SC_CLK_TCK")
+    return {name: round(100 * (after.get(name, 0) - before.get(name, 0)) / hz / seconds, 1)
+            for name, _ in CPU_CLASSES if name in after}
+
+
 async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -334,7 +366,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         samples: dict[str, list[tuple[float, float, float, float]]] = {"doctor": [], "patient": []}
         # and what was put on the patient's downlink: by the doctor's browser direct, by the SFU through it
         link: list[tuple[float, float]] = []
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_ticks()
         outage_done = not scenario.outage
         while (elapsed := time.monotonic() - started) < args.duration:
             if not outage_done and elapsed >= args.duration / 3:
@@ -348,8 +380,9 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
                 samples[side.name].append((elapsed, st["sentBytes"], st["headerBytes"], st["resentBytes"]))
             link.append((elapsed, await offered()))
             await asyncio.sleep(0.5)
+        cpu = cpu_percent(cpu_before, cpu_ticks(), time.monotonic() - started)
         after = [await s.stats() for s in sides]
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"cpu_pct": cpu}
         for side, other, b, a in zip(sides, reversed(sides), before, after):
             watch = await side.page.evaluate("() => window.__watch")
             # figures of what `side` received, and of the sender it received from
@@ -464,6 +497,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 cells += [str(d) if d is not None else "—", str(s) if s is not None else "—", _ratio(s, d)]
             if any(c != "—" for c in cells):
                 lines.append(f"| {field} | " + " | ".join(cells) + " |")
+        for mode in ("direct", "sfu"):  # what the arm cost the box's cores: both browsers, and the server
+            cpu = modes.get(mode, {}).get("cpu_pct")
+            if cpu:
+                lines.append(f"\n{mode}: CPU over the window, % of one core: "
+                             + ", ".join(f"{name} {pct}" for name, pct in cpu.items()))
     return "\n".join(lines)
 
 
