@@ -237,3 +237,44 @@ async def test_mic_level_moves_with_the_sound_and_stops_when_muted(tmp_path: Pat
         for _ in range(10):  # muted: the meter stays at zero
             assert float(await level.get_attribute("data-level") or 0) == 0
             await page.wait_for_timeout(100)
+
+
+# every AudioContext the page makes, kept so that a test can see which are still running
+AUDIO_CONTEXTS = """
+window.__contexts = [];
+const Original = window.AudioContext;
+window.AudioContext = class extends Original {
+  constructor(...args) { super(...args); window.__contexts.push(this); }
+};
+"""
+
+
+async def test_mic_meter_runs_only_while_the_waiting_room_shows_it(tmp_path: Path, open_page: Any) -> None:
+    """The meter's AudioContext is closed during the call (a busy audio thread a weak device's call needs) and
+    comes back in the waiting room."""
+    from helpers.call_page import enter_call
+
+    async with running_server(tmp_path / "data") as server:
+        doctor, patient = await open_page("red"), await open_page("blue")
+        await patient.add_init_script(AUDIO_CONTEXTS)
+        level = patient.get_by_test_id("mic-level")
+        running = "() => window.__contexts.filter((c) => c.state !== 'closed').length"
+
+        async def loud() -> bool:
+            return float(await level.get_attribute("data-level") or 0) > 0.3
+
+        async def still(count: int) -> bool:
+            return int(await patient.evaluate(running)) == count
+
+        await enter_call(await server.demo(), doctor, patient)
+        await wait_for(lambda: still(0))
+        # the fake microphone beeps every second: in 2.5 s of call the hidden meter does not move
+        seen = set()
+        for _ in range(10):
+            seen.add(await level.get_attribute("data-level"))
+            await patient.wait_for_timeout(250)
+        assert len(seen) == 1, seen
+        await patient.get_by_test_id("hangup").click()  # the patient leaves: back to the waiting room
+        await expect(patient.locator("#waiting")).to_be_visible()
+        await wait_for(lambda: still(1))
+        await wait_for(loud)

@@ -39,6 +39,8 @@ export class Devices {
     /** @type {string|null} */
     this.problem = null;
     this.stopLevel = () => {};
+    /** whether the microphone's meter runs (meter()) */
+    this.metering = false;
     /** device changes run one after the other */
     this.switching = Promise.resolve();
     /** called with the new stream once a change of source is done (the call replaces its tracks) */
@@ -54,13 +56,28 @@ export class Devices {
     if (problem) this.error.textContent = t(problem);
     this.preview.srcObject = stream;
     this.localVideo.srcObject = stream;
-    this.stopLevel();
-    this.stopLevel = watchLevel(stream, (level) => {
-      this.micLevel.value = level;
-      this.micLevel.dataset.level = level.toFixed(2);
-    });
+    this.watchLevel();
     await this.fillLists();
     this.renderToggles();
+  }
+
+  /**
+   * Run the microphone's meter, only while it can be seen (the waiting room): its AudioContext keeps an
+   * audio thread busy, which a call's own sound needs more on a weak device.
+   * @param {boolean} on
+   */
+  meter(on) {
+    if (on === this.metering) return;
+    this.metering = on;
+    this.watchLevel();
+  }
+
+  watchLevel() {
+    this.stopLevel();
+    this.stopLevel = this.metering ? watchLevel(this.local, (level) => {
+      this.micLevel.value = level;
+      this.micLevel.dataset.level = level.toFixed(2);
+    }) : () => {};
   }
 
   async fillLists() {

@@ -50,6 +50,7 @@ const app = {
 function show(id) {
   for (const s of SCREENS) /** @type {HTMLElement} */ (document.getElementById(s)).hidden = s !== id;
   app.screenId = id;
+  devices.meter(id === "waiting");
   placeControls();
 }
 
