@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import ClosedError, MediaError
 from .ice import IcePolicy
+from .looplag import LoopLag
 from .options import SfuOptions
 from .participant import Participant
 from .room import Room
@@ -57,6 +58,7 @@ class MediaWorker:
         self.rooms: dict[str, Room] = {}
         self.participants: dict[str, Participant] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.loop_lag = LoopLag()  # how late this worker's loop runs (info())
 
     def send(self, message: dict[str, Any]) -> None:
         if not self._writer.is_closing():
@@ -137,7 +139,8 @@ class MediaWorker:
 
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "rooms": len(self.rooms), "participants": len(self.participants),
-                "cpu_seconds": round(cpu_seconds(), 3), "udp_dropped": dict(self._policy.guard.dropped)}
+                "cpu_seconds": round(cpu_seconds(), 3), "udp_dropped": dict(self._policy.guard.dropped),
+                "event_loop": self.loop_lag.report()}
 
     def _fail(self, rid: Any, exc: Exception) -> None:
         kind = "media" if isinstance(exc, MediaError) else "closed" if isinstance(exc, ClosedError) else "failed"
@@ -165,12 +168,14 @@ async def serve(sock: socket.socket, config: dict[str, Any], factory: type[Media
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
     worker = factory(options, policy, writer)
     worker.configure(config)
+    worker.loop_lag.start()
     logger.info("media worker %s ready, UDP ports %d-%d", os.getpid(), policy.port_min, policy.port_max)
     try:
         while line := await reader.readline():
             worker.handle(json.loads(line))
             await writer.drain()
     finally:
+        await worker.loop_lag.stop()
         await worker.close()
         writer.close()
 

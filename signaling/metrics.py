@@ -62,6 +62,21 @@ class _SnapshotCollector:
         for kind, count in snapshot.get("udp_dropped", {}).items():
             dropped.add_metric([kind], float(count))
         yield dropped
+        # how late each process's event loop runs: this one, and each media worker's
+        loops = [("main", snapshot["event_loop"])] if "event_loop" in snapshot else []
+        loops += [(str(w["worker"]), w["event_loop"]) for w in snapshot.get("workers") or () if "event_loop" in w]
+        lag = GaugeMetricFamily("teleconsult_event_loop_lag_max_seconds", "The largest lateness of the event loop "
+                                "over the last 10 s, by process (main, or a media worker's number).",
+                                labels=["process"])
+        late = CounterMetricFamily("teleconsult_event_loop_late_wakes", "Wakes of the event loop later than `over` "
+                                   "seconds (a 50-ms-late loop has held two audio packets of each call).",
+                                   labels=["process", "over"])
+        for process, report in loops:
+            lag.add_metric([process], report["max_ms"] / 1000)
+            for over, count in report["late"].items():
+                late.add_metric([process, str(int(over) / 1000)], float(count))
+        yield lag
+        yield late
         workers = snapshot.get("workers")
         if workers is not None:  # [sfu] workers > 1: one line per media worker
             rooms_by = GaugeMetricFamily("teleconsult_worker_rooms", "Rooms placed on each media worker.",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clinic import Role
+from sfu.looplag import LoopLag
 from sfu.remote import RemoteParticipant
 from sfu.stats import participant_stats
 from sfu.udp_guard import UdpGuard
@@ -35,9 +36,20 @@ class Monitor(BackgroundService):
         self._previous: dict[str, tuple[float, dict[str, Any]]] = {}
         self._sent: dict[tuple[str, Role], tuple[str, str]] = {}
         self._quality = QualityTracker()
-        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None, "udp_dropped": {}}
         # called with each new snapshot (the Prometheus histograms)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        # how late this process's loop runs (the media of the rooms it holds itself waits for it)
+        self.loop_lag = LoopLag()
+        self.snapshot: dict[str, Any] = {"rooms": [], "collected_at": None, "udp_dropped": {},
+                                         "event_loop": self.loop_lag.report()}
+
+    def start(self) -> None:
+        super().start()
+        self.loop_lag.start()
+
+    async def stop(self) -> None:
+        await self.loop_lag.stop()
+        await super().stop()
 
     async def _run(self) -> None:
         while True:
@@ -70,7 +82,8 @@ class Monitor(BackgroundService):
             del self._previous[pid]
         self._quality.forget(seen)
         dropped = dict(self._udp_guard.dropped) if self._udp_guard is not None else {}
-        self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped}
+        self.snapshot = {"rooms": rooms, "collected_at": time.time(), "udp_dropped": dropped,
+                         "event_loop": self.loop_lag.report()}
         pool = self._hubs.services.workers
         if pool is not None:  # each media worker's load and CPU; its UDP drops add to the total
             workers = await pool.stats()

@@ -47,6 +47,7 @@ async def test_two_consultations_land_on_two_workers_and_forward_media() -> None
         assert set(stats) == {one.worker.pid, two.worker.pid}
         assert [w["rooms"] for w in stats.values()] == [1, 1]
         assert all(w["participants"] == 2 and w["cpu_seconds"] > 0 for w in stats.values())
+        assert all(w["event_loop"]["wakes"] > 0 for w in stats.values())  # each worker watches its own loop
         # each worker answered with candidates from its own slice of the range
         port_ranges = [(41000, 41049), (41050, 41099)]
         assert sorted((w._config["ice"]["port_min"], w._config["ice"]["port_max"]) for w in pool.workers) == port_ranges

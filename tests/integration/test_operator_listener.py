@@ -89,6 +89,16 @@ async def test_serve_behind_a_trusted_proxy_with_json_logs(tmp_path: Path) -> No
             async with http.get(operator + "/metrics") as r:
                 metrics = await r.text()
             assert "process_cpu_seconds_total" in metrics and "teleconsult_rooms 0.0" in metrics
+            # the server watches its own event loop from the start: /stats has it once collected (every 2 s)
+            for _ in range(50):
+                async with http.get(operator + "/stats") as r:
+                    snapshot = await r.json()
+                if snapshot["collected_at"] is not None:
+                    break
+                await asyncio.sleep(0.2)
+            assert snapshot["event_loop"]["wakes"] > 10 and set(snapshot["event_loop"]["late"]) == {"10", "50", "200"}
+            async with http.get(operator + "/metrics") as r:
+                assert 'teleconsult_event_loop_lag_max_seconds{process="main"}' in await r.text()
         # a client that is not a proxy (127.0.0.2) cannot choose its address
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
         async with aiohttp.ClientSession(connector=connector) as http:
