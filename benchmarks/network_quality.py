@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers.chromium import CHROMIUM, FLAGS  # type: ignore[import-not-found]  # noqa: E402
 from helpers.netimpair import GilbertElliott, Impairment, RelayedOffers, relay_offer  # type: ignore[import-not-found]  # noqa: E402
 from helpers.y4m import write_y4m  # type: ignore[import-not-found]  # noqa: E402
+from sfu.looplag import LoopLag  # noqa: E402
 
 FREEZE_MS = 500
 STALL_MS = 200
@@ -144,9 +145,13 @@ class Side:
         return dict(await self.page.evaluate(STATS, self.pc_path))
 
 
-# (doctor, patient, start an outage, set the impairments, the bytes put on the patient's downlink so far)
+# (doctor, patient, start an outage, set the impairments, the bytes put on the patient's downlink so far,
+#  the late wakes of the loop that runs the relay (and, through the SFU, the SFU): [(time.monotonic(), s late)])
 Call = tuple[Side, Side, Callable[[float], None], Callable[[Impairment, Impairment], None],
-             Callable[[], Awaitable[int]]]
+             Callable[[], Awaitable[int]], Callable[[float], Awaitable[list[tuple[float, float]]]]]
+
+# the loop that runs the relay (and the SFU) is watched this often: a 10-ms-late wake holds every packet by as much
+LAG_PERIOD = 0.01
 
 
 async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
@@ -171,8 +176,15 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
     async def offered() -> int:
         return relay.down.counters.offered_bytes if relay.down is not None else 0
 
+    lag = LoopLag(LAG_PERIOD)  # the relay runs in this process's loop
+    lag.start()
+    cleanup.append(lag.stop)
+
+    async def late(since: float) -> list[tuple[float, float]]:
+        return lag.late_wakes(since)
+
     return (Side("doctor", doctor, "pc", "#remote"), Side("patient", patient, "pc", "#remote"),
-            relay.outage, lambda up, down: relay.set(up, down), offered)
+            relay.outage, lambda up, down: relay.set(up, down), offered, late)
 
 
 async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
@@ -204,9 +216,13 @@ async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: l
         command(do="offered")
         return int(json.loads(await asyncio.wait_for(stdout.readline(), 10))["offered"])
 
+    async def late(since: float) -> list[tuple[float, float]]:
+        command(do="late", since=since)
+        return [tuple(x) for x in json.loads(await asyncio.wait_for(stdout.readline(), 10))["late"]]
+
     return (Side("doctor", doctor, "__teleconsult.call.pc", video), Side("patient", patient, "__teleconsult.call.pc", video),
             lambda seconds: command(do="outage", seconds=seconds),
-            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)), offered)
+            lambda up, down: command(do="set", up=asdict(up), down=asdict(down)), offered, late)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -242,6 +258,8 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
     # held here for the life of the server: the loop keeps only a weak reference to a task
     diagnosis = asyncio.get_running_loop().create_task(_diagnose(relays, seen)) if diag else None
     loop = asyncio.get_running_loop()
+    lag = LoopLag(LAG_PERIOD)  # the SFU and the relay run in this loop
+    lag.start()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
@@ -260,6 +278,9 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
                 elif cmd["do"] == "offered":
                     down = relays.counters()["down"].offered_bytes if relays.relays else 0
                     print(json.dumps({"offered": down}), flush=True)
+                elif cmd["do"] == "late":
+                    print(json.dumps({"late": lag.late_wakes(float(cmd["since"]))}), flush=True)
+    await lag.stop()
     if diagnosis is not None:
         diagnosis.cancel()
     relays.close()
@@ -350,7 +371,7 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         make = direct_call if mode == "direct" else functools.partial(sfu_call,
                                                                       congestion_control=args.congestion_control,
                                                                       diag=args.diag)
-        doctor, patient, outage, impair, offered = await make(pw, tmp, scenario, args.seed, cleanup)
+        doctor, patient, outage, impair, offered, late = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
         async def both_decode() -> bool:
@@ -366,6 +387,8 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
         samples: dict[str, list[tuple[float, float, float, float]]] = {"doctor": [], "patient": []}
         # and what was put on the patient's downlink: by the doctor's browser direct, by the SFU through it
         link: list[tuple[float, float]] = []
+        # each side's concealed audio samples so far: when in the window a browser concealed
+        concealed: dict[str, list[tuple[float, int]]] = {"doctor": [], "patient": []}
         started, cpu_before = time.monotonic(), cpu_ticks()
         outage_done = not scenario.outage
         while (elapsed := time.monotonic() - started) < args.duration:
@@ -378,15 +401,22 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
             for side in sides:
                 st = await side.stats()
                 samples[side.name].append((elapsed, st["sentBytes"], st["headerBytes"], st["resentBytes"]))
+                concealed[side.name].append((elapsed, st["concealed"]))
             link.append((elapsed, await offered()))
             await asyncio.sleep(0.5)
         cpu = cpu_percent(cpu_before, cpu_ticks(), time.monotonic() - started)
         after = [await s.stats() for s in sides]
-        out: dict[str, Any] = {"cpu_pct": cpu}
+        wakes = [(round(t - started, 2), round(1000 * lateness)) for t, lateness in await late(started)]
+        out: dict[str, Any] = {"cpu_pct": cpu, "relay_loop": {
+            # the loop of the relay (and the SFU): wakes later than 10 and 50 ms, and each (s into the window, ms)
+            "late_10ms": len(wakes), "late_50ms": sum(1 for _, ms in wakes if ms > 50), "wakes": wakes}}
         for side, other, b, a in zip(sides, reversed(sides), before, after):
             watch = await side.page.evaluate("() => window.__watch")
             # figures of what `side` received, and of the sender it received from
             out[side.name] = _figures(b, a, watch, samples[other.name], scenario)
+            # when it concealed (JSON only): (s into the window, ms of audio concealed in the half second before)
+            out[side.name]["concealed_at"] = [(round(t1, 1), round((c1 - c0) / 48)) for (_, c0), (t1, c1)
+                                              in zip(concealed[side.name], concealed[side.name][1:]) if c1 > c0]
             # what the other side's sender believed at the end: its estimate, its encoder's target, the limit
             theirs = after[sides.index(other)]
             if theirs["available"] is not None:
@@ -502,6 +532,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             if cpu:
                 lines.append(f"\n{mode}: CPU over the window, % of one core: "
                              + ", ".join(f"{name} {pct}" for name, pct in cpu.items()))
+            loop = modes.get(mode, {}).get("relay_loop")
+            if loop:
+                lines.append(f"{mode}: the relay's loop{' (and the SFU)' if mode == 'sfu' else ''} woke > 10 ms late "
+                             f"{loop['late_10ms']} times, > 50 ms {loop['late_50ms']}")
     return "\n".join(lines)
 
 
