@@ -5,7 +5,9 @@ a real bitrate) call each other, for each scenario, twice:
 
 - **direct**: a minimal page (`benchmarks/direct/index.html`, not the product),
   the SDP passed between the pages by this script, the patient's side behind
-  the impairment relay (`tests/helpers/netimpair.py`);
+  the impairment relay (`tests/helpers/netimpair.py`); it lays the pictures out
+  as the product's call page does, so that both arms load the browsers alike
+  (`--direct-layout bare`: the remote video alone, the reference before 2026-12-06);
 - **sfu**: the product, a real server in a process of its own (`--serve`), the
   patient's leg to the SFU behind the same relay (in that process) with the same
   impairment and seed.
@@ -108,6 +110,8 @@ STATS = """async (path) => {
     }
     if (s.type === 'inbound-rtp' && s.kind === 'audio') {
       o.concealed += s.concealedSamples || 0; o.samples += s.totalSamplesReceived || 0; o.audioLost = s.packetsLost || 0;
+      o.audioJbDelay = s.jitterBufferDelay || 0; o.audioJbCount = s.jitterBufferEmittedCount || 0;
+      o.audioJitter = s.jitter || 0;
     }
     if (s.type === 'outbound-rtp') {
       const bytes = (s.bytesSent || 0) + (s.headerBytesSent || 0);
@@ -154,8 +158,10 @@ Call = tuple[Side, Side, Callable[[float], None], Callable[[Impairment, Impairme
 LAG_PERIOD = 0.01
 
 
-async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]]) -> Call:
-    """Two pages of benchmarks/direct, the patient's offer and the doctor's answer through the relay."""
+async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
+                      layout: str = "stage") -> Call:
+    """Two pages of benchmarks/direct (laid out as `layout`), the patient's offer and the doctor's answer through
+    the relay."""
     app = web.Application()
     app.router.add_static("/", ROOT / "benchmarks" / "direct")
     runner = web.AppRunner(app)
@@ -167,7 +173,7 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
     doctor = await _page(pw, tmp, "red", cleanup)
     patient = await _page(pw, tmp, "blue", cleanup)
     for page in (doctor, patient):
-        await page.goto(f"http://127.0.0.1:{port}/index.html")
+        await page.goto(f"http://127.0.0.1:{port}/index.html?layout={layout}")
     offer = await patient.evaluate("() => makeOffer()")
     answer, relay = await relay_offer(offer, lambda sdp: doctor.evaluate("(sdp) => answerOffer(sdp)", sdp), seed=seed)
     cleanup.append(relay.close)
@@ -368,9 +374,8 @@ async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float) -> No
 async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: Any, tmp: Path) -> dict[str, Any]:
     cleanup: list[Callable[[], Any]] = []
     try:
-        make = direct_call if mode == "direct" else functools.partial(sfu_call,
-                                                                      congestion_control=args.congestion_control,
-                                                                      diag=args.diag)
+        make = (functools.partial(direct_call, layout=args.direct_layout) if mode == "direct" else
+                functools.partial(sfu_call, congestion_control=args.congestion_control, diag=args.diag))
         doctor, patient, outage, impair, offered, late = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
@@ -457,6 +462,11 @@ def _figures(b: dict[str, Any], a: dict[str, Any], watch: dict[str, Any], sent: 
         "concealed_pct": round(100 * (a["concealed"] - b["concealed"]) / samples_in, 2) if samples_in else None,
         "rtt_ms": round(1000 * a["rtt"], 1) if a["rtt"] is not None else None,
         "jitter_buffer_ms": round(1000 * (a["jbDelay"] - b["jbDelay"]) / jb, 1) if jb else None,
+        # the voice's: how long its jitter buffer held the audio (a lean one conceals at the first late packet),
+        # and the RTP interarrival jitter the browser measured at the end
+        "audio_jitter_buffer_ms": (round(1000 * (a["audioJbDelay"] - b["audioJbDelay"]) / audio_jb, 1)
+                                   if (audio_jb := a.get("audioJbCount", 0) - b.get("audioJbCount", 0)) else None),
+        "audio_jitter_ms": round(1000 * a["audioJitter"], 1) if a.get("audioJitter") is not None else None,
         "lost_after_repair": a["lost"] - b["lost"],
         "keyframes_requested": a["pli"] - b["pli"],
         "nacks": a["nacks"] - b["nacks"],
@@ -498,7 +508,8 @@ def _settle_time(samples: list[tuple[float, float]], cap: int) -> float | None:
     return round(settled, 1) if settled is not None else None
 
 
-FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "stalls_per_min", "concealed_pct", "rtt_ms", "jitter_buffer_ms",
+FIELDS = ["decoded_fps", "freezes_per_min", "freeze_s", "stalls_per_min", "concealed_pct", "audio_jitter_buffer_ms",
+          "audio_jitter_ms", "rtt_ms", "jitter_buffer_ms",
           "lost_after_repair", "keyframes_requested", "nacks", "sender_kbps", "sender_header_kbps",
           "sender_resent_kbps", "sender_estimate_kbps", "sender_target_kbps",
           "sender_limited_by", "back_after_outage_s", "settle_under_cap_s", "freezes_per_min_settled",
@@ -564,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--congestion-control", default="transport-cc", choices=["transport-cc", "remb"],
                     help="the server's [media] congestion_control (sfu mode)")
+    ap.add_argument("--direct-layout", default="stage", choices=["stage", "bare"],
+                    help="the direct page: laid out as the product's call (default), or the remote video alone")
     ap.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--diag", action="store_true",
                     help="the server prints its view of the patient's downlink every 0.5 s to stderr (sfu mode)")
@@ -580,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     results = asyncio.run(run(args))
     print(f"# network_quality: {args.duration:.0f} s windows, {args.warmup:.0f} s warm-up, seed {args.seed}, "
+          f"direct page layout {args.direct_layout}, "
           f"SFU congestion control {args.congestion_control}; "
           f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{time.time() - started:.0f} s in all")
