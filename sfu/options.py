@@ -29,6 +29,8 @@ class SfuOptions:
     # the most a subscriber's browser is told to hold a picture while its publisher's uplink needs repairs
     # (s; the playout-delay extension, sfu/playout.py); 0: the extension is not negotiated
     max_playout_floor: float = 0.5
+    # SCHED_RR priority of the thread that runs the rooms' event loop (1-99; sfu/priority.py); 0: normal
+    realtime_priority: int = 0
 
 
 # what a publisher's audio may take beside its video: [media] max_audio_kbps' default (32) twice, Opus in RED

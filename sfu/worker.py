@@ -34,6 +34,7 @@ from .ice import IcePolicy
 from .looplag import LoopLag
 from .options import SfuOptions
 from .participant import Participant
+from .priority import apply_realtime
 from .room import Room
 from .stats import participant_stats
 
@@ -165,6 +166,7 @@ async def serve(sock: socket.socket, config: dict[str, Any], factory: type[Media
     policy = IcePolicy(list(ice["addresses"]), ice["port_min"], ice["port_max"],
                        {k: list(v) for k, v in ice["announced"].items()})
     policy.install()
+    apply_realtime(options.realtime_priority)  # this thread runs the loop that forwards the media
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
     worker = factory(options, policy, writer)
     worker.configure(config)
@@ -175,7 +177,7 @@ async def serve(sock: socket.socket, config: dict[str, Any], factory: type[Media
             worker.handle(json.loads(line))
             await writer.drain()
     finally:
-        await worker.loop_lag.stop()
+        worker.loop_lag.stop()
         await worker.close()
         writer.close()
 

@@ -17,6 +17,7 @@ from clinic.datafiles import private_dir, sweep_temporary
 from recorder.manifest import Manifest
 from sealing import Keyring
 from sfu import IcePolicy, SfuOptions
+from sfu.priority import apply_realtime
 from sfu.remote import WorkerPool
 
 from . import nodes
@@ -61,6 +62,7 @@ def sfu_options(config: Config) -> SfuOptions:
         congestion_control=config.media.congestion_control,
         opus_red=config.media.opus_red,
         max_playout_floor=config.media.max_playout_floor_ms / 1000,
+        realtime_priority=config.media.realtime_priority,
     )
 
 
@@ -155,6 +157,8 @@ def make_app(config: Config) -> web.Application:
                                  extra={"key_file": None if keyring is None else str(keyring.path)})
             await workers.start()
             recordings.workers = workers
+        else:  # the rooms' media runs in this process's loop (this thread)
+            apply_realtime(config.media.realtime_priority)
         app[HUBS] = HubRegistry(CallServices(
             clinic, sfu_options(config), ChatLimits.from_config(config), whiteboard=wb,
             recording=config.recording, board_images=images,

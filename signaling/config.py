@@ -136,6 +136,9 @@ class MediaConfig:
     # the most a browser is told to hold the other side's picture while that side's uplink needs repairs
     # (the playout-delay extension, sfu/playout.py), in ms; 0: never told
     max_playout_floor_ms: int = 500
+    # SCHED_RR priority (1-99) of the event loop that forwards media (each media worker's, or the
+    # server's with [sfu] workers = 1); 0: normal scheduling
+    realtime_priority: int = 0
 
 
 def usable_cores() -> int:
@@ -598,6 +601,8 @@ def _validate(c: Config, where: str) -> None:
         fail("media.event_loop", 'must be "uvloop" or "asyncio"')
     if not 0 <= c.media.max_playout_floor_ms <= 2000:
         fail("media.max_playout_floor_ms", "must be between 0 (off) and 2000")
+    if not 0 <= c.media.realtime_priority <= 99:
+        fail("media.realtime_priority", "must be between 0 (off) and 99")
     if c.media.congestion_control not in ("transport-cc", "remb"):
         fail("media.congestion_control", 'must be "transport-cc" or "remb"')
     if not 1 <= c.mail.smtp.port <= 65535:

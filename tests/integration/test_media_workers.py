@@ -88,3 +88,20 @@ async def test_a_killed_worker_is_replaced_and_the_peers_get_media_back() -> Non
     finally:
         await pool.close()
         await asyncio.gather(red.close(), blue.close())
+
+
+async def test_realtime_priority_puts_each_worker_loop_under_round_robin() -> None:
+    """[media] realtime_priority: each worker's loop thread (its main thread) runs SCHED_RR (the suite runs
+    as root, which may); the server's own process is left alone."""
+    pool = WorkerPool(SfuOptions(realtime_priority=3), IcePolicy(["127.0.0.1"], 41100, 41199), 2)
+    await pool.start()
+    try:
+        assert (await pool.stats())  # each worker answers: it runs its loop
+        pids = [w.pid for w in pool.workers]
+        assert all(pid is not None for pid in pids)
+        policies = {pid: os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK for pid in pids if pid}
+        assert set(policies.values()) == {os.SCHED_RR}, policies
+        assert all(os.sched_getparam(pid).sched_priority == 3 for pid in policies)
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        await pool.close()

@@ -224,7 +224,8 @@ WRONG_TYPES = [
     ("[ice]\nturn_credential_ttl = inf\n", "ice.turn_credential_ttl"),
     ("[ice]\ntransport_policy = true\n", "ice.transport_policy"),
     ('[media]\nopus_red = "no"\n', "media.opus_red"),
-    ('[media]\nmax_playout_floor_ms = 0.5\n', "media.max_playout_floor_ms"),]
+    ('[media]\nmax_playout_floor_ms = 0.5\n', "media.max_playout_floor_ms"),
+    ('[media]\nrealtime_priority = "high"\n', "media.realtime_priority"),]
 
 
 @pytest.mark.parametrize(("text", "key"), WRONG_TYPES, ids=[key for _, key in WRONG_TYPES])
@@ -261,6 +262,8 @@ INVALID_VALUES = [
     ("[media]\nmax_audio_kbps = 1\n", "media.max_audio_kbps"),
     ("[media]\nmax_playout_floor_ms = 2500\n", "media.max_playout_floor_ms"),
     ("[media]\nmax_playout_floor_ms = -1\n", "media.max_playout_floor_ms"),
+    ("[media]\nrealtime_priority = 100\n", "media.realtime_priority"),
+    ("[media]\nrealtime_priority = -1\n", "media.realtime_priority"),
     ("[media]\nevent_loop = \"trio\"\n", "media.event_loop"),
     ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
     ("[mail.smtp]\nport = 0\n", "mail.smtp.port"),
@@ -406,3 +409,10 @@ def test_media_max_playout_floor_reaches_the_sfu_in_seconds(tmp_path: Path, text
     from signaling.app import sfu_options
 
     assert sfu_options(load_config(write(tmp_path, text))).max_playout_floor == floor
+
+
+def test_media_realtime_priority_reaches_the_sfu(tmp_path: Path) -> None:
+    from signaling.app import sfu_options
+
+    assert sfu_options(load_config(write(tmp_path, ""))).realtime_priority == 0
+    assert sfu_options(load_config(write(tmp_path, "[media]\nrealtime_priority = 10\n"))).realtime_priority == 10
