@@ -194,11 +194,12 @@ async def direct_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup
 
 
 async def sfu_call(pw: Any, tmp: Path, scenario: Scenario, seed: int, cleanup: list[Callable[[], Any]],
-                   congestion_control: str = "transport-cc", diag: bool = False) -> Call:
+                   congestion_control: str = "transport-cc", diag: bool = False, realtime: int = 0) -> Call:
     """The product: a real server in its own process (`--serve`, the patient's leg through the
     relay there), both sides enter the call through the UI."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", "--seed", str(seed), "--congestion-control", congestion_control,
+        "--server-realtime", str(realtime),
         *(["--diag"] if diag else []), cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     cleanup.append(lambda: _stop(proc))
@@ -246,7 +247,7 @@ def _impairment(d: dict[str, Any]) -> Impairment:
     return Impairment(**{**d, "burst": burst, "outages": tuple(tuple(o) for o in d["outages"])})
 
 
-async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
+async def serve(seed: int, congestion_control: str, diag: bool = False, realtime: int = 0) -> None:
     """The server side of the SFU call, in its own process so that it has a core of its own:
     prints the links as JSON, then obeys {"do": "set"|"outage", ...} lines on stdin.  With `diag`,
     prints to stderr every half second what the SFU does on the patient's downlink."""
@@ -271,7 +272,7 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="netq-server-") as tmp:
         # one process: the relay is patched into this process's answers ([sfu] workers = "auto" would put
         # the patient's media in a worker, where it would not be)
-        async with running_server(Path(tmp) / "data", **{"sfu.workers": 1,
+        async with running_server(Path(tmp) / "data", **{"sfu.workers": 1, "media.realtime_priority": realtime,
                                                          "media.congestion_control": congestion_control}) as server:
             demo = await server.demo()
             print(json.dumps({"doctor": demo["practitioner_link"], "patient": demo["patient_link"]}), flush=True)
@@ -286,7 +287,7 @@ async def serve(seed: int, congestion_control: str, diag: bool = False) -> None:
                     print(json.dumps({"offered": down}), flush=True)
                 elif cmd["do"] == "late":
                     print(json.dumps({"late": lag.late_wakes(float(cmd["since"]))}), flush=True)
-    await lag.stop()
+    lag.stop()
     if diagnosis is not None:
         diagnosis.cancel()
     relays.close()
@@ -375,7 +376,8 @@ async def measure(mode: str, scenario: Scenario, args: argparse.Namespace, pw: A
     cleanup: list[Callable[[], Any]] = []
     try:
         make = (functools.partial(direct_call, layout=args.direct_layout) if mode == "direct" else
-                functools.partial(sfu_call, congestion_control=args.congestion_control, diag=args.diag))
+                functools.partial(sfu_call, congestion_control=args.congestion_control, diag=args.diag,
+                                  realtime=args.server_realtime))
         doctor, patient, outage, impair, offered, late = await make(pw, tmp, scenario, args.seed, cleanup)
         sides = [doctor, patient]
 
@@ -573,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", nargs="*", choices=[s.name for s in SCENARIOS])
     ap.add_argument("--modes", nargs="*", default=["direct", "sfu"], choices=["direct", "sfu"])
     ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--server-realtime", type=int, default=0, metavar="PRIORITY",
+                    help="the server's [media] realtime_priority (sfu mode; 0: normal scheduling)")
     ap.add_argument("--congestion-control", default="transport-cc", choices=["transport-cc", "remb"],
                     help="the server's [media] congestion_control (sfu mode)")
     ap.add_argument("--direct-layout", default="stage", choices=["stage", "bare"],
@@ -583,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server's own process
     args = ap.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.seed, args.congestion_control, args.diag))
+        asyncio.run(serve(args.seed, args.congestion_control, args.diag, args.server_realtime))
         return 0
     args.duration = args.duration or (15.0 if args.quick else 45.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 8.0)
@@ -594,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(run(args))
     print(f"# network_quality: {args.duration:.0f} s windows, {args.warmup:.0f} s warm-up, seed {args.seed}, "
           f"direct page layout {args.direct_layout}, "
-          f"SFU congestion control {args.congestion_control}; "
+          f"SFU congestion control {args.congestion_control}, server realtime priority {args.server_realtime}; "
           f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{time.time() - started:.0f} s in all")
     print(table(results))

@@ -6,9 +6,10 @@ packets of every call it carries; the browsers conceal the gap.  Nothing else
 an operator sees shows it: the process's CPU may be low while the machine's
 other processes (a crowded VM, a noisy neighbour) hold the core.
 
-A task sleeps `period` and measures how much later than asked it woke.  The
-report gives the largest lateness of the last `WINDOW` seconds and cumulative
-counts of wakes later than each of `THRESHOLDS_MS` (Prometheus counters).
+A timer fires every `period` and measures how much later than asked it ran.
+The report gives the largest lateness of the last `WINDOW` seconds and
+cumulative counts of wakes later than each of `THRESHOLDS_MS` (Prometheus
+counters).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ WINDOW = 10.0
 
 
 class LoopLag:
-    """Watches the running loop's lateness; `start()` in the loop to watch, `report()` any time."""
+    """Watches the running loop's lateness: `start()` in the loop to watch, `stop()`, `report()` any time."""
 
     def __init__(self, period: float = 0.05) -> None:
         self.period = period
@@ -33,24 +34,25 @@ class LoopLag:
         self.late = dict.fromkeys(THRESHOLDS_MS, 0)
         # (when, lateness) of the wakes over the lowest threshold: bounded, a stalled loop wakes rarely
         self._recent: deque[tuple[float, float]] = deque(maxlen=512)
-        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._timer is None:
+            self._arm(asyncio.get_running_loop())
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    async def _run(self) -> None:
-        while True:
-            asked = time.monotonic() + self.period
-            await asyncio.sleep(self.period)
-            now = time.monotonic()
-            self.record(now, now - asked)
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        # time.monotonic(), not loop.time(): uvloop's is cached per iteration, in whole milliseconds
+        self._timer = loop.call_later(self.period, self._wake, loop, time.monotonic() + self.period)
+
+    def _wake(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        now = time.monotonic()
+        self.record(now, max(0.0, now - due))
+        self._arm(loop)
 
     def record(self, now: float, lateness: float) -> None:
         """One wake, `lateness` seconds after it was due."""
@@ -64,7 +66,7 @@ class LoopLag:
 
     def late_wakes(self, since: float) -> list[tuple[float, float]]:
         """(when, lateness in s) of the wakes later than the lowest threshold since `since` (time.monotonic();
-        the last 512 at most, within the last WINDOW seconds of the last report())."""
+        the last 512 at most, and none older than WINDOW s before the last report())."""
         return [(when, lateness) for when, lateness in self._recent if when >= since]
 
     def report(self, now: float | None = None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class Monitor(BackgroundService):
         self.loop_lag.start()
 
     async def stop(self) -> None:
-        await self.loop_lag.stop()
+        self.loop_lag.stop()
         await super().stop()
 
     async def _run(self) -> None:

@@ -33,7 +33,7 @@ async def test_a_blocked_loop_is_seen_late() -> None:
         await asyncio.sleep(0.05)
         report = lag.report()
     finally:
-        await lag.stop()
+        lag.stop()
     assert calm["wakes"] >= 2
     assert report["late"]["50"] >= 1 and report["max_ms"] >= 100
 
