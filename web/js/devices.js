@@ -56,7 +56,7 @@ export class Devices {
     if (problem) this.error.textContent = t(problem);
     this.preview.srcObject = stream;
     this.localVideo.srcObject = stream;
-    this.watchLevel();
+    this.runMeter();
     await this.fillLists();
     this.renderToggles();
   }
@@ -69,10 +69,11 @@ export class Devices {
   meter(on) {
     if (on === this.metering) return;
     this.metering = on;
-    this.watchLevel();
+    this.runMeter();
   }
 
-  watchLevel() {
+  /** (Re)start the meter on the current stream, or leave it stopped while it is not shown. */
+  runMeter() {
     this.stopLevel();
     this.stopLevel = this.metering ? watchLevel(this.local, (level) => {
       this.micLevel.value = level;
